@@ -1,0 +1,34 @@
+/*
+ * loop: the libuv loop of a replica, its signals, and the shutdown order.
+ *
+ * SIGINT and SIGTERM call the shutdown callback once (a second signal calls it again with
+ * force = 1, for operators who mean it). SIGPIPE is ignored. Loop thread only.
+ */
+#ifndef DREAM_LOOP_H
+#define DREAM_LOOP_H
+
+#include <uv.h>
+
+typedef void (*dm_shutdown_cb)(void *arg, int force);
+
+struct dm_loop {
+    uv_loop_t *uv;
+    uv_signal_t sigint;
+    uv_signal_t sigterm;
+    dm_shutdown_cb on_shutdown;
+    void *arg;
+    int signals; /* signals received so far */
+};
+
+/* Watches SIGINT/SIGTERM on uv. Returns 0 or a negative enum dm_err. */
+int dm_loop_init(struct dm_loop *l, uv_loop_t *uv, dm_shutdown_cb cb, void *arg);
+
+/* Closes the signal handles (their close callbacks run on the next loop iteration). */
+void dm_loop_close(struct dm_loop *l);
+
+/* Closes every handle still open on uv, runs the loop until they are gone and closes it.
+ * Returns uv_loop_close()'s result (0 when everything was released). For the end of main and
+ * of tests. */
+int dm_loop_drain_close(uv_loop_t *uv);
+
+#endif

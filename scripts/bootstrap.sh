@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs everything dreamd builds, tests and runs with: Debian packages (apt-get, only the
+# missing ones, one `apt-get update` at most) and the npm package esbuild into .tools/ (git-ignored).
+# Idempotent: a second run only checks and takes seconds. Works as root or through sudo.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+
+packages=(
+    build-essential cmake pkg-config git ca-certificates
+    libuv1-dev libhiredis-dev libcurl4-openssl-dev libcjson-dev libgit2-dev libcmark-dev
+    libpcre2-dev libsqlite3-dev libssl-dev libmicrohttpd-dev libcriterion-dev
+    redis-server redis-tools clang clang-format
+    lighttpd apache2-utils prometheus python3 python3-yaml curl procps
+)
+# Node.js may come from elsewhere (NodeSource ships npm inside nodejs); ask apt only when absent.
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo="sudo"
+    fi
+    echo "bootstrap: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The packaged redis-server may start a system instance; tests start their own on free ports.
+
+tools="$top/.tools"
+if [ ! -x "$tools/node_modules/.bin/esbuild" ]; then
+    echo "bootstrap: installing esbuild into $tools" >&2
+    mkdir -p "$tools"
+    (cd "$tools" && { [ -f package.json ] || echo '{"name":"dreamd-tools","private":true}' > package.json; } \
+        && npm install --no-audit --no-fund --silent esbuild@0.24.2 >/dev/null)
+fi
+"$tools/node_modules/.bin/esbuild" --version >/dev/null
+echo "bootstrap: ok" >&2
