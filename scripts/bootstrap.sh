@@ -11,7 +11,7 @@ packages=(
     libuv1-dev libhiredis-dev libcurl4-openssl-dev libcjson-dev libgit2-dev libcmark-dev
     libpcre2-dev libsqlite3-dev libssl-dev libmicrohttpd-dev libcriterion-dev
     redis-server redis-tools clang clang-format
-    lighttpd apache2-utils prometheus python3 python3-yaml curl procps
+    lighttpd apache2-utils prometheus python3 python3-yaml curl procps wrk
 )
 # Node.js may come from elsewhere (NodeSource ships npm inside nodejs); ask apt only when absent.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum state { ST_WAIT, ST_CONNECTING, ST_HANDSHAKE, ST_UP };
 
@@ -52,7 +53,8 @@ struct dm_redis_conn {
     struct dm_redis_addr addr;
     struct dm_redis_opts opts;
     char name[32];
-    char why[256]; /* why the last context died */
+    char why[256];   /* why the last context died */
+    char where[160]; /* host:port or socket path, for messages */
 
     redisAsyncContext *ac;
     enum state state;
@@ -171,8 +173,20 @@ static void on_poll(uv_poll_t *h, int status, int events)
         return;
     }
     if (status < 0) {
-        snprintf(c->why, sizeof(c->why), "socket error: %s", uv_strerror(status));
-        redisAsyncFree(ad->ac);
+        /* libuv reports POLLERR/POLLHUP as an error status. Let hiredis look at the socket first
+         * so the error it finds ("Connection refused", "Connection reset") is the one reported;
+         * whatever it does, the context must not survive a poll error. */
+        if (c->state == ST_CONNECTING) {
+            redisAsyncHandleWrite(ad->ac);
+        } else {
+            redisAsyncHandleRead(ad->ac);
+        }
+        if (ad->ac) {
+            if (!c->why[0]) {
+                snprintf(c->why, sizeof(c->why), "socket error: %s", uv_strerror(status));
+            }
+            redisAsyncFree(ad->ac);
+        }
         return;
     }
     if (events & (UV_READABLE | UV_DISCONNECT)) {
@@ -320,7 +334,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     struct dm_redis_conn *c = ac->data;
 
     if (status != REDIS_OK) {
-        snprintf(c->why, sizeof(c->why), "connect failed: %s", ac->errstr);
+        snprintf(c->why, sizeof(c->why), "connect to %s failed: %s", c->where, ac->errstr);
         return; /* hiredis frees the context next; ev_cleanup reschedules */
     }
     redisEnableKeepAlive((redisContext *)&ac->c);
@@ -378,7 +392,8 @@ static void connect_now(struct dm_redis_conn *c)
         ac = redisAsyncConnect(c->addr.host, c->addr.port);
     }
     if (!ac || ac->err) {
-        snprintf(c->why, sizeof(c->why), "connect failed: %s", ac ? ac->errstr : "out of memory");
+        snprintf(c->why, sizeof(c->why), "connect to %s failed: %s", c->where,
+                 ac ? ac->errstr : "out of memory");
         if (ac) {
             redisAsyncFree(ac);
         }
@@ -457,6 +472,19 @@ int dm_redis_open(struct dm_redis_conn **out, uv_loop_t *loop, const struct dm_r
     c->addr.username = addr->username ? strdup(addr->username) : NULL;
     c->addr.port = addr->port;
     c->addr.db = addr->db;
+    if (addr->unix_path) {
+        snprintf(c->where, sizeof(c->where), "%s", addr->unix_path);
+    } else {
+        snprintf(c->where, sizeof(c->where), "%s:%d", addr->host ? addr->host : "?", addr->port);
+    }
+    {
+        static int seeded;
+        if (!seeded) {
+            /* Jitter must differ between replicas started together. */
+            srand((unsigned)getpid() ^ (unsigned)uv_hrtime());
+            seeded = 1;
+        }
+    }
     uv_timer_init(loop, &c->timer);
     uv_timer_init(loop, &c->watchdog);
     c->timer.data = c;

@@ -89,9 +89,27 @@ long long dmt_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static pid_t spawned[256];
+static int nspawned;
+
+void dmt_kill_all(void)
+{
+    for (int i = 0; i < nspawned; i++) {
+        if (spawned[i] > 0 && kill(spawned[i], 0) == 0) {
+            kill(spawned[i], SIGKILL);
+            waitpid(spawned[i], NULL, 0);
+        }
+        spawned[i] = 0;
+    }
+    nspawned = 0;
+}
+
 pid_t dmt_spawn(char *const argv[], char *const env[], const char *logpath)
 {
     pid_t pid = fork();
+    if (pid > 0 && nspawned < 256) {
+        spawned[nspawned++] = pid;
+    }
     cr_assert(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0) {
         if (logpath) {
@@ -160,7 +178,9 @@ static void redis_spawn(struct dmt_redis *r)
                     "--save",
                     "",
                     "--appendonly",
-                    "no",
+                    r->aof ? "yes" : "no",
+                    "--appendfsync",
+                    "always",
                     "--daemonize",
                     "no",
                     "--logfile",
@@ -187,6 +207,7 @@ static void redis_spawn(struct dmt_redis *r)
 
 void dmt_redis_start(struct dmt_redis *r)
 {
+    /* r->aof is the caller's choice; everything else is set here. */
     r->dir = dmt_tempdir("redis");
     r->port = dmt_free_port();
     redis_spawn(r);
@@ -195,6 +216,14 @@ void dmt_redis_start(struct dmt_redis *r)
 void dmt_redis_restart(struct dmt_redis *r)
 {
     redis_spawn(r);
+}
+
+void dmt_redis_shutdown(struct dmt_redis *r)
+{
+    if (r->pid > 0) {
+        dmt_stop(r->pid, SIGTERM, 10000);
+        r->pid = 0;
+    }
 }
 
 void dmt_redis_kill(struct dmt_redis *r)

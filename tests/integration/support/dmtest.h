@@ -24,13 +24,16 @@ struct dmt_redis {
     pid_t pid;
     int port;
     char *dir;
+    int aof; /* set before dmt_redis_start: append-only file with fsync always (restart tests) */
 };
 
 /* Starts redis-server on a free port in a temporary directory, without persistence, and waits
  * until it answers PING (aborts the test on failure). */
 void dmt_redis_start(struct dmt_redis *r);
-/* Restarts on the same port (after dmt_redis_kill). */
+/* Restarts on the same port (after dmt_redis_kill or dmt_redis_shutdown). */
 void dmt_redis_restart(struct dmt_redis *r);
+/* SIGTERMs the server (a clean shutdown that keeps an AOF) and waits for it. */
+void dmt_redis_shutdown(struct dmt_redis *r);
 /* SIGKILLs the server and waits for it. */
 void dmt_redis_kill(struct dmt_redis *r);
 /* Kills the server (if running) and removes its directory. */
@@ -43,6 +46,9 @@ const char *dmt_redis_url(const struct dmt_redis *r);
 /* Starts argv[0] with argv and extra environment entries ("K=V", NULL-terminated, may be NULL),
  * stdout/stderr appended to logpath (NULL: inherit). Returns the pid. */
 pid_t dmt_spawn(char *const argv[], char *const env[], const char *logpath);
+/* SIGKILLs every process dmt_spawn started in this test process that is still running (for
+ * teardown after a failed assertion, so no replica outlives its test). */
+void dmt_kill_all(void);
 /* Sends sig and waits up to timeout_ms; returns the exit status as from waitpid, or -1 on
  * timeout (the process is then SIGKILLed). */
 int dmt_stop(pid_t pid, int sig, int timeout_ms);

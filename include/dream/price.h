@@ -1,0 +1,76 @@
+/*
+ * price: the model price table, in USD per million tokens (prompt and completion).
+ *
+ * Built-in defaults (ORIGINAL.md's table plus the review model), overridable by a JSON file
+ * (DREAM_PRICES_FILE) and refreshable from OpenRouter's `GET /api/v1/models` reply, whose
+ * prices are USD per token as decimal strings. A model without a price is an explicit error,
+ * because a job cannot reserve budget for it, unless a default price is configured.
+ *
+ * Price file format (USD per million tokens; "input"/"output" accepted as synonyms):
+ *   {"anthropic/claude-sonnet-4.5": {"prompt": 3, "completion": 15},
+ *    "default": {"prompt": 10, "completion": 30}}
+ * The optional "default" entry prices unknown models.
+ *
+ * Pure. A table is owned by one thread while it is changed; lookups on an unchanging table are
+ * safe from any thread.
+ */
+#ifndef DREAM_PRICE_H
+#define DREAM_PRICE_H
+
+#include <stddef.h>
+
+struct dm_error;
+struct dm_price_table;
+
+struct dm_price {
+    double prompt;     /* USD per million prompt tokens */
+    double completion; /* USD per million completion tokens */
+};
+
+/* Creates a table holding the built-in defaults:
+ *   anthropic/claude-sonnet-4.5 3/15, anthropic/claude-opus-4.5 5/25,
+ *   anthropic/claude-haiku-4.5 1/5, openai/gpt-4o 2.5/10, openai/gpt-4o-mini 0.15/0.6,
+ *   google/gemini-2.5-pro-preview 1.25/10; no default price.
+ * Returns 0 or DM_ERR_NOMEM. Free with dm_price_table_free. */
+int dm_price_table_new(struct dm_price_table **out);
+
+/* Frees the table (NULL allowed). */
+void dm_price_table_free(struct dm_price_table *t);
+
+/* Sets (adds or replaces) one model's price. Prices must be finite and >= 0.
+ * Returns 0, DM_ERR_INVALID or DM_ERR_NOMEM. */
+int dm_price_table_set(struct dm_price_table *t, const char *model, const struct dm_price *p);
+
+/* Sets the price used for models not in the table; NULL removes it. Returns 0 or
+ * DM_ERR_INVALID. */
+int dm_price_table_set_default(struct dm_price_table *t, const struct dm_price *p);
+
+/* Merges a price file's content (format above) into the table. All-or-nothing: on error the
+ * table is unchanged. Returns 0, DM_ERR_INVALID (err names the bad entry) or DM_ERR_NOMEM. */
+int dm_price_table_load_json(struct dm_price_table *t, const char *json, size_t len,
+                             struct dm_error *err);
+
+/* Reads a price file (at most 1 MiB) and merges it as dm_price_table_load_json. Blocking: call
+ * at start-up. Returns 0, DM_ERR_IO (cannot read), DM_ERR_LIMIT, DM_ERR_INVALID, DM_ERR_NOMEM. */
+int dm_price_table_load_file(struct dm_price_table *t, const char *path, struct dm_error *err);
+
+/* Merges the prices of a `GET /api/v1/models` reply ({"data":[{"id", "pricing":{"prompt",
+ * "completion"}}]}, USD per token as strings or numbers). Entries without usable prices (absent,
+ * not numbers, negative such as the router's "-1") are skipped. *updated (may be NULL) receives
+ * the number of models set. Returns 0, DM_ERR_INVALID (not that shape) or DM_ERR_NOMEM. */
+int dm_price_table_load_models(struct dm_price_table *t, const char *json, size_t len,
+                               size_t *updated, struct dm_error *err);
+
+/* Looks a model up (exact id; a ":variant" suffix such as ":floor" is tried without it). Falls
+ * back to the default price. Returns 0 or DM_ERR_NOTFOUND ("no price for model X"). */
+int dm_price_lookup(const struct dm_price_table *t, const char *model, struct dm_price *out,
+                    struct dm_error *err);
+
+/* Number of models with an explicit price. */
+size_t dm_price_table_count(const struct dm_price_table *t);
+
+/* USD for the given token counts at price p. */
+double dm_price_cost(const struct dm_price *p, long long prompt_tokens,
+                     long long completion_tokens);
+
+#endif

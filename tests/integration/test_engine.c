@@ -1,0 +1,354 @@
+/*
+ * Integration tests of the job engine (issue 3): real redis-server, real dreamd replicas with
+ * test stages that take time (--stages=test). Each test checks the invariants from the events
+ * the replicas wrote: every job has exactly one terminal event and consecutive seq.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "dmproc.h"
+#include "dmtest.h"
+
+static struct dmt_redis redis;
+static char *dir;
+static redisContext *rc;
+
+static void setup(void)
+{
+    memset(&redis, 0, sizeof(redis));
+    dmt_redis_start(&redis);
+    dir = dmt_tempdir("engine");
+    rc = dmt_redis_connect(&redis);
+}
+
+static void teardown(void);
+
+/* Runs after the suite's setup (Criterion runs both): replace its server by one with an AOF. */
+static void setup_aof(void)
+{
+    teardown();
+    memset(&redis, 0, sizeof(redis));
+    redis.aof = 1;
+    dmt_redis_start(&redis);
+    dir = dmt_tempdir("engine");
+    rc = dmt_redis_connect(&redis);
+}
+
+static void teardown(void)
+{
+    dmt_kill_all();
+    if (rc) {
+        redisFree(rc);
+        rc = NULL;
+    }
+    dmt_redis_stop(&redis);
+    dmt_rmtree(dir);
+    free(dir);
+    dir = NULL;
+}
+
+static void submit_n(int n, const char *prefix)
+{
+    for (int i = 0; i < n; i++) {
+        char id[64];
+        char *json;
+        snprintf(id, sizeof(id), "%s-%d", prefix, i);
+        json = dmt_job_json(id, NULL, NULL);
+        free(dmt_submit(rc, json));
+        free(json);
+    }
+}
+
+/* Every job of the collection ended exactly once with consecutive seq. */
+static void assert_exactly_once(int want_jobs, const char *want_status)
+{
+    struct dmt_jobevents *v;
+    int n = dmt_collect(rc, &v);
+    cr_assert_eq(n, want_jobs, "jobs with events: %d, want %d", n, want_jobs);
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(v[i].terminal, 1, "job %s has %d terminal events", v[i].id, v[i].terminal);
+        cr_assert(v[i].seq_ok, "job %s: seq not consecutive", v[i].id);
+        if (want_status) {
+            cr_assert_str_eq(v[i].last, want_status, "job %s ended %s", v[i].id, v[i].last);
+        }
+    }
+    free(v);
+}
+
+static void assert_stopped_ok(struct dmt_replica *rep)
+{
+    int st = dmt_replica_stop(rep, 30000);
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "replica %s did not exit 0 (status %d); log %s", rep->name, st, rep->log);
+}
+
+static long long pending_count(void)
+{
+    redisReply *r = redisCommand(rc, "XPENDING dream:jobs workers");
+    long long n = r && r->type == REDIS_REPLY_ARRAY ? r->element[0]->integer : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+TestSuite(engine, .init = setup, .fini = teardown, .timeout = 240);
+
+Test(engine, three_replicas_300_jobs_end_exactly_once)
+{
+    struct dmt_replica reps[3];
+    const char *extra[] = {"--stages=test", "--test-stage-ms=5", "--max-jobs=16", NULL};
+    char name[32];
+
+    submit_n(300, "bulk");
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof(name), "r%d", i);
+        dmt_replica_start(&reps[i], &redis, dir, name, extra);
+    }
+    cr_assert_eq(dmt_wait_terminal(rc, 300, 120000), 300);
+    for (int i = 0; i < 3; i++) {
+        assert_stopped_ok(&reps[i]);
+    }
+    assert_exactly_once(300, "complete");
+    cr_assert_eq(pending_count(), 0);
+}
+
+Test(engine, kill9_replica_jobs_finished_by_another)
+{
+    struct dmt_replica a, b;
+    const char *slow[] = {"--stages=test", "--test-stage-ms=400", "--lease-ms=1500", NULL};
+    const char *fast[] = {"--stages=test", "--test-stage-ms=20", "--lease-ms=1500", NULL};
+    struct dmt_jobevents *v;
+    long long t0;
+    int n, by_b = 0;
+
+    dmt_replica_start(&a, &redis, dir, "victim", slow);
+    dmt_replica_wait_ready(&a, rc, 10000);
+    submit_n(10, "k9");
+    dmt_sleep_ms(600); /* a holds all 10, mid-stage */
+    cr_assert_eq(pending_count(), 10);
+    kill(a.pid, SIGKILL);
+    waitpid(a.pid, NULL, 0);
+    t0 = dmt_now_ms();
+    dmt_replica_start(&b, &redis, dir, "rescuer", fast);
+    cr_assert_eq(dmt_wait_terminal(rc, 10, 20000), 10);
+    /* Lease 1.5 s + sweep every 0.75 s, plus the remaining stages. */
+    cr_assert_lt(dmt_now_ms() - t0, 1500 + 750 + 3000, "took %lld ms", dmt_now_ms() - t0);
+    assert_stopped_ok(&b);
+    assert_exactly_once(10, "complete");
+    n = dmt_collect(rc, &v);
+    for (int i = 0; i < n; i++) {
+        by_b += strcmp(v[i].worker, "rescuer") == 0;
+    }
+    free(v);
+    cr_assert_eq(by_b, 10, "every job finished by the rescuer");
+}
+
+Test(engine, sigstop_past_lease_writes_are_fenced)
+{
+    struct dmt_replica a, b;
+    const char *slow[] = {"--stages=test", "--test-stage-ms=300", "--lease-ms=1000", NULL};
+    const char *fast[] = {"--stages=test", "--test-stage-ms=10", "--lease-ms=1000", NULL};
+
+    dmt_replica_start(&a, &redis, dir, "sleeper", slow);
+    dmt_replica_wait_ready(&a, rc, 10000);
+    submit_n(5, "stop");
+    dmt_sleep_ms(450);
+    kill(a.pid, SIGSTOP);
+    dmt_replica_start(&b, &redis, dir, "thief", fast);
+    cr_assert_eq(dmt_wait_terminal(rc, 5, 20000), 5);
+    kill(a.pid, SIGCONT);
+    dmt_sleep_ms(1500); /* the sleeper wakes up, tries to write, is refused */
+    assert_stopped_ok(&a);
+    assert_stopped_ok(&b);
+    assert_exactly_once(5, "complete");
+    cr_assert_gt(dmt_count_in_file(a.log, "FENCED") + dmt_count_in_file(a.log, "taken over"), 0,
+                 "the sleeper noticed it lost its jobs (log %s)", a.log);
+}
+
+Test(engine, redis_restart_mid_run_jobs_end_once, .init = setup_aof)
+{
+    struct dmt_replica reps[2];
+    const char *extra[] = {"--stages=test", "--test-stage-ms=100", "--lease-ms=3000", NULL};
+
+    submit_n(40, "rr");
+    dmt_replica_start(&reps[0], &redis, dir, "ra", extra);
+    dmt_replica_start(&reps[1], &redis, dir, "rb", extra);
+    dmt_sleep_ms(700);
+    redisFree(rc);
+    rc = NULL;
+    dmt_redis_shutdown(&redis);
+    dmt_sleep_ms(800);
+    dmt_redis_restart(&redis);
+    rc = dmt_redis_connect(&redis);
+    cr_assert_eq(dmt_wait_terminal(rc, 40, 60000), 40);
+    assert_stopped_ok(&reps[0]);
+    assert_stopped_ok(&reps[1]);
+    assert_exactly_once(40, "complete");
+    cr_assert_eq(pending_count(), 0);
+    cr_assert_gt(dmt_count_in_file(reps[0].log, "reconnecting"), 0);
+}
+
+Test(engine, malformed_entries_fail_or_dead_letter_and_worker_keeps_serving)
+{
+    struct dmt_replica a;
+    const char *extra[] = {"--stages=test", "--test-stage-ms=5", NULL};
+    struct dmt_jobevents *v;
+    const struct dmt_jobevents *j;
+    redisReply *r;
+    char *big, *json;
+    size_t big_len = 10u << 20;
+    int n;
+
+    r = redisCommand(rc, "XADD dream:jobs * type build job %s", "{not json");
+    freeReplyObject(r);
+    r = redisCommand(rc, "XADD dream:jobs * type frobnicate job %s", "{}");
+    freeReplyObject(r);
+    r = redisCommand(rc, "XADD dream:jobs * type build");
+    freeReplyObject(r);
+    r = redisCommand(rc, "XADD dream:jobs * type build job %s",
+                     "{\"jobId\":\"types\",\"specId\":1,\"userId\":\"u\",\"repoOwner\":\"o\","
+                     "\"repoName\":\"r\",\"specMarkdown\":\"# x\",\"budget\":{\"maxTokens\":10,"
+                     "\"maxDollars\":1},\"trustLevel\":\"builder\"}");
+    freeReplyObject(r);
+    r = redisCommand(rc, "XADD dream:jobs * type build job %s",
+                     "{\"jobId\":\"missing\",\"specId\":\"s\"}");
+    freeReplyObject(r);
+    r = redisCommand(rc, "XADD dream:jobs * type build job %s",
+                     "{\"jobId\":\"nan\",\"specId\":\"s\",\"userId\":\"u\",\"repoOwner\":\"o\","
+                     "\"repoName\":\"r\",\"specMarkdown\":\"# x\",\"budget\":{\"maxTokens\":10,"
+                     "\"maxDollars\":NaN},\"trustLevel\":\"builder\"}");
+    freeReplyObject(r);
+    /* A 10 MiB spec. */
+    big = malloc(big_len + 200);
+    memset(big, 'a', big_len);
+    big[big_len] = '\0';
+    json = dmt_job_json("huge", big, NULL);
+    free(big);
+    free(dmt_submit(rc, json));
+    free(json);
+    json = dmt_job_json("observer", NULL, "observer");
+    free(dmt_submit(rc, json));
+    free(json);
+    json = dmt_job_json("fine", NULL, NULL);
+    free(dmt_submit(rc, json));
+    free(json);
+
+    dmt_replica_start(&a, &redis, dir, "w", extra);
+    cr_assert_eq(dmt_wait_terminal(rc, 6, 20000), 6);
+    n = dmt_collect(rc, &v);
+    cr_assert_eq(n, 6);
+    j = dmt_find(v, n, "fine");
+    cr_assert(j && strcmp(j->last, "complete") == 0, "the valid job completed");
+    j = dmt_find(v, n, "types");
+    cr_assert(j && strcmp(j->last, "failed") == 0);
+    j = dmt_find(v, n, "missing");
+    cr_assert(j && strcmp(j->last, "failed") == 0);
+    j = dmt_find(v, n, "nan");
+    cr_assert(j && strcmp(j->last, "failed") == 0);
+    j = dmt_find(v, n, "huge");
+    cr_assert(j && strcmp(j->last, "failed") == 0);
+    j = dmt_find(v, n, "observer");
+    cr_assert(j && strcmp(j->last, "failed") == 0);
+    free(v);
+    r = redisCommand(rc, "HGET dream:job:types error");
+    cr_assert(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "specId"), "error names field");
+    freeReplyObject(r);
+    r = redisCommand(rc, "HGET dream:job:huge error");
+    /* The entry is over the 4 MiB cap of a whole job before its spec is even looked at. */
+    cr_assert(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "must be at most"), "%s",
+              r && r->str ? r->str : "(nil)");
+    freeReplyObject(r);
+    r = redisCommand(rc, "XLEN dream:dead");
+    cr_assert_eq(r->integer, 3, "not JSON, unknown type and no job field are dead letters");
+    freeReplyObject(r);
+    cr_assert_eq(pending_count(), 0);
+    assert_stopped_ok(&a);
+}
+
+Test(engine, duplicates_are_not_run_twice)
+{
+    struct dmt_replica a;
+    const char *extra[] = {"--stages=test", "--test-stage-ms=5", NULL};
+    char *json = dmt_job_json("dup", NULL, NULL);
+    struct dmt_jobevents *v;
+    redisReply *r;
+    int n, completes = 0;
+
+    free(dmt_submit(rc, json));
+    dmt_replica_start(&a, &redis, dir, "w", extra);
+    cr_assert_eq(dmt_wait_terminal(rc, 1, 10000), 1);
+    free(dmt_submit(rc, json));
+    free(json);
+    dmt_sleep_ms(500);
+    assert_stopped_ok(&a);
+    n = dmt_collect(rc, &v);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(v[0].terminal, 1);
+    cr_assert_str_eq(v[0].last, "duplicate");
+    cr_assert(v[0].seq_ok);
+    free(v);
+    r = redisCommand(rc, "XRANGE dream:job:dup:events - +");
+    for (size_t i = 0; i < r->elements; i++) {
+        completes += strstr(r->element[i]->element[1]->element[1]->str, "\"complete\"") != NULL;
+    }
+    freeReplyObject(r);
+    cr_assert_eq(completes, 1);
+    cr_assert_eq(pending_count(), 0);
+}
+
+Test(engine, max_jobs_bounds_in_flight_and_sigterm_leaves_rest_pending)
+{
+    struct dmt_replica a, b;
+    const char *slow[] = {"--stages=test",           "--test-stage-ms=300", "--max-jobs=3",
+                          "--shutdown-grace-ms=100", "--lease-ms=1000",     NULL};
+    const char *fast[] = {"--stages=test", "--test-stage-ms=5", "--lease-ms=1000", NULL};
+    redisReply *r;
+    long long t0;
+    int st;
+
+    submit_n(12, "cap");
+    dmt_replica_start(&a, &redis, dir, "capped", slow);
+    dmt_sleep_ms(700);
+    r = redisCommand(rc, "XPENDING dream:jobs workers - + 100 capped");
+    cr_assert_eq(r->elements, 3, "at most max_jobs entries held, got %zu", r->elements);
+    freeReplyObject(r);
+    t0 = dmt_now_ms();
+    st = dmt_replica_stop(&a, 10000);
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit 0 after SIGTERM");
+    cr_assert_lt(dmt_now_ms() - t0, 3000);
+    cr_assert_geq(pending_count(), 1, "interrupted jobs stay pending");
+    dmt_replica_start(&b, &redis, dir, "after", fast);
+    cr_assert_eq(dmt_wait_terminal(rc, 12, 30000), 12);
+    assert_stopped_ok(&b);
+    assert_exactly_once(12, "complete");
+}
+
+Test(engine, cancel_through_control_channel)
+{
+    struct dmt_replica a;
+    const char *extra[] = {"--stages=test", "--test-stage-ms=2000", NULL};
+    char *json = dmt_job_json("stopme", NULL, NULL);
+    struct dmt_jobevents *v;
+    redisReply *r;
+    long long t0;
+
+    free(dmt_submit(rc, json));
+    free(json);
+    dmt_replica_start(&a, &redis, dir, "w", extra);
+    cr_assert_eq(dmt_wait_terminal(rc, 0, 100), 0);
+    dmt_sleep_ms(800);
+    r = redisCommand(rc, "HSET dream:job:stopme cancel 1");
+    freeReplyObject(r);
+    r = redisCommand(rc, "PUBLISH dream:control {\"cancel\":\"stopme\"}");
+    freeReplyObject(r);
+    t0 = dmt_now_ms();
+    cr_assert_eq(dmt_wait_terminal(rc, 1, 5000), 1);
+    cr_assert_lt(dmt_now_ms() - t0, 1500, "cancel takes effect without waiting for the stage");
+    dmt_collect(rc, &v);
+    cr_assert_str_eq(v[0].last, "cancelled");
+    free(v);
+    assert_stopped_ok(&a);
+}

@@ -1,0 +1,604 @@
+/*
+ * Integration tests of the git module against real bare repositories: file:// remotes and a real
+ * smart-HTTP server (git http-backend behind lighttpd, Basic auth). Everything is checked with
+ * the git command line on the remote side, never through the module under test.
+ */
+#include "dream/git.h"
+
+#include "dmtest.h"
+#include "githttp.h"
+
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#define TOKEN "ghs_TestToken1234567890abcdef"
+#define T0 1767225600LL /* 2026-01-01T00:00:00Z */
+
+static char *tmp;      /* per test */
+static char *data_dir; /* mirrors */
+static char *root;     /* file:// repositories */
+static char file_tpl[1024];
+
+static void setup(void)
+{
+    tmp = dmt_tempdir("git");
+    if (asprintf(&data_dir, "%s/data", tmp) < 0 || asprintf(&root, "%s/remote", tmp) < 0) {
+        cr_assert_fail("asprintf");
+    }
+    snprintf(file_tpl, sizeof(file_tpl), "file://%s/{owner}/{repo}.git", root);
+}
+
+static void teardown(void)
+{
+    dmt_rmtree(tmp);
+    free(tmp);
+    free(data_dir);
+    free(root);
+}
+
+TestSuite(git, .init = setup, .fini = teardown, .timeout = 120);
+
+static struct dm_git_opts opts_for(const char *tpl, const char *token)
+{
+    struct dm_git_opts o = DM_GIT_OPTS_INIT;
+    o.data_dir = data_dir;
+    o.url_template = tpl;
+    o.token = token;
+    o.author_name = "Dream Bot";
+    o.author_email = "bot@dream.test";
+    return o;
+}
+
+static const struct dm_git_file three_files[] = {
+    {"src/routes/todos.ts", "export const todos = 1;\n", 24, 0},
+    {"src/components/todo-list.tsx", "export function TodoList() { return null; }\n", 44, 0},
+    {"docs/dream-specs/todo-api.md", "# Todo API\n", 11, 0},
+};
+
+static int publish(struct dm_git_result *res, const struct dm_git_opts *o, const char *branch,
+                   const char *job, long long when, const struct dm_git_file *files, size_t n,
+                   struct dm_error *err)
+{
+    return dm_git_publish(res, o, "acme", "widgets", "main", branch, job, "spec-1",
+                          "[Dream] Todo API\n\nGenerated files for the Todo API spec.", when, files,
+                          n, err);
+}
+
+/* Adds files on top of branch in a bare repository, as some other person would. */
+static void commit_as_someone_else(const char *bare, const char *branch, const char *from,
+                                   const char *path, const char *message)
+{
+    free(dmt_sh("set -e; w=$(mktemp -d); git clone -q '%s' \"$w/w\"; cd \"$w/w\";"
+                "git checkout -q -B '%s' 'origin/%s'; mkdir -p \"$(dirname '%s')\";"
+                "echo other > '%s'; git add -A; git -c user.name=Other -c user.email=o@x "
+                "commit -q -m '%s'; git push -q origin 'HEAD:refs/heads/%s'; rm -rf \"$w\"",
+                bare, branch, from, path, path, message, branch));
+}
+
+static void assert_branch_holds_files(const char *bare, const char *branch,
+                                      const struct dm_git_result *res,
+                                      const struct dm_git_file *files, size_t n)
+{
+    char *tip = dmt_sh("git -C '%s' rev-parse 'refs/heads/%s'", bare, branch);
+    char *main_tip = dmt_sh("git -C '%s' rev-parse refs/heads/main", bare);
+    char *parent = dmt_sh("git -C '%s' rev-parse '%s^'", bare, branch);
+    char *count = dmt_sh("git -C '%s' rev-list --count 'main..%s'", bare, branch);
+    char *changed = dmt_sh("git -C '%s' diff --name-only main '%s' | sort", bare, branch);
+    char *job = dmt_sh("git -C '%s' log -1 --format='%%(trailers:key=Dream-Job,valueonly)' '%s'",
+                       bare, branch);
+    char *author = dmt_sh("git -C '%s' log -1 --format='%%an <%%ae> %%at' '%s'", bare, branch);
+    char expect[4096] = "";
+    const char **sorted = calloc(n, sizeof(*sorted));
+
+    cr_assert_str_eq(tip, res->commit);
+    cr_assert_str_eq(main_tip, res->base_commit);
+    cr_assert_str_eq(parent, main_tip, "the commit sits directly on the base");
+    cr_assert_str_eq(count, "1");
+    for (size_t i = 0; i < n; i++) {
+        sorted[i] = files[i].path;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = i + 1; j < n; j++) {
+            if (strcmp(sorted[j], sorted[i]) < 0) {
+                const char *t = sorted[i];
+                sorted[i] = sorted[j];
+                sorted[j] = t;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        strcat(expect, sorted[i]);
+        if (i + 1 < n) {
+            strcat(expect, "\n");
+        }
+    }
+    cr_assert_str_eq(changed, expect, "exactly the generated files changed");
+    for (size_t i = 0; i < n; i++) {
+        char *content = dmt_sh("git -C '%s' show '%s:%s' | od -An -c", bare, branch, files[i].path);
+        char *want = dmt_sh("printf '%%s' '%.*s' | od -An -c", (int)files[i].len, files[i].content);
+        cr_assert_str_eq(content, want, "content of %s", files[i].path);
+        free(content);
+        free(want);
+    }
+    cr_assert(strstr(job, "job-1") != NULL || strstr(job, "job-") != NULL);
+    cr_assert(strncmp(author, "Dream Bot <bot@dream.test>", 26) == 0, "author: %s", author);
+    free(sorted);
+    free(tip);
+    free(main_tip);
+    free(parent);
+    free(count);
+    free(changed);
+    free(job);
+    free(author);
+}
+
+Test(git, file_remote_push_new_branch)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+
+    int rc = publish(&res, &o, "dream/todo-api", "job-1", T0, three_files, 3, &err);
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    cr_assert_eq(res.pushed, 1);
+    cr_assert_eq(res.forced, 0);
+    assert_branch_holds_files(bare, "dream/todo-api", &res, three_files, 3);
+
+    char *trailers = dmt_sh("git -C '%s' log -1 --format='%%(trailers)' dream/todo-api", bare);
+    cr_assert_str_eq(trailers, "Dream-Job: job-1\nDream-Spec: spec-1");
+    char *subject = dmt_sh("git -C '%s' log -1 --format=%%s dream/todo-api", bare);
+    cr_assert_str_eq(subject, "[Dream] Todo API");
+    char *when = dmt_sh("git -C '%s' log -1 --format=%%ct dream/todo-api", bare);
+    cr_assert_str_eq(when, "1767225600");
+
+    /* The mirror is bare, has no remote configured and no working tree. */
+    char mirror[2048];
+    snprintf(mirror, sizeof(mirror), "%s/mirrors/acme/widgets.git", data_dir);
+    char *isbare = dmt_sh("git -C '%s' rev-parse --is-bare-repository", mirror);
+    cr_assert_str_eq(isbare, "true");
+    cr_assert_null(dmt_sh_try("git -C '%s' config --get-regexp '^remote\\.'", mirror));
+    /* No helper refs are left behind per job. */
+    char *helper = dmt_sh("git -C '%s' for-each-ref refs/dream | wc -l", mirror);
+    cr_assert_str_eq(helper, "0");
+    free(helper);
+    free(trailers);
+    free(subject);
+    free(when);
+    free(isbare);
+    free(bare);
+}
+
+Test(git, http_push_with_token)
+{
+    struct dmt_githttp g;
+    dmt_githttp_start(&g, "x-access-token", TOKEN);
+    char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(g.url_template, TOKEN);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+
+    int rc = publish(&res, &o, "dream/todo-api", "job-1", T0, three_files, 3, &err);
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    cr_assert_eq(res.pushed, 1);
+    assert_branch_holds_files(bare, "dream/todo-api", &res, three_files, 3);
+
+    /* The token is nowhere in the mirror (config, FETCH_HEAD, logs, refs). */
+    char *hits = dmt_sh("grep -rl '%s' '%s' || true", TOKEN, data_dir);
+    cr_assert_str_eq(hits, "", "token found in %s", hits);
+    free(hits);
+    free(bare);
+    dmt_githttp_stop(&g);
+}
+
+Test(git, http_wrong_token_fails_clearly)
+{
+    struct dmt_githttp g;
+    dmt_githttp_start(&g, "x-access-token", TOKEN);
+    char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
+    const char *wrong = "ghs_WrongToken0987654321";
+    struct dm_git_opts o = opts_for(g.url_template, wrong);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+
+    int rc = publish(&res, &o, "dream/todo-api", "job-1", T0, three_files, 3, &err);
+    cr_assert_eq(rc, DM_ERR_AUTH, "rc %d: %s", rc, err.msg);
+    cr_assert(strstr(err.msg, "authentication") != NULL, "%s", err.msg);
+    cr_assert_null(strstr(err.msg, wrong), "token leaked: %s", err.msg);
+    cr_assert_null(strstr(err.msg, "WrongToken"), "token leaked: %s", err.msg);
+    cr_assert_str_eq(res.commit, "");
+    cr_assert_null(dmt_sh_try("git -C '%s' rev-parse --verify -q refs/heads/dream/todo-api", bare));
+
+    /* No token at all: also an authentication failure, saying so. */
+    o.token = NULL;
+    rc = publish(&res, &o, "dream/todo-api", "job-1", T0, three_files, 3, &err);
+    cr_assert_eq(rc, DM_ERR_AUTH, "rc %d: %s", rc, err.msg);
+    cr_assert(strstr(err.msg, "no token") != NULL, "%s", err.msg);
+    free(bare);
+    dmt_githttp_stop(&g);
+}
+
+Test(git, http_rejecting_hook_fails_with_its_message)
+{
+    struct dmt_githttp g;
+    dmt_githttp_start(&g, "x-access-token", TOKEN);
+    char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
+    dmt_git_reject_hook(bare, "Pushes to acme/widgets are frozen until Monday");
+    struct dm_git_opts o = opts_for(g.url_template, TOKEN);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+
+    int rc = publish(&res, &o, "dream/todo-api", "job-1", T0, three_files, 3, &err);
+    cr_assert_eq(rc, DM_ERR_REMOTE, "rc %d: %s", rc, err.msg);
+    cr_assert(strstr(err.msg, "Pushes to acme/widgets are frozen until Monday") != NULL, "%s",
+              err.msg);
+    cr_assert(strstr(err.msg, "pre-receive hook declined") != NULL, "%s", err.msg);
+    cr_assert_null(dmt_sh_try("git -C '%s' rev-parse --verify -q refs/heads/dream/todo-api", bare));
+
+    /* Once the hook is gone the same publish goes through. */
+    dmt_git_clear_hook(bare);
+    rc = publish(&res, &o, "dream/todo-api", "job-1", T0, three_files, 3, &err);
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    assert_branch_holds_files(bare, "dream/todo-api", &res, three_files, 3);
+    free(bare);
+    dmt_githttp_stop(&g);
+}
+
+Test(git, republish_same_job_makes_no_second_commit)
+{
+    struct dmt_githttp g;
+    dmt_githttp_start(&g, "x-access-token", TOKEN);
+    char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(g.url_template, TOKEN);
+    struct dm_git_result r1, r2, r3;
+    struct dm_error err = {0};
+
+    cr_assert_eq(publish(&r1, &o, "dream/todo-api", "job-1", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    char *pushes1 = dmt_sh("git -C '%s' reflog show refs/heads/dream/todo-api | wc -l", bare);
+
+    /* A retry after a crash between push and PR: same inputs, same time. */
+    cr_assert_eq(publish(&r2, &o, "dream/todo-api", "job-1", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(r2.pushed, 0);
+    cr_assert_str_eq(r2.commit, r1.commit);
+
+    /* A retry that forgot the time: same tree and parent, so still the same commit. */
+    cr_assert_eq(publish(&r3, &o, "dream/todo-api", "job-1", T0 + 3600, three_files, 3, &err), 0,
+                 "%s", err.msg);
+    cr_assert_eq(r3.pushed, 0);
+    cr_assert_str_eq(r3.commit, r1.commit);
+
+    char *pushes2 = dmt_sh("git -C '%s' reflog show refs/heads/dream/todo-api | wc -l", bare);
+    cr_assert_str_eq(pushes1, "1");
+    cr_assert_str_eq(pushes2, "1", "no second update reached the server");
+    char *count = dmt_sh("git -C '%s' rev-list --count main..dream/todo-api", bare);
+    cr_assert_str_eq(count, "1");
+    free(pushes1);
+    free(pushes2);
+    free(count);
+    free(bare);
+    dmt_githttp_stop(&g);
+}
+
+Test(git, same_inputs_make_same_commit_with_a_fresh_mirror)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_result r1, r2;
+    struct dm_error err = {0};
+
+    cr_assert_eq(publish(&r1, &o, "dream/a", "job-1", T0, three_files, 3, &err), 0, "%s", err.msg);
+    /* Lose the mirror and the remote branch: the rebuilt commit has the same id. */
+    dmt_rmtree(data_dir);
+    free(dmt_sh("git -C '%s' update-ref -d refs/heads/dream/a", bare));
+    cr_assert_eq(publish(&r2, &o, "dream/a", "job-1", T0, three_files, 3, &err), 0, "%s", err.msg);
+    cr_assert_eq(r2.pushed, 1);
+    cr_assert_str_eq(r2.commit, r1.commit);
+    free(bare);
+}
+
+Test(git, same_job_updates_its_own_branch)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_result r1, r2, r3;
+    struct dm_error err = {0};
+    struct dm_git_file changed[3];
+
+    cr_assert_eq(publish(&r1, &o, "dream/todo-api", "job-1", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    memcpy(changed, three_files, sizeof(changed));
+    changed[0].content = "export const todos = 2;\n";
+    cr_assert_eq(publish(&r2, &o, "dream/todo-api", "job-1", T0, changed, 3, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(r2.pushed, 1);
+    cr_assert_eq(r2.forced, 1);
+    cr_assert_str_neq(r2.commit, r1.commit);
+    assert_branch_holds_files(bare, "dream/todo-api", &r2, changed, 3);
+
+    /* The base moved on: the job's branch is rebuilt on the new base. */
+    commit_as_someone_else(bare, "main", "main", "CHANGELOG.md", "Release notes");
+    cr_assert_eq(publish(&r3, &o, "dream/todo-api", "job-1", T0, changed, 3, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(r3.forced, 1);
+    assert_branch_holds_files(bare, "dream/todo-api", &r3, changed, 3);
+    free(bare);
+}
+
+Test(git, foreign_branch_left_untouched)
+{
+    struct dmt_githttp g;
+    dmt_githttp_start(&g, "x-access-token", TOKEN);
+    char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(g.url_template, TOKEN);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+
+    commit_as_someone_else(bare, "dream/todo-api", "main", "notes.txt", "Someone else did this");
+    char *before = dmt_sh("git -C '%s' rev-parse refs/heads/dream/todo-api", bare);
+    int rc = publish(&res, &o, "dream/todo-api", "job-1", T0, three_files, 3, &err);
+    cr_assert_eq(rc, DM_ERR_EXISTS, "rc %d: %s", rc, err.msg);
+    cr_assert(strstr(err.msg, "dream/todo-api") != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "not made by job job-1") != NULL, "%s", err.msg);
+    char *after = dmt_sh("git -C '%s' rev-parse refs/heads/dream/todo-api", bare);
+    cr_assert_str_eq(before, after);
+
+    /* A branch made by another dreamd job is foreign too. */
+    struct dm_git_result other;
+    cr_assert_eq(publish(&other, &o, "dream/other", "job-2", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    rc = publish(&res, &o, "dream/other", "job-1", T0, three_files, 3, &err);
+    cr_assert_eq(rc, DM_ERR_EXISTS, "rc %d: %s", rc, err.msg);
+    char *still = dmt_sh("git -C '%s' rev-parse refs/heads/dream/other", bare);
+    cr_assert_str_eq(still, other.commit);
+
+    /* The alternative branch name is free. */
+    rc = publish(&res, &o, "dream/todo-api-job1", "job-1", T0, three_files, 3, &err);
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    free(before);
+    free(after);
+    free(still);
+    free(bare);
+    dmt_githttp_stop(&g);
+}
+
+struct cancel_arg {
+    atomic_int *flag;
+    int after_ms;
+};
+
+static void *cancel_later(void *p)
+{
+    struct cancel_arg *a = p;
+    dmt_sleep_ms(a->after_ms);
+    atomic_store(a->flag, 1);
+    return NULL;
+}
+
+Test(git, cancellation_before_start)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    atomic_int cancel = 1;
+    struct dm_git_result res;
+    struct dm_error err = {0};
+
+    o.cancel = &cancel;
+    cr_assert_eq(publish(&res, &o, "dream/x", "job-1", T0, three_files, 3, &err), DM_ERR_CANCELLED,
+                 "%s", err.msg);
+    cr_assert_null(dmt_sh_try("git -C '%s' rev-parse --verify -q refs/heads/dream/x", bare));
+    free(bare);
+}
+
+Test(git, cancellation_during_push_progress)
+{
+    /* A slow hook keeps the remote talking (sideband progress) for 6 s; the cancel flag set after
+     * 500 ms must end the call long before that, through libgit2's progress callbacks. */
+    struct dmt_githttp g;
+    dmt_githttp_start(&g, "x-access-token", TOKEN);
+    char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
+    free(dmt_sh("printf '#!/bin/sh\\nfor i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 "
+                "21 22 23 24 25 26 27 28 29 30; do echo checking $i >&2; sleep 0.2; done\\n"
+                "exit 0\\n' > '%s/hooks/pre-receive' && chmod 755 '%s/hooks/pre-receive'",
+                bare, bare));
+    struct dm_git_opts o = opts_for(g.url_template, TOKEN);
+    atomic_int cancel = 0;
+    struct cancel_arg a = {&cancel, 500};
+    pthread_t t;
+    struct dm_git_result res;
+    struct dm_error err = {0};
+
+    o.cancel = &cancel;
+    pthread_create(&t, NULL, cancel_later, &a);
+    long long start = dmt_now_ms();
+    int rc = publish(&res, &o, "dream/x", "job-1", T0, three_files, 3, &err);
+    long long took = dmt_now_ms() - start;
+    pthread_join(t, NULL);
+    cr_assert_eq(rc, DM_ERR_CANCELLED, "rc %d: %s", rc, err.msg);
+    cr_assert_lt(took, 4000, "cancel took %lld ms", took);
+    free(bare);
+    dmt_githttp_stop(&g);
+}
+
+Test(git, cancellation_while_waiting_for_the_mirror)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+    atomic_int cancel = 0;
+    struct cancel_arg a = {&cancel, 300};
+    pthread_t t;
+    char lockpath[2048];
+
+    /* Create the mirror, then hold its lock as another replica would. */
+    cr_assert_eq(publish(&res, &o, "dream/x", "job-1", T0, three_files, 3, &err), 0, "%s", err.msg);
+    snprintf(lockpath, sizeof(lockpath), "%s/mirrors/acme/widgets.git.lock", data_dir);
+    int fd = open(lockpath, O_RDWR);
+    cr_assert(fd >= 0);
+    cr_assert_eq(flock(fd, LOCK_EX), 0);
+
+    o.cancel = &cancel;
+    pthread_create(&t, NULL, cancel_later, &a);
+    long long start = dmt_now_ms();
+    int rc = publish(&res, &o, "dream/y", "job-2", T0, three_files, 3, &err);
+    pthread_join(t, NULL);
+    cr_assert_eq(rc, DM_ERR_CANCELLED, "rc %d: %s", rc, err.msg);
+    cr_assert_geq(dmt_now_ms() - start, 250, "it waited for the lock");
+
+    /* A bounded wait ends with a timeout. */
+    o.cancel = NULL;
+    o.lock_wait_ms = 200;
+    rc = publish(&res, &o, "dream/y", "job-2", T0, three_files, 3, &err);
+    cr_assert_eq(rc, DM_ERR_TIMEOUT, "rc %d: %s", rc, err.msg);
+    close(fd);
+    o.lock_wait_ms = 0;
+    cr_assert_eq(publish(&res, &o, "dream/y", "job-2", T0, three_files, 3, &err), 0, "%s", err.msg);
+    free(bare);
+}
+
+struct race_arg {
+    struct dm_git_opts *o;
+    const char *branch;
+    const char *job;
+    int rc;
+    struct dm_error err;
+};
+
+static void *publish_thread(void *p)
+{
+    struct race_arg *a = p;
+    struct dm_git_result res;
+    a->rc = publish(&res, a->o, a->branch, a->job, T0, three_files, 3, &a->err);
+    return NULL;
+}
+
+Test(git, concurrent_publishes_share_one_mirror)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct race_arg a[4];
+    pthread_t t[4];
+    char branches[4][32];
+
+    for (int i = 0; i < 4; i++) {
+        snprintf(branches[i], sizeof(branches[i]), "dream/b%d", i);
+        a[i] = (struct race_arg){&o, branches[i], i % 2 ? "job-odd" : "job-even", -99, {0}};
+        pthread_create(&t[i], NULL, publish_thread, &a[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert_eq(a[i].rc, 0, "thread %d: %s", i, a[i].err.msg);
+    }
+    char *n = dmt_sh("git -C '%s' for-each-ref refs/heads/dream | wc -l", bare);
+    cr_assert_str_eq(n, "4");
+    free(n);
+    free(bare);
+}
+
+Test(git, missing_base_or_repository)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+
+    int rc = dm_git_publish(&res, &o, "acme", "widgets", "develop", "dream/x", "job-1", "s", "msg",
+                            T0, three_files, 3, &err);
+    cr_assert_eq(rc, DM_ERR_NOTFOUND, "rc %d: %s", rc, err.msg);
+    cr_assert(strstr(err.msg, "develop") != NULL, "%s", err.msg);
+
+    rc = dm_git_publish(&res, &o, "acme", "nothere", "main", "dream/x", "job-1", "s", "msg", T0,
+                        three_files, 3, &err);
+    cr_assert_eq(rc, DM_ERR_NOTFOUND, "rc %d: %s", rc, err.msg);
+
+    struct dmt_githttp g;
+    dmt_githttp_start(&g, "x-access-token", TOKEN);
+    struct dm_git_opts h = opts_for(g.url_template, TOKEN);
+    rc = dm_git_publish(&res, &h, "acme", "nothere", "main", "dream/x", "job-1", "s", "msg", T0,
+                        three_files, 3, &err);
+    cr_assert_eq(rc, DM_ERR_NOTFOUND, "rc %d: %s", rc, err.msg);
+    dmt_githttp_stop(&g);
+    free(bare);
+}
+
+Test(git, invalid_arguments)
+{
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+    const char *bad_paths[] = {"../escape.txt", "/abs.txt",         ".git/config", "a//b",
+                               "a/./b",         "src/.GIT/hooks/x", "a\\b",        ""};
+
+    for (size_t i = 0; i < sizeof(bad_paths) / sizeof(bad_paths[0]); i++) {
+        struct dm_git_file f = {bad_paths[i], "x", 1, 0};
+        cr_assert_eq(publish(&res, &o, "dream/x", "job-1", T0, &f, 1, &err), DM_ERR_INVALID,
+                     "path %s", bad_paths[i]);
+    }
+    struct dm_git_file dup[2] = {{"a.txt", "1", 1, 0}, {"a.txt", "2", 1, 0}};
+    cr_assert_eq(publish(&res, &o, "dream/x", "job-1", T0, dup, 2, &err), DM_ERR_INVALID);
+    struct dm_git_file dirfile[2] = {{"a", "1", 1, 0}, {"a/b", "2", 1, 0}};
+    cr_assert_eq(publish(&res, &o, "dream/x", "job-1", T0, dirfile, 2, &err), DM_ERR_INVALID);
+    cr_assert_eq(publish(&res, &o, "bad..branch", "job-1", T0, three_files, 3, &err),
+                 DM_ERR_INVALID);
+    cr_assert_eq(publish(&res, &o, "main", "job-1", T0, three_files, 3, &err), DM_ERR_INVALID);
+    cr_assert_eq(publish(&res, &o, "dream/x", "job\n1", T0, three_files, 3, &err), DM_ERR_INVALID);
+    cr_assert_eq(dm_git_publish(&res, &o, "..", "widgets", "main", "dream/x", "job-1", "s", "m", T0,
+                                three_files, 3, &err),
+                 DM_ERR_INVALID);
+
+    char url[256];
+    cr_assert_eq(dm_git_remote_url(url, sizeof(url), NULL, "acme", "widgets", &err), 0);
+    cr_assert_str_eq(url, "https://github.com/acme/widgets.git");
+    cr_assert_eq(dm_git_remote_url(url, sizeof(url),
+                                   "https://x-access-token:t@github.com/{owner}/"
+                                   "{repo}.git",
+                                   "acme", "widgets", &err),
+                 DM_ERR_INVALID);
+    cr_assert_eq(dm_git_remote_url(url, sizeof(url), "https://ghe.example.com/{owner}/{repo}",
+                                   "acme", "w", &err),
+                 0);
+    cr_assert_str_eq(url, "https://ghe.example.com/acme/w");
+}
+
+Test(git, list_base_tree)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    commit_as_someone_else(bare, "main", "main", "src/lib/util.ts", "Add util");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_tree *tree = NULL;
+    struct dm_error err = {0};
+
+    int rc = dm_git_list_tree(&tree, &o, "acme", "widgets", "main", 1, 0, &err);
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    cr_assert_eq(tree->npaths, 2);
+    cr_assert_str_eq(tree->paths[0], "README.md");
+    cr_assert_str_eq(tree->paths[1], "src/lib/util.ts");
+    cr_assert_eq(tree->truncated, 0);
+    char *tip = dmt_sh("git -C '%s' rev-parse main", bare);
+    cr_assert_str_eq(tree->base_commit, tip);
+    dm_git_tree_free(tree);
+
+    /* A new commit on the base is seen only with refresh. */
+    commit_as_someone_else(bare, "main", "main", "src/new.ts", "Add new");
+    cr_assert_eq(dm_git_list_tree(&tree, &o, "acme", "widgets", "main", 0, 0, &err), 0);
+    cr_assert_eq(tree->npaths, 2);
+    dm_git_tree_free(tree);
+    cr_assert_eq(dm_git_list_tree(&tree, &o, "acme", "widgets", "main", 1, 0, &err), 0);
+    cr_assert_eq(tree->npaths, 3);
+    dm_git_tree_free(tree);
+    cr_assert_eq(dm_git_list_tree(&tree, &o, "acme", "widgets", "main", 0, 2, &err), 0);
+    cr_assert_eq(tree->npaths, 2);
+    cr_assert_eq(tree->truncated, 1);
+    dm_git_tree_free(tree);
+    dm_git_tree_free(NULL);
+    free(tip);
+    free(bare);
+}

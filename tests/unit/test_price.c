@@ -1,0 +1,125 @@
+/* Unit tests for price: defaults, overrides, the models API, unknown models. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dream/error.h"
+#include "dream/price.h"
+
+Test(price, builtin_defaults)
+{
+    struct dm_price_table *t;
+    struct dm_price p;
+    cr_assert_eq(dm_price_table_new(&t), 0);
+    cr_assert_eq(dm_price_lookup(t, "anthropic/claude-sonnet-4.5", &p, NULL), 0);
+    cr_assert_float_eq(p.prompt, 3.0, 1e-12);
+    cr_assert_float_eq(p.completion, 15.0, 1e-12);
+    cr_assert_eq(dm_price_lookup(t, "anthropic/claude-opus-4.5", &p, NULL), 0);
+    cr_assert_float_eq(p.completion, 25.0, 1e-12);
+    cr_assert_eq(dm_price_lookup(t, "anthropic/claude-haiku-4.5", &p, NULL), 0);
+    cr_assert_float_eq(p.prompt, 1.0, 1e-12);
+    cr_assert_eq(dm_price_lookup(t, "openai/gpt-4o-mini", &p, NULL), 0);
+    cr_assert_float_eq(p.prompt, 0.15, 1e-12);
+    cr_assert_float_eq(p.completion, 0.6, 1e-12);
+    cr_assert_eq(dm_price_lookup(t, "google/gemini-2.5-pro-preview", &p, NULL), 0);
+    cr_assert_float_eq(p.prompt, 1.25, 1e-12);
+    cr_assert_eq(dm_price_lookup(t, "openai/gpt-4o:floor", &p, NULL), 0, "variant suffix");
+    cr_assert_float_eq(p.prompt, 2.5, 1e-12);
+    /* 1000 prompt + 2000 completion tokens of sonnet: 0.003 + 0.03 */
+    cr_assert_float_eq(dm_price_cost(&(struct dm_price){3, 15}, 1000, 2000), 0.033, 1e-12);
+    dm_price_table_free(t);
+}
+
+Test(price, unknown_model_is_an_error_unless_a_default_exists)
+{
+    struct dm_price_table *t;
+    struct dm_price p;
+    struct dm_error err = {0};
+    cr_assert_eq(dm_price_table_new(&t), 0);
+    cr_assert_eq(dm_price_lookup(t, "acme/unknown", &p, &err), DM_ERR_NOTFOUND);
+    cr_assert(strstr(err.msg, "acme/unknown"), "%s", err.msg);
+    cr_assert_eq(dm_price_table_set_default(t, &(struct dm_price){7, 8}), 0);
+    cr_assert_eq(dm_price_lookup(t, "acme/unknown", &p, &err), 0);
+    cr_assert_float_eq(p.completion, 8.0, 1e-12);
+    cr_assert_eq(dm_price_table_set_default(t, &(struct dm_price){-1, 8}), DM_ERR_INVALID);
+    dm_price_table_free(t);
+}
+
+Test(price, file_overrides_all_or_nothing)
+{
+    struct dm_price_table *t;
+    struct dm_price p;
+    struct dm_error err = {0};
+    const char *good = "{\"anthropic/claude-sonnet-4.5\":{\"prompt\":4,\"completion\":20},"
+                       "\"acme/new\":{\"input\":1.5,\"output\":2.5},"
+                       "\"default\":{\"prompt\":9,\"completion\":9}}";
+    const char *bad = "{\"openai/gpt-4o\":{\"prompt\":1,\"completion\":1},"
+                      "\"acme/bad\":{\"prompt\":\"lots\",\"completion\":1}}";
+    cr_assert_eq(dm_price_table_new(&t), 0);
+    cr_assert_eq(dm_price_table_load_json(t, good, strlen(good), &err), 0, "%s", err.msg);
+    cr_assert_eq(dm_price_lookup(t, "anthropic/claude-sonnet-4.5", &p, NULL), 0);
+    cr_assert_float_eq(p.completion, 20.0, 1e-12);
+    cr_assert_eq(dm_price_lookup(t, "acme/new", &p, NULL), 0);
+    cr_assert_float_eq(p.prompt, 1.5, 1e-12);
+    cr_assert_eq(dm_price_lookup(t, "whatever", &p, NULL), 0);
+    cr_assert_float_eq(p.prompt, 9.0, 1e-12);
+
+    cr_assert_eq(dm_price_table_load_json(t, bad, strlen(bad), &err), DM_ERR_INVALID);
+    cr_assert(strstr(err.msg, "acme/bad"), "%s", err.msg);
+    cr_assert_eq(dm_price_lookup(t, "openai/gpt-4o", &p, NULL), 0);
+    cr_assert_float_eq(p.prompt, 2.5, 1e-12, "a bad file changes nothing");
+    cr_assert_eq(dm_price_table_load_json(t, "[1]", 3, &err), DM_ERR_INVALID);
+    cr_assert_eq(dm_price_table_load_json(t, "{\"m\":{\"prompt\":-1,\"completion\":1}}", 34, &err),
+                 DM_ERR_INVALID);
+    dm_price_table_free(t);
+}
+
+Test(price, load_file)
+{
+    struct dm_price_table *t;
+    struct dm_price p;
+    struct dm_error err = {0};
+    char path[] = "/tmp/dm_prices_XXXXXX";
+    int fd = mkstemp(path);
+    const char *txt = "{\"acme/file\":{\"prompt\":0.5,\"completion\":1}}";
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, txt, strlen(txt)), (ssize_t)strlen(txt));
+    close(fd);
+    cr_assert_eq(dm_price_table_new(&t), 0);
+    cr_assert_eq(dm_price_table_load_file(t, path, &err), 0, "%s", err.msg);
+    cr_assert_eq(dm_price_lookup(t, "acme/file", &p, NULL), 0);
+    cr_assert_float_eq(p.prompt, 0.5, 1e-12);
+    unlink(path);
+    cr_assert_eq(dm_price_table_load_file(t, path, &err), DM_ERR_IO);
+    dm_price_table_free(t);
+}
+
+Test(price, models_api_prices_are_per_token_strings)
+{
+    struct dm_price_table *t;
+    struct dm_price p;
+    struct dm_error err = {0};
+    size_t n = 99;
+    const char *models = "{\"data\":["
+                         "{\"id\":\"openai/gpt-4o\",\"pricing\":{\"prompt\":\"0.000003\","
+                         "\"completion\":\"0.000012\",\"request\":\"0\"}},"
+                         "{\"id\":\"acme/cheap\",\"pricing\":{\"prompt\":\"0.0000001\","
+                         "\"completion\":\"0.0000002\"}},"
+                         "{\"id\":\"openrouter/auto\",\"pricing\":{\"prompt\":\"-1\","
+                         "\"completion\":\"-1\"}},"
+                         "{\"id\":\"acme/noprice\"}]}";
+    cr_assert_eq(dm_price_table_new(&t), 0);
+    cr_assert_eq(dm_price_table_load_models(t, models, strlen(models), &n, &err), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(dm_price_lookup(t, "openai/gpt-4o", &p, NULL), 0);
+    cr_assert_float_eq(p.prompt, 3.0, 1e-9);
+    cr_assert_float_eq(p.completion, 12.0, 1e-9);
+    cr_assert_eq(dm_price_lookup(t, "acme/cheap", &p, NULL), 0);
+    cr_assert_float_eq(p.completion, 0.2, 1e-9);
+    cr_assert_eq(dm_price_lookup(t, "openrouter/auto", &p, NULL), DM_ERR_NOTFOUND);
+    cr_assert_eq(dm_price_lookup(t, "acme/noprice", &p, NULL), DM_ERR_NOTFOUND);
+    cr_assert_eq(dm_price_table_load_models(t, "{}", 2, &n, &err), DM_ERR_INVALID);
+    dm_price_table_free(t);
+}

@@ -1,0 +1,504 @@
+/*
+ * Unit tests for prompt: messages per file kind (exact layout and budgets), prompt folders
+ * (replacement, empty parts, errors), repair messages and reply unwrapping.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dream/buf.h"
+#include "dream/plan.h"
+#include "dream/prompt.h"
+#include "dream/spec.h"
+
+static const char todo_md[] = "# Todo API\n\nTodos for teams.\n\n## Requirements\n\n"
+                              "- Create todos\n  - with a title\n\n## API\n\n"
+                              "- GET /todos\n  - supports ?done=true\n\n## DB\n\n- todos table\n\n"
+                              "## UI\n\n- TodoList\n";
+
+struct fixture {
+    struct dm_spec *spec;
+    struct dm_plan *plan;
+};
+
+static void load(struct fixture *f, const char *md)
+{
+    struct dm_error err;
+    cr_assert_eq(dm_spec_parse(&f->spec, md, strlen(md), NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(dm_plan_build(&f->plan, f->spec, NULL, &err), 0, "%s", err.msg);
+}
+
+static void unload(struct fixture *f)
+{
+    dm_plan_free(f->plan);
+    dm_spec_free(f->spec);
+}
+
+static struct dm_prompt *prompt_for(const struct dm_prompts *set, struct fixture *f, size_t i)
+{
+    struct dm_prompt *p = NULL;
+    struct dm_error err;
+    cr_assert_eq(dm_prompt_build(&p, set, f->spec, f->plan, i, &err), 0, "%s", err.msg);
+    return p;
+}
+
+Test(prompt_build, route_exact_user_message_and_system_parts)
+{
+    struct fixture f;
+    struct dm_prompt *p;
+
+    load(&f, todo_md);
+    cr_assert_str_eq(f.plan->items[1].path, "src/routes/get-todos.ts");
+    p = prompt_for(NULL, &f, 1);
+    cr_assert_eq(p->kind, DM_PROMPT_KIND_ROUTE);
+    cr_assert_str_eq(p->user, "Task: Implement the API route: GET /todos\n"
+                              "Path: src/routes/get-todos.ts\n"
+                              "Details:\n"
+                              "  - supports ?done=true\n"
+                              "\n"
+                              "Spec: Todo API\n"
+                              "\n"
+                              "Overview:\n"
+                              "Todos for teams.\n"
+                              "\n"
+                              "Requirements:\n"
+                              "- Create todos\n"
+                              "  - with a title\n"
+                              "\n"
+                              "API routes:\n"
+                              "- GET /todos\n"
+                              "  - supports ?done=true\n"
+                              "\n"
+                              "Database changes:\n"
+                              "- todos table\n"
+                              "\n"
+                              "UI components:\n"
+                              "- TodoList\n"
+                              "\n"
+                              "Files in this change:\n"
+                              "- docs/dream-specs/todo-api.md\n"
+                              "- src/routes/get-todos.ts\n"
+                              "- src/components/todolist.tsx\n"
+                              "- migrations/todos-table.sql\n"
+                              "\n"
+                              "Write the complete content of `src/routes/get-todos.ts`.\n");
+    {
+        struct dm_buf want;
+        dm_buf_init(&want, 0);
+        dm_buf_printf(&want, "%s\n\n%s\n\n%s\n\nTarget path: `src/routes/get-todos.ts`",
+                      dm_prompts_text(NULL, DM_PROMPT_SYSTEM_ROUTE),
+                      dm_prompts_text(NULL, DM_PROMPT_STACK),
+                      dm_prompts_text(NULL, DM_PROMPT_RULES));
+        cr_assert_str_eq(p->system, want.data);
+        dm_buf_free(&want);
+    }
+    cr_assert(strstr(p->system, "Hono 4"));
+    cr_assert(strstr(p->system, "Output only the content of the file"));
+    cr_assert(strstr(p->system, "No TODO"));
+    cr_assert(strstr(p->system, "imports first"));
+    dm_prompt_free(p);
+    unload(&f);
+}
+
+Test(prompt_build, kinds_pick_their_system_text)
+{
+    struct fixture f;
+    struct dm_prompt *p;
+    struct dm_error err;
+
+    load(&f, todo_md);
+    p = prompt_for(NULL, &f, 2);
+    cr_assert_eq(p->kind, DM_PROMPT_KIND_COMPONENT);
+    cr_assert(strstr(p->system, "React 19 function component"));
+    cr_assert(strstr(p->user, "Task: Implement the UI component: TodoList\n"));
+    cr_assert_null(strstr(p->user, "Details:"));
+    dm_prompt_free(p);
+    p = prompt_for(NULL, &f, 3);
+    cr_assert_eq(p->kind, DM_PROMPT_KIND_MIGRATION);
+    cr_assert(strstr(p->system, "CREATE TABLE IF NOT EXISTS"));
+    cr_assert(strstr(p->user, "Task: Write the database migration: todos table\n"));
+    dm_prompt_free(p);
+
+    /* Spec document and out-of-range indexes are refused. */
+    p = (struct dm_prompt *)1;
+    cr_assert_eq(dm_prompt_build(&p, NULL, f.spec, f.plan, 0, &err), DM_ERR_INVALID);
+    cr_assert_null(p);
+    cr_assert(strstr(err.msg, "spec document"), "%s", err.msg);
+    cr_assert_eq(dm_prompt_build(&p, NULL, f.spec, f.plan, 4, &err), DM_ERR_INVALID);
+    unload(&f);
+
+    /* Kind file maps by path. */
+    struct dm_plan_item it = {"src/routes/x.ts", DM_PLAN_KIND_FILE, "x"};
+    cr_assert_eq(dm_prompt_kind_of(&it), DM_PROMPT_KIND_ROUTE);
+    it.path = "src/components/X.tsx";
+    cr_assert_eq(dm_prompt_kind_of(&it), DM_PROMPT_KIND_COMPONENT);
+    it.path = "db/001.sql";
+    cr_assert_eq(dm_prompt_kind_of(&it), DM_PROMPT_KIND_MIGRATION);
+    it.path = "src/lib/util.ts";
+    cr_assert_eq(dm_prompt_kind_of(&it), DM_PROMPT_KIND_FILE);
+    it.path = "src/components/x.ts";
+    cr_assert_eq(dm_prompt_kind_of(&it), DM_PROMPT_KIND_FILE);
+    it.kind = DM_PLAN_KIND_MIGRATION;
+    cr_assert_eq(dm_prompt_kind_of(&it), DM_PROMPT_KIND_MIGRATION);
+}
+
+Test(prompt_build, file_kind_uses_the_file_text)
+{
+    struct fixture f;
+    struct dm_prompt *p = NULL;
+    struct dm_plan *plan = NULL;
+    struct dm_error err;
+
+    load(&f, todo_md);
+    cr_assert_eq(dm_plan_from_json(&plan,
+                                   "{\"title\":\"Todo API\",\"branch\":\"dream/todo-api\","
+                                   "\"prTitle\":\"[Dream] Todo API\",\"items\":[{\"path\":"
+                                   "\"src/lib/db.ts\",\"kind\":\"file\",\"description\":"
+                                   "\"D1 helpers\"}]}",
+                                   &err),
+                 0, "%s", err.msg);
+    cr_assert_eq(dm_prompt_build(&p, NULL, f.spec, plan, 0, &err), 0, "%s", err.msg);
+    cr_assert_eq(p->kind, DM_PROMPT_KIND_FILE);
+    cr_assert(strstr(p->system, dm_prompts_text(NULL, DM_PROMPT_SYSTEM_FILE)) == p->system);
+    cr_assert(strstr(p->user, "Task: Write the file: D1 helpers\nPath: src/lib/db.ts\n\nSpec:"));
+    dm_prompt_free(p);
+    dm_plan_free(plan);
+    unload(&f);
+}
+
+static size_t count_lines_starting(const char *s, const char *from, const char *to,
+                                   const char *prefix)
+{
+    const char *a = strstr(s, from);
+    const char *b = to ? strstr(a, to) : a + strlen(a);
+    size_t n = 0;
+
+    for (const char *p = a; p && p < b; p = strchr(p, '\n')) {
+        p++;
+        if (p < b && strncmp(p, prefix, strlen(prefix)) == 0) {
+            n++;
+        }
+    }
+    return n;
+}
+
+Test(prompt_build, budgets)
+{
+    struct dm_buf md;
+    struct fixture f;
+    struct dm_prompt *p;
+
+    dm_buf_init(&md, 0);
+    dm_buf_puts(&md, "# Big\n\n");
+    for (int i = 0; i < 1200; i++) {
+        dm_buf_puts(&md, "\xc3\xa9"); /* 1200 characters */
+    }
+    dm_buf_puts(&md, "\n\n## Requirements\n\n");
+    for (int i = 1; i <= 20; i++) {
+        dm_buf_printf(&md, "- req %d\n", i);
+    }
+    dm_buf_puts(&md, "## API\n\n- GET /first\n");
+    for (int i = 0; i < 400; i++) {
+        dm_buf_puts(&md, "  - detail line that is long enough\n");
+    }
+    for (int i = 2; i <= 12; i++) {
+        dm_buf_printf(&md, "- GET /r%d ", i);
+        for (int k = 0; k < 400; k++) {
+            dm_buf_puts(&md, "x");
+        }
+        dm_buf_puts(&md, "\n");
+    }
+    load(&f, md.data);
+    p = prompt_for(NULL, &f, 1);
+    {
+        const char *ov = strstr(p->user, "Overview:\n") + strlen("Overview:\n");
+        const char *end = strstr(ov, "\xe2\x80\xa6\n");
+        cr_assert_not_null(end);
+        cr_assert_eq(end - ov, 2000); /* 1000 characters of 2 bytes */
+    }
+    cr_assert_eq(count_lines_starting(p->user, "Requirements:\n", "API routes:", "- req"), 15);
+    cr_assert(strstr(p->user, "- req 15\n"));
+    cr_assert_null(strstr(p->user, "- req 16\n"));
+    cr_assert_eq(count_lines_starting(p->user, "API routes:\n", "Files in", "- GET"), 10);
+    cr_assert_null(strstr(p->user, "GET /r11"));
+    /* An item's text is cut to 300 characters, its context to 300 under the list ... */
+    {
+        const char *r2 = strstr(p->user, "- GET /r2 ");
+        const char *nl = strchr(r2, '\n');
+        cr_assert_eq(nl - r2, 2 + 300 + 3);
+        const char *first = strstr(strstr(p->user, "API routes:\n"), "- GET /first\n");
+        const char *next = strstr(first, "- GET /r2");
+        cr_assert_lt(next - first, 300 + 2 * 20 + 40);
+    }
+    /* ... and the task's own context is kept up to 2000 characters. */
+    {
+        const char *d = strstr(p->user, "Details:\n");
+        const char *spec = strstr(p->user, "\nSpec: Big\n");
+        cr_assert_not_null(d);
+        cr_assert_gt(spec - d, 2000);
+        cr_assert_lt(spec - d, 2000 + 2 * 70 + 20);
+    }
+    dm_prompt_free(p);
+    unload(&f);
+    dm_buf_free(&md);
+}
+
+static char *make_dir(void)
+{
+    char *dir = strdup("/tmp/dm-prompts-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    return dir;
+}
+
+static void write_file(const char *dir, const char *name, const char *text, size_t len)
+{
+    struct dm_buf path;
+    FILE *f;
+
+    dm_buf_init(&path, 0);
+    dm_buf_printf(&path, "%s/%s", dir, name);
+    f = fopen(path.data, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(text, 1, len, f), len);
+    fclose(f);
+    dm_buf_free(&path);
+}
+
+static void remove_dir(const char *dir)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(prompt_dir, replaces_parts_and_empty_files_drop_them)
+{
+    char *dir = make_dir();
+    struct dm_prompts *set = NULL;
+    struct dm_error err;
+    struct fixture f;
+    struct dm_prompt *p;
+    char *r = NULL;
+
+    write_file(dir, "system-route.md", "ROUTE TEXT\n\n", 12);
+    write_file(dir, "stack.md", "", 0);
+    write_file(dir, "repair.md", "FIX IT", 6);
+    write_file(dir, "README.md", "ignored", 7);
+    cr_assert_eq(dm_prompts_load_dir(&set, dir, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(dm_prompts_text(set, DM_PROMPT_SYSTEM_ROUTE), "ROUTE TEXT");
+    cr_assert_str_eq(dm_prompts_text(set, DM_PROMPT_STACK), "");
+    cr_assert_str_eq(dm_prompts_text(set, DM_PROMPT_SYSTEM_COMPONENT),
+                     dm_prompts_text(NULL, DM_PROMPT_SYSTEM_COMPONENT));
+    load(&f, todo_md);
+    p = prompt_for(set, &f, 1);
+    {
+        struct dm_buf want;
+        dm_buf_init(&want, 0);
+        dm_buf_printf(&want, "ROUTE TEXT\n\n%s\n\nTarget path: `src/routes/get-todos.ts`",
+                      dm_prompts_text(NULL, DM_PROMPT_RULES));
+        cr_assert_str_eq(p->system, want.data);
+        dm_buf_free(&want);
+    }
+    dm_prompt_free(p);
+    cr_assert_eq(dm_prompt_repair(&r, set, "a.sql", "x", 1, "e", &err), 0);
+    cr_assert(strncmp(r, "FIX IT\n\nPath: `a.sql`", 21) == 0, "%s", r);
+    free(r);
+    unload(&f);
+    dm_prompts_free(set);
+    remove_dir(dir);
+    free(dir);
+}
+
+Test(prompt_dir, errors_name_the_file)
+{
+    char *dir = make_dir();
+    struct dm_prompts *set = (struct dm_prompts *)1;
+    struct dm_error err;
+    char *big = calloc(1, DM_PROMPT_FILE_MAX + 1);
+    char path[256];
+
+    cr_assert_eq(dm_prompts_load_dir(&set, "/nonexistent/prompts", &err), DM_ERR_NOTFOUND);
+    cr_assert_null(set);
+    write_file(dir, "rules.md", "a\xff", 2);
+    cr_assert_eq(dm_prompts_load_dir(&set, dir, &err), DM_ERR_INVALID);
+    cr_assert(strstr(err.msg, "rules.md is not UTF-8 text"), "%s", err.msg);
+    memset(big, 'a', DM_PROMPT_FILE_MAX + 1);
+    write_file(dir, "rules.md", big, DM_PROMPT_FILE_MAX + 1);
+    cr_assert_eq(dm_prompts_load_dir(&set, dir, &err), DM_ERR_LIMIT);
+    cr_assert(strstr(err.msg, "rules.md is larger than"), "%s", err.msg);
+    write_file(dir, "rules.md", big, DM_PROMPT_FILE_MAX);
+    cr_assert_eq(dm_prompts_load_dir(&set, dir, &err), 0, "%s", err.msg);
+    dm_prompts_free(set);
+    snprintf(path, sizeof(path), "%s/system-file.md", dir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    cr_assert_eq(dm_prompts_load_dir(&set, dir, &err), DM_ERR_IO);
+    cr_assert(strstr(err.msg, "system-file.md"), "%s", err.msg);
+    cr_assert_null(set);
+    free(big);
+    remove_dir(dir);
+    free(dir);
+}
+
+Test(prompt_dir, names)
+{
+    cr_assert_str_eq(dm_prompts_file_name(DM_PROMPT_SYSTEM_ROUTE), "system-route.md");
+    cr_assert_str_eq(dm_prompts_file_name(DM_PROMPT_SYSTEM_COMPONENT), "system-component.md");
+    cr_assert_str_eq(dm_prompts_file_name(DM_PROMPT_SYSTEM_MIGRATION), "system-migration.md");
+    cr_assert_str_eq(dm_prompts_file_name(DM_PROMPT_SYSTEM_FILE), "system-file.md");
+    cr_assert_str_eq(dm_prompts_file_name(DM_PROMPT_STACK), "stack.md");
+    cr_assert_str_eq(dm_prompts_file_name(DM_PROMPT_RULES), "rules.md");
+    cr_assert_str_eq(dm_prompts_file_name(DM_PROMPT_REPAIR), "repair.md");
+    cr_assert_null(dm_prompts_file_name(DM_PROMPT_PART_COUNT));
+    cr_assert_str_eq(dm_prompts_text(NULL, DM_PROMPT_PART_COUNT), "");
+}
+
+Test(prompt_repair, exact_and_fences)
+{
+    char *r = NULL;
+    struct dm_error err;
+    struct dm_buf want;
+    const char prev[] = "const a = `x`;\n";
+    const char ticks[] = "const md = \"````\";";
+
+    cr_assert_eq(
+        dm_prompt_repair(&r, NULL, "src/a.ts", prev, strlen(prev), "a.ts:1:1: ERROR: bad", &err),
+        0);
+    dm_buf_init(&want, 0);
+    dm_buf_printf(&want,
+                  "%s\n\nPath: `src/a.ts`\n\nValidator error:\n```\na.ts:1:1: ERROR: bad\n```\n\n"
+                  "Previous content:\n```ts\nconst a = `x`;\n```\n\n"
+                  "Reply with the complete corrected file only.\n",
+                  dm_prompts_text(NULL, DM_PROMPT_REPAIR));
+    cr_assert_str_eq(r, want.data);
+    dm_buf_free(&want);
+    free(r);
+
+    cr_assert_eq(dm_prompt_repair(&r, NULL, "m.sql", ticks, strlen(ticks), "e", &err), 0);
+    cr_assert(strstr(r, "Previous content:\n`````sql\nconst md = \"````\";\n`````\n"), "%s", r);
+    free(r);
+
+    cr_assert_eq(dm_prompt_repair(&r, NULL, "m.sql", NULL, 0, "e", &err), 0);
+    cr_assert(strstr(r, "Previous content:\n```sql\n\n```"), "%s", r);
+    free(r);
+    cr_assert_eq(dm_prompt_repair(&r, NULL, NULL, "x", 1, "e", &err), DM_ERR_INVALID);
+    cr_assert_eq(dm_prompt_repair(&r, NULL, "a", "x\0y", 3, "e", &err), DM_ERR_INVALID);
+    cr_assert_eq(dm_prompt_repair(&r, NULL, "a", "x", DM_PROMPT_REPAIR_MAX + 1, "e", &err),
+                 DM_ERR_LIMIT);
+    cr_assert_null(r);
+}
+
+static char *extract(const char *reply, int want_rc, struct dm_error *err)
+{
+    char *out = (char *)1;
+    dm_error_clear(err);
+    cr_assert_eq(dm_reply_extract_file(&out, reply, strlen(reply), err), want_rc, "reply [%s]: %s",
+                 reply, err->msg);
+    if (want_rc) {
+        cr_assert_null(out);
+    }
+    return out;
+}
+
+Test(prompt_reply, unwraps_and_takes_as_is)
+{
+    static const struct {
+        const char *reply;
+        const char *file;
+    } cases[] = {
+        {"```ts\nconst a = 1;\n```", "const a = 1;\n"},
+        {"\n\n  ```typescript title=x\n  A\n\n   B\n  ```  \n\n", "A\n\n B\n"},
+        {"~~~\nSELECT 1;\n~~~", "SELECT 1;\n"},
+        {"````md\n```js\nx\n```\n````\n", "```js\nx\n```\n"},
+        {"````\nx\n```\n````", "x\n```\n"},
+        {"```\r\na\r\nb\r\n```\r\n", "a\nb\n"},
+        {"import x from 'y';\n\nexport default x;\n\n\n",
+         "import x from 'y';\n\nexport default x;\n"},
+        {"\n\n  indented first\nsecond   \n", "  indented first\nsecond\n"},
+        {"CREATE TABLE IF NOT EXISTS t (id INTEGER);",
+         "CREATE TABLE IF NOT EXISTS t (id INTEGER);\n"},
+        {"    ```\nindented four is code, not a fence\n",
+         "    ```\nindented four is code, not a fence\n"},
+    };
+    struct dm_error err;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out = extract(cases[i].reply, 0, &err);
+        cr_assert_str_eq(out, cases[i].file, "case %zu", i);
+        free(out);
+    }
+}
+
+Test(prompt_reply, rejects_what_is_not_one_file)
+{
+    static const struct {
+        const char *reply;
+        const char *msg;
+    } cases[] = {
+        {"", "reply is empty"},
+        {"   \n\t\r\n", "reply is empty"},
+        {"Here is the file:\n```ts\nx\n```", "text around a code block (fence on line 2)"},
+        {"```ts\nx\n```\nHope this helps!", "after its code block (line 4)"},
+        {"```ts\nx\n```\n\n```ts\ny\n```", "after its code block"},
+        {"```ts\nx\n", "never closed"},
+        {"```ts\nx\n~~~", "never closed"},
+        {"```\n\n  \n```", "code block is empty"},
+        {"Sure! Here's the code.\nconst x = 1;", "starts with prose"},
+        {"Here's a component\n", "starts with prose"},
+        {"const a = `\n```\n`;", "text around a code block"},
+    };
+    struct dm_error err;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        extract(cases[i].reply, DM_ERR_INVALID, &err);
+        cr_assert(strstr(err.msg, cases[i].msg), "case %zu: %s", i, err.msg);
+    }
+    /* Words that only start like prose are fine. */
+    free(extract("Surely(); // a call\n", 0, &err));
+}
+
+Test(prompt_reply, nul_and_size)
+{
+    char *out = NULL;
+    struct dm_error err;
+    char *big = malloc(DM_REPLY_MAX + 1);
+
+    cr_assert_eq(dm_reply_extract_file(&out, "a\0b", 3, &err), DM_ERR_INVALID);
+    cr_assert(strstr(err.msg, "NUL"), "%s", err.msg);
+    memset(big, 'a', DM_REPLY_MAX + 1);
+    cr_assert_eq(dm_reply_extract_file(&out, big, DM_REPLY_MAX + 1, &err), DM_ERR_LIMIT);
+    cr_assert_eq(dm_reply_extract_file(&out, big, DM_REPLY_MAX, &err), 0);
+    cr_assert_eq(strlen(out), DM_REPLY_MAX + 1);
+    free(out);
+    free(big);
+}
+
+Test(prompt_build, long_description_from_json_is_cut)
+{
+    struct fixture f;
+    struct dm_prompt *p = NULL;
+    struct dm_plan *plan = NULL;
+    struct dm_error err;
+    struct dm_buf json;
+
+    load(&f, todo_md);
+    dm_buf_init(&json, 0);
+    dm_buf_puts(&json, "{\"title\":\"T\",\"branch\":\"b\",\"prTitle\":\"p\",\"items\":[{\"path\":"
+                       "\"a.ts\",\"kind\":\"file\",\"description\":\"");
+    for (int i = 0; i < 3000; i++) {
+        dm_buf_puts(&json, "d");
+    }
+    dm_buf_puts(&json, "\"}]}");
+    cr_assert_eq(dm_plan_from_json(&plan, json.data, &err), 0, "%s", err.msg);
+    cr_assert_eq(dm_prompt_build(&p, NULL, f.spec, plan, 0, &err), 0, "%s", err.msg);
+    {
+        const char *d = p->user + strlen("Task: Write the file: ");
+        cr_assert_eq(strstr(d, "\xe2\x80\xa6\nPath: a.ts\n") - d, 2000);
+    }
+    dm_prompt_free(p);
+    dm_plan_free(plan);
+    dm_buf_free(&json);
+    unload(&f);
+}

@@ -1,0 +1,226 @@
+/* Unit tests for sse: SSE framing, the chat-completion decoder, error bodies, Retry-After. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dream/error.h"
+#include "dream/sse.h"
+
+struct events {
+    char got[8][256];
+    int n;
+};
+
+static int collect(void *arg, const char *data, size_t len)
+{
+    struct events *e = arg;
+    cr_assert_eq(strlen(data), len);
+    if (e->n < 8) {
+        snprintf(e->got[e->n], sizeof(e->got[0]), "%s", data);
+    }
+    e->n++;
+    return 0;
+}
+
+Test(sse, frames_events_comments_and_line_endings)
+{
+    struct dm_sse p;
+    struct events e = {0};
+    const char *in = ": OPENROUTER PROCESSING\n\n"
+                     "data: one\n\n"
+                     "data:two\r\ndata: lines\r\n\r\n"
+                     "event: x\nid: 7\ndata: three\r\rdata: [DONE]\n\n";
+    dm_sse_init(&p, 0, collect, &e);
+    cr_assert_eq(dm_sse_feed(&p, in, strlen(in)), 0);
+    cr_assert_eq(e.n, 4);
+    cr_assert_str_eq(e.got[0], "one");
+    cr_assert_str_eq(e.got[1], "two\nlines");
+    cr_assert_str_eq(e.got[2], "three");
+    cr_assert_str_eq(e.got[3], "[DONE]");
+    cr_assert_eq(p.comments, 1);
+    cr_assert_eq(dm_sse_pending(&p), 0);
+    dm_sse_free(&p);
+}
+
+Test(sse, byte_by_byte_equals_whole)
+{
+    struct dm_sse p;
+    struct events e = {0};
+    const char *in = "data: a\r\n\r\n: c\r\ndata: b\n\ndata: tail";
+    dm_sse_init(&p, 0, collect, &e);
+    for (size_t i = 0; i < strlen(in); i++) {
+        cr_assert_eq(dm_sse_feed(&p, in + i, 1), 0);
+    }
+    cr_assert_eq(e.n, 2);
+    cr_assert_str_eq(e.got[0], "a");
+    cr_assert_str_eq(e.got[1], "b");
+    /* An unterminated event is pending, never dispatched. */
+    cr_assert_eq(dm_sse_pending(&p), 1);
+    dm_sse_free(&p);
+}
+
+Test(sse, caps_event_size)
+{
+    struct dm_sse p;
+    struct events e = {0};
+    char big[200];
+    memset(big, 'x', sizeof(big));
+    dm_sse_init(&p, 64, collect, &e);
+    cr_assert_eq(dm_sse_feed(&p, "data: ", 6), 0);
+    cr_assert_eq(dm_sse_feed(&p, big, sizeof(big)), DM_ERR_LIMIT);
+    dm_sse_free(&p);
+}
+
+static const char *CHUNK1 = "data: {\"id\":\"gen-1\",\"model\":\"m/x\",\"choices\":[{\"index\":0,"
+                            "\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"},"
+                            "\"finish_reason\":null}]}\n\n";
+static const char *CHUNK2 = "data: {\"id\":\"gen-1\",\"choices\":[{\"index\":0,\"delta\":{"
+                            "\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\n";
+static const char *USAGE = "data: {\"id\":\"gen-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":10,"
+                           "\"completion_tokens\":2,\"total_tokens\":12,\"cost\":0.00012}}\n\n";
+
+Test(sse_chat, decodes_a_stream_with_final_usage_chunk)
+{
+    struct dm_sse_chat c;
+    struct dm_error err = {0};
+    dm_sse_chat_init(&c, 0);
+    cr_assert_eq(dm_sse_chat_feed(&c, ": OPENROUTER PROCESSING\n\n", 25, &err), 0);
+    cr_assert_eq(dm_sse_chat_feed(&c, CHUNK1, strlen(CHUNK1), &err), 0);
+    cr_assert_eq(dm_sse_chat_feed(&c, CHUNK2, strlen(CHUNK2), &err), 0);
+    cr_assert_eq(dm_sse_chat_verdict(&c, 1, &err), DM_ERR_IO, "no [DONE] yet: cut");
+    cr_assert_eq(dm_sse_chat_feed(&c, USAGE, strlen(USAGE), &err), 0);
+    cr_assert_eq(dm_sse_chat_feed(&c, "data: [DONE]\n\n", 14, &err), 0);
+    cr_assert_eq(dm_sse_chat_feed(&c, "data: {garbage after done\n\n", 27, &err), 0);
+    cr_assert_eq(dm_sse_chat_verdict(&c, 1, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(c.content.data, "Hello");
+    cr_assert_str_eq(c.id, "gen-1");
+    cr_assert_str_eq(c.model, "m/x");
+    cr_assert_str_eq(c.finish_reason, "stop");
+    cr_assert(c.usage.known && c.usage.has_cost);
+    cr_assert_eq(c.usage.prompt_tokens, 10);
+    cr_assert_eq(c.usage.completion_tokens, 2);
+    cr_assert_float_eq(c.usage.cost, 0.00012, 1e-12);
+    dm_sse_chat_free(&c);
+}
+
+Test(sse_chat, error_inside_a_200_stream_fails)
+{
+    struct dm_sse_chat c;
+    struct dm_error err = {0};
+    const char *e1 = "data: {\"id\":\"g\",\"error\":{\"code\":429,\"message\":\"Rate limit "
+                     "exceeded\"},\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"},"
+                     "\"finish_reason\":\"error\"}]}\n\n";
+    dm_sse_chat_init(&c, 0);
+    cr_assert_eq(dm_sse_chat_feed(&c, CHUNK1, strlen(CHUNK1), &err), 0);
+    cr_assert_eq(dm_sse_chat_feed(&c, e1, strlen(e1), &err), DM_ERR_REMOTE);
+    cr_assert(strstr(err.msg, "Rate limit exceeded"), "%s", err.msg);
+    cr_assert_eq(c.error.code, 429);
+    cr_assert_eq(dm_sse_chat_verdict(&c, 1, &err), DM_ERR_REMOTE);
+    dm_sse_chat_free(&c);
+
+    /* finish_reason "error" without an error object is a failure too. */
+    const char *e2 = "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"error\"}]}\n\n";
+    dm_sse_chat_init(&c, 0);
+    cr_assert_eq(dm_sse_chat_feed(&c, e2, strlen(e2), &err), DM_ERR_REMOTE);
+    dm_sse_chat_free(&c);
+}
+
+Test(sse_chat, length_is_never_accepted_and_garbage_is_invalid)
+{
+    struct dm_sse_chat c;
+    struct dm_error err = {0};
+    const char *len = "data: {\"choices\":[{\"delta\":{\"content\":\"abc\"},\"finish_reason\":"
+                      "\"length\"}]}\n\ndata: [DONE]\n\n";
+    dm_sse_chat_init(&c, 0);
+    cr_assert_eq(dm_sse_chat_feed(&c, len, strlen(len), &err), 0);
+    cr_assert_eq(dm_sse_chat_verdict(&c, 1, &err), DM_ERR_LIMIT);
+    cr_assert(strstr(err.msg, "length"));
+    dm_sse_chat_free(&c);
+
+    dm_sse_chat_init(&c, 0);
+    cr_assert_eq(dm_sse_chat_feed(&c, "data: {not json\n\n", 17, &err), DM_ERR_INVALID);
+    dm_sse_chat_free(&c);
+}
+
+Test(sse_chat, content_cap)
+{
+    struct dm_sse_chat c;
+    struct dm_error err = {0};
+    dm_sse_chat_init(&c, 4);
+    cr_assert_eq(dm_sse_chat_feed(&c, CHUNK1, strlen(CHUNK1), &err), 0);
+    cr_assert_eq(dm_sse_chat_feed(&c, CHUNK2, strlen(CHUNK2), &err), DM_ERR_LIMIT);
+    dm_sse_chat_free(&c);
+}
+
+Test(sse_chat, non_streamed_reply)
+{
+    struct dm_sse_chat c;
+    struct dm_error err = {0};
+    const char *ok = "{\"id\":\"gen-9\",\"model\":\"openai/gpt-4o\",\"choices\":[{\"index\":0,"
+                     "\"message\":{\"role\":\"assistant\",\"content\":\"SELECT 1;\"},"
+                     "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":3,"
+                     "\"completion_tokens\":4}}";
+    dm_sse_chat_init(&c, 0);
+    cr_assert_eq(dm_sse_chat_parse(&c, ok, strlen(ok), &err), 0, "%s", err.msg);
+    cr_assert_eq(dm_sse_chat_verdict(&c, 0, &err), 0);
+    cr_assert_str_eq(c.content.data, "SELECT 1;");
+    cr_assert_str_eq(c.id, "gen-9");
+    cr_assert_eq(c.usage.total_tokens, 7);
+    cr_assert_eq(c.usage.has_cost, 0);
+    dm_sse_chat_free(&c);
+
+    const char *choice_err = "{\"choices\":[{\"message\":{\"content\":\"\"},\"finish_reason\":"
+                             "\"error\",\"error\":{\"code\":502,\"message\":\"boom\"}}]}";
+    dm_sse_chat_init(&c, 0);
+    cr_assert_eq(dm_sse_chat_parse(&c, choice_err, strlen(choice_err), &err), DM_ERR_REMOTE);
+    cr_assert(strstr(err.msg, "boom"));
+    dm_sse_chat_free(&c);
+
+    const char *top = "{\"error\":{\"code\":400,\"message\":\"bad\"}}";
+    dm_sse_chat_init(&c, 0);
+    cr_assert_eq(dm_sse_chat_parse(&c, top, strlen(top), &err), DM_ERR_REMOTE);
+    dm_sse_chat_free(&c);
+
+    dm_sse_chat_init(&c, 0);
+    cr_assert_eq(dm_sse_chat_parse(&c, "<html>", 6, &err), DM_ERR_INVALID);
+    dm_sse_chat_free(&c);
+
+    const char *empty =
+        "{\"choices\":[{\"message\":{\"content\":\"\"},\"finish_reason\":\"stop\"}]}";
+    dm_sse_chat_init(&c, 0);
+    cr_assert_eq(dm_sse_chat_parse(&c, empty, strlen(empty), &err), 0);
+    cr_assert_eq(dm_sse_chat_verdict(&c, 0, &err), DM_ERR_INVALID);
+    dm_sse_chat_free(&c);
+}
+
+Test(sse, error_body_and_limit_source)
+{
+    struct dm_sse_api_error e;
+    const char *b = "{\"error\":{\"code\":402,\"message\":\"wait\",\"metadata\":{\"reason\":"
+                    "\"in_flight_budget_exhausted\",\"limit_source\":"
+                    "\"openrouter_in_flight_budget\"}}}";
+    cr_assert_eq(dm_sse_parse_error(b, strlen(b), &e), 0);
+    cr_assert_eq(e.code, 402);
+    cr_assert_str_eq(e.limit_source, "openrouter_in_flight_budget");
+    cr_assert_str_eq(e.reason, "in_flight_budget_exhausted");
+    cr_assert_str_eq(e.message, "wait");
+    cr_assert_eq(dm_sse_parse_error("nope", 4, &e), DM_ERR_INVALID);
+    cr_assert_eq(e.present, 0);
+}
+
+Test(sse, retry_after_seconds_and_dates)
+{
+    long long ms = -1;
+    cr_assert_eq(dm_sse_retry_after_ms("7", 0, &ms), 0);
+    cr_assert_eq(ms, 7000);
+    cr_assert_eq(dm_sse_retry_after_ms(" 0.5 ", 0, &ms), 0);
+    cr_assert_eq(ms, 500);
+    /* Wed, 21 Oct 2015 07:28:00 GMT = 1445412480 s */
+    cr_assert_eq(dm_sse_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470000LL, &ms), 0);
+    cr_assert_eq(ms, 10000);
+    cr_assert_eq(dm_sse_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT", 1445412490000LL, &ms), 0);
+    cr_assert_eq(ms, 0);
+    cr_assert_eq(dm_sse_retry_after_ms("soon", 0, &ms), DM_ERR_INVALID);
+    cr_assert_eq(dm_sse_retry_after_ms("-3", 0, &ms), DM_ERR_INVALID);
+    cr_assert_eq(dm_sse_retry_after_ms("5x", 0, &ms), DM_ERR_INVALID);
+}
