@@ -43,6 +43,7 @@ struct ejob {
     struct wreq *wq_head, *wq_tail;
     int writing;  /* a transition script is in flight */
     int starting; /* the start script is in flight */
+    int reads;    /* file reads in flight */
     int closing;
     int handles;
     unsigned long opseq;
@@ -237,7 +238,7 @@ static void drop_writes(struct ejob *ej, int rc)
 
 static void ejob_maybe_release(struct ejob *ej)
 {
-    if (ej->closing || !ej->job.over || ej->writing || ej->starting || ej->wq_head) {
+    if (ej->closing || !ej->job.over || ej->writing || ej->starting || ej->reads || ej->wq_head) {
         return;
     }
     ej->closing = 1;
@@ -443,6 +444,74 @@ static int io_after(struct dm_job *job, long ms, void (*fn)(struct dm_job *job))
                : 0;
 }
 
+struct files_read {
+    struct ejob *ej;
+    void (*done)(struct dm_job *job, int rc, size_t n, const char *const *paths,
+                 const char *const *contents, const size_t *lens);
+};
+
+static void on_files_reply(void *arg, redisReply *reply, const char *why)
+{
+    struct files_read *fr = arg;
+    struct ejob *ej = fr->ej;
+    size_t n = 0;
+    const char **paths = NULL, **contents = NULL;
+    size_t *lens = NULL;
+    int rc = 0;
+
+    (void)why;
+    ej->reads--;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        rc = reply ? DM_ERR_IO : DM_ERR_UNAVAILABLE;
+    } else {
+        n = reply->elements / 2;
+        paths = calloc(n + 1, sizeof(char *));
+        contents = calloc(n + 1, sizeof(char *));
+        lens = calloc(n + 1, sizeof(size_t));
+        if (!paths || !contents || !lens) {
+            rc = DM_ERR_NOMEM;
+            n = 0;
+        }
+        for (size_t i = 0; !rc && i < n; i++) {
+            paths[i] = reply->element[2 * i]->str;
+            contents[i] = reply->element[2 * i + 1]->str;
+            lens[i] = reply->element[2 * i + 1]->len;
+        }
+    }
+    if (!ej->job.over) {
+        fr->done(&ej->job, rc, n, paths, contents, lens);
+    }
+    free(paths);
+    free(contents);
+    free(lens);
+    free(fr);
+    ejob_maybe_release(ej);
+}
+
+static int io_read_files(struct dm_job *job,
+                         void (*done)(struct dm_job *job, int rc, size_t n,
+                                      const char *const *paths, const char *const *contents,
+                                      const size_t *lens))
+{
+    struct ejob *ej = (struct ejob *)job;
+    struct files_read *fr = calloc(1, sizeof(*fr));
+    const char *argv[2] = {"HGETALL", ej->k_files};
+
+    if (!fr) {
+        return DM_ERR_NOMEM;
+    }
+    fr->ej = ej;
+    fr->done = done;
+    if (ej->eng->conns_closed ||
+        dm_redis_cmdv(ej->eng->cmd, 0, on_files_reply, fr, 2, argv, NULL)) {
+        free(fr);
+        return DM_ERR_UNAVAILABLE;
+    }
+    /* The job is not freed while the read is in flight. */
+    ej->reads++;
+    return 0;
+}
+
 static void io_over(struct dm_job *job)
 {
     struct ejob *ej = (struct ejob *)job;
@@ -507,9 +576,17 @@ static void on_start_reply(void *arg, redisReply *reply, const char *why)
     job->pr_url = dup_or_null(reply_str(reply, 8));
     job->commit = dup_or_null(reply_str(reply, 9));
     job->cancel_requested = strcmp(reply_str(reply, 10), "1") == 0;
+    job->created_ms = atoll(reply_str(reply, 11));
+    job->tokens = atoll(reply_str(reply, 12));
+    job->cost = atof(reply_str(reply, 13));
     if (!job->req && job->job_json) {
         struct dm_error err;
-        if (dm_jobreq_parse(&job->req, job->job_json, strlen(job->job_json), NULL, &err)) {
+        struct dm_jobreq_opts opts = DM_JOBREQ_OPTS_INIT;
+        /* The stored job passed intake: parse it under the same rules. */
+        opts.http_hosts = ej->eng->hosts;
+        opts.n_http_hosts = ej->eng->n_hosts;
+        opts.trust_optional = 1;
+        if (dm_jobreq_parse(&job->req, job->job_json, strlen(job->job_json), &opts, &err)) {
             char msg[DM_ERROR_MSG_MAX + 40];
             struct dm_event_extra x = {0};
             snprintf(msg, sizeof(msg), "stored job is unreadable: %s", err.msg);
@@ -1112,6 +1189,7 @@ int dm_engine_start(struct dm_engine **out, uv_loop_t *loop, const struct dm_con
     e->io.write = io_write;
     e->io.after = io_after;
     e->io.over = io_over;
+    e->io.read_files = io_read_files;
     e->started_ms = now_ms();
     snprintf(e->k_jobs, sizeof(e->k_jobs), "%s:jobs", p);
     snprintf(e->k_dead, sizeof(e->k_dead), "%s:dead", p);

@@ -9,6 +9,7 @@
 #include "dream/job.h"
 #include "dream/log.h"
 #include "dream/loop.h"
+#include "dream/pipeline.h"
 #include "dream/stages_test.h"
 
 #include <stdio.h>
@@ -18,6 +19,7 @@
 
 struct app {
     struct dm_engine *engine;
+    struct dm_pipeline *pipeline;
     struct dm_loop sig;
     int stopped;
 };
@@ -36,6 +38,9 @@ static void on_engine_stopped(struct dm_engine *e, void *arg)
     (void)e;
     app->stopped = 1;
     app->engine = NULL;
+    /* The stages' services close after the last job is gone. */
+    dm_pipeline_close(app->pipeline, NULL, NULL);
+    app->pipeline = NULL;
     dm_loop_close(&app->sig);
 }
 
@@ -73,13 +78,21 @@ int main(int argc, char **argv)
     dm_log_parse_level(cfg->log_level, &level);
     dm_log_set_level(level);
 
+    memset(&app, 0, sizeof(app));
+    uv_loop_init(&loop);
     memset(&stages, 0, sizeof(stages));
     if (cfg->stage_mode == DM_STAGES_TEST) {
         dm_stages_test_init(&stages, (long)cfg->test_stage_ms);
+    } else {
+        if (dm_pipeline_new(&app.pipeline, &loop, cfg, NULL, &err)) {
+            fprintf(stderr, "dreamd: %s\n", err.msg);
+            dm_loop_drain_close(&loop);
+            dm_config_free(cfg);
+            return 2;
+        }
+        dm_pipeline_stage_ops(app.pipeline, &stages);
     }
 
-    memset(&app, 0, sizeof(app));
-    uv_loop_init(&loop);
     if (dm_loop_init(&app.sig, &loop, on_shutdown, &app)) {
         fprintf(stderr, "dreamd: cannot watch signals\n");
         return 1;
@@ -94,6 +107,7 @@ int main(int argc, char **argv)
     rc = dm_engine_start(&app.engine, &loop, cfg, &stages, on_engine_stopped, &app);
     if (rc) {
         dm_errorf("main", NULL, "cannot start the engine: %s", dm_err_name(rc));
+        dm_pipeline_close(app.pipeline, NULL, NULL);
         dm_loop_close(&app.sig);
     } else {
         /* The signal watchers are unref'd; the engine's handles keep the loop alive. */

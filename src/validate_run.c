@@ -264,7 +264,7 @@ static void take_line(const char *p, const char *end, char *out, size_t outlen)
     while (p < end && (*p == ' ' || *p == '\t')) {
         p++;
     }
-    e = memchr(p, '\n', (size_t)(end - p));
+    e = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
     if (!e) {
         e = end;
     }

@@ -92,6 +92,11 @@ struct dm_job_io {
     int (*write)(struct dm_job *job, const struct dm_job_write *w, dm_job_write_cb done);
     /* Calls fn(job) after ms milliseconds (backoff, test stages). One pending call per job. */
     int (*after)(struct dm_job *job, long ms, void (*fn)(struct dm_job *job));
+    /* Reads the job's checkpointed files (<prefix>:job:<id>:files). done fires exactly once,
+     * later, with rc 0 and n files (borrowed for the call) or an error. */
+    int (*read_files)(struct dm_job *job,
+                      void (*done)(struct dm_job *job, int rc, size_t n, const char *const *paths,
+                                   const char *const *contents, const size_t *lens));
     /* The job is over on this replica (finished, parked, fenced or left for another replica);
      * the engine frees it after its pending writes. */
     void (*over)(struct dm_job *job);
@@ -104,8 +109,10 @@ struct dm_job_io {
 struct dm_stage_ops {
     int (*run[DM_STAGE_COUNT])(struct dm_job *job);
     void (*cancel)(struct dm_job *job);
-    /* Frees stage data hanging off job->stage_data when the job goes away (may be NULL). */
+    /* Frees stage data hanging off job->stage_data when the job goes away (may be NULL). Work
+     * still in flight must not call back into the job afterwards. */
     void (*release)(struct dm_job *job);
+    void *ctx; /* the stages' shared state (e.g. the pipeline) */
 };
 
 /* Result codes a stage may report besides 0 and errors. */
@@ -123,6 +130,7 @@ struct dm_job {
     char *branch, *pr_url, *commit; /* recorded results or NULL (owned) */
     int approved;                   /* an approver said yes */
     int dry_run;                    /* planner trust: no push, no PR */
+    long long created_ms;           /* when the job was first taken (its commits are dated by it) */
     long long tokens;               /* spent so far */
     double cost;
     int cancel_requested; /* durable flag seen or broadcast received */

@@ -96,8 +96,9 @@ int dm_jobreq_parse(struct dm_jobreq **out, const char *json, size_t len,
 void dm_jobreq_free(struct dm_jobreq *job);
 
 /* Serialises a job (all fields, defaults included; trustLevel only when trust_set) as compact
- * JSON that dm_jobreq_parse() reads back to an equal job. Caller frees with free(). NULL on
- * allocation failure. */
+ * JSON that dm_jobreq_parse() reads back to an equal job — given the same opts: a plain-http
+ * callbackUrl needs the same http_hosts again. Caller frees with free(). NULL on allocation
+ * failure. */
 char *dm_jobreq_to_json(const struct dm_jobreq *job);
 
 /* Extracts the top-level "jobId" string from possibly invalid or truncated JSON of any size,

@@ -24,6 +24,7 @@ static char *tmp;      /* per test */
 static char *data_dir; /* mirrors */
 static char *root;     /* file:// repositories */
 static char file_tpl[1024];
+static struct dmt_githttp g; /* the smart-HTTP server of the tests that start one */
 
 static void setup(void)
 {
@@ -36,6 +37,8 @@ static void setup(void)
 
 static void teardown(void)
 {
+    /* Also after a failed assertion: never leave a web server behind. */
+    dmt_githttp_stop(&g);
     dmt_rmtree(tmp);
     free(tmp);
     free(data_dir);
@@ -177,7 +180,6 @@ Test(git, file_remote_push_new_branch)
 
 Test(git, http_push_with_token)
 {
-    struct dmt_githttp g;
     dmt_githttp_start(&g, "x-access-token", TOKEN);
     char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
     struct dm_git_opts o = opts_for(g.url_template, TOKEN);
@@ -199,7 +201,6 @@ Test(git, http_push_with_token)
 
 Test(git, http_wrong_token_fails_clearly)
 {
-    struct dmt_githttp g;
     dmt_githttp_start(&g, "x-access-token", TOKEN);
     char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
     const char *wrong = "ghs_WrongToken0987654321";
@@ -226,7 +227,6 @@ Test(git, http_wrong_token_fails_clearly)
 
 Test(git, http_rejecting_hook_fails_with_its_message)
 {
-    struct dmt_githttp g;
     dmt_githttp_start(&g, "x-access-token", TOKEN);
     char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
     dmt_git_reject_hook(bare, "Pushes to acme/widgets are frozen until Monday");
@@ -252,7 +252,6 @@ Test(git, http_rejecting_hook_fails_with_its_message)
 
 Test(git, republish_same_job_makes_no_second_commit)
 {
-    struct dmt_githttp g;
     dmt_githttp_start(&g, "x-access-token", TOKEN);
     char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
     struct dm_git_opts o = opts_for(g.url_template, TOKEN);
@@ -334,7 +333,6 @@ Test(git, same_job_updates_its_own_branch)
 
 Test(git, foreign_branch_left_untouched)
 {
-    struct dmt_githttp g;
     dmt_githttp_start(&g, "x-access-token", TOKEN);
     char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
     struct dm_git_opts o = opts_for(g.url_template, TOKEN);
@@ -401,7 +399,6 @@ Test(git, cancellation_during_push_progress)
 {
     /* A slow hook keeps the remote talking (sideband progress) for 6 s; the cancel flag set after
      * 500 ms must end the call long before that, through libgit2's progress callbacks. */
-    struct dmt_githttp g;
     dmt_githttp_start(&g, "x-access-token", TOKEN);
     char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
     free(dmt_sh("printf '#!/bin/sh\\nfor i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 "
@@ -519,7 +516,6 @@ Test(git, missing_base_or_repository)
                         three_files, 3, &err);
     cr_assert_eq(rc, DM_ERR_NOTFOUND, "rc %d: %s", rc, err.msg);
 
-    struct dmt_githttp g;
     dmt_githttp_start(&g, "x-access-token", TOKEN);
     struct dm_git_opts h = opts_for(g.url_template, TOKEN);
     rc = dm_git_publish(&res, &h, "acme", "nothere", "main", "dream/x", "job-1", "s", "msg", T0,

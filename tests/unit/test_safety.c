@@ -296,12 +296,6 @@ static char *fake(const char *prefix, size_t n, const char *alphabet)
 #define UPPER "QW3RT7YU9PL2KJ5HG8FD4SA6ZX"
 #define HEX "0123456789abcdef"
 
-struct secret_case {
-    char *secret;  /* the secret itself (what must never leave) */
-    char *content; /* file text containing it */
-    const char *rule;
-};
-
 static void check_secret(const char *path, const char *secret, const char *content,
                          const char *rule)
 {
@@ -309,7 +303,6 @@ static void check_secret(const char *path, const char *secret, const char *conte
     struct dm_error err;
     char *json;
     char *summary;
-    char expect_excerpt[16];
     size_t n = 0;
 
     cr_assert_eq(dm_safety_scan(&f, path, content, strlen(content), DM_SAFETY_RULES_ALL, &err), 0,
@@ -340,7 +333,6 @@ static void check_secret(const char *path, const char *secret, const char *conte
         cr_expect(strstr(json, window) == NULL, "%s: JSON leaks %s: %s", rule, window, json);
         cr_expect(strstr(summary, window) == NULL, "%s: summary leaks", rule);
     }
-    (void)expect_excerpt;
     free(json);
     free(summary);
     dm_findings_free(&f);
@@ -513,7 +505,7 @@ Test(safety, rule_sets_select_rules)
 
 Test(safety, caps_and_counts)
 {
-    struct dm_buf_like {
+    struct {
         char *s;
         size_t n;
     } b;
