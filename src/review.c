@@ -538,7 +538,7 @@ out:
 
 /* If [*b, *e) is one fenced block (``` or ~~~), narrows it to the block's content. Returns 0
  * (not fenced: unchanged, or narrowed) or DM_ERR_INVALID with err set. */
-static int unfence(const char **b, const char **e, struct dm_error *err)
+static int unfence(const char **b, const char **e, const char *what, struct dm_error *err)
 {
     const char *s = *b;
     const char *end = *e;
@@ -560,7 +560,7 @@ static int unfence(const char **b, const char **e, struct dm_error *err)
     }
     nl = memchr(s, '\n', (size_t)(end - s));
     if (!nl) {
-        return dm_error_set(err, DM_ERR_INVALID, "reviewer reply: unclosed code fence");
+        return dm_error_set(err, DM_ERR_INVALID, "%s: unclosed code fence", what);
     }
     /* The closing fence is the last line: up to three spaces, then >= open fence chars. */
     last = end;
@@ -575,8 +575,7 @@ static int unfence(const char **b, const char **e, struct dm_error *err)
         close++;
     }
     if (last <= nl || close < open || q + close != end) {
-        return dm_error_set(err, DM_ERR_INVALID,
-                            "reviewer reply: unclosed code fence or text after it");
+        return dm_error_set(err, DM_ERR_INVALID, "%s: unclosed code fence or text after it", what);
     }
     *b = nl + 1;
     *e = last;
@@ -649,28 +648,26 @@ static int parse_comments(struct dm_review_verdict *v, const cJSON *arr,
     return 0;
 }
 
-int dm_review_parse(struct dm_review_verdict *out, const char *reply, size_t len,
-                    const struct dm_review_file *files, size_t n_files, struct dm_error *err)
+int dm_review_reply_json(struct cJSON **out, const char *reply, size_t len, size_t max,
+                         const char *what, struct dm_error *err)
 {
-    struct dm_review_verdict v = DM_REVIEW_VERDICT_INIT;
     const char *b = reply;
     const char *e = reply ? reply + len : NULL;
     const char *parse_end = NULL;
     cJSON *root = NULL;
-    const cJSON *m;
     size_t bad = 0;
     int rc = 0;
 
+    *out = NULL;
     if (!reply || len == 0) {
-        return dm_error_set(err, DM_ERR_INVALID, "reviewer reply is empty");
+        return dm_error_set(err, DM_ERR_INVALID, "%s is empty", what);
     }
-    if (len > DM_REVIEW_REPLY_MAX) {
-        return dm_error_set(err, DM_ERR_INVALID, "reviewer reply is %zu bytes (limit %d)", len,
-                            DM_REVIEW_REPLY_MAX);
+    if (len > max) {
+        return dm_error_set(err, DM_ERR_INVALID, "%s is %zu bytes (limit %zu)", what, len, max);
     }
     if (dm_spec_utf8_check(reply, len, &bad) != 0) {
-        return dm_error_set(err, DM_ERR_INVALID,
-                            "reviewer reply is not UTF-8 text (bad byte at offset %zu)", bad);
+        return dm_error_set(err, DM_ERR_INVALID, "%s is not UTF-8 text (bad byte at offset %zu)",
+                            what, bad);
     }
     while (b < e && is_space(*b)) {
         b++;
@@ -679,9 +676,9 @@ int dm_review_parse(struct dm_review_verdict *out, const char *reply, size_t len
         e--;
     }
     if (b == e) {
-        return dm_error_set(err, DM_ERR_INVALID, "reviewer reply is empty");
+        return dm_error_set(err, DM_ERR_INVALID, "%s is empty", what);
     }
-    rc = unfence(&b, &e, err);
+    rc = unfence(&b, &e, what, err);
     if (rc) {
         return rc;
     }
@@ -690,28 +687,39 @@ int dm_review_parse(struct dm_review_verdict *out, const char *reply, size_t len
     }
     if (b == e || *b != '{') {
         return dm_error_set(err, DM_ERR_INVALID,
-                            "reviewer reply is not a JSON object (text before or instead of "
-                            "it)");
+                            "%s is not a JSON object (text before or instead of it)", what);
     }
     root = cJSON_ParseWithLengthOpts(b, (size_t)(e - b), &parse_end, 0);
     if (!root) {
         size_t at = parse_end && parse_end >= b ? (size_t)(parse_end - b) : 0;
         if (at + 1 >= (size_t)(e - b)) {
             /* cJSON reports the last byte when the text ended inside the value. */
-            rc = dm_error_set(err, DM_ERR_INVALID,
-                              "reviewer reply: truncated or malformed JSON at its end");
-        } else {
-            rc =
-                dm_error_set(err, DM_ERR_INVALID, "reviewer reply: malformed JSON at byte %zu", at);
+            return dm_error_set(err, DM_ERR_INVALID, "%s: truncated or malformed JSON at its end",
+                                what);
         }
-        goto out;
+        return dm_error_set(err, DM_ERR_INVALID, "%s: malformed JSON at byte %zu", what, at);
     }
     while (parse_end && parse_end < e && is_space(*parse_end)) {
         parse_end++;
     }
     if (!parse_end || parse_end != e) {
-        rc = dm_error_set(err, DM_ERR_INVALID, "reviewer reply: text after the JSON object");
-        goto out;
+        cJSON_Delete(root);
+        return dm_error_set(err, DM_ERR_INVALID, "%s: text after the JSON object", what);
+    }
+    *out = root;
+    return 0;
+}
+
+int dm_review_parse(struct dm_review_verdict *out, const char *reply, size_t len,
+                    const struct dm_review_file *files, size_t n_files, struct dm_error *err)
+{
+    struct dm_review_verdict v = DM_REVIEW_VERDICT_INIT;
+    cJSON *root = NULL;
+    const cJSON *m;
+    int rc = dm_review_reply_json(&root, reply, len, DM_REVIEW_REPLY_MAX, "reviewer reply", err);
+
+    if (rc) {
+        return rc;
     }
     m = cJSON_GetObjectItemCaseSensitive(root, "decision");
     if (!cJSON_IsString(m)) {

@@ -172,6 +172,19 @@ int dm_review_parse(struct dm_review_verdict *out, const char *reply, size_t len
                     const struct dm_review_file *files, size_t n_files, struct dm_error *err);
 
 /*
+ * The JSON object of a model's structured reply, shared by the reviewer and the planner: after
+ * optional white space, one JSON object and optional white space, or that object as the only
+ * content of one fenced code block (``` or ~~~ of three or more, any info string, closed by a
+ * fence at least as long). *out is the parsed object (cJSON_Delete()). Errors, all
+ * DM_ERR_INVALID with messages starting with `what` (e.g. "reviewer reply"): empty, over max
+ * bytes, NUL or invalid UTF-8, prose before or after, an unclosed fence, malformed or truncated
+ * JSON, a value that is not an object. *out is NULL on error.
+ */
+struct cJSON;
+int dm_review_reply_json(struct cJSON **out, const char *reply, size_t len, size_t max,
+                         const char *what, struct dm_error *err);
+
+/*
  * The rule verdict of findings (NULL = none) into *out (initialised or freed before):
  * risk = findings->max_severity (low when there are none); decision critical → reject,
  * high → pause, else proceed; sources = DM_REVIEW_BY_RULES; no comments. summary:

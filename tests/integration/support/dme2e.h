@@ -1,0 +1,68 @@
+/*
+ * dme2e: a whole world for end-to-end tests — a redis-server, the fake OpenRouter, the fake
+ * GitHub, a bare git repository `acme/app` (branch main with README.md) reached over file://,
+ * and dreamd replicas running the real pipeline against all of them. Test processes only.
+ */
+#ifndef DME2E_H
+#define DME2E_H
+
+#include <hiredis/hiredis.h>
+#include <sys/types.h>
+
+#include "dmproc.h"
+#include "dmtest.h"
+#include "fakeor.h"
+
+#define DMT_GH_TOKEN "ghp_e2etesttoken0000000000000000000000"
+#define DMT_OR_KEY "sk-or-v1-e2etestkey000000000000000000000000"
+
+struct dmt_world {
+    struct dmt_redis redis;
+    struct dmt_fakeor llm;
+    pid_t gh_pid;
+    int gh_port;
+    char gh_url[64];
+    char *dir;     /* temporary root: remotes/, data/, logs */
+    char *remotes; /* <dir>/remotes: bare repositories <owner>/<repo>.git */
+    char *bare;    /* <remotes>/acme/app.git */
+    redisContext *rc;
+};
+
+/* Starts everything. llm_args: extra fake OpenRouter arguments (NULL-terminated, may be NULL). */
+void dmt_world_start(struct dmt_world *w, const char *const *llm_args);
+
+/* Stops every process and removes the temporary directory. */
+void dmt_world_stop(struct dmt_world *w);
+
+/* Starts a dreamd replica wired to the world (real stages), with extra flags (may be NULL).
+ * Log: <dir>/<name>.log. */
+void dmt_world_replica(struct dmt_world *w, struct dmt_replica *rep, const char *name,
+                       const char *const *extra);
+
+/* A blocking request to the fake GitHub (e.g. GET /_fake/pulls). Caller frees. */
+char *dmt_world_gh(const struct dmt_world *w, const char *method, const char *path,
+                   const char *body);
+
+/* Number of pull requests the fake GitHub holds. */
+int dmt_world_pr_count(const struct dmt_world *w);
+
+/* A job JSON for the world's repository (caller frees); spec NULL = a default spec with one API
+ * route, one UI component and one migration. */
+char *dmt_world_job(const char *id, const char *spec, const char *trust, long long max_tokens,
+                    double max_dollars);
+
+/* The job hash field (caller frees; NULL when absent). */
+char *dmt_world_hget(const struct dmt_world *w, const char *id, const char *field);
+
+/* Waits until the job's status is one of the given (comma-separated) values; returns 1 if so. */
+int dmt_world_wait_status(const struct dmt_world *w, const char *id, const char *statuses,
+                          int timeout_ms);
+
+/* The statuses of a job's events in order, comma-separated (caller frees). */
+char *dmt_world_statuses(const struct dmt_world *w, const char *id);
+
+/* `git ls-tree -r --name-only <branch>` of the bare repository (caller frees; NULL if the
+ * branch does not exist). */
+char *dmt_world_branch_files(const struct dmt_world *w, const char *branch);
+
+#endif
