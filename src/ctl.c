@@ -815,10 +815,18 @@ static int follow_job(struct ctl *ctl, const char *job_id, const char *entry, co
                 snprintf(f->status, sizeof(f->status), "%s", r->str);
                 code = status_exit(r->str);
                 freeReplyObject(r);
+                if (print && ctl->json) {
+                    cJSON *o = cJSON_CreateObject();
+                    cJSON_AddStringToObject(o, "jobId", job_id);
+                    cJSON_AddStringToObject(o, "status", f->status);
+                    print_json(o);
+                } else if (print) {
+                    printf("job %s is %s (no events kept)\n", job_id, f->status);
+                }
                 return code;
             }
             freeReplyObject(r);
-            if (print && !ctl->json) {
+            if (print && !ctl->json && !entry) {
                 fprintf(stderr, "dreamctl: job %s has no events yet; waiting for it\n", job_id);
             }
         }
@@ -1488,7 +1496,8 @@ static int job_arg(struct ctl *ctl, const char **id)
 }
 
 /* Turns a script's refusal ("NOTPARKED job is running") into a clear message. */
-static int script_refused(struct ctl *ctl, const char *verb, const char *id, const char *err)
+static int script_refused(struct ctl *ctl, const char *verb, const char *done, const char *id,
+                          const char *err)
 {
     const char *sp = strchr(err, ' ');
     const char *what = sp ? sp + 1 : err;
@@ -1498,8 +1507,8 @@ static int script_refused(struct ctl *ctl, const char *verb, const char *id, con
             return fail(ctl, DM_CTL_EXIT_FAILED, "cannot %s %s: no such job", verb, id);
         }
         return fail(ctl, DM_CTL_EXIT_FAILED,
-                    "cannot %s %s: only a parked job (paused_approval) can be %sd, and this %s",
-                    verb, id, verb, what);
+                    "cannot %s %s: it is not parked (%s); only a job in paused_approval can be %s",
+                    verb, id, what, done);
     }
     if (strncmp(err, "NOTFOUND", 8) == 0) {
         return fail(ctl, DM_CTL_EXIT_FAILED,
@@ -1534,7 +1543,7 @@ static int cmd_approve(struct ctl *ctl)
         return DM_CTL_EXIT_UNREACHABLE;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        rc = script_refused(ctl, "approve", id, r->str);
+        rc = script_refused(ctl, "approve", "approved", id, r->str);
     } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
                r->element[1]->type == REDIS_REPLY_STRING) {
         if (ctl->json) {
@@ -1589,7 +1598,7 @@ static int cmd_reject(struct ctl *ctl)
         return DM_CTL_EXIT_UNREACHABLE;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        rc = script_refused(ctl, "reject", id, r->str);
+        rc = script_refused(ctl, "reject", "rejected", id, r->str);
     } else if (ctl->json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "jobId", id);
@@ -1634,7 +1643,7 @@ static int cmd_cancel(struct ctl *ctl)
         return DM_CTL_EXIT_UNREACHABLE;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        rc = script_refused(ctl, "cancel", id, r->str);
+        rc = script_refused(ctl, "cancel", "cancelled", id, r->str);
     } else if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) {
         int now_done = strcmp(r->str, "cancelled") == 0;
         if (ctl->json) {
@@ -2250,8 +2259,7 @@ int main(int argc, char **argv)
     }
     ctl.cmd = find_command(argv[cmd_index]);
     if (!ctl.cmd) {
-        return fail(&ctl, DM_CTL_EXIT_USAGE, "unknown command '%s' (see dreamctl --help)",
-                    argv[cmd_index]);
+        return fail(&ctl, DM_CTL_EXIT_USAGE, "unknown command '%s'", argv[cmd_index]);
     }
     if ((rc = parse_args(&ctl, argc, argv, cmd_index))) {
         return rc;

@@ -8,10 +8,12 @@
  * in the last close callback after dm_engine_stop. Loop thread only.
  */
 #include "dream/engine.h"
+#include "dream/callback.h"
 #include "dream/error.h"
 #include "dream/intake.h"
 #include "dream/jobreq.h"
 #include "dream/log.h"
+#include "dream/metrics.h"
 #include "dream/redis.h"
 #include "dream/scripts.h"
 
@@ -60,6 +62,8 @@ struct dm_engine {
     struct dm_job_io io;
 
     struct dm_redis_conn *reader, *cmd, *sub;
+    struct dm_metrics *metrics;
+    struct dm_callbacks *callbacks;
     struct dm_redis_script s_start, s_transition, s_dead, s_heartbeat;
 
     char k_jobs[100], k_dead[100], k_events[100], k_parked[100], k_control[100], k_worker[200];
@@ -87,6 +91,30 @@ struct dm_engine {
 
     uv_timer_t hb_timer, sweep_timer, worker_timer, grace_timer;
 };
+
+void dm_engine_observe(struct dm_engine *e, struct dm_metrics *metrics,
+                       struct dm_callbacks *callbacks)
+{
+    e->metrics = metrics;
+    e->callbacks = callbacks;
+}
+
+/* POSTs an event to the job's callbackUrl; never blocks or fails the job. */
+static void post_callback(struct dm_engine *e, const struct dm_job *job, const char *ev, size_t len)
+{
+    struct dm_error err;
+    if (!e->callbacks || !job->req || !job->req->callback_url || !ev || !len) {
+        return;
+    }
+    if (dm_callback_post(e->callbacks, job->req->callback_url, ev, len, &err)) {
+        dm_warn("engine", job->id, "callback not queued: %s", err.msg);
+    }
+}
+
+static void update_readiness(struct dm_engine *e)
+{
+    dm_metrics_set_ready(e->metrics, dm_engine_ready(e));
+}
 
 static void read_more(struct dm_engine *e);
 static void pump(struct ejob *ej);
@@ -170,9 +198,24 @@ static void on_ejob_handle_closed(uv_handle_t *h)
     if (ej->next) {
         ej->next->prev = ej->prev;
     }
+    if (ej->job.final_status) {
+        static const struct {
+            const char *status;
+            enum dm_metric_job metric;
+        } map[] = {{"complete", DM_METRIC_JOB_COMPLETE},
+                   {"failed", DM_METRIC_JOB_FAILED},
+                   {"cancelled", DM_METRIC_JOB_CANCELLED},
+                   {"paused_approval", DM_METRIC_JOB_PARKED}};
+        for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+            if (strcmp(ej->job.final_status, map[i].status) == 0) {
+                dm_metrics_job_finished(e->metrics, map[i].metric);
+            }
+        }
+    }
     dm_job_clear(&ej->job);
     free(ej);
     e->inflight--;
+    dm_metrics_set_jobs_in_flight(e->metrics, e->inflight);
     if (e->stopping) {
         maybe_finish_stop(e);
     } else {
@@ -207,6 +250,7 @@ static struct ejob *ejob_new(struct dm_engine *e, const char *entry, const char 
     }
     e->jobs = ej;
     e->inflight++;
+    dm_metrics_set_jobs_in_flight(e->metrics, e->inflight);
     return ej;
 }
 
@@ -379,6 +423,9 @@ static void on_write_reply(void *arg, redisReply *reply, const char *why)
     } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
                reply->element[1]->type == REDIS_REPLY_STRING) {
         cancel = strcmp(reply->element[1]->str, "1") == 0;
+        if (reply->elements >= 3 && reply->element[2]->type == REDIS_REPLY_STRING) {
+            post_callback(e, &ej->job, reply->element[2]->str, reply->element[2]->len);
+        }
     }
     ej->wq_head = w->next;
     if (!ej->wq_head) {
@@ -555,6 +602,12 @@ static void on_start_reply(void *arg, redisReply *reply, const char *why)
         return;
     }
     verdict = reply_str(reply, 0);
+    if (strcmp(verdict, "dead") == 0) {
+        dm_metrics_dead_lettered(ej->eng->metrics);
+        dm_metrics_job_finished(ej->eng->metrics, DM_METRIC_JOB_DEAD_LETTERED);
+    } else if (strcmp(verdict, "failed") == 0) {
+        dm_metrics_job_finished(ej->eng->metrics, DM_METRIC_JOB_FAILED);
+    }
     if (strcmp(verdict, "run") != 0) {
         dm_info("engine", job->id, "entry %s: %s (%s)", job->entry, verdict, reply_str(reply, 1));
         job->over = 1;
@@ -602,6 +655,9 @@ static void on_start_reply(void *arg, redisReply *reply, const char *why)
         return;
     }
     job->dry_run = job->req->trust_set && job->req->trust == DM_TRUST_PLANNER;
+    if (reply->elements >= 15 && reply->element[14]->type == REDIS_REPLY_STRING) {
+        post_callback(ej->eng, job, reply->element[14]->str, reply->element[14]->len);
+    }
     dm_info("engine", job->id, "running entry %s at stage %s (attempt %d, epoch %lld)", job->entry,
             dm_stage_name(job->stage), job->attempts, job->epoch);
     dm_job_dispatch(job);
@@ -628,6 +684,7 @@ static void dead_letter(struct dm_engine *e, const char *entry, const char *raw,
     size_t cap = raw_len > (1u << 20) ? (1u << 20) : raw_len;
 
     dm_warn("engine", NULL, "entry %s dead-lettered: %s", entry, reason);
+    dm_metrics_dead_lettered(e->metrics);
     dm_time_rfc3339(-1, ts, sizeof(ts));
     args[0] = e->k_dead;
     args[1] = e->k_jobs;
@@ -990,6 +1047,38 @@ static void on_simple_reply(void *arg, redisReply *reply, const char *why)
     maybe_finish_stop(e);
 }
 
+static long long reply_field_int(const redisReply *flat, const char *name)
+{
+    for (size_t i = 0; flat && flat->type == REDIS_REPLY_ARRAY && i + 1 < flat->elements; i += 2) {
+        const redisReply *k = flat->element[i];
+        const redisReply *v = flat->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0) {
+            return v->type == REDIS_REPLY_INTEGER ? v->integer : -1;
+        }
+    }
+    return -1;
+}
+
+static void on_groups_reply(void *arg, redisReply *reply, const char *why)
+{
+    struct dm_engine *e = arg;
+    (void)why;
+    e->cmds--;
+    for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+        const redisReply *g = reply->element[i];
+        for (size_t k = 0; g->type == REDIS_REPLY_ARRAY && k + 1 < g->elements; k += 2) {
+            if (g->element[k]->type == REDIS_REPLY_STRING &&
+                strcmp(g->element[k]->str, "name") == 0 &&
+                g->element[k + 1]->type == REDIS_REPLY_STRING &&
+                strcmp(g->element[k + 1]->str, GROUP) == 0) {
+                dm_metrics_set_group(e->metrics, reply_field_int(g, "lag"),
+                                     reply_field_int(g, "pending"));
+            }
+        }
+    }
+    maybe_finish_stop(e);
+}
+
 static long worker_interval(const struct dm_engine *e)
 {
     long v = (long)(e->cfg->lease_ms / 3);
@@ -1017,13 +1106,28 @@ static void on_worker_timer(uv_timer_t *t)
     if (dm_redis_cmdf(e->cmd, on_simple_reply, e, "PEXPIRE %s %s", e->k_worker, ttl) == 0) {
         e->cmds++;
     }
+    if (e->metrics &&
+        dm_redis_cmdf(e->cmd, on_groups_reply, e, "XINFO GROUPS %s", e->k_jobs) == 0) {
+        e->cmds++;
+    }
+    update_readiness(e);
 }
 
 /* ---- connections ---- */
 
+static void on_conn_down(struct dm_redis_conn *c, void *arg, const char *why)
+{
+    struct dm_engine *e = arg;
+    (void)c;
+    (void)why;
+    dm_metrics_redis_reconnected(e->metrics);
+    update_readiness(e);
+}
+
 static void on_conn_up(struct dm_redis_conn *c, void *arg)
 {
     struct dm_engine *e = arg;
+    update_readiness(e);
     if (c == e->cmd) {
         ensure_group(e);
         on_worker_timer(&e->worker_timer);
@@ -1154,6 +1258,7 @@ void dm_engine_stop(struct dm_engine *e, int force)
         return;
     }
     e->stopping = 1;
+    update_readiness(e);
     dm_info("engine", NULL, "stopping: %d jobs in flight, grace %lld ms", e->inflight,
             force ? 0LL : e->cfg->shutdown_grace_ms);
     for (struct ejob *ej = e->jobs; ej; ej = ej->next) {
@@ -1231,6 +1336,7 @@ int dm_engine_start(struct dm_engine **out, uv_loop_t *loop, const struct dm_con
     memset(&o, 0, sizeof(o));
     o.connect_timeout_ms = (long)cfg->redis_timeout_ms;
     o.up = on_conn_up;
+    o.down = on_conn_down;
     o.arg = e;
     o.name = "reader";
     dm_redis_open(&e->reader, loop, &cfg->redis, &o);

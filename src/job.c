@@ -207,6 +207,7 @@ void dm_job_finish(struct dm_job *job, const char *status, const char *message,
     } else {
         dm_info("job", job->id, "%s: %s", status, message);
     }
+    job->final_status = status;
     if (job->io->write(job, &w, on_finish_written)) {
         go_over(job);
     }
@@ -356,6 +357,7 @@ void dm_job_stage_done(struct dm_job *job, int rc, const struct dm_error *err)
         return;
     }
     if (rc == DM_JOB_PARKED) {
+        job->final_status = "paused_approval";
         go_over(job);
         return;
     }

@@ -9,6 +9,7 @@
 #include "dream/job.h"
 #include "dream/log.h"
 #include "dream/loop.h"
+#include "dream/metrics.h"
 #include "dream/pipeline.h"
 #include "dream/stages_test.h"
 
@@ -18,6 +19,8 @@
 #include <uv.h>
 
 struct app {
+    struct dm_metrics *metrics;
+    struct dm_admin *admin;
     struct dm_engine *engine;
     struct dm_pipeline *pipeline;
     struct dm_loop sig;
@@ -79,14 +82,32 @@ int main(int argc, char **argv)
     dm_log_set_level(level);
 
     memset(&app, 0, sizeof(app));
+    if (dm_metrics_new(&app.metrics)) {
+        fprintf(stderr, "dreamd: out of memory\n");
+        dm_config_free(cfg);
+        return 1;
+    }
+    /* The admin endpoint runs on libmicrohttpd's own thread and reads atomics only. */
+    if (dm_admin_start(&app.admin, app.metrics, cfg->admin_addr, &err)) {
+        fprintf(stderr, "dreamd: --admin-addr (DREAM_ADMIN_ADDR): %s\n", err.msg);
+        dm_metrics_free(app.metrics);
+        dm_config_free(cfg);
+        return 2;
+    }
+    if (app.admin) {
+        dm_info("main", NULL, "admin endpoint on port %d (/metrics, /healthz, /readyz)",
+                dm_admin_port(app.admin));
+    }
     uv_loop_init(&loop);
     memset(&stages, 0, sizeof(stages));
     if (cfg->stage_mode == DM_STAGES_TEST) {
         dm_stages_test_init(&stages, (long)cfg->test_stage_ms);
     } else {
-        if (dm_pipeline_new(&app.pipeline, &loop, cfg, NULL, &err)) {
+        if (dm_pipeline_new(&app.pipeline, &loop, cfg, app.metrics, &err)) {
             fprintf(stderr, "dreamd: %s\n", err.msg);
             dm_loop_drain_close(&loop);
+            dm_admin_stop(app.admin);
+            dm_metrics_free(app.metrics);
             dm_config_free(cfg);
             return 2;
         }
@@ -105,6 +126,10 @@ int main(int argc, char **argv)
                 cfg->stages);
     }
     rc = dm_engine_start(&app.engine, &loop, cfg, &stages, on_engine_stopped, &app);
+    if (!rc) {
+        dm_engine_observe(app.engine, app.metrics,
+                          app.pipeline ? dm_pipeline_callbacks(app.pipeline) : NULL);
+    }
     if (rc) {
         dm_errorf("main", NULL, "cannot start the engine: %s", dm_err_name(rc));
         dm_pipeline_close(app.pipeline, NULL, NULL);
@@ -117,6 +142,8 @@ int main(int argc, char **argv)
         dm_errorf("main", NULL, "loop did not close cleanly");
         rc = rc ? rc : DM_ERR_IO;
     }
+    dm_admin_stop(app.admin);
+    dm_metrics_free(app.metrics);
     dm_info("main", NULL, "dreamd exiting");
     dm_config_free(cfg);
     return rc ? 1 : 0;

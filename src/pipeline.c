@@ -12,6 +12,7 @@
 #include "dream/pipeline.h"
 #include "dream/auth.h"
 #include "dream/budget.h"
+#include "dream/callback.h"
 #include "dream/error.h"
 #include "dream/forge.h"
 #include "dream/git.h"
@@ -19,6 +20,7 @@
 #include "dream/jobreq.h"
 #include "dream/llm.h"
 #include "dream/log.h"
+#include "dream/metrics.h"
 #include "dream/plan.h"
 #include "dream/price.h"
 #include "dream/prompt.h"
@@ -109,6 +111,7 @@ struct dm_pipeline {
     struct dm_llm *llm;
     struct dm_forge *forge;
     struct dm_validate_runner *vr;
+    struct dm_callbacks *callbacks;
     struct dm_price_table *prices;
     struct dm_prompts *prompts;
     struct dm_safety_policy policy;
@@ -692,6 +695,20 @@ static void on_llm_done(void *arg, int rc, struct dm_llm_result *res, const stru
     p->llm_in_flight--;
     pj->outstanding--;
     pj->budget_wait = 0;
+    if (res) {
+        for (int i = 1; i < res->attempts; i++) {
+            dm_metrics_llm_request(p->metrics, DM_METRIC_LLM_RETRIED, -1);
+        }
+        if (res->attempts > 0) {
+            dm_metrics_llm_request(p->metrics, rc ? DM_METRIC_LLM_FAILED : DM_METRIC_LLM_OK,
+                                   (double)res->elapsed_ms / 1000.0);
+        }
+        if (res->billed) {
+            dm_metrics_llm_tokens(p->metrics, (uint64_t)res->prompt_tokens,
+                                  (uint64_t)res->completion_tokens);
+            dm_metrics_llm_cost(p->metrics, res->cost_usd);
+        }
+    }
     if (res && res->billed) {
         dm_budget_settle(&pj->budget, &f->hold, res->prompt_tokens + res->completion_tokens,
                          res->cost_usd);
@@ -1432,6 +1449,11 @@ void dm_pipeline_stage_ops(struct dm_pipeline *p, struct dm_stage_ops *ops)
     ops->ctx = p;
 }
 
+struct dm_callbacks *dm_pipeline_callbacks(const struct dm_pipeline *p)
+{
+    return p->callbacks;
+}
+
 int dm_pipeline_llm_in_flight(const struct dm_pipeline *p)
 {
     return p->llm_in_flight;
@@ -1497,6 +1519,13 @@ int dm_pipeline_new(struct dm_pipeline **out, uv_loop_t *loop, const struct dm_c
     if ((rc = dm_forge_new(&p->forge, p->http, loop, &fo, err))) {
         goto fail;
     }
+    {
+        struct dm_callback_opts co = DM_CALLBACK_OPTS_INIT;
+        co.secret = cfg->callback_secret;
+        if ((rc = dm_callbacks_new(&p->callbacks, loop, p->http, &co, err))) {
+            goto fail;
+        }
+    }
     vo.esbuild = cfg->esbuild;
     if ((rc = dm_validate_runner_new(&p->vr, loop, &vo, err))) {
         goto fail;
@@ -1550,6 +1579,11 @@ void dm_pipeline_close(struct dm_pipeline *p, void (*done)(void *arg), void *arg
         dm_llm_cancel_all(p->llm);
     }
     p->pending_closes = 1; /* this function's own reference */
+    if (p->callbacks) {
+        p->pending_closes++;
+        dm_callbacks_close(p->callbacks, on_service_closed, p);
+        p->callbacks = NULL;
+    }
     if (p->forge) {
         p->pending_closes++;
         dm_forge_close(p->forge, on_service_closed, p);

@@ -27,7 +27,7 @@
     "  redis.call('XADD', jev, 'MAXLEN', '~', jmax, '*', 'event', ev)\n"                           \
     "  redis.call('XADD', gev, 'MAXLEN', '~', gmax, '*', 'event', ev)\n"                           \
     "  redis.call('PUBLISH', chan, ev)\n"                                                          \
-    "  return seq\n"                                                                               \
+    "  return seq, ev\n"                                                                           \
     "end\n"
 
 /*
@@ -37,7 +37,7 @@
  *       8 global maxlen, 9 channel, 10 ttl s, 11 max attempts, 12 mode (new|claim|resume),
  *       13 jobId, 14 job events maxlen
  * Returns {'run', epoch, stage, attempts, job, plan, approved, branch, pr_url, commit, cancel,
- *          created, tokens, cost}
+ *          created, tokens, cost, event JSON}
  *      or {'skip'|'dead'|'failed', reason}.
  */
 const char dm_script_start[] = LUA_EMIT
@@ -46,9 +46,12 @@ const char dm_script_start[] = LUA_EMIT
     "local gmax, chan, ttl, maxatt, mode = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11]), "
     "ARGV[12]\n"
     "local jobid, jmax = ARGV[13], ARGV[14]\n"
+    "local last = ''\n"
     "local function ev(status, msg, extra)\n"
-    "  return emit(h, KEYS[2], KEYS[3], chan, jobid, status, msg, extra or '', ts, worker, gmax, "
-    "jmax)\n"
+    "  local seq, e = emit(h, KEYS[2], KEYS[3], chan, jobid, status, msg, extra or '', ts, worker, "
+    "gmax, jmax)\n"
+    "  last = e\n"
+    "  return seq\n"
     "end\n"
     "local function finish()\n"
     "  redis.call('XACK', KEYS[4], group, entry)\n"
@@ -118,7 +121,7 @@ const char dm_script_start[] = LUA_EMIT
     "local function g(f) return redis.call('HGET', h, f) or '' end\n"
     "return {'run', tostring(epoch), g('stage'), tostring(attempts), job, g('plan'), "
     "g('approved'), g('branch'), g('pr_url'), g('commit'), g('cancel'), g('created'), "
-    "g('tokens'), g('cost')}\n";
+    "g('tokens'), g('cost'), last}\n";
 
 /*
  * TRANSITION
@@ -127,7 +130,7 @@ const char dm_script_start[] = LUA_EMIT
  *       7 worker, 8 flags (A ack, P park, U unpark, T terminal: TTL), 9 entry id, 10 group,
  *       11 global maxlen, 12 channel, 13 ttl s, 14 job events maxlen, 15 now ms, 16 jobId,
  *       17 file path ("" = none), 18 file content, 19.. field/value pairs for the job hash
- * Returns {seq, cancel} or the error "FENCED ...".
+ * Returns {seq, cancel, event JSON ('' without an event)} or the error "FENCED ...".
  */
 const char dm_script_transition[] = LUA_EMIT
     "local h = KEYS[1]\n"
@@ -147,9 +150,9 @@ const char dm_script_transition[] = LUA_EMIT
     "if ARGV[17] ~= '' then redis.call('HSET', KEYS[6], ARGV[17], ARGV[18]) end\n"
     "for i = 19, #ARGV, 2 do redis.call('HSET', h, ARGV[i], ARGV[i + 1]) end\n"
     "redis.call('HSET', h, 'last_op', ARGV[2], 'updated', ARGV[15])\n"
-    "local seq = 0\n"
+    "local seq, ev = 0, ''\n"
     "if ARGV[3] ~= '' then\n"
-    "  seq = emit(h, KEYS[2], KEYS[3], ARGV[12], ARGV[16], ARGV[3], ARGV[4], ARGV[5], ARGV[6], "
+    "  seq, ev = emit(h, KEYS[2], KEYS[3], ARGV[12], ARGV[16], ARGV[3], ARGV[4], ARGV[5], ARGV[6], "
     "ARGV[7], ARGV[11], ARGV[14])\n"
     "end\n"
     "local flags = ARGV[8]\n"
@@ -162,7 +165,7 @@ const char dm_script_transition[] = LUA_EMIT
     "  redis.call('EXPIRE', KEYS[2], ARGV[13])\n"
     "  redis.call('EXPIRE', KEYS[6], ARGV[13])\n"
     "end\n"
-    "return {seq, redis.call('HGET', h, 'cancel') or ''}\n";
+    "return {seq, redis.call('HGET', h, 'cancel') or '', ev}\n";
 
 /*
  * DEAD

@@ -31,6 +31,15 @@ int dm_engine_start(struct dm_engine **out, uv_loop_t *loop, const struct dm_con
  * and the engine frees itself. force = 1 skips the grace period. Idempotent. */
 void dm_engine_stop(struct dm_engine *e, int force);
 
+struct dm_metrics;
+struct dm_callbacks;
+
+/* Lets the engine report to metrics (may be NULL) and POST every event of jobs with a
+ * callbackUrl through callbacks (may be NULL). Both must outlive the engine. Call right after
+ * dm_engine_start. */
+void dm_engine_observe(struct dm_engine *e, struct dm_metrics *metrics,
+                       struct dm_callbacks *callbacks);
+
 /* Jobs in flight on this replica. */
 int dm_engine_inflight(const struct dm_engine *e);
 

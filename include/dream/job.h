@@ -139,6 +139,7 @@ struct dm_job {
     int running;          /* a stage is running */
     int over;
     int transient_retries;
+    const char *final_status; /* terminal status written, "paused_approval" when parked */
     const struct dm_stage_ops *stages;
     const struct dm_job_io *io;
     void *engine;     /* the engine's own data */

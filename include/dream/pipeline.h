@@ -26,6 +26,9 @@ int dm_pipeline_new(struct dm_pipeline **out, uv_loop_t *loop, const struct dm_c
 /* Fills ops with the pipeline's stages. */
 void dm_pipeline_stage_ops(struct dm_pipeline *p, struct dm_stage_ops *ops);
 
+/* The callback poster (jobs with a callbackUrl), owned by the pipeline. */
+struct dm_callbacks *dm_pipeline_callbacks(const struct dm_pipeline *p);
+
 /* LLM requests in flight, all jobs together. */
 int dm_pipeline_llm_in_flight(const struct dm_pipeline *p);
 

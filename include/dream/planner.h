@@ -43,11 +43,11 @@
 #define DM_PLANNER_TREE_PATHS 2000        /* base-branch paths listed in the prompt */
 #define DM_PLANNER_TREE_BYTES (64 * 1024) /* bytes of the listed tree */
 #define DM_PLANNER_OVERVIEW_CHARS 2000
-#define DM_PLANNER_ITEMS 50                  /* items listed per spec list */
-#define DM_PLANNER_ITEM_CHARS 300            /* characters of an item's text, and its context */
-#define DM_PLANNER_REPLY_MAX (256 * 1024)    /* bytes of a reply dm_planner_parse() accepts */
-#define DM_PLANNER_DESC_MAX 2000             /* bytes of a description kept */
-#define DM_PLANNER_NOTES_MAX 4000            /* bytes of the notes (then "…") */
+#define DM_PLANNER_ITEMS 50               /* items listed per spec list */
+#define DM_PLANNER_ITEM_CHARS 300         /* characters of an item's text, and its context */
+#define DM_PLANNER_REPLY_MAX (256 * 1024) /* bytes of a reply dm_planner_parse() accepts */
+#define DM_PLANNER_DESC_MAX 2000          /* bytes of a description kept */
+#define DM_PLANNER_NOTES_MAX 4000         /* bytes of the notes (then "…") */
 
 /* Options; borrowed for each call. Initialise with DM_PLANNER_OPTS_INIT. */
 struct dm_planner_opts {
