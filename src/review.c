@@ -23,6 +23,7 @@
 #define PROMPT_PATH_SHOWN 200      /* bytes of a path in the findings list */
 #define PROMPT_FILE_OVERHEAD 100   /* per file block, besides its path and fences */
 #define PROMPT_TAIL_RESERVE 160    /* the omitted note and the closing instruction */
+#define PROMPT_FILE_MIN 1024       /* least content shown per file before files are left out */
 
 #define MD_COMMENTS 10
 #define MD_COMMENT_BYTES 300
@@ -430,6 +431,7 @@ int dm_review_prompt_build(struct dm_review_prompt **out, const char *title,
     struct dm_buf u;
     size_t *fence = NULL;
     size_t *lens = NULL;
+    size_t *over = NULL;
     size_t shown = 0;
     size_t room;
     size_t used = 0;
@@ -455,7 +457,8 @@ int dm_review_prompt_build(struct dm_review_prompt **out, const char *title,
     p = calloc(1, sizeof(*p));
     fence = calloc(n_files, sizeof(*fence));
     lens = calloc(n_files, sizeof(*lens));
-    if (!p || !fence || !lens) {
+    over = calloc(n_files, sizeof(*over));
+    if (!p || !fence || !lens || !over) {
         rc = DM_ERR_NOMEM;
         goto out;
     }
@@ -471,16 +474,25 @@ int dm_review_prompt_build(struct dm_review_prompt **out, const char *title,
     /* The header is bounded far below the cap (title, list and findings caps). */
     room = DM_REVIEW_PROMPT_MAX - u.len - sizeof(prompt_tail) - PROMPT_TAIL_RESERVE;
     for (shown = 0; shown < n_files; shown++) {
-        size_t o;
         fence[shown] = fence_len(files[shown].content, files[shown].len);
-        o = strlen(files[shown].path) + 2 * fence[shown] + PROMPT_FILE_OVERHEAD;
-        if (o > room - used) {
+        over[shown] = strlen(files[shown].path) + 2 * fence[shown] + PROMPT_FILE_OVERHEAD;
+        if (over[shown] > room - used) {
             break; /* this and every later file: content left out */
         }
-        used += o;
-        lens[shown] = files[shown].len;
+        used += over[shown];
     }
-    cap = fair_cap(lens, shown, room - used);
+    /* Fewer files with a useful share each beat many files with a few bytes each. */
+    for (;;) {
+        for (size_t i = 0; i < shown; i++) {
+            lens[i] = files[i].len;
+        }
+        cap = fair_cap(lens, shown, room - used);
+        if (cap >= PROMPT_FILE_MIN || shown <= 1) {
+            break;
+        }
+        shown--;
+        used -= over[shown];
+    }
     for (size_t i = 0; i < shown && !rc; i++) {
         const struct dm_review_file *fl = &files[i];
         size_t n = fl->len <= cap ? fl->len : utf8_cut(fl->content, fl->len, cap);
@@ -531,6 +543,7 @@ out:
     dm_buf_free(&u);
     free(fence);
     free(lens);
+    free(over);
     return rc;
 }
 
@@ -580,6 +593,34 @@ static int unfence(const char **b, const char **e, const char *what, struct dm_e
     *b = nl + 1;
     *e = last;
     return 0;
+}
+
+/* 1 when s[0..len) ends inside a string or an unclosed object or array: a cut-off reply. */
+static int ends_open(const char *s, size_t len)
+{
+    long depth = 0;
+    int in_string = 0;
+    int escaped = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (escaped) {
+                escaped = 0;
+            } else if (c == '\\') {
+                escaped = 1;
+            } else if (c == '"') {
+                in_string = 0;
+            }
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return in_string || depth > 0;
 }
 
 static int find_file(const struct dm_review_file *files, size_t n, const char *path)
@@ -692,10 +733,9 @@ int dm_review_reply_json(struct cJSON **out, const char *reply, size_t len, size
     root = cJSON_ParseWithLengthOpts(b, (size_t)(e - b), &parse_end, 0);
     if (!root) {
         size_t at = parse_end && parse_end >= b ? (size_t)(parse_end - b) : 0;
-        if (at + 1 >= (size_t)(e - b)) {
-            /* cJSON reports the last byte when the text ended inside the value. */
-            return dm_error_set(err, DM_ERR_INVALID, "%s: truncated or malformed JSON at its end",
-                                what);
+        if (ends_open(b, (size_t)(e - b))) {
+            return dm_error_set(err, DM_ERR_INVALID,
+                                "%s: truncated JSON (it ends inside the object)", what);
         }
         return dm_error_set(err, DM_ERR_INVALID, "%s: malformed JSON at byte %zu", what, at);
     }
@@ -1079,6 +1119,21 @@ static int put_md_path(struct dm_buf *out, const char *s, size_t max)
     return rc;
 }
 
+/* "| `path:line` | rule | kind | severity |": static identifiers only, never the excerpt. */
+static int md_finding_row(struct dm_buf *out, const struct dm_finding *x)
+{
+    int rc = dm_buf_puts(out, "| `");
+
+    if (!rc) {
+        rc = put_md_path(out, x->path ? x->path : "?", MD_PATH_BYTES);
+    }
+    if (!rc) {
+        rc = dm_buf_printf(out, ":%lu` | %s | %s | %s |\n", x->line, x->rule ? x->rule : "?",
+                           dm_finding_kind_name(x->kind), dm_severity_name(x->severity));
+    }
+    return rc;
+}
+
 static const char *reviewed_by(unsigned sources)
 {
     if ((sources & DM_REVIEW_BY_MODEL) && (sources & DM_REVIEW_BY_RULES)) {
@@ -1145,25 +1200,21 @@ int dm_review_markdown(const struct dm_review_verdict *v, const struct dm_findin
         }
     }
     if (!rc && findings && findings->len + findings->dropped > 0) {
-        size_t shown = findings->len < MD_FINDINGS ? findings->len : MD_FINDINGS;
-        size_t more = findings->len - shown + findings->dropped;
+        size_t shown = 0;
         rc = dm_buf_puts(out, "\n#### Findings\n\n| Location | Rule | Kind | Severity |\n"
                               "| --- | --- | --- | --- |\n");
-        for (size_t i = 0; i < shown && !rc; i++) {
-            const struct dm_finding *x = &findings->items[i];
-            rc = dm_buf_puts(out, "| `");
-            if (!rc) {
-                rc = put_md_path(out, x->path ? x->path : "?", MD_PATH_BYTES);
-            }
-            if (!rc) {
-                /* Rule ids and names are static identifiers; no excerpt is ever shown. */
-                rc =
-                    dm_buf_printf(out, ":%lu` | %s | %s | %s |\n", x->line, x->rule ? x->rule : "?",
-                                  dm_finding_kind_name(x->kind), dm_severity_name(x->severity));
+        /* Highest severity first (so the cap keeps the worst), scan order within one. */
+        for (int sev = DM_SEVERITY_CRITICAL; sev >= DM_SEVERITY_LOW && !rc; sev--) {
+            for (size_t i = 0; i < findings->len && shown < MD_FINDINGS && !rc; i++) {
+                if ((int)findings->items[i].severity == sev) {
+                    shown++;
+                    rc = md_finding_row(out, &findings->items[i]);
+                }
             }
         }
-        if (!rc && more) {
-            rc = dm_buf_printf(out, "\n_" ELLIPSIS " and %zu more findings._\n", more);
+        if (!rc && findings->len + findings->dropped > shown) {
+            rc = dm_buf_printf(out, "\n_" ELLIPSIS " and %zu more findings._\n",
+                               findings->len + findings->dropped - shown);
         }
     }
     return rc;

@@ -245,7 +245,8 @@ int dm_review_revise_prompt(char **out, const struct dm_review_verdict *v, const
  *   ["\n<rules_summary>\n"]
  *   ["\n#### Comments\n\n- `<path>`: <comment>\n…"]                  (first 10, then "- … N more")
  *   ["\n#### Findings\n\n| Location | Rule | Kind | Severity |\n| --- | --- | --- | --- |\n"
- *    "| `<path>:<line>` | <rule> | <kind> | <severity> |\n…"]       (first 30, then "… N more")
+ *    "| `<path>:<line>` | <rule> | <kind> | <severity> |\n…"]  (highest severity first, scan
+ *                                             order within one; first 30, then "… N more")
  * Reviewed by: "model", "rules" or "model and rules". Comments are shown cut to 300 bytes, paths
  * to 120 bytes; backticks in paths become '\'', '|' and '<' '>' in table cells and comments are
  * escaped. Excerpts are never shown. findings may be NULL. Returns 0 or dm_buf's error

@@ -366,6 +366,7 @@ Test(review, parse_refuses_nul_and_oversize)
     static const char with_nul[] = "{\"decision\":\"proceed\",\0\"risk\":\"low\"}";
     struct dm_review_verdict v = DM_REVIEW_VERDICT_INIT;
     struct dm_error err;
+    static const char obj[] = "{\"decision\":\"proceed\",\"risk\":\"low\",\"summary\":\"s\"}";
     size_t big = DM_REVIEW_REPLY_MAX + 1;
     char *reply = malloc(big);
 
@@ -374,7 +375,7 @@ Test(review, parse_refuses_nul_and_oversize)
     cr_assert_not_null(reply);
     /* A valid object padded with spaces past the cap is refused for its size alone. */
     memset(reply, ' ', big);
-    memcpy(reply, "{\"decision\":\"proceed\",\"risk\":\"low\",\"summary\":\"s\"}", 51);
+    memcpy(reply, obj, strlen(obj));
     cr_expect_eq(dm_review_parse(&v, reply, big, files3, N3, &err), DM_ERR_INVALID);
     cr_expect(strstr(err.msg, "limit") != NULL, "%s", err.msg);
     cr_expect_eq(dm_review_parse(&v, reply, big - 1, files3, N3, &err), 0, "%s", err.msg);
@@ -619,7 +620,15 @@ Test(review, prompt_cap_many_files_and_utf8)
     cr_assert_eq(dm_review_prompt_build(&p, "T", fs, N, NULL, &err), 0);
     cr_expect_leq(strlen(p->user), DM_REVIEW_PROMPT_MAX);
     cr_expect_gt(p->files_omitted, 0);
+    cr_expect_lt(p->files_omitted, N);
     cr_expect(strstr(p->user, "left out") != NULL);
+    /* Files that are shown get a useful share each, not a few bytes. */
+    for (const char *m = p->user; (m = strstr(m, "[truncated: showing ")) != NULL; m++) {
+        size_t shown = 0;
+        cr_assert_eq(sscanf(m, "[truncated: showing %zu of", &shown), 1);
+        cr_expect_geq(shown, 1000, "%zu", shown);
+    }
+    cr_expect_eq(p->files_cut, N - p->files_omitted);
     cr_expect(strstr(p->user, " more\n") != NULL); /* the file list was capped too */
     cr_expect_eq(dm_spec_utf8_check(p->user, strlen(p->user), NULL), 0);
     dm_review_prompt_free(p);
@@ -710,8 +719,8 @@ Test(review, markdown_exact_and_secret_free)
                      "\n"
                      "Looks &lt;fine&gt; &amp; small.\n"
                      "\n"
-                     "Rule scan: 4 findings, highest critical: github-token (critical) x1, "
-                     "drop-table (critical) x1, eval (high) x1, secret-word (medium) x1.\n"
+                     "Rule scan: 3 findings, highest critical: github-token (critical) x1, "
+                     "drop-table (critical) x1, eval (high) x1.\n"
                      "\n"
                      "#### Comments\n"
                      "\n"
@@ -722,8 +731,8 @@ Test(review, markdown_exact_and_secret_free)
                      "| Location | Rule | Kind | Severity |\n"
                      "| --- | --- | --- | --- |\n"
                      "| `" ROUTE ":1` | github-token | secret | critical |\n"
-                     "| `" ROUTE ":2` | eval | review | high |\n"
-                     "| `" MIGR ":1` | drop-table | destructive | critical |\n");
+                     "| `" MIGR ":1` | drop-table | destructive | critical |\n"
+                     "| `" ROUTE ":2` | eval | review | high |\n");
     /* No 6-byte window of the token beyond its prefix appears. */
     for (size_t off = 4; off + 6 <= strlen(token); off++) {
         char w[7];
