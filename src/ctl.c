@@ -1345,7 +1345,6 @@ static int cmd_jobs(struct ctl *ctl)
     do {
         redisReply *r = rcmd(ctl, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
         const redisReply *keys;
-        size_t queued = 0;
         if (!r) {
             rc = DM_CTL_EXIT_UNREACHABLE;
             goto out;
@@ -1364,7 +1363,6 @@ static int cmd_jobs(struct ctl *ctl)
                 continue; /* :events, :files */
             }
             redisAppendCommand(ctl->c, "HMGET %s status stage updated created error owner", key);
-            queued++;
         }
         for (size_t i = 0; i < keys->elements; i++) {
             const char *key = keys->element[i]->str;
@@ -1380,7 +1378,6 @@ static int cmd_jobs(struct ctl *ctl)
                           ctl->c->errstr);
                 goto out;
             }
-            queued--;
             if (h->type != REDIS_REPLY_ARRAY || h->elements != 6 ||
                 h->element[0]->type != REDIS_REPLY_STRING ||
                 (want && strcmp(h->element[0]->str, want) != 0)) {
@@ -1411,11 +1408,12 @@ static int cmd_jobs(struct ctl *ctl)
             row->owner = dup_reply(h->element[5]);
             freeReplyObject(h);
         }
-        (void)queued;
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0);
 
-    qsort(rows, nrows, sizeof(*rows), row_cmp);
+    if (nrows > 1) {
+        qsort(rows, nrows, sizeof(*rows), row_cmp);
+    }
     if (limit > 0 && nrows > (size_t)limit) {
         for (size_t i = (size_t)limit; i < nrows; i++) {
             free(rows[i].id);

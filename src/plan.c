@@ -3,6 +3,7 @@
  * Owns the plans it returns; no global state, any thread.
  */
 #include "dream/plan.h"
+#include "dream/refname.h"
 #include "dream/buf.h"
 
 #include <cjson/cJSON.h>
@@ -80,37 +81,8 @@ int dm_slugify(char *out, size_t outlen, const char *s)
 
 int dm_ref_name_valid(const char *name)
 {
-    size_t len;
-    const char *comp;
-
-    if (!name || !*name) {
-        return 0;
-    }
-    len = strlen(name);
-    if (len > 255 || strcmp(name, "@") == 0 || strcmp(name, "HEAD") == 0) {
-        return 0;
-    }
-    if (name[0] == '-' || name[0] == '/' || name[len - 1] == '/' || name[len - 1] == '.') {
-        return 0;
-    }
-    if (strstr(name, "//") || strstr(name, "..") || strstr(name, "@{")) {
-        return 0;
-    }
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-        if (*p < 0x20 || *p == 0x7f || strchr(" ~^:?*[\\", *p)) {
-            return 0;
-        }
-    }
-    comp = name;
-    while (comp) {
-        const char *end = strchr(comp, '/');
-        size_t clen = end ? (size_t)(end - comp) : strlen(comp);
-        if (comp[0] == '.' || (clen >= 5 && memcmp(comp + clen - 5, ".lock", 5) == 0)) {
-            return 0;
-        }
-        comp = end ? end + 1 : NULL;
-    }
-    return 1;
+    /* One implementation of git's rules for the whole project. */
+    return dm_refname_valid(name);
 }
 
 /* Open-addressing set of the paths of a plan being built or loaded: index + 1 per slot. */

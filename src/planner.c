@@ -392,6 +392,19 @@ static int note_add(struct notes *n, size_t index, const char *path, const char 
     return rc;
 }
 
+/* dm_safety_check_path()'s message without its leading `path "…": ` (the note names the
+ * path already). */
+static const char *without_path_prefix(const char *msg)
+{
+    const char *end;
+
+    if (strncmp(msg, "path \"", 6) != 0) {
+        return msg;
+    }
+    end = strstr(msg, "\": ");
+    return end ? end + 3 : msg;
+}
+
 /* Takes files[index] into plan if it passes; else records why not. *invalid counts files that
  * broke a rule (duplicates and files past the limit are dropped without counting). */
 static int take_file(struct dm_plan *plan, const cJSON *c, size_t index,
@@ -419,7 +432,7 @@ static int take_file(struct dm_plan *plan, const cJSON *c, size_t index,
     if (dm_safety_check_path(path->valuestring, o ? o->policy : NULL, o ? o->allow_workflows : 0,
                              &e) != 0) {
         (*invalid)++;
-        return note_add(notes, index, path->valuestring, e.msg);
+        return note_add(notes, index, path->valuestring, without_path_prefix(e.msg));
     }
     if (k == DM_PLAN_KIND_MIGRATION && !ends_with(path->valuestring, ".sql")) {
         (*invalid)++;

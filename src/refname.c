@@ -43,6 +43,9 @@ const char *dm_refname_problem(const char *name)
     if (strcmp(name, "@") == 0) {
         return "must not be \"@\"";
     }
+    if (strcmp(name, "HEAD") == 0) {
+        return "must not be \"HEAD\"";
+    }
     if (name[0] == '-') {
         return "must not start with '-'";
     }

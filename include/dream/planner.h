@@ -109,9 +109,9 @@ const char *dm_planner_response_format(void);
  * Unknown members are ignored.
  * On success *out is the caller's (dm_plan_free()): items[0] is the spec document exactly as
  * dm_plan_build() makes it, then at least one proposed file. notes (may be NULL) receives a
- * malloc'd text naming each dropped file and why ("dropped 2 of 7 proposed files: \"../x.ts\":
- * path \"../x.ts\": '..' segment; …"; at most DM_PLANNER_NOTES_MAX bytes), or NULL when none
- * was dropped; free() it.
+ * malloc'd text naming each dropped file and why ("dropped 2 of 7 proposed files: files[0]
+ * \"../x.ts\": must not contain a \"..\" segment; files[3] \"src/a.ts\": duplicate path"; at
+ * most DM_PLANNER_NOTES_MAX bytes, then "; …"), or NULL when none was dropped; free() it.
  * Errors (then *out and *notes are NULL): DM_ERR_INVALID — empty, too long, not UTF-8, prose
  * around the JSON, malformed or truncated JSON, no "files" array, no file proposed, more than
  * half of the proposed files invalid, none left after dropping (the caller falls back to

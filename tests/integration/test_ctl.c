@@ -71,12 +71,13 @@ static void ctl_start(struct ctlrun *cr, const char *url, const char *in_path,
     snprintf(cr->err, sizeof(cr->err), "%s/ctl-%d.err", dir, runs);
     runs++;
     argv[n++] = bin;
-    for (int i = 0; args[i] && n < 45; i++) {
-        argv[n++] = args[i];
-    }
     if (url) {
+        /* First, as a global option, so it never becomes the value of a test's last option. */
         snprintf(urlopt, sizeof(urlopt), "--redis-url=%s", url);
         argv[n++] = urlopt;
+    }
+    for (int i = 0; args[i] && n < 45; i++) {
+        argv[n++] = args[i];
     }
     argv[n] = NULL;
     fflush(NULL);
