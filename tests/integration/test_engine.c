@@ -352,3 +352,60 @@ Test(engine, cancel_through_control_channel)
     free(v);
     assert_stopped_ok(&a);
 }
+
+Test(engine, past_max_attempts_a_job_is_dead_lettered)
+{
+    struct dmt_replica r1, r2, r3;
+    const char *slow[] = {"--stages=test", "--test-stage-ms=3000", "--lease-ms=1000",
+                          "--max-attempts=2", NULL};
+    struct dmt_jobevents *v;
+    redisReply *r;
+    int n;
+
+    submit_n(1, "doomed");
+    /* Two deliveries, each to a replica that dies mid-stage. */
+    dmt_replica_start(&r1, &redis, dir, "first", slow);
+    dmt_sleep_ms(800);
+    kill(r1.pid, SIGKILL);
+    waitpid(r1.pid, NULL, 0);
+    dmt_replica_start(&r2, &redis, dir, "second", slow);
+    cr_assert(dmt_count_in_file(r2.log, "running entry") == 0);
+    for (int i = 0; i < 60 && dmt_count_in_file(r2.log, "running entry") == 0; i++) {
+        dmt_sleep_ms(100);
+    }
+    cr_assert_eq(dmt_count_in_file(r2.log, "running entry"), 1, "second delivery taken");
+    kill(r2.pid, SIGKILL);
+    waitpid(r2.pid, NULL, 0);
+    /* The third delivery is past --max-attempts=2. */
+    dmt_replica_start(&r3, &redis, dir, "third", slow);
+    cr_assert_eq(dmt_wait_terminal(rc, 1, 20000), 1);
+    assert_stopped_ok(&r3);
+    n = dmt_collect(rc, &v);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(v[0].last, "dead_lettered");
+    cr_assert_eq(v[0].terminal, 1);
+    cr_assert(v[0].seq_ok);
+    free(v);
+    r = redisCommand(rc, "XRANGE dream:dead - +");
+    cr_assert_eq(r->elements, 1);
+    cr_assert_not_null(strstr(r->element[0]->element[1]->element[5]->str, "max 2"), "reason");
+    freeReplyObject(r);
+    cr_assert_eq(pending_count(), 0, "acknowledged");
+}
+
+Test(engine, worker_heartbeat_hash_has_a_ttl)
+{
+    struct dmt_replica a;
+    const char *extra[] = {"--stages=test", "--lease-ms=3000", NULL};
+    redisReply *r;
+
+    dmt_replica_start(&a, &redis, dir, "beat", extra);
+    dmt_replica_wait_ready(&a, rc, 10000);
+    r = redisCommand(rc, "PTTL dream:worker:beat");
+    cr_assert(r->integer > 0 && r->integer <= 3000, "ttl %lld", r->integer);
+    freeReplyObject(r);
+    r = redisCommand(rc, "HGET dream:worker:beat version");
+    cr_assert_str_eq(r->str, DREAM_VERSION);
+    freeReplyObject(r);
+    assert_stopped_ok(&a);
+}

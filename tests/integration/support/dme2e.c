@@ -229,3 +229,52 @@ char *dmt_world_branch_files(const struct dmt_world *w, const char *branch)
     return dmt_sh_try("git --git-dir='%s' ls-tree -r --name-only '%s' 2>/dev/null", w->bare,
                       branch);
 }
+
+/* ---- added for tests/integration/test_generation.c ---- */
+
+#include <time.h>
+
+struct cJSON *dmt_world_events(const struct dmt_world *w, const char *id)
+{
+    redisReply *r = redisCommand(w->rc, "XRANGE dream:job:%s:events - +", id);
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *fields = r->element[i]->element[1];
+        for (size_t k = 0; k + 1 < fields->elements; k += 2) {
+            if (strcmp(fields->element[k]->str, "event") == 0) {
+                cJSON *ev = cJSON_Parse(fields->element[k + 1]->str);
+                cr_assert_not_null(ev, "event is JSON: %s", fields->element[k + 1]->str);
+                cJSON_AddItemToArray(a, ev);
+            }
+        }
+    }
+    freeReplyObject(r);
+    return a;
+}
+
+char *dmt_world_branch_file(const struct dmt_world *w, const char *branch, const char *path)
+{
+    return dmt_sh_try("git --git-dir='%s' show '%s:%s' 2>/dev/null", w->bare, branch, path);
+}
+
+char *dmt_world_refs(const struct dmt_world *w)
+{
+    return dmt_sh("git --git-dir='%s' for-each-ref --format='%%(refname)' refs/heads | sort",
+                  w->bare);
+}
+
+long long dmt_world_ts_ms(const char *ts)
+{
+    struct tm tm;
+    int ms = 0;
+    char *end;
+
+    memset(&tm, 0, sizeof(tm));
+    if (!ts || !(end = strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm))) {
+        return -1;
+    }
+    if (*end == '.') {
+        ms = atoi(end + 1);
+    }
+    return (long long)timegm(&tm) * 1000 + ms;
+}

@@ -65,4 +65,23 @@ char *dmt_world_statuses(const struct dmt_world *w, const char *id);
  * branch does not exist). */
 char *dmt_world_branch_files(const struct dmt_world *w, const char *branch);
 
+/* ---- added for tests/integration/test_generation.c ---- */
+
+struct cJSON;
+
+/* Every event of a job (dream:job:<id>:events), parsed, in order: a cJSON array the caller
+ * frees with cJSON_Delete (an empty array when there are none). */
+struct cJSON *dmt_world_events(const struct dmt_world *w, const char *id);
+
+/* The content of path on branch in the bare repository (`git show branch:path`; caller frees;
+ * NULL when the branch or the file does not exist; trailing newlines trimmed). */
+char *dmt_world_branch_file(const struct dmt_world *w, const char *branch, const char *path);
+
+/* The bare repository's branches, one `refs/heads/...` per line, sorted (caller frees). */
+char *dmt_world_refs(const struct dmt_world *w);
+
+/* RFC 3339 UTC time with milliseconds ("2026-11-24T02:04:58.123Z") in ms since the epoch;
+ * -1 when it does not parse. */
+long long dmt_world_ts_ms(const char *ts);
+
 #endif
