@@ -32,6 +32,7 @@
 #   DREAM_DREAMD       a built dreamd for --help and its libraries (default
 #                      $DREAM_BINARY_DIR/dreamd when that exists)
 #   DREAM_K8S_MODELS   node_modules holding kubernetes-models (default .tools/deploy-check/...)
+#   DREAM_CHECK_TOOLS  0 skips every external tool above (only this script's own checks; fast)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -64,6 +65,7 @@ if [ -z "$py" ]; then
 fi
 
 export CHECK_ROOT="$root" CHECK_DREAMD="$dreamd" CHECK_K8S_MODELS="$models"
+export CHECK_TOOLS="${DREAM_CHECK_TOOLS:-1}"
 exec "$py" - <<'PY'
 import json
 import os
@@ -80,6 +82,7 @@ import yaml
 ROOT = os.path.abspath(os.environ["CHECK_ROOT"])
 DREAMD = os.environ.get("CHECK_DREAMD") or ""
 MODELS = os.environ.get("CHECK_K8S_MODELS") or ""
+TOOLS = os.environ.get("CHECK_TOOLS", "1") != "0"
 MARGIN_S = 5  # least time between the end of dreamd's drain and the SIGKILL
 ADMIN_PORT = 9464
 GROUP = "workers"
@@ -124,6 +127,11 @@ def load_yaml_docs(path):
     except (OSError, yaml.YAMLError) as e:
         fail("%s: %s" % (rel(path), e))
         return None
+
+
+def tool(name):
+    """The path of an external tool, or None when absent or DREAM_CHECK_TOOLS=0."""
+    return shutil.which(name) if TOOLS else None
 
 
 def run(cmd, **kw):
@@ -353,27 +361,29 @@ if check(os.path.exists(dockerfile), "Dockerfile exists"):
           "Dockerfile: runtime stage copies the built binaries from the build stage")
     # The binary's direct libraries must come from packages the runtime stage installs.
     base_pkgs = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g", "libzstd1", "liblzma5", "libbz2-1.0"}
-    if DREAMD and shutil.which("readelf") and shutil.which("dpkg") and shutil.which("ldconfig"):
+    if DREAMD and tool("readelf") and tool("dpkg") and tool("ldconfig"):
         needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", run(["readelf", "-d", DREAMD]).stdout)
+        needed = [so for so in needed if not re.match(r"lib(asan|ubsan|lsan|tsan)\.", so)]  # sanitizer builds
         cache = {}
         for line in run(["ldconfig", "-p"]).stdout.splitlines():
             m = re.match(r"\s*(\S+) \(([^)]*)\) => (\S+)", line)
             if m:
                 cache.setdefault(m.group(1), m.group(3))
+        variants = {}
+        for so in needed:
+            path = cache.get(so)
+            for cand in ([path, os.path.realpath(path)] if path else []):
+                alt = cand[4:] if cand.startswith("/usr/") else "/usr" + cand
+                variants.setdefault(so, []).extend([cand, alt])
+        owners = {}
+        allpaths = sorted({p for v in variants.values() for p in v})
+        for line in run(["dpkg", "-S"] + allpaths).stdout.splitlines():
+            m = re.match(r"([^:,\s]+)(?::[a-z0-9]+)?: (\S+)$", line)
+            if m:
+                owners[m.group(2)] = m.group(1)
         missing = []
         for so in needed:
-            if re.match(r"lib(asan|ubsan|lsan|tsan)\.", so):
-                continue  # sanitizer builds only
-            path = cache.get(so)
-            owner = None
-            for cand in ([path, os.path.realpath(path)] if path else []):
-                for variant in (cand, "/usr" + cand if not cand.startswith("/usr/") else cand[4:]):
-                    r = run(["dpkg", "-S", variant])
-                    if r.returncode == 0:
-                        owner = r.stdout.split(":")[0].strip()
-                        break
-                if owner:
-                    break
+            owner = next((owners[p] for p in variants.get(so, []) if p in owners), None)
             if owner is None:
                 missing.append("%s (no package found)" % so)
             elif owner not in pkgs and owner not in base_pkgs:
@@ -582,20 +592,21 @@ base = load_yaml_docs(compose_path) if check(os.path.exists(compose_path), "depl
 over = load_yaml_docs(fakes_path) if check(os.path.exists(fakes_path), "deploy/compose.fakes.yaml exists") else None
 if base and len(base) == 1 and isinstance(base[0], dict):
     check_compose(base[0], over[0] if over else None)
-    tool = None
-    if shutil.which("docker") and run(["docker", "compose", "version"]).returncode == 0:
-        tool = ["docker", "compose"]
-    elif shutil.which("docker-compose"):
-        tool = ["docker-compose"]
-    if tool:
-        envc = dict(os.environ)
-        r = run(tool + ["-f", compose_path, "config", "-q"], env=envc)
-        check(r.returncode == 0, "%s config accepts deploy/compose.yaml" % " ".join(tool), r.stdout.strip())
-        r = run(tool + ["-f", compose_path, "-f", fakes_path, "--profile", "fakes", "config", "-q"], env=envc)
-        check(r.returncode == 0, "%s config accepts compose.yaml + compose.fakes.yaml with profile fakes"
-              % " ".join(tool), r.stdout.strip())
+    if tool("docker") and run(["docker", "compose", "version"]).returncode == 0:
+        ctool = ["docker", "compose"]
+    elif tool("docker-compose"):
+        ctool = ["docker-compose"]
     else:
-        skip("docker compose / docker-compose not installed: compose files checked by this script only")
+        ctool = None
+    if ctool:
+        envc = dict(os.environ)
+        r = run(ctool + ["-f", compose_path, "config", "-q"], env=envc)
+        check(r.returncode == 0, "%s config accepts deploy/compose.yaml" % " ".join(ctool), r.stdout.strip())
+        r = run(ctool + ["-f", compose_path, "-f", fakes_path, "--profile", "fakes", "config", "-q"], env=envc)
+        check(r.returncode == 0, "%s config accepts compose.yaml + compose.fakes.yaml with profile fakes"
+              % " ".join(ctool), r.stdout.strip())
+    else:
+        skip("docker compose / docker-compose not installed (or DREAM_CHECK_TOOLS=0): compose files checked by this script only")
 
 # ---- Kubernetes -----------------------------------------------------------------------------
 
@@ -790,13 +801,13 @@ if dep:
         check(int(ss.get("minReplicaCount", 0)) <= int(ss.get("maxReplicaCount", 100)),
               "k8s ScaledObject: minReplicaCount <= maxReplicaCount")
 
-if objs and shutil.which("kubectl"):
+if objs and tool("kubectl"):
     r = subprocess.run(["kubectl", "kustomize", k8s], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     built = [d for d in yaml.safe_load_all(r.stdout) if d] if r.returncode == 0 else []
     check(r.returncode == 0 and len(built) == len(objs), "kubectl kustomize builds deploy/k8s (%d objects)" % len(built),
           r.stderr.strip())
 else:
-    skip("kubectl not installed: kustomization not built")
+    skip("kubectl not installed (or DREAM_CHECK_TOOLS=0): kustomization not built")
 
 validator = r"""
 import { pathToFileURL } from "node:url";
@@ -820,7 +831,7 @@ process.exit(bad ? 1 : 0);
 """
 have_models = MODELS and os.path.exists(os.path.join(MODELS, "kubernetes-models")) and \
     os.path.exists(os.path.join(MODELS, "@kubernetes-models", "keda"))
-if objs and have_models and shutil.which("node"):
+if objs and have_models and tool("node"):
     with tempfile.TemporaryDirectory() as td:
         op = os.path.join(td, "objs.json")
         vp = os.path.join(td, "validate.mjs")
@@ -836,7 +847,7 @@ if objs and have_models and shutil.which("node"):
             fail("k8s schema validator failed: " + r.stdout[-500:])
 else:
     skip("k8s JSON-schema check: needs node and kubernetes-models + @kubernetes-models/keda "
-         "(scripts/check-deploy.sh --install-tools)")
+         "(scripts/check-deploy.sh --install-tools; DREAM_CHECK_TOOLS=0 skips it)")
 
 # ---- systemd --------------------------------------------------------------------------------
 
@@ -928,7 +939,7 @@ if check(os.path.exists(unit_path), "deploy/systemd/dreamd.service exists"):
     check_grace("systemd", "TimeoutStopSec", systemd_seconds(tss), env)
     dd = effective(env, "DREAM_DATA_DIR")
     check(dd == "/var/lib/" + (last("StateDirectory") or ""), "systemd: DREAM_DATA_DIR %s is the StateDirectory" % dd)
-    if shutil.which("systemd-analyze"):
+    if tool("systemd-analyze"):
         with tempfile.TemporaryDirectory() as td:
             copy = os.path.join(td, "dreamd.service")
             text = open(unit_path).read()
@@ -942,7 +953,7 @@ if check(os.path.exists(unit_path), "deploy/systemd/dreamd.service exists"):
             check(r.returncode == 0, "systemd-analyze security: exposure %s <= 2.0" % (lvl.group(1) if lvl else "?"),
                   r.stdout[-300:])
     else:
-        skip("systemd-analyze not installed")
+        skip("systemd-analyze not installed (or DREAM_CHECK_TOOLS=0)")
 
 print()
 if failures:

@@ -1219,6 +1219,46 @@ static void print_job_summary(const char *job_json)
     cJSON_Delete(job);
 }
 
+/* The job's latest paused_approval event (the gate's findings), or NULL. Caller frees. */
+static cJSON *parked_event(struct ctl *ctl, const char *id)
+{
+    redisReply *r = rcmd(ctl, "XREVRANGE %s:job:%s:events + - COUNT 100", ctl->prefix, id);
+    cJSON *found = NULL;
+
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements && !found; i++) {
+        const redisReply *e = r->element[i];
+        const char *json = e->type == REDIS_REPLY_ARRAY && e->elements >= 2
+                               ? field_of(e->element[1], "event")
+                               : NULL;
+        cJSON *ev = json ? cJSON_Parse(json) : NULL;
+        const char *st = jstr(ev, "status");
+        if (st && strcmp(st, "paused_approval") == 0) {
+            found = ev;
+        } else {
+            cJSON_Delete(ev);
+        }
+    }
+    freeReplyObject(r);
+    return found;
+}
+
+static void print_parked(const cJSON *ev, const char *id)
+{
+    const cJSON *it;
+
+    printf("  %-12s ", "parked");
+    put_text(stdout, jstr(ev, "message"));
+    printf("\n");
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(ev, "flagged"))
+    {
+        printf("  %-12s   %s:%d %s (%s, %s)\n", "", jstr(it, "path") ? jstr(it, "path") : "?",
+               (int)jnum(it, "line"), jstr(it, "rule") ? jstr(it, "rule") : "?",
+               jstr(it, "severity") ? jstr(it, "severity") : "?",
+               jstr(it, "kind") ? jstr(it, "kind") : "?");
+    }
+    printf("  %-12s decide: dreamctl approve %s | dreamctl reject %s --reason TEXT\n", "", id, id);
+}
+
 static int cmd_status(struct ctl *ctl)
 {
     static const char *const order[] = {
@@ -1229,6 +1269,8 @@ static int cmd_status(struct ctl *ctl)
         "cancel",   "cancelled_by", "requeued_by", "requeued_at", "seq"};
     const char *id = ctl->pos[0];
     redisReply *r = NULL;
+    cJSON *parked = NULL;
+    const char *st;
     int rc;
 
     if (!dm_jobreq_id_valid(id)) {
@@ -1245,6 +1287,14 @@ static int cmd_status(struct ctl *ctl)
         rc = fail(ctl, DM_CTL_EXIT_FAILED, "no such job: %s (never started, or expired)", id);
         goto out;
     }
+    st = field_of(r, "status");
+    if (st && strcmp(st, "paused_approval") == 0) {
+        parked = parked_event(ctl, id);
+        if (ctl->broken) {
+            rc = DM_CTL_EXIT_UNREACHABLE;
+            goto out;
+        }
+    }
     if (ctl->json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "jobId", id);
@@ -1259,6 +1309,10 @@ static int cmd_status(struct ctl *ctl)
             } else {
                 cJSON_AddStringToObject(o, k, v);
             }
+        }
+        if (parked) {
+            cJSON_AddItemToObject(o, "parkedEvent", parked);
+            parked = NULL;
         }
         print_json(o);
         goto out;
@@ -1292,10 +1346,14 @@ static int cmd_status(struct ctl *ctl)
     if (field_of(r, "job")) {
         print_job_summary(field_of(r, "job"));
     }
+    if (parked) {
+        print_parked(parked, id);
+    }
     if (field_of(r, "plan")) {
         print_plan(field_of(r, "plan"));
     }
 out:
+    cJSON_Delete(parked);
     freeReplyObject(r);
     return rc;
 }
@@ -1788,9 +1846,8 @@ static int dead_purge(struct ctl *ctl, const char *dead_id)
         r = rcmd(ctl, "XDEL %s %s", ctl->k_dead, dead_id);
     } else {
         /* XLEN then DEL in one transaction, so the count is what was deleted. */
-        r = rcmd(ctl, "MULTI");
-        freeReplyObject(r);
-        if (r) {
+        freeReplyObject(rcmd(ctl, "MULTI"));
+        if (!ctl->broken) {
             freeReplyObject(rcmd(ctl, "XLEN %s", ctl->k_dead));
         }
         if (!ctl->broken) {
@@ -1864,9 +1921,28 @@ static int cmd_dead(struct ctl *ctl)
 
 /* ---- workers ---- */
 
+static void print_worker(const char *name, const redisReply *h, int first)
+{
+    const char *jobs = field_of(h, "jobs"), *max = field_of(h, "max_jobs");
+    const char *stopping = field_of(h, "stopping");
+    char jm[40];
+
+    if (first) {
+        printf("%-24s %-9s %-9s %-8s %-24s %s\n", "WORKER", "JOBS", "STATE", "VERSION", "STARTED",
+               "HEARTBEAT");
+    }
+    snprintf(jm, sizeof(jm), "%s/%s", jobs ? jobs : "?", max ? max : "?");
+    printf("%-24s %-9s %-9s %-8s %-24s %s\n", name, jm,
+           stopping && strcmp(stopping, "1") == 0 ? "stopping" : "running",
+           field_of(h, "version") ? field_of(h, "version") : "?",
+           field_of(h, "started") ? field_of(h, "started") : "?",
+           field_of(h, "ts") ? field_of(h, "ts") : "?");
+}
+
 static int cmd_workers(struct ctl *ctl)
 {
     char cursor[64] = "0", pattern[300], kp[300];
+    redisReply *r = NULL, *h = NULL, *t = NULL;
     cJSON *a = NULL;
     size_t plen, n = 0;
     int rc;
@@ -1881,69 +1957,59 @@ static int cmd_workers(struct ctl *ctl)
         a = cJSON_CreateArray();
     }
     do {
-        redisReply *r = rcmd(ctl, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        r = rcmd(ctl, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
         if (!r) {
-            cJSON_Delete(a);
-            return DM_CTL_EXIT_UNREACHABLE;
+            rc = DM_CTL_EXIT_UNREACHABLE;
+            goto out;
         }
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            freeReplyObject(r);
-            cJSON_Delete(a);
-            return fail(ctl, DM_CTL_EXIT_FAILED, "SCAN failed");
+            rc = fail(ctl, DM_CTL_EXIT_FAILED, "SCAN failed");
+            goto out;
         }
         snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
         for (size_t i = 0; i < r->element[1]->elements; i++) {
             const char *key = r->element[1]->element[i]->str;
-            redisReply *h = rcmd(ctl, "HGETALL %s", key);
-            redisReply *t = h ? rcmd(ctl, "PTTL %s", key) : NULL;
-            long long ttl = t && t->type == REDIS_REPLY_INTEGER ? t->integer : -2;
+            h = rcmd(ctl, "HGETALL %s", key);
+            t = h ? rcmd(ctl, "PTTL %s", key) : NULL;
             if (!h || !t) {
-                freeReplyObject(h);
-                freeReplyObject(r);
-                cJSON_Delete(a);
-                return DM_CTL_EXIT_UNREACHABLE;
+                rc = DM_CTL_EXIT_UNREACHABLE;
+                goto out;
             }
-            freeReplyObject(t);
-            if (h->type != REDIS_REPLY_ARRAY || h->elements == 0) {
-                freeReplyObject(h); /* expired meanwhile, or not a hash */
-                continue;
-            }
-            n++;
-            if (a) {
-                cJSON *o = cJSON_CreateObject();
-                cJSON_AddStringToObject(o, "name", key + plen);
-                for (size_t j = 0; j + 1 < h->elements; j += 2) {
-                    cJSON_AddStringToObject(o, h->element[j]->str, h->element[j + 1]->str);
-                }
-                cJSON_AddNumberToObject(o, "ttlMs", (double)ttl);
-                cJSON_AddItemToArray(a, o);
-            } else {
-                const char *jobs = field_of(h, "jobs"), *max = field_of(h, "max_jobs");
-                const char *stopping = field_of(h, "stopping");
-                if (n == 1) {
-                    printf("%-24s %-9s %-9s %-8s %-24s %s\n", "WORKER", "JOBS", "STATE", "VERSION",
-                           "STARTED", "HEARTBEAT");
-                }
-                {
-                    char jm[40];
-                    snprintf(jm, sizeof(jm), "%s/%s", jobs ? jobs : "?", max ? max : "?");
-                    printf("%-24s %-9s %-9s %-8s %-24s %s\n", key + plen, jm,
-                           stopping && strcmp(stopping, "1") == 0 ? "stopping" : "running",
-                           field_of(h, "version") ? field_of(h, "version") : "?",
-                           field_of(h, "started") ? field_of(h, "started") : "?",
-                           field_of(h, "ts") ? field_of(h, "ts") : "?");
+            /* Skip one that expired meanwhile (or is not a hash). */
+            if (h->type == REDIS_REPLY_ARRAY && h->elements > 0) {
+                n++;
+                if (a) {
+                    cJSON *o = cJSON_CreateObject();
+                    cJSON_AddStringToObject(o, "name", key + plen);
+                    for (size_t j = 0; j + 1 < h->elements; j += 2) {
+                        cJSON_AddStringToObject(o, h->element[j]->str, h->element[j + 1]->str);
+                    }
+                    cJSON_AddNumberToObject(
+                        o, "ttlMs", t->type == REDIS_REPLY_INTEGER ? (double)t->integer : -2);
+                    cJSON_AddItemToArray(a, o);
+                } else {
+                    print_worker(key + plen, h, n == 1);
                 }
             }
             freeReplyObject(h);
+            freeReplyObject(t);
+            h = t = NULL;
         }
         freeReplyObject(r);
+        r = NULL;
     } while (strcmp(cursor, "0") != 0);
     if (a) {
         print_json(a);
+        a = NULL;
     } else if (n == 0) {
         printf("no live workers\n");
     }
-    return 0;
+out:
+    freeReplyObject(h);
+    freeReplyObject(t);
+    freeReplyObject(r);
+    cJSON_Delete(a);
+    return rc;
 }
 
 /* ---- the command table, help and argument parsing ---- */

@@ -24,6 +24,7 @@
 #include "dream/plan.h"
 #include "dream/price.h"
 #include "dream/prompt.h"
+#include "dream/review.h"
 #include "dream/safety.h"
 #include "dream/spec.h"
 #include "dream/validate.h"
@@ -100,6 +101,9 @@ struct pjob {
     char *validation_md;
     char *review_md;
     int review_pause;
+    struct dm_review_verdict rules;  /* the rule verdict of this review */
+    struct dm_llm_call *review_call; /* the reviewer model's call in flight */
+    struct dm_budget_hold review_hold;
     void (*after_load)(struct pjob *pj);
 };
 
@@ -223,6 +227,7 @@ static struct pjob *pjob_of(struct dm_job *job)
         pj->p = job->stages->ctx;
         pj->job = job;
         dm_findings_init(&pj->findings);
+        dm_review_verdict_init(&pj->rules);
         job->stage_data = pj;
     }
     return pj;
@@ -960,26 +965,199 @@ static int scan_files(struct pjob *pj, struct dm_error *err)
         dm_validate_warnings_markdown(&warnings, &md);
         free(pj->validation_md);
         pj->validation_md = dm_buf_detach(&md);
+        /* The PR body has its own "### Validation" heading: keep only the section's text. */
+        if (pj->validation_md && strncmp(pj->validation_md, "### ", 4) == 0) {
+            char *nl = strchr(pj->validation_md, '\n');
+            size_t skip = nl ? (size_t)(nl - pj->validation_md) + 1 : strlen(pj->validation_md);
+            while (pj->validation_md[skip] == '\n') {
+                skip++;
+            }
+            memmove(pj->validation_md, pj->validation_md + skip,
+                    strlen(pj->validation_md + skip) + 1);
+        }
         pj->reviewed = 1;
     }
     dm_validate_warnings_free(&warnings);
     return rc;
 }
 
-static void review_loaded(struct pjob *pj)
+/* The review is decided: record it, then reject (fail), pause (the gate parks) or proceed. */
+static void review_decided(struct pjob *pj, const struct dm_review_verdict *v)
 {
     struct dm_error err;
     struct dm_buf md;
+
+    dm_buf_init(&md, 1 << 20);
+    dm_review_markdown(v, &pj->findings, &md);
+    free(pj->review_md);
+    pj->review_md = dm_buf_detach(&md);
+    pj->review_pause = v->decision == DM_REVIEW_PAUSE;
+    dm_info("pipeline", pj->job->id, "review: %s (risk %s, by %s%s)",
+            dm_review_decision_name(v->decision), dm_severity_name(v->risk),
+            (v->sources & DM_REVIEW_BY_MODEL) ? "model" : "",
+            (v->sources & DM_REVIEW_BY_RULES)
+                ? ((v->sources & DM_REVIEW_BY_MODEL) ? "+rules" : "rules")
+                : "");
+    if (v->decision == DM_REVIEW_REJECT) {
+        dm_error_set(&err, DM_ERR_UNSAFE, "review rejected the build (risk %s): %s",
+                     dm_severity_name(v->risk), v->summary ? v->summary : "");
+        finish_stage(pj, DM_ERR_UNSAFE, &err);
+        return;
+    }
+    {
+        const char *fields[] = {"review", dm_review_decision_name(v->decision)};
+        struct dm_job_write w;
+        memset(&w, 0, sizeof(w));
+        w.fields = fields;
+        w.n_fields = 2;
+        if (pj->job->io->write(pj->job, &w, on_stage_written)) {
+            dm_error_set(&err, DM_ERR_TRANSIENT, "could not record the review");
+            finish_stage(pj, DM_ERR_TRANSIENT, &err);
+        }
+    }
+}
+
+/* The reviewer model answered (or failed): combine with the rules, or fall back to them. */
+static void on_review_done(void *arg, int rc, struct dm_llm_result *res, const struct dm_error *err)
+{
+    struct pjob *pj = arg;
+    struct dm_review_verdict model = DM_REVIEW_VERDICT_INIT;
+    struct dm_review_verdict final = DM_REVIEW_VERDICT_INIT;
+    struct dm_review_file *files;
+    struct dm_error perr;
+    size_t n = 0;
+
+    pj->review_call = NULL;
+    pj->p->llm_in_flight--;
+    pj->outstanding--;
+    if (res && res->billed) {
+        dm_budget_settle(&pj->budget, &pj->review_hold, res->prompt_tokens + res->completion_tokens,
+                         res->cost_usd);
+        dm_metrics_llm_tokens(pj->p->metrics, (uint64_t)res->prompt_tokens,
+                              (uint64_t)res->completion_tokens);
+        dm_metrics_llm_cost(pj->p->metrics, res->cost_usd);
+    } else {
+        dm_budget_release(&pj->budget, &pj->review_hold);
+    }
+    wake_waiting(pj->p);
+    if (!pj->job) {
+        pjob_maybe_free(pj);
+        return;
+    }
+    if (rc == DM_ERR_CANCELLED || pj->cancelling) {
+        dm_error_set(&perr, DM_ERR_CANCELLED, "review interrupted");
+        finish_stage(pj, DM_ERR_CANCELLED, &perr);
+        return;
+    }
+    files = calloc(pj->nfiles + 1, sizeof(*files));
+    for (size_t i = 0; files && i < pj->nfiles; i++) {
+        files[n].path = pj->plan->items[i].path;
+        files[n].content = pj->files[i].content;
+        files[n].len = pj->files[i].len;
+        n++;
+    }
+    if (rc) {
+        dm_warn("pipeline", pj->job->id, "reviewer model failed (%s); the rules decide",
+                err && err->msg[0] ? err->msg : dm_err_name(rc));
+        review_decided(pj, &pj->rules);
+    } else if (!files || dm_review_parse(&model, res->content, res->content_len, files, n, &perr)) {
+        dm_warn("pipeline", pj->job->id,
+                "reviewer model answered something unusable (%s); the "
+                "rules decide",
+                files ? perr.msg : "out of memory");
+        review_decided(pj, &pj->rules);
+    } else if (dm_review_combine(&final, &model, &pj->rules, &perr)) {
+        review_decided(pj, &pj->rules);
+    } else {
+        review_decided(pj, &final);
+    }
+    free(files);
+    dm_review_verdict_free(&model);
+    dm_review_verdict_free(&final);
+}
+
+/* Asks the reviewer model; returns 0 when the call started (its completion decides). */
+static int ask_reviewer(struct pjob *pj)
+{
+    struct dm_pipeline *p = pj->p;
+    struct dm_review_prompt *prompt = NULL;
+    struct dm_review_file *files;
+    struct dm_llm_request r;
+    struct dm_price price;
+    struct dm_error err;
+    size_t n = 0;
+    int rc;
+
+    if (!p->cfg->review_model || !*p->cfg->review_model ||
+        p->llm_in_flight >= p->cfg->max_requests) {
+        return DM_ERR_UNAVAILABLE;
+    }
+    files = calloc(pj->nfiles + 1, sizeof(*files));
+    if (!files) {
+        return DM_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < pj->nfiles; i++) {
+        if (!is_spec_doc(pj, i)) {
+            files[n].path = pj->plan->items[i].path;
+            files[n].content = pj->files[i].content;
+            files[n].len = pj->files[i].len;
+            n++;
+        }
+    }
+    rc = dm_review_prompt_build(&prompt, pj->plan->title, files, n, &pj->findings, &err);
+    free(files);
+    if (rc) {
+        return rc;
+    }
+    /* The review counts against the budget like any other call. */
+    rc = dm_price_lookup(p->prices, p->cfg->review_model, &price, &err);
+    if (!rc) {
+        rc = dm_budget_reserve(
+            &pj->budget, &price,
+            dm_budget_estimate_tokens(strlen(prompt->system) + strlen(prompt->user)),
+            DM_REVIEW_MAX_TOKENS, &pj->review_hold, &err);
+    }
+    if (rc) {
+        dm_warn("pipeline", pj->job->id, "reviewer model not asked (%s); the rules decide",
+                err.msg);
+        dm_review_prompt_free(prompt);
+        return rc;
+    }
+    memset(&r, 0, sizeof(r));
+    r.model = p->cfg->review_model;
+    r.system = prompt->system;
+    r.user = prompt->user;
+    r.max_tokens = DM_REVIEW_MAX_TOKENS;
+    r.temperature = DM_REVIEW_TEMPERATURE;
+    r.stream = 0;
+    r.response_format = dm_review_response_format();
+    r.job_id = pj->job->id;
+    r.on_done = on_review_done;
+    r.arg = pj;
+    rc = dm_llm_start(p->llm, &r, &pj->review_call, &err);
+    dm_review_prompt_free(prompt);
+    if (rc) {
+        dm_budget_release(&pj->budget, &pj->review_hold);
+        return rc;
+    }
+    p->llm_in_flight++;
+    pj->outstanding++;
+    return 0;
+}
+
+static void review_loaded(struct pjob *pj)
+{
+    struct dm_findings review_only;
+    struct dm_error err;
     char *summary;
-    size_t secrets, review;
+    size_t secrets;
+    int rc;
 
     if (scan_files(pj, &err)) {
         finish_stage(pj, err.code ? err.code : DM_ERR_INVALID, &err);
         return;
     }
     secrets = dm_findings_count(&pj->findings, DM_FINDING_SECRET);
-    review = dm_findings_count(&pj->findings, DM_FINDING_REVIEW) +
-             dm_findings_count(&pj->findings, DM_FINDING_DESTRUCTIVE);
     if (secrets) {
         /* Blocked outright; the message names where, never what. */
         summary = dm_findings_summary(&pj->findings, 5);
@@ -990,32 +1168,39 @@ static void review_loaded(struct pjob *pj)
         finish_stage(pj, DM_ERR_UNSAFE, &err);
         return;
     }
-    /* The rule review: critical findings reject, high ones pause (ORIGINAL.md). */
-    dm_buf_init(&md, 1 << 20);
-    dm_buf_printf(&md, "### Review\n\n");
-    if (pj->findings.max_severity >= DM_SEVERITY_CRITICAL && review) {
-        pj->review_pause = 1;
-    } else if (pj->findings.max_severity >= DM_SEVERITY_HIGH && review) {
-        pj->review_pause = 1;
+    /* The rule verdict covers the review rules; destructive operations are the gate's: they
+     * park the job for a human instead of rejecting it. */
+    /* A borrowing view: the items are shallow copies, only the array is ours to free. */
+    memset(&review_only, 0, sizeof(review_only));
+    review_only.items = calloc(pj->findings.len + 1, sizeof(*review_only.items));
+    if (!review_only.items) {
+        dm_error_set(&err, DM_ERR_NOMEM, "out of memory");
+        finish_stage(pj, DM_ERR_NOMEM, &err);
+        return;
     }
-    summary = dm_findings_summary(&pj->findings, 20);
-    dm_buf_printf(&md, "Rule review: %zu finding(s), risk %s.%s%s\n", review,
-                  review ? dm_severity_name(pj->findings.max_severity) : "low",
-                  summary && *summary ? " " : "", summary ? summary : "");
-    free(summary);
-    free(pj->review_md);
-    pj->review_md = dm_buf_detach(&md);
-    {
-        const char *fields[] = {"review", pj->review_pause ? "pause" : "proceed"};
-        struct dm_job_write w;
-        memset(&w, 0, sizeof(w));
-        w.fields = fields;
-        w.n_fields = 2;
-        if (pj->job->io->write(pj->job, &w, on_stage_written)) {
-            dm_error_set(&err, DM_ERR_TRANSIENT, "could not record the review");
-            finish_stage(pj, DM_ERR_TRANSIENT, &err);
+    review_only.max_severity = -1;
+    for (size_t i = 0; i < pj->findings.len; i++) {
+        const struct dm_finding *f = &pj->findings.items[i];
+        if (f->kind == DM_FINDING_REVIEW) {
+            review_only.items[review_only.len++] = *f;
+            review_only.count[DM_FINDING_REVIEW]++;
+            if ((int)f->severity > review_only.max_severity) {
+                review_only.max_severity = (int)f->severity;
+            }
         }
     }
+    review_only.cap = pj->findings.len + 1;
+    dm_review_verdict_free(&pj->rules);
+    rc = dm_review_from_findings(&pj->rules, &review_only, &err);
+    free(review_only.items);
+    if (rc) {
+        finish_stage(pj, err.code ? err.code : DM_ERR_INVALID, &err);
+        return;
+    }
+    if (ask_reviewer(pj) == 0) {
+        return;
+    }
+    review_decided(pj, &pj->rules);
 }
 
 static int run_review(struct dm_job *job)
@@ -1043,7 +1228,7 @@ static void gate_loaded(struct pjob *pj)
         return;
     }
     destructive = dm_findings_count(&pj->findings, DM_FINDING_DESTRUCTIVE);
-    if (destructive || pj->review_pause) {
+    if (destructive || pj->review_pause || strcmp(job->review, "pause") == 0) {
         char *flagged = dm_findings_to_json(&pj->findings);
         char *summary = dm_findings_summary(&pj->findings, 10);
         char msg[DM_ERROR_MSG_MAX];
@@ -1316,7 +1501,7 @@ static void pr_loaded(struct pjob *pj)
         finish_stage(pj, err.code ? err.code : DM_ERR_INVALID, &err);
         return;
     }
-    snprintf(cost, sizeof(cost), "### Cost\n\n%lld tokens, $%.4f (budget %lld tokens, $%.2f)\n",
+    snprintf(cost, sizeof(cost), "%lld tokens, $%.4f (budget %lld tokens, $%.2f)\n",
              dm_budget_tokens_used(&pj->budget), dm_budget_cost_usd(&pj->budget),
              req->budget_tokens, req->budget_dollars);
     memset(&sec, 0, sizeof(sec));
@@ -1375,6 +1560,9 @@ static void cancel(struct dm_job *job)
     if (pj->fcall) {
         dm_forge_cancel(pj->fcall);
     }
+    if (pj->review_call) {
+        dm_llm_cancel(pj->review_call);
+    }
     if (pj->outstanding == 0 && job->stage == DM_STAGE_GENERATE) {
         generation_progress(pj);
     }
@@ -1391,6 +1579,7 @@ static void pjob_free(struct pjob *pj)
     dm_spec_free(pj->spec);
     dm_plan_free(pj->plan);
     dm_findings_free(&pj->findings);
+    dm_review_verdict_free(&pj->rules);
     free(pj->validation_md);
     free(pj->review_md);
     free(pj);
@@ -1428,6 +1617,9 @@ static void release(struct dm_job *job)
         }
         if (pj->fcall) {
             dm_forge_cancel(pj->fcall);
+        }
+        if (pj->review_call) {
+            dm_llm_cancel(pj->review_call);
         }
     }
     pjob_maybe_free(pj);

@@ -446,9 +446,7 @@ int dm_review_prompt_build(struct dm_review_prompt **out, const char *title,
     for (size_t i = 0; i < n_files; i++) {
         if (!files[i].path || (!files[i].content && files[i].len)) {
             return dm_error_set(err, DM_ERR_INVALID,
-                                "review prompt: file %zu has no path or "
-                                "content",
-                                i);
+                                "review prompt: file %zu: no path, or no content", i);
         }
         if (files[i].len && memchr(files[i].content, '\0', files[i].len)) {
             return dm_error_set(err, DM_ERR_INVALID, "review prompt: file %zu holds NUL bytes", i);

@@ -37,7 +37,7 @@
  *       8 global maxlen, 9 channel, 10 ttl s, 11 max attempts, 12 mode (new|claim|resume),
  *       13 jobId, 14 job events maxlen
  * Returns {'run', epoch, stage, attempts, job, plan, approved, branch, pr_url, commit, cancel,
- *          created, tokens, cost, event JSON}
+ *          created, tokens, cost, event JSON, review}
  *      or {'skip'|'dead'|'failed', reason}.
  */
 const char dm_script_start[] = LUA_EMIT
@@ -121,7 +121,7 @@ const char dm_script_start[] = LUA_EMIT
     "local function g(f) return redis.call('HGET', h, f) or '' end\n"
     "return {'run', tostring(epoch), g('stage'), tostring(attempts), job, g('plan'), "
     "g('approved'), g('branch'), g('pr_url'), g('commit'), g('cancel'), g('created'), "
-    "g('tokens'), g('cost'), last}\n";
+    "g('tokens'), g('cost'), last, g('review')}\n";
 
 /*
  * TRANSITION
@@ -265,16 +265,60 @@ const char dm_script_cancel[] = LUA_EMIT
 /*
  * REQUEUE
  * KEYS: 1 dead stream, 2 jobs stream
- * ARGV: 1 dead entry id
- * Adds the dead letter's job back as a new build entry and deletes the dead letter.
+ * ARGV: 1 dead entry id, 2 key prefix ("dream"), 3 now ms, 4 ts, 5 who, 6 global maxlen,
+ *       7 job events maxlen
+ * An operator's explicit "run again": adds the dead letter's job back as a new build entry
+ * (with the original entry's `token` while the jobs stream still holds that entry) and deletes
+ * the dead letter. When the job's hash (found through the job JSON's jobId) says the job
+ * finished, it is reset so the engine runs it instead of answering `duplicate`: status
+ * `requeued`, attempts 0, error and cancel cleared, TTLs removed, and a `retrying` event says
+ * who requeued it (so a watcher does not stop at the old terminal event). The job resumes at its
+ * recorded stage with its checkpointed files.
+ * Returns {new entry id, jobId or ""}, or the errors "NOTFOUND ..." / "EMPTY ...".
  */
-const char dm_script_requeue[] =
-    "local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])\n"
-    "if #e == 0 then return redis.error_reply('NOTFOUND no such dead letter') end\n"
+const char dm_script_requeue[] = LUA_EMIT
+    "local e = redis.pcall('XRANGE', KEYS[1], ARGV[1], ARGV[1])\n"
+    "if type(e) ~= 'table' or e.err or #e == 0 then\n"
+    "  return redis.error_reply('NOTFOUND no such dead letter: ' .. ARGV[1])\n"
+    "end\n"
     "local f = e[1][2]\n"
-    "local job = ''\n"
-    "for i = 1, #f, 2 do if f[i] == 'job' then job = f[i + 1] end end\n"
+    "local job, entry = '', ''\n"
+    "for i = 1, #f, 2 do\n"
+    "  if f[i] == 'job' then job = f[i + 1] elseif f[i] == 'entry' then entry = f[i + 1] end\n"
+    "end\n"
     "if job == '' then return redis.error_reply('EMPTY dead letter has no job to requeue') end\n"
-    "local id = redis.call('XADD', KEYS[2], '*', 'type', 'build', 'job', job)\n"
+    "local token = nil\n"
+    "if entry ~= '' then\n"
+    "  local o = redis.pcall('XRANGE', KEYS[2], entry, entry)\n"
+    "  if type(o) == 'table' and o.err == nil and #o > 0 then\n"
+    "    local of = o[1][2]\n"
+    "    for i = 1, #of, 2 do if of[i] == 'token' then token = of[i + 1] end end\n"
+    "  end\n"
+    "end\n"
+    "local id\n"
+    "if token then\n"
+    "  id = redis.call('XADD', KEYS[2], '*', 'type', 'build', 'job', job, 'token', token)\n"
+    "else\n"
+    "  id = redis.call('XADD', KEYS[2], '*', 'type', 'build', 'job', job)\n"
+    "end\n"
     "redis.call('XDEL', KEYS[1], ARGV[1])\n"
-    "return id\n";
+    "local jobid = ''\n"
+    "local ok, obj = pcall(cjson.decode, job)\n"
+    "if ok and type(obj) == 'table' and type(obj.jobId) == 'string' and #obj.jobId <= 128 and\n"
+    "   string.match(obj.jobId, '^[%w][%w%._%-]*$') then\n"
+    "  jobid = obj.jobId\n"
+    "end\n"
+    "if jobid ~= '' then\n"
+    "  local h = ARGV[2] .. ':job:' .. jobid\n"
+    "  local jev, gev = h .. ':events', ARGV[2] .. ':events'\n"
+    "  local status = redis.call('HGET', h, 'status')\n"
+    "  if status and TERMINAL[status] then\n"
+    "    redis.call('HSET', h, 'status', 'requeued', 'attempts', 0, 'updated', ARGV[3], "
+    "'requeued_by', ARGV[5], 'requeued_at', ARGV[4])\n"
+    "    redis.call('HDEL', h, 'error', 'cancel')\n"
+    "    for _, k in ipairs({h, jev, h .. ':files'}) do redis.call('PERSIST', k) end\n"
+    "    emit(h, jev, gev, gev, jobid, 'retrying', 'requeued from dead letter ' .. ARGV[1] .. "
+    "' by ' .. ARGV[5] .. ' as entry ' .. id, '', ARGV[4], ARGV[5], ARGV[6], ARGV[7])\n"
+    "  end\n"
+    "end\n"
+    "return {id, jobid}\n";

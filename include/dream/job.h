@@ -128,6 +128,7 @@ struct dm_job {
     struct dm_jobreq *req;          /* parsed job (owned) */
     char *plan_json;                /* recorded plan or NULL (owned) */
     char *branch, *pr_url, *commit; /* recorded results or NULL (owned) */
+    char review[16];                /* recorded review decision (proceed, pause) or "" */
     int approved;                   /* an approver said yes */
     int dry_run;                    /* planner trust: no push, no PR */
     long long created_ms;           /* when the job was first taken (its commits are dated by it) */

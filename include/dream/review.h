@@ -202,8 +202,8 @@ int dm_review_from_findings(struct dm_review_verdict *out, const struct dm_findi
  * model may be NULL (the rule verdict is copied). With a model verdict: decision = the stricter
  * of the two, risk = the higher, summary and comments = the model's, rules_summary = the rule
  * verdict's summary, model_decision/rules_decision = each side's own decision, sources = both.
- * Neither input is changed. Returns 0, DM_ERR_INVALID (rules NULL) or DM_ERR_NOMEM (then *out
- * is untouched).
+ * Neither input is changed; out must be a third verdict. Returns 0, DM_ERR_INVALID (rules NULL) or
+ * DM_ERR_NOMEM (then *out is untouched).
  */
 int dm_review_combine(struct dm_review_verdict *out, const struct dm_review_verdict *model,
                       const struct dm_review_verdict *rules, struct dm_error *err);

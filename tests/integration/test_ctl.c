@@ -217,7 +217,7 @@ static void wait_status(const char *id, const char *want, int timeout_ms)
 static void park_by_hand(const char *id)
 {
     char *job = dmt_job_json(id, NULL, NULL);
-    char ev[512];
+    char ev[1024];
     redisReply *r;
 
     r = redisCommand(rc,
@@ -228,7 +228,10 @@ static void park_by_hand(const char *id)
     snprintf(ev, sizeof(ev),
              "{\"v\":1,\"jobId\":\"%s\",\"seq\":1,\"status\":\"paused_approval\",\"message\":"
              "\"destructive operations need approval: migrations/x.sql:1 DROP TABLE\",\"ts\":"
-             "\"2026-01-01T00:00:00.000Z\",\"worker\":\"w\",\"tokensUsed\":10,\"costUsd\":0.5}",
+             "\"2026-01-01T00:00:00.000Z\",\"worker\":\"w\",\"tokensUsed\":10,\"costUsd\":0.5,"
+             "\"step\":\"gate\",\"flagged\":[{"
+             "\"kind\":\"destructive\",\"severity\":\"critical\",\"rule\":\"DROP TABLE\",\"path\":"
+             "\"migrations/x.sql\",\"line\":1,\"excerpt\":\"DROP TABLE users\"}]}",
              id);
     r = redisCommand(rc, "XADD dream:job:%s:events * event %s", id, ev);
     freeReplyObject(r);
@@ -660,6 +663,7 @@ Test(ctl, approve_parked_job_emits_approved_and_resume_runs_it)
 {
     struct dmt_replica rep;
     const char *watch[] = {"watch", "park-1", NULL};
+    const char *status[] = {"status", "park-1", NULL};
     const char *approve[] = {"approve", "park-1", "--by", "alice", "--json", NULL};
     const char *watch_after[] = {"watch", "park-1", "--timeout", "30", NULL};
     char *out, *err, *s;
@@ -673,6 +677,15 @@ Test(ctl, approve_parked_job_emits_approved_and_resume_runs_it)
     cr_assert_eq(code, DM_CTL_EXIT_PARKED, "exit %d", code);
     cr_assert_not_null(strstr(out, "paused_approval"), "%s", out);
     cr_assert_not_null(strstr(out, "DROP TABLE"), "%s", out);
+    free(out);
+    free(err);
+
+    /* status shows what the gate found and how to decide. */
+    code = ctl_run(NULL, status, &out, &err);
+    cr_assert_eq(code, DM_CTL_EXIT_OK, "exit %d: %s", code, err);
+    cr_assert_not_null(strstr(out, "paused_approval"), "%s", out);
+    cr_assert_not_null(strstr(out, "migrations/x.sql:1 DROP TABLE (critical"), "%s", out);
+    cr_assert_not_null(strstr(out, "dreamctl approve park-1"), "%s", out);
     free(out);
     free(err);
 
@@ -969,4 +982,40 @@ Test(ctl, watch_timeout_exits_5_and_duplicate_submit_exits_1)
     free(out);
     free(err);
     free(spec);
+}
+
+Test(ctl, watch_without_id_follows_every_job)
+{
+    struct dmt_replica rep;
+    struct ctlrun all;
+    const char *args[] = {"watch", "--json", "--timeout", "4", NULL};
+    char *a = dmt_job_json("all-a", NULL, NULL), *b = dmt_job_json("all-b", NULL, NULL);
+    char *out, *err;
+    cJSON *v[64];
+    int code, n, done_a = 0, done_b = 0;
+
+    start_replica(&rep, "r1", fast);
+    /* An older job's events are not replayed: only what happens from now on. */
+    free(dmt_submit(rc, a));
+    wait_status("all-a", "complete", 10000);
+    ctl_start(&all, dmt_redis_url(&redis), NULL, args);
+    dmt_sleep_ms(500);
+    free(dmt_submit(rc, b));
+    code = ctl_finish(&all, 15000, &out, &err);
+    cr_assert_eq(code, DM_CTL_EXIT_OK, "following every job ends 0 at --timeout, got %d: %s", code,
+                 err);
+    n = json_lines(out, v, 64);
+    for (int i = 0; i < n; i++) {
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(v[i], "jobId"));
+        const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(v[i], "status"));
+        done_a += strcmp(id, "all-a") == 0;
+        done_b += strcmp(id, "all-b") == 0 && strcmp(st, "complete") == 0;
+        cJSON_Delete(v[i]);
+    }
+    cr_assert_eq(done_a, 0, "no replay of earlier jobs: %s", out);
+    cr_assert_eq(done_b, 1, "the new job's events, to its end: %s", out);
+    free(out);
+    free(err);
+    free(a);
+    free(b);
 }

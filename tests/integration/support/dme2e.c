@@ -278,3 +278,196 @@ long long dmt_world_ts_ms(const char *ts)
     }
     return (long long)timegm(&tm) * 1000 + ms;
 }
+
+/* ---- added for tests/integration/test_gate.c and test_push.c ---- */
+
+#include <unistd.h>
+
+void dmt_world_replica_git(struct dmt_world *w, struct dmt_replica *rep, const char *name,
+                           const char *git_url, const char *token, const char *const *extra)
+{
+    char bin[512], url[128], consumer[128], llm[160], gh[160], git[1200], data[1200], esb[1200];
+    char tok[512];
+    const char *argv[48];
+    char *env[] = {"OPENROUTER_API_KEY=" DMT_OR_KEY, tok, NULL};
+    int n = 0;
+
+    snprintf(tok, sizeof(tok), "GITHUB_TOKEN=%s", token ? token : DMT_GH_TOKEN);
+    snprintf(bin, sizeof(bin), "%s/dreamd", dmt_binary_dir());
+    snprintf(url, sizeof(url), "--redis-url=%s", dmt_redis_url(&w->redis));
+    snprintf(consumer, sizeof(consumer), "--consumer=%s", name);
+    snprintf(llm, sizeof(llm), "--llm-url=%s", w->llm.base);
+    snprintf(gh, sizeof(gh), "--github-api-url=%s", w->gh_url);
+    if (git_url) {
+        snprintf(git, sizeof(git), "--git-url=%s", git_url);
+    } else {
+        snprintf(git, sizeof(git), "--git-url=file://%s/{owner}/{repo}.git", w->remotes);
+    }
+    snprintf(data, sizeof(data), "--data-dir=%s/data/%s", w->dir, name);
+    snprintf(esb, sizeof(esb), "--esbuild=%s/.tools/node_modules/.bin/esbuild", dmt_source_dir());
+    snprintf(rep->name, sizeof(rep->name), "%s", name);
+    snprintf(rep->log, sizeof(rep->log), "%s/%s.log", w->dir, name);
+    argv[n++] = bin;
+    argv[n++] = url;
+    argv[n++] = consumer;
+    argv[n++] = llm;
+    argv[n++] = gh;
+    argv[n++] = git;
+    argv[n++] = data;
+    argv[n++] = esb;
+    argv[n++] = "--admin-addr=";
+    argv[n++] = "--forge-write-interval-ms=0";
+    argv[n++] = "--log-level=info";
+    for (int i = 0; extra && extra[i] && n < 46; i++) {
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
+    rep->pid = dmt_spawn((char *const *)argv, env, rep->log);
+}
+
+void dmt_world_serve_http(struct dmt_world *w, struct dmt_githttp *g)
+{
+    dmt_githttp_start(g, "x-access-token", DMT_GH_TOKEN);
+    /* The server's repository root becomes the world's remotes, so both transports and the fake
+     * GitHub's `git rev-list` checks see the same bare repositories. */
+    dmt_rmtree(g->root);
+    cr_assert_eq(symlink(w->remotes, g->root), 0, "symlink %s -> %s", g->root, w->remotes);
+}
+
+static int holds(const char *s, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    if (!s || len < n) {
+        return 0;
+    }
+    for (size_t i = 0; i + n <= len; i++) {
+        if (memcmp(s + i, needle, n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether any string inside a reply (recursively) holds needle. */
+static int reply_holds(const redisReply *r, const char *needle)
+{
+    if (!r) {
+        return 0;
+    }
+    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) {
+        return holds(r->str, r->len, needle);
+    }
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < r->elements; i++) {
+            if (reply_holds(r->element[i], needle)) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+char *dmt_world_redis_grep(const struct dmt_world *w, const char *needle)
+{
+    struct dm_buf out;
+    char cursor[64] = "0";
+
+    dm_buf_init(&out, 0);
+    do {
+        redisReply *r = redisCommand(w->rc, "SCAN %s COUNT 1000", cursor);
+        cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2, "SCAN");
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            const char *key = r->element[1]->element[i]->str;
+            redisReply *t = redisCommand(w->rc, "TYPE %s", key);
+            redisReply *v = NULL;
+            const char *type = t && t->type == REDIS_REPLY_STATUS ? t->str : "?";
+            if (strcmp(type, "string") == 0) {
+                v = redisCommand(w->rc, "GET %s", key);
+            } else if (strcmp(type, "hash") == 0) {
+                v = redisCommand(w->rc, "HGETALL %s", key);
+            } else if (strcmp(type, "list") == 0) {
+                v = redisCommand(w->rc, "LRANGE %s 0 -1", key);
+            } else if (strcmp(type, "set") == 0) {
+                v = redisCommand(w->rc, "SMEMBERS %s", key);
+            } else if (strcmp(type, "zset") == 0) {
+                v = redisCommand(w->rc, "ZRANGE %s 0 -1", key);
+            } else if (strcmp(type, "stream") == 0) {
+                v = redisCommand(w->rc, "XRANGE %s - +", key);
+            }
+            if (strstr(key, needle) || reply_holds(v, needle)) {
+                dm_buf_printf(&out, "%s (%s)\n", key, type);
+            }
+            freeReplyObject(v);
+            freeReplyObject(t);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return dm_buf_detach(&out);
+}
+
+cJSON *dmt_world_event(const struct dmt_world *w, const char *id, const char *status)
+{
+    cJSON *all = dmt_world_events(w, id);
+    cJSON *found = NULL;
+    cJSON *ev;
+
+    cJSON_ArrayForEach(ev, all)
+    {
+        const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(ev, "status"));
+        if (st && strcmp(st, status) == 0) {
+            found = ev;
+        }
+    }
+    found = found ? cJSON_Duplicate(found, 1) : NULL;
+    cJSON_Delete(all);
+    return found;
+}
+
+int dmt_world_gh_requests(const struct dmt_world *w, const char *method, const char *path_part)
+{
+    char *out = dmt_world_gh(w, "GET", "/_fake/requests", NULL);
+    cJSON *a = cJSON_Parse(out);
+    cJSON *r;
+    int n = 0;
+
+    cr_assert(cJSON_IsArray(a), "requests: %.200s", out);
+    cJSON_ArrayForEach(r, a)
+    {
+        const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(r, "method"));
+        const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(r, "path"));
+        if (m && p && strcmp(m, method) == 0 && strstr(p, path_part)) {
+            n++;
+        }
+    }
+    cJSON_Delete(a);
+    free(out);
+    return n;
+}
+
+int dmt_world_prs_for(const struct dmt_world *w, const char *branch)
+{
+    char *out = dmt_world_gh(w, "GET", "/_fake/pulls", NULL);
+    cJSON *a = cJSON_Parse(out);
+    cJSON *p;
+    int n = 0;
+
+    cr_assert(cJSON_IsArray(a), "pulls: %.200s", out);
+    cJSON_ArrayForEach(p, a)
+    {
+        const char *ref =
+            cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(p, "head"), "ref"));
+        if (ref && strcmp(ref, branch) == 0) {
+            n++;
+        }
+    }
+    cJSON_Delete(a);
+    free(out);
+    return n;
+}
+
+char *dmt_world_rev(const struct dmt_world *w, const char *rev)
+{
+    return dmt_sh_try("git --git-dir='%s' rev-parse --verify --quiet '%s^{commit}' 2>/dev/null",
+                      w->bare, rev);
+}

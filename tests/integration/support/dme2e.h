@@ -85,3 +85,35 @@ char *dmt_world_refs(const struct dmt_world *w);
 long long dmt_world_ts_ms(const char *ts);
 
 #endif
+
+/* ---- added for tests/integration/test_gate.c and test_push.c ---- */
+
+struct dmt_githttp;
+
+/* Starts a dreamd replica like dmt_world_replica, but pushing to git_url (a remote template,
+ * e.g. a dmt_githttp's url_template; NULL = the world's file:// remotes) with GITHUB_TOKEN =
+ * token (NULL = DMT_GH_TOKEN, which the fake GitHub accepts). */
+void dmt_world_replica_git(struct dmt_world *w, struct dmt_replica *rep, const char *name,
+                           const char *git_url, const char *token, const char *const *extra);
+
+/* Starts the smart-HTTP git server (lighttpd + git http-backend, Basic auth user
+ * `x-access-token`, password DMT_GH_TOKEN) serving the world's remotes, so a push over HTTP
+ * lands in w->bare and the fake GitHub sees it. Stop it with dmt_githttp_stop before
+ * dmt_world_stop. */
+void dmt_world_serve_http(struct dmt_world *w, struct dmt_githttp *g);
+
+/* Every Redis key (of any type: string, hash, list, set, sorted set, stream) whose name, field
+ * or value contains needle, one "key (type)" per line; "" when none (caller frees). */
+char *dmt_world_redis_grep(const struct dmt_world *w, const char *needle);
+
+/* The last event of a job with the given status, parsed (caller cJSON_Deletes; NULL if none). */
+struct cJSON *dmt_world_event(const struct dmt_world *w, const char *id, const char *status);
+
+/* Requests the fake GitHub recorded with this method whose path contains path_part. */
+int dmt_world_gh_requests(const struct dmt_world *w, const char *method, const char *path_part);
+
+/* Pull requests on the fake GitHub whose head branch is branch. */
+int dmt_world_prs_for(const struct dmt_world *w, const char *branch);
+
+/* `git rev-parse <rev>` in the bare repository (caller frees; NULL if it does not resolve). */
+char *dmt_world_rev(const struct dmt_world *w, const char *rev);
