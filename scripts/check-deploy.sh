@@ -391,7 +391,8 @@ if check(os.path.exists(dockerfile), "Dockerfile exists"):
         check(not missing, "Dockerfile: runtime packages cover every library dreamd links (%d)" % len(needed),
               "; ".join(missing))
     else:
-        skip("runtime libraries vs packages: needs a built dreamd, readelf, dpkg and ldconfig")
+        skip("runtime libraries vs packages: needs a built dreamd, readelf, dpkg and ldconfig "
+             "(and not DREAM_CHECK_TOOLS=0)")
 
 # ---- compose --------------------------------------------------------------------------------
 
@@ -606,7 +607,8 @@ if base and len(base) == 1 and isinstance(base[0], dict):
         check(r.returncode == 0, "%s config accepts compose.yaml + compose.fakes.yaml with profile fakes"
               % " ".join(ctool), r.stdout.strip())
     else:
-        skip("docker compose / docker-compose not installed (or DREAM_CHECK_TOOLS=0): compose files checked by this script only")
+        skip("docker compose / docker-compose not installed (or DREAM_CHECK_TOOLS=0): "
+             "compose files checked by this script only")
 
 # ---- Kubernetes -----------------------------------------------------------------------------
 

@@ -13,8 +13,10 @@
 
 #include "dmtest.h"
 
-/* Runs check-deploy.sh with DREAM_CHECK_ROOT=root (NULL: the source tree); returns its exit
- * status and its output in *out (caller frees). */
+/* Runs check-deploy.sh with DREAM_CHECK_ROOT=root (NULL: the source tree, with every external
+ * validator found on the machine; a copy gets only the script's own checks, which are the ones
+ * these tests break, and take a second instead of several); returns its exit status and its
+ * output in *out (caller frees). */
 static int run_check(const char *root, const char *logdir, char **out)
 {
     char log[1024];
@@ -23,8 +25,8 @@ static int run_check(const char *root, const char *logdir, char **out)
 
     snprintf(log, sizeof(log), "%s/check-deploy.log", logdir);
     snprintf(cmd, sizeof(cmd), "%s%s%s'%s/scripts/check-deploy.sh' >'%s' 2>&1",
-             root ? "DREAM_CHECK_ROOT='" : "", root ? root : "", root ? "' " : "", dmt_source_dir(),
-             log);
+             root ? "DREAM_CHECK_TOOLS=0 DREAM_CHECK_ROOT='" : "", root ? root : "",
+             root ? "' " : "", dmt_source_dir(), log);
     st = system(cmd);
     *out = dmt_read_file(log);
     cr_assert_not_null(*out, "no output from %s", cmd);

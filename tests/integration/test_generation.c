@@ -35,6 +35,12 @@ static void setup(void)
 
 static void teardown(void)
 {
+    const char *keep = getenv("DMT_KEEP_LOGS");
+    if (keep && *keep && world.dir) {
+        /* Debugging aid: keep the replicas' and fakes' logs before the world is removed. */
+        free(dmt_sh_try("mkdir -p '%s' && cp '%s'/*.log '%s'/ 2>/dev/null; true", keep, world.dir,
+                        keep));
+    }
     dmt_world_stop(&world);
 }
 

@@ -1,0 +1,116 @@
+/*
+ * The review stage end to end (issue 9): the fake OpenRouter plays the reviewer model through
+ * structured output; each verdict path (proceed, pause, reject) and a reviewer that answers
+ * garbage lead to their outcome, and the review lands in the pull request body.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dme2e.h"
+
+#include <cjson/cJSON.h>
+
+static struct dmt_world world;
+
+static void setup(void)
+{
+    dmt_world_start(&world, NULL);
+}
+
+static void teardown(void)
+{
+    dmt_world_stop(&world);
+}
+
+TestSuite(review, .init = setup, .fini = teardown, .timeout = 180);
+
+static void set_review_reply(const char *reply)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *body;
+    cJSON_AddStringToObject(o, "review_reply", reply);
+    body = cJSON_PrintUnformatted(o);
+    free(dmt_fakeor_http(&world.llm, "POST", "/_fake/config", body));
+    free(body);
+    cJSON_Delete(o);
+}
+
+static void run_job(const char *id, struct dmt_replica *rep)
+{
+    char *job = dmt_world_job(id, NULL, NULL, 200000, 5.0);
+    dmt_world_replica(&world, rep, "rev", NULL);
+    free(dmt_submit(world.rc, job));
+    free(job);
+}
+
+Test(review, proceed_opens_the_pr_with_the_review_in_its_body)
+{
+    struct dmt_replica rep;
+    char *pulls;
+
+    set_review_reply("{\"decision\":\"proceed\",\"risk\":\"low\",\"summary\":\"looks tidy\","
+                     "\"comments\":[]}");
+    run_job("rv-ok", &rep);
+    cr_assert(dmt_world_wait_status(&world, "rv-ok", "complete,failed,paused_approval", 60000));
+    {
+        char *status = dmt_world_hget(&world, "rv-ok", "status");
+        cr_assert_str_eq(status, "complete");
+        free(status);
+    }
+    pulls = dmt_world_gh(&world, "GET", "/_fake/pulls", NULL);
+    cr_assert_not_null(strstr(pulls, "looks tidy"), "review summary in the PR body");
+    cr_assert_not_null(strstr(pulls, "model and rules"), "%s", pulls);
+    free(pulls);
+    cr_assert_gt(dmt_fakeor_stat(&world.llm, "total"), 3, "the reviewer was asked");
+}
+
+Test(review, pause_parks_the_job_for_approval)
+{
+    struct dmt_replica rep;
+    char *status;
+
+    set_review_reply("{\"decision\":\"pause\",\"risk\":\"high\",\"summary\":\"touches billing\","
+                     "\"comments\":[]}");
+    run_job("rv-pause", &rep);
+    cr_assert(dmt_world_wait_status(&world, "rv-pause", "complete,failed,paused_approval", 60000));
+    status = dmt_world_hget(&world, "rv-pause", "status");
+    cr_assert_str_eq(status, "paused_approval");
+    free(status);
+    cr_assert_eq(dmt_world_pr_count(&world), 0, "nothing opened while parked");
+}
+
+Test(review, reject_fails_the_job_and_pushes_nothing)
+{
+    struct dmt_replica rep;
+    char *err, *files;
+
+    set_review_reply("{\"decision\":\"reject\",\"risk\":\"critical\",\"summary\":\"deletes the "
+                     "user table\",\"comments\":[]}");
+    run_job("rv-no", &rep);
+    cr_assert(dmt_world_wait_status(&world, "rv-no", "complete,failed,paused_approval", 60000));
+    err = dmt_world_hget(&world, "rv-no", "error");
+    cr_assert_not_null(strstr(err, "review rejected"), "%s", err);
+    cr_assert_not_null(strstr(err, "deletes the user table"), "%s", err);
+    free(err);
+    files = dmt_world_branch_files(&world, "dream/todo-api");
+    cr_assert_null(files, "no branch pushed");
+    cr_assert_eq(dmt_world_pr_count(&world), 0);
+}
+
+Test(review, garbage_from_the_reviewer_falls_back_to_the_rules)
+{
+    struct dmt_replica rep;
+    char *status;
+
+    set_review_reply("Sure! Here is my review: it is {probably fine");
+    run_job("rv-junk", &rep);
+    cr_assert(dmt_world_wait_status(&world, "rv-junk", "complete,failed,paused_approval", 60000));
+    status = dmt_world_hget(&world, "rv-junk", "status");
+    cr_assert_str_eq(status, "complete", "the rules found nothing: proceed");
+    free(status);
+    dmt_sleep_ms(200);
+    cr_assert_gt(dmt_count_in_file(rep.log, "answered something unusable"), 0,
+                 "the fallback is logged (log %s)", rep.log);
+}
