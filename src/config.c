@@ -36,6 +36,7 @@ static int check_git_url(const char *v, char *why, size_t n);
 static int check_stages(const char *v, char *why, size_t n);
 static int check_nonempty(const char *v, char *why, size_t n);
 static int check_admin(const char *v, char *why, size_t n);
+static int check_planner(const char *v, char *why, size_t n);
 
 #define S(field) offsetof(struct dm_config, field)
 
@@ -76,6 +77,9 @@ static const struct setting settings[] = {
      "JSON price table overriding the built-in one"},
     {"prompts-dir", "DREAM_PROMPTS_DIR", K_STR, S(prompts_dir), NULL, 0, 0, 0, NULL,
      "folder whose files replace the built-in prompt texts and target stack"},
+    {"planner", "DREAM_PLANNER", K_STR, S(planner), "rules", 0, 0, 0, check_planner,
+     "rules (the spec's lists decide the files) or model (the model proposes them from the spec "
+     "and the base branch's tree; the rules are the fallback)"},
     {"max-tokens", "DREAM_MAX_TOKENS", K_INT, S(max_tokens), "4096", 16, 200000, 0, NULL,
      "max_tokens of each file generation"},
     {"max-repairs", "DREAM_MAX_REPAIRS", K_INT, S(max_repairs), "2", 0, 10, 0, NULL,
@@ -186,6 +190,15 @@ static int check_git_url(const char *v, char *why, size_t n)
     }
     if (!strstr(v, "{repo}")) {
         snprintf(why, n, "must contain {repo}");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_planner(const char *v, char *why, size_t n)
+{
+    if (strcmp(v, "rules") != 0 && strcmp(v, "model") != 0) {
+        snprintf(why, n, "must be rules or model");
         return -1;
     }
     return 0;

@@ -1089,7 +1089,7 @@ static long worker_interval(const struct dm_engine *e)
 static void on_worker_timer(uv_timer_t *t)
 {
     struct dm_engine *e = t->data;
-    char ts[32], inflight[16], ttl[24], started[24];
+    char ts[32], inflight[16], ttl[24], started[32];
 
     if (!dm_redis_is_up(e->cmd)) {
         return;

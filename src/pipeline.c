@@ -22,6 +22,7 @@
 #include "dream/log.h"
 #include "dream/metrics.h"
 #include "dream/plan.h"
+#include "dream/planner.h"
 #include "dream/price.h"
 #include "dream/prompt.h"
 #include "dream/review.h"
@@ -92,6 +93,7 @@ struct pjob {
     int failed;
     int cancelling;
     int budget_wait; /* a call did not fit yet: start nothing until one in flight settles */
+    int budget_ready;
     struct dm_error err;
     atomic_int cancel_flag;
     struct dm_forge_call *fcall;
@@ -130,6 +132,7 @@ struct dm_pipeline {
 };
 
 static void pump_files(struct pjob *pj);
+static void wake_waiting(struct dm_pipeline *p);
 static void call_llm(struct pfile *f);
 static void pjob_maybe_free(struct pjob *pj);
 
@@ -138,6 +141,11 @@ static void pjob_maybe_free(struct pjob *pj);
 static const struct dm_jobreq *req_of(const struct pjob *pj)
 {
     return pj->job->req;
+}
+
+static char *dup0(const char *s)
+{
+    return s ? strdup(s) : NULL;
 }
 
 static void budget_fields(struct pjob *pj, char *tokens, size_t tn, char *cost, size_t cn)
@@ -240,20 +248,24 @@ static int load_plan(struct pjob *pj, struct dm_error *err)
     const struct dm_jobreq *req = req_of(pj);
     int rc;
 
-    if (pj->plan) {
+    if (pj->files) {
         return 0;
     }
-    rc = dm_spec_parse(&pj->spec, req->spec_markdown, req->spec_len, NULL, err);
-    if (rc) {
-        return dm_error_wrap(err, "specMarkdown");
+    if (!pj->spec) {
+        rc = dm_spec_parse(&pj->spec, req->spec_markdown, req->spec_len, NULL, err);
+        if (rc) {
+            return dm_error_wrap(err, "specMarkdown");
+        }
     }
-    if (job->plan_json) {
-        rc = dm_plan_from_json(&pj->plan, job->plan_json, err);
-    } else {
-        rc = dm_plan_build(&pj->plan, pj->spec, req->branch_prefix, err);
-    }
-    if (rc) {
-        return dm_error_wrap(err, "plan");
+    if (!pj->plan) {
+        if (job->plan_json) {
+            rc = dm_plan_from_json(&pj->plan, job->plan_json, err);
+        } else {
+            rc = dm_plan_build(&pj->plan, pj->spec, req->branch_prefix, err);
+        }
+        if (rc) {
+            return dm_error_wrap(err, "plan");
+        }
     }
     pj->nfiles = pj->plan->count;
     pj->files = calloc(pj->nfiles ? pj->nfiles : 1, sizeof(*pj->files));
@@ -270,8 +282,11 @@ static int load_plan(struct pjob *pj, struct dm_error *err)
             pj->files[i].state = F_DONE;
         }
     }
-    dm_budget_init(&pj->budget, req->budget_tokens, req->budget_dollars);
-    dm_budget_restore(&pj->budget, job->tokens, job->cost);
+    if (!pj->budget_ready) {
+        dm_budget_init(&pj->budget, req->budget_tokens, req->budget_dollars);
+        dm_budget_restore(&pj->budget, job->tokens, job->cost);
+        pj->budget_ready = 1;
+    }
     return 0;
 }
 
@@ -359,10 +374,11 @@ static int begin(struct dm_job *job, void (*next)(struct pjob *pj))
 
 /* ---- plan ---- */
 
-static int run_plan(struct dm_job *job)
+/* Checks and records the plan (whichever planner made it) and announces it. */
+static int commit_plan(struct pjob *pj)
 {
-    struct pjob *pj = pjob_of(job);
-    const struct dm_jobreq *req;
+    struct dm_job *job = pj->job;
+    const struct dm_jobreq *req = req_of(pj);
     struct dm_error *err = &job->error;
     enum dm_trust_action action;
     const char **paths;
@@ -370,10 +386,6 @@ static int run_plan(struct dm_job *job)
     char *json;
     int rc;
 
-    if (!pj) {
-        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    }
-    req = req_of(pj);
     rc = load_plan(pj, err);
     if (rc) {
         return rc;
@@ -411,7 +423,9 @@ static int run_plan(struct dm_job *job)
         return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     }
     {
-        const char *fields[] = {"plan", json, "branch", pj->plan->branch};
+        char tokens[32], cost[48];
+        const char *fields[] = {"plan",   json,   "branch", pj->plan->branch,
+                                "tokens", tokens, "cost",   cost};
         struct dm_event_extra x = {0};
         struct dm_job_write w;
         char msg[160];
@@ -423,8 +437,9 @@ static int run_plan(struct dm_job *job)
         w.status = "planned";
         w.message = msg;
         w.extra = &x;
+        budget_fields(pj, tokens, sizeof(tokens), cost, sizeof(cost));
         w.fields = fields;
-        w.n_fields = 4;
+        w.n_fields = 8;
         pj->stage_active = 1;
         rc = job->io->write(job, &w, on_stage_written);
         if (rc) {
@@ -440,6 +455,214 @@ static int run_plan(struct dm_job *job)
     free(sizes);
     free(paths);
     return rc;
+}
+
+/* ---- the model planner (--planner=model) ---- */
+
+struct tree_work {
+    uv_work_t req;
+    struct pjob *pj;
+    char *data_dir, *url, *token, *owner, *repo, *base;
+    struct dm_git_opts opts;
+    struct dm_git_tree *tree;
+    int rc;
+    struct dm_error err;
+};
+
+static void plan_fallback(struct pjob *pj, const char *why)
+{
+    int rc;
+    dm_warn("pipeline", pj->job->id, "model planner not used (%s); the rules plan the files", why);
+    rc = commit_plan(pj);
+    if (rc) {
+        pj->stage_active = 1;
+        finish_stage(pj, rc, &pj->job->error);
+    }
+}
+
+static void on_planner_done(void *arg, int rc, struct dm_llm_result *res,
+                            const struct dm_error *err)
+{
+    struct pjob *pj = arg;
+    struct dm_planner_opts po = DM_PLANNER_OPTS_INIT;
+    struct dm_plan *plan = NULL;
+    struct dm_error perr;
+    char *notes = NULL;
+
+    pj->review_call = NULL;
+    pj->p->llm_in_flight--;
+    pj->outstanding--;
+    if (res && res->billed) {
+        dm_budget_settle(&pj->budget, &pj->review_hold, res->prompt_tokens + res->completion_tokens,
+                         res->cost_usd);
+    } else {
+        dm_budget_release(&pj->budget, &pj->review_hold);
+    }
+    wake_waiting(pj->p);
+    if (!pj->job) {
+        pjob_maybe_free(pj);
+        return;
+    }
+    if (rc == DM_ERR_CANCELLED || pj->cancelling) {
+        dm_error_set(&perr, DM_ERR_CANCELLED, "planning interrupted");
+        finish_stage(pj, DM_ERR_CANCELLED, &perr);
+        return;
+    }
+    if (rc) {
+        plan_fallback(pj, err && err->msg[0] ? err->msg : dm_err_name(rc));
+        return;
+    }
+    po.branch_prefix = req_of(pj)->branch_prefix;
+    po.policy = &pj->p->policy;
+    po.allow_workflows = dm_trust_decide(req_of(pj)->trust, pj->p->cfg->allow_workflows) ==
+                         DM_TRUST_ACTION_BUILD_WORKFLOWS;
+    if (dm_planner_parse(&plan, &notes, res->content, res->content_len, pj->spec, &po, &perr)) {
+        plan_fallback(pj, perr.msg);
+        return;
+    }
+    if (notes && *notes) {
+        dm_info("pipeline", pj->job->id, "model plan adjusted: %s", notes);
+    }
+    free(notes);
+    dm_plan_free(pj->plan);
+    pj->plan = plan;
+    rc = commit_plan(pj);
+    if (rc) {
+        pj->stage_active = 1;
+        finish_stage(pj, rc, &pj->job->error);
+    }
+}
+
+static void on_tree_work(uv_work_t *req)
+{
+    struct tree_work *w = req->data;
+    w->rc = dm_git_list_tree(&w->tree, &w->opts, w->owner, w->repo, w->base, 1,
+                             DM_PLANNER_TREE_PATHS, &w->err);
+}
+
+static void tree_work_free(struct tree_work *w)
+{
+    dm_git_tree_free(w->tree);
+    free(w->data_dir);
+    free(w->url);
+    free(w->token);
+    free(w->owner);
+    free(w->repo);
+    free(w->base);
+    free(w);
+}
+
+static void on_tree_done(uv_work_t *req, int status)
+{
+    struct tree_work *w = req->data;
+    struct pjob *pj = w->pj;
+    struct dm_pipeline *p = pj->p;
+    struct dm_planner_opts po = DM_PLANNER_OPTS_INIT;
+    struct dm_planner_prompt *prompt = NULL;
+    struct dm_llm_request r;
+    struct dm_price price;
+    struct dm_error err;
+    int rc;
+
+    pj->outstanding--;
+    if (!pj->job) {
+        tree_work_free(w);
+        pjob_maybe_free(pj);
+        return;
+    }
+    if (status || w->rc) {
+        plan_fallback(pj, status ? "tree listing cancelled" : w->err.msg);
+        tree_work_free(w);
+        return;
+    }
+    po.branch_prefix = req_of(pj)->branch_prefix;
+    po.policy = &p->policy;
+    rc = dm_planner_prompt_build(&prompt, pj->spec, (const char *const *)w->tree->paths,
+                                 w->tree->npaths, &po, &err);
+    tree_work_free(w);
+    if (!rc) {
+        rc = dm_price_lookup(p->prices, p->cfg->model, &price, &err);
+    }
+    if (!rc) {
+        rc = dm_budget_reserve(
+            &pj->budget, &price,
+            dm_budget_estimate_tokens(strlen(prompt->system) + strlen(prompt->user)),
+            DM_PLANNER_MAX_TOKENS, &pj->review_hold, &err);
+    }
+    if (!rc) {
+        memset(&r, 0, sizeof(r));
+        r.model = p->cfg->model;
+        r.system = prompt->system;
+        r.user = prompt->user;
+        r.max_tokens = DM_PLANNER_MAX_TOKENS;
+        r.temperature = DM_PLANNER_TEMPERATURE;
+        r.response_format = dm_planner_response_format();
+        r.job_id = pj->job->id;
+        r.on_done = on_planner_done;
+        r.arg = pj;
+        rc = dm_llm_start(p->llm, &r, &pj->review_call, &err);
+        if (rc) {
+            dm_budget_release(&pj->budget, &pj->review_hold);
+        }
+    }
+    dm_planner_prompt_free(prompt);
+    if (rc) {
+        plan_fallback(pj, err.msg);
+        return;
+    }
+    p->llm_in_flight++;
+    pj->outstanding++;
+}
+
+static int run_plan(struct dm_job *job)
+{
+    struct pjob *pj = pjob_of(job);
+    const struct dm_jobreq *req;
+    const struct dm_config *cfg;
+    struct tree_work *w;
+    int rc;
+
+    if (!pj) {
+        return dm_error_set(&job->error, DM_ERR_NOMEM, "out of memory");
+    }
+    req = req_of(pj);
+    cfg = pj->p->cfg;
+    if (job->plan_json || strcmp(cfg->planner, "model") != 0) {
+        return commit_plan(pj);
+    }
+    /* The model plans from the spec and the base branch's tree (read from the mirror, off the
+     * loop thread); every failure falls back to the rules. */
+    rc = dm_spec_parse(&pj->spec, req->spec_markdown, req->spec_len, NULL, &job->error);
+    if (rc) {
+        return dm_error_wrap(&job->error, "specMarkdown");
+    }
+    dm_budget_init(&pj->budget, req->budget_tokens, req->budget_dollars);
+    dm_budget_restore(&pj->budget, job->tokens, job->cost);
+    pj->budget_ready = 1;
+    w = calloc(1, sizeof(*w));
+    if (!w) {
+        return dm_error_set(&job->error, DM_ERR_NOMEM, "out of memory");
+    }
+    w->pj = pj;
+    w->req.data = w;
+    w->data_dir = dup0(cfg->data_dir);
+    w->url = dup0(cfg->git_url);
+    w->token = dup0(cfg->github_token);
+    w->owner = dup0(req->repo_owner);
+    w->repo = dup0(req->repo_name);
+    w->base = dup0(req->base_branch);
+    w->opts.data_dir = w->data_dir;
+    w->opts.url_template = w->url;
+    w->opts.token = w->token;
+    w->opts.cancel = &pj->cancel_flag;
+    pj->stage_active = 1;
+    if (uv_queue_work(pj->p->loop, &w->req, on_tree_work, on_tree_done)) {
+        tree_work_free(w);
+        pj->stage_active = 0;
+        return commit_plan(pj);
+    }
+    pj->outstanding++;
+    return 0;
 }
 
 /* ---- generate ---- */
@@ -1354,11 +1577,6 @@ static void on_git_done(uv_work_t *req, int status)
         }
     }
     git_work_free(w);
-}
-
-static char *dup0(const char *s)
-{
-    return s ? strdup(s) : NULL;
 }
 
 static void push_loaded(struct pjob *pj)

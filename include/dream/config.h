@@ -51,6 +51,7 @@ struct dm_config {
     char *review_model;
     char *prices_file;
     char *prompts_dir;
+    char *planner; /* rules or model */
     long long max_tokens;
     long long max_repairs;
     long long llm_timeout_ms;

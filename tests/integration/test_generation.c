@@ -289,7 +289,8 @@ Test(generation, rate_limit_429_waits_retry_after_and_completes)
 Test(generation, server_errors_502_and_503_are_retried_and_complete)
 {
     /* Both markers are in the prompt: the first request gets 502, the second 503. */
-    expect_retried_ok("g-5xx", "[[fake:502*1]] [[fake:503*1]]", 3);
+    /* The `*` are escaped: two of them in one item would be CommonMark emphasis. */
+    expect_retried_ok("g-5xx", "[[fake:502\\*1]] [[fake:503\\*1]]", 3);
     cr_assert_eq(dmt_fakeor_behaviour_count(&world.llm, "502"), 1);
     cr_assert_eq(dmt_fakeor_behaviour_count(&world.llm, "503"), 1);
 }
@@ -421,11 +422,14 @@ Test(generation, invalid_code_once_is_repaired)
 Test(generation, invalid_code_always_fails_naming_file_and_error_and_pushes_nothing)
 {
     char paths[MAX_PATHS][256];
-    const char *spec = "# Always Broken\n\nSQL that never parses.\n\n## Database\n- users table "
-                       "[[fake:invalid-always]]\n";
+    /* A script rule, not a marker: a repair request carries only the path, the validator's
+     * error and the previous content, but the same system prompt naming the target path. */
+    const char *spec = "# Always Broken\n\nSQL that never parses.\n\n## Database\n- users table\n";
     char *err;
     cJSON *events;
 
+    dmt_fakeor_script(&world.llm, "[{\"match\": \"Target path: `migrations/\", "
+                                  "\"behaviour\": \"invalid-always\"}]");
     replica(NULL);
     submit("g-invA", spec, 200000, 5.0);
     expect_status("g-invA", "failed", 90000);
@@ -593,7 +597,9 @@ static void expect_budget_failure(const char *id, int files, long long max_token
     cr_assert(generated >= 1 && generated < files, "%d of %d files before the budget ran out",
               generated, files);
     cr_assert(spent_tokens > 0, "it spent something first: %s", err);
-    cr_assert_eq((long long)num(fin, "tokensUsed"), spent_tokens, "final event = error: %s", err);
+    cr_assert_eq((long long)num(fin, "tokensUsed"), spent_tokens,
+                 "final event tokensUsed %.0f costUsd %.6f vs error: %s", num(fin, "tokensUsed"),
+                 num(fin, "costUsd"), err);
     cr_assert(fabs(num(fin, "costUsd") - spent_usd) < 1e-4, "final $%.6f vs error: %s",
               num(fin, "costUsd"), err);
     cr_assert(num(fin, "tokensUsed") <= (double)max_tokens, "tokens %.0f > limit %lld",

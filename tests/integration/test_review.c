@@ -114,3 +114,50 @@ Test(review, garbage_from_the_reviewer_falls_back_to_the_rules)
     cr_assert_gt(dmt_count_in_file(rep.log, "answered something unusable"), 0,
                  "the fallback is logged (log %s)", rep.log);
 }
+
+Test(review, model_planner_plans_from_the_spec_and_the_tree)
+{
+    struct dmt_replica rep;
+    const char *extra[] = {"--planner=model", NULL};
+    char *job = dmt_world_job("pl-1", NULL, NULL, 200000, 5.0);
+    char *files;
+
+    /* The fake answers every structured request with this: the planner gets a plan (one path
+     * of which breaks the path rules), the reviewer gets something it cannot use. */
+    set_review_reply("{\"files\":[{\"path\":\"src/routes/health-check.ts\",\"kind\":\"route\","
+                     "\"description\":\"GET /health reports ok\"},{\"path\":\"../outside.ts\","
+                     "\"kind\":\"file\",\"description\":\"escape\"},{\"path\":"
+                     "\"src/components/todo-list.tsx\",\"kind\":\"component\",\"description\":"
+                     "\"TodoList\"}]}");
+    dmt_world_replica(&world, &rep, "planner", extra);
+    free(dmt_submit(world.rc, job));
+    free(job);
+    cr_assert(dmt_world_wait_status(&world, "pl-1", "complete,failed,paused_approval", 60000));
+    files = dmt_world_branch_files(&world, "dream/todo-api");
+    cr_assert_not_null(files);
+    cr_assert_not_null(strstr(files, "src/routes/health-check.ts"), "%s", files);
+    cr_assert_not_null(strstr(files, "src/components/todo-list.tsx"), "%s", files);
+    cr_assert_not_null(strstr(files, "docs/dream-specs/todo-api.md"), "spec doc first: %s", files);
+    cr_assert_null(strstr(files, "outside"), "%s", files);
+    cr_assert_null(strstr(files, "get-todos-lists-todos"), "not the rule plan: %s", files);
+    free(files);
+}
+
+Test(review, model_planner_garbage_falls_back_to_the_rules)
+{
+    struct dmt_replica rep;
+    const char *extra[] = {"--planner=model", NULL};
+    char *job = dmt_world_job("pl-2", NULL, NULL, 200000, 5.0);
+    char *files;
+
+    set_review_reply("I would create some files, probably.");
+    dmt_world_replica(&world, &rep, "planner", extra);
+    free(dmt_submit(world.rc, job));
+    free(job);
+    cr_assert(dmt_world_wait_status(&world, "pl-2", "complete,failed,paused_approval", 60000));
+    files = dmt_world_branch_files(&world, "dream/todo-api");
+    cr_assert_not_null(files);
+    cr_assert_not_null(strstr(files, "src/routes/get-todos-lists-todos.ts"), "%s", files);
+    free(files);
+    cr_assert_gt(dmt_count_in_file(rep.log, "model planner not used"), 0, "log %s", rep.log);
+}
