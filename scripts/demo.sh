@@ -119,7 +119,13 @@ status=0
 for id in "${ids[@]}"; do
     echo
     echo "== job $id"
-    "$dreamctl" watch "$id" || status=1
+    rc=0
+    "$dreamctl" watch "$id" || rc=$?
+    case $rc in
+    0) ;;
+    3) echo "demo: job $id is parked for approval: dreamctl approve $id (or reject $id)" ;;
+    *) status=1 ;;
+    esac
 done
 
 echo

@@ -492,7 +492,9 @@ static void progress_plan(struct progress *p, const cJSON *files)
     cJSON_ArrayForEach(it, files)
     {
         const char *s = cJSON_GetStringValue(it);
-        if (s && i < n) {
+        /* The spec document (docs/dream-specs/, the plan's first item) is copied, not
+         * generated: it never gets a `generated` event, so it is not counted. */
+        if (s && i < n && strncmp(s, "docs/dream-specs/", 17) != 0) {
             p->paths[i] = strdup(s);
             if (p->paths[i]) {
                 i++;

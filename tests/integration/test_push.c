@@ -78,6 +78,17 @@ static long long pending_entries(void)
     return n;
 }
 
+/* Entries pending for one consumer. */
+static long long pending_of(const char *consumer)
+{
+    redisReply *r = redisCommand(world.rc, "XPENDING dream:jobs workers - + 1000 %s", consumer);
+    long long n;
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY, "XPENDING");
+    n = (long long)r->elements;
+    freeReplyObject(r);
+    return n;
+}
+
 /* Entries in the bare repository's reflog of a branch (core.logAllRefUpdates=always). */
 static int reflog_entries(const char *branch)
 {
@@ -345,6 +356,9 @@ Test(push, crash_after_push_before_the_pr_opens_one_pr_and_pushes_no_second_comm
     cr_assert(dmt_world_wait_status(&world, "crash-push", "complete,failed", 90000),
               "taken over and ended (log %s)", b.log);
     expect_status("crash-push", "complete", b.log);
+    cr_assert_eq(dmt_count_in_file(b.log, "at stage pr (attempt 2"), 1,
+                 "the new replica resumed at the PR stage (log %s)", b.log);
+    cr_assert_eq(dmt_count_in_file(b.log, "\"pushed "), 0, "and pushed nothing itself");
     done = dmt_world_event(&world, "crash-push", "complete");
     cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(done, "worker")), "crash-b");
     cJSON_Delete(done);
@@ -395,6 +409,8 @@ Test(push, crash_after_the_pr_opened_before_complete_keeps_one_pr)
     cr_assert(dmt_world_wait_status(&world, "crash-pr", "complete,failed", 90000),
               "taken over and ended (log %s)", b.log);
     expect_status("crash-pr", "complete", b.log);
+    cr_assert_eq(dmt_count_in_file(b.log, "at stage pr (attempt 2"), 1,
+                 "the new replica resumed at the PR stage (log %s)", b.log);
     free(url);
     url = only_pr_url();
     pr = dmt_world_hget(&world, "crash-pr", "pr_url");
@@ -445,6 +461,8 @@ Test(push, crash_after_github_opened_the_pr_but_before_dreamd_heard_keeps_one_pr
     url = only_pr_url();
     pr = dmt_world_hget(&world, "crash-lost", "pr_url");
     cr_assert_str_eq(pr, url, "the existing PR was found and used");
+    cr_assert_eq(dmt_world_gh_requests(&world, "POST", "/repos/acme/app/pulls"), 1,
+                 "found by listing, not by trying to open a second one");
     expect_one_terminal("crash-lost");
     free(url);
     free(pr);
@@ -525,7 +543,8 @@ Test(push, three_replicas_fifty_jobs_one_killed_every_job_ends_once_with_at_most
     struct dmt_replica reps[3];
     const char *lease[] = {"--lease-ms=3000", NULL};
     struct dmt_jobevents *v;
-    int n, done, complete = 0, failed = 0, prs = 0;
+    int n, done, complete = 0, failed = 0, prs = 0, taken_over = 0;
+    long long held;
     char names[3][16] = {"many-a", "many-b", "many-c"};
 
     for (int i = 0; i < 3; i++) {
@@ -545,6 +564,13 @@ Test(push, three_replicas_fifty_jobs_one_killed_every_job_ends_once_with_at_most
     done = dmt_wait_terminal(world.rc, MANY / 3, 240000);
     cr_assert_geq(done, MANY / 3, "a third of the jobs ended first");
     cr_assert_lt(done, MANY, "the kill comes while jobs are still running");
+    /* ... while it holds jobs. */
+    held = pending_of("many-b");
+    for (int i = 0; i < 200 && held == 0; i++) {
+        dmt_sleep_ms(10);
+        held = pending_of("many-b");
+    }
+    cr_assert_gt(held, 0, "the killed replica held jobs");
     cr_assert_eq(dmt_stop(reps[1].pid, SIGKILL, 5000) >= 0, 1);
     reps[1].pid = 0;
     done = dmt_wait_terminal(world.rc, MANY, 400000);
@@ -576,8 +602,15 @@ Test(push, three_replicas_fifty_jobs_one_killed_every_job_ends_once_with_at_most
             failed++;
         }
         prs += count;
+        {
+            char *statuses = dmt_world_statuses(&world, id);
+            taken_over += strstr(statuses, "retrying") != NULL;
+            free(statuses);
+        }
     }
-    cr_log_info("%d complete, %d not, %d PRs", complete, failed, prs);
+    cr_assert_gt(taken_over, 0, "jobs of the killed replica were taken over");
+    cr_log_info("%d complete, %d not, %d PRs, %d taken over after the kill", complete, failed, prs,
+                taken_over);
     cr_assert_eq(dmt_world_pr_count(&world), prs, "no PR for any other branch");
     cr_assert_eq(complete, MANY, "every job completed (%d did not)", failed);
     free(v);
