@@ -765,6 +765,29 @@ static void file_valid(struct pfile *f)
     struct dm_job_write w;
 
     f->state = F_DONE;
+    {
+        /* A file holding a secret is never checkpointed (nor pushed): the job fails here and
+         * the secret is stored nowhere. The message says where, never what. */
+        struct dm_findings found = DM_FINDINGS_INIT;
+        struct dm_error serr;
+        if (dm_safety_scan(&found, it->path, f->content, f->len, DM_SAFETY_RULES_SECRETS, &serr) ==
+                0 &&
+            dm_findings_count(&found, DM_FINDING_SECRET) > 0) {
+            char *summary = dm_findings_summary(&found, 3);
+            dm_error_set(&serr, DM_ERR_UNSAFE,
+                         "generated file %s contains a secret; the job is blocked and nothing is "
+                         "pushed: %s",
+                         it->path, summary ? summary : "");
+            free(summary);
+            dm_findings_free(&found);
+            free(f->content);
+            f->content = NULL;
+            f->len = 0;
+            fail_generation(pj, DM_ERR_UNSAFE, &serr);
+            return;
+        }
+        dm_findings_free(&found);
+    }
     budget_fields(pj, tokens, sizeof(tokens), cost, sizeof(cost));
     fields[0] = "tokens";
     fields[1] = tokens;
