@@ -33,8 +33,8 @@ RUN apt-get update \
         libsqlite3-0 libssl3 libmicrohttpd12 \
     && rm -rf /var/lib/apt/lists/*
 # A fixed uid/gid (10001) so Kubernetes' runAsNonRoot can verify it and volumes can be chowned.
-RUN groupadd --system --gid 10001 dreamd \
-    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/dreamd --no-create-home \
+RUN groupadd --gid 10001 dreamd \
+    && useradd --uid 10001 --gid 10001 --home-dir /var/lib/dreamd --no-create-home \
         --shell /usr/sbin/nologin dreamd \
     && install -d -o 10001 -g 10001 -m 0750 /var/lib/dreamd
 COPY --from=build /opt/dreamd/bin/ /usr/local/bin/

@@ -11,7 +11,7 @@ packages=(
     libuv1-dev libhiredis-dev libcurl4-openssl-dev libcjson-dev libgit2-dev libcmark-dev
     libpcre2-dev libsqlite3-dev libssl-dev libmicrohttpd-dev libcriterion-dev
     redis-server redis-tools clang clang-format
-    lighttpd apache2-utils prometheus python3 python3-yaml curl procps wrk
+    lighttpd apache2-utils prometheus python3 python3-yaml curl procps wrk docker-compose
 )
 # Node.js may come from elsewhere (NodeSource ships npm inside nodejs); ask apt only when absent.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
@@ -45,4 +45,13 @@ if [ ! -x "$tools/node_modules/.bin/esbuild" ]; then
         && npm install --no-audit --no-fund --silent esbuild@0.24.2 >/dev/null)
 fi
 "$tools/node_modules/.bin/esbuild" --version >/dev/null
+
+# Schemas for scripts/check-deploy.sh (Kubernetes and KEDA objects).
+if [ ! -d "$tools/deploy-check/node_modules/kubernetes-models" ]; then
+    echo "bootstrap: installing the Kubernetes schema packages into $tools/deploy-check" >&2
+    mkdir -p "$tools/deploy-check"
+    (cd "$tools/deploy-check" \
+        && { [ -f package.json ] || echo '{"name":"dreamd-deploy-check","private":true}' > package.json; } \
+        && npm install --no-audit --no-fund --silent kubernetes-models@4.5.1 @kubernetes-models/keda@2.0.0 >/dev/null)
+fi
 echo "bootstrap: ok" >&2

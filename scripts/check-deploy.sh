@@ -89,6 +89,7 @@ GROUP = "workers"
 
 failures = []
 passed = 0
+ENV_SETS = []  # (where, environment) of every deployment, for dreamd --print-config
 
 
 def ok(msg):
@@ -98,6 +99,7 @@ def ok(msg):
 
 
 def fail(msg):
+    msg = " | ".join(l for l in msg.splitlines() if l.strip())
     failures.append(msg)
     print("FAIL: " + msg)
 
@@ -504,6 +506,7 @@ def check_compose(base, over):
         check(not s.get("profiles"), where + ": always started (no profile)")
         env = dict(DOCKER_ENV)
         env.update(compose_env(s))
+        ENV_SETS.append((where, env))
         check_env(where + " environment", compose_env(s))
         check_grace(where, "stop_grace_period", compose_duration_s(s.get("stop_grace_period", "10s")), env)
         if "stop_signal" in s:
@@ -561,6 +564,7 @@ def check_compose(base, over):
         where = "compose.yaml+compose.fakes.yaml: %s" % name
         env = dict(DOCKER_ENV)
         env.update(compose_env(m))
+        ENV_SETS.append((where, env))
         check_env(where + " environment", compose_env(m))
         check_grace(where, "stop_grace_period", compose_duration_s(m.get("stop_grace_period", "10s")), env)
         for var, fname, path in (("DREAM_LLM_URL", "fake-openrouter", "/api/v1"),
@@ -714,6 +718,7 @@ if dep:
     K8S_ENV.update({k: v for k, v in plain.items() if v is not None})
     env_all = dict(DOCKER_ENV)
     env_all.update(K8S_ENV)
+    ENV_SETS.append(("k8s Deployment", env_all))
     check_grace("k8s Deployment", "terminationGracePeriodSeconds",
                 pod.get("terminationGracePeriodSeconds", 30), env_all)
     psc = pod.get("securityContext") or {}
@@ -937,6 +942,7 @@ if check(os.path.exists(unit_path), "deploy/systemd/dreamd.service exists"):
         check_env("systemd %s" % os.path.basename(envfile), file_env)
     env = dict(unit_env)
     env.update(file_env)  # EnvironmentFile= wins over Environment=
+    ENV_SETS.append(("systemd", env))
     tss = last("TimeoutStopSec") or last("TimeoutSec") or "90s"
     check_grace("systemd", "TimeoutStopSec", systemd_seconds(tss), env)
     dd = effective(env, "DREAM_DATA_DIR")
@@ -956,6 +962,27 @@ if check(os.path.exists(unit_path), "deploy/systemd/dreamd.service exists"):
                   r.stdout[-300:])
     else:
         skip("systemd-analyze not installed (or DREAM_CHECK_TOOLS=0)")
+
+# ---- dreamd itself accepts each deployment's settings ---------------------------------------
+
+if DREAMD:
+    with tempfile.TemporaryDirectory() as td:
+        secret = os.path.join(td, "secret")
+        with open(secret, "w") as f:
+            f.write("not-a-real-secret\n")
+        for where, env in ENV_SETS:
+            e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+            for k, v in env.items():
+                if v is None:
+                    continue
+                e[k] = secret if k.endswith("_FILE") and v else v  # the secret files exist at run time
+            r = run([DREAMD, "--print-config"], env=e)
+            printed = dict(l.split("=", 1) for l in r.stdout.splitlines() if "=" in l) if r.returncode == 0 else {}
+            check(r.returncode == 0 and printed.get("shutdown-grace-ms") == str(grace_ms(env)),
+                  "%s: dreamd --print-config accepts every setting (grace %s ms)" % (where, printed.get("shutdown-grace-ms")),
+                  r.stdout.strip()[-400:])
+else:
+    skip("dreamd --print-config on each deployment's settings: needs a built dreamd")
 
 print()
 if failures:

@@ -13,10 +13,10 @@
 
 #include "dmtest.h"
 
-/* Runs check-deploy.sh with DREAM_CHECK_ROOT=root (NULL: the source tree, with every external
- * validator found on the machine; a copy gets only the script's own checks, which are the ones
- * these tests break, and take a second instead of several); returns its exit status and its
- * output in *out (caller frees). */
+/* Runs check-deploy.sh with DREAM_CHECK_ROOT=root (NULL: the source tree, with the built dreamd
+ * and every external validator found on the machine; a copy gets only the script's own checks,
+ * which are the ones these tests break, in a second instead of several); returns its exit
+ * status and its output in *out (caller frees). */
 static int run_check(const char *root, const char *logdir, char **out)
 {
     char log[1024];
@@ -25,8 +25,8 @@ static int run_check(const char *root, const char *logdir, char **out)
 
     snprintf(log, sizeof(log), "%s/check-deploy.log", logdir);
     snprintf(cmd, sizeof(cmd), "%s%s%s'%s/scripts/check-deploy.sh' >'%s' 2>&1",
-             root ? "DREAM_CHECK_TOOLS=0 DREAM_CHECK_ROOT='" : "", root ? root : "",
-             root ? "' " : "", dmt_source_dir(), log);
+             root ? "env -u DREAM_BINARY_DIR DREAM_CHECK_TOOLS=0 DREAM_CHECK_ROOT='" : "",
+             root ? root : "", root ? "' " : "", dmt_source_dir(), log);
     st = system(cmd);
     *out = dmt_read_file(log);
     cr_assert_not_null(*out, "no output from %s", cmd);
@@ -114,6 +114,12 @@ Test(deploy, artifacts_pass_the_checks)
     if (access(dreamd, X_OK) == 0) {
         cr_expect(strstr(out, "ok: dreamd --help and src/config.c's table agree") != NULL, "%s",
                   out);
+        /* ...and dreamd itself accepts each deployment's complete environment. */
+        cr_expect(strstr(out, "ok: k8s Deployment: dreamd --print-config accepts every setting") !=
+                      NULL,
+                  "%s", out);
+        cr_expect(strstr(out, "ok: systemd: dreamd --print-config accepts every setting") != NULL,
+                  "%s", out);
     }
     free(out);
     dmt_rmtree(dir);
