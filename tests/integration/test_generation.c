@@ -163,6 +163,15 @@ static void assert_nothing_pushed(const char *id)
     free(refs);
 }
 
+/* 1 when the job's checkpoint (<prefix>:job:<id>:files) holds path. */
+static int checkpointed(const char *id, const char *path)
+{
+    redisReply *r = redisCommand(world.rc, "HEXISTS dream:job:%s:files %s", id, path);
+    int yes = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    return yes;
+}
+
 /* A spec with one API route whose item text carries a marker (which reaches its prompt). */
 static char *one_route_spec(const char *title, const char *marker)
 {
@@ -284,6 +293,7 @@ static void expect_final_failure(const char *id, const char *marker, const char 
     cr_assert_str_eq(str(last_event(events), "status"), "failed");
     cr_assert_not_null(strstr(str(last_event(events), "error"), paths[0]));
     assert_nothing_pushed(id);
+    cr_assert_not(checkpointed(id, paths[0]), "a refused reply is never checkpointed");
     cr_assert_eq(dmt_count_in_file(rep.log, DMT_OR_KEY), 0, "the log never holds the API key");
     cJSON_Delete(events);
     free(err);
@@ -324,10 +334,11 @@ static long long expect_retried_ok(const char *id, const char *marker, int reque
 
 Test(generation, rate_limit_429_waits_retry_after_and_completes)
 {
-    long long ms = expect_retried_ok("g-429", "[[fake:429:1*1]]", 2);
+    long long ms = expect_retried_ok("g-429", "[[fake:429:2*1]]", 2);
     cr_assert_eq(dmt_fakeor_behaviour_count(&world.llm, "429"), 1);
-    /* Retry-After: 1 was honoured: the second request came at least a second later. */
-    cr_assert(ms >= 950, "writing→generated took %lld ms, Retry-After is 1 s", ms);
+    /* Retry-After: 2 was honoured (the backoff without it would be at most 1 s): the second
+     * request came at least two seconds after the first. */
+    cr_assert(ms >= 1950, "writing→generated took %lld ms, Retry-After is 2 s", ms);
 }
 
 Test(generation, server_errors_502_and_503_are_retried_and_complete)
@@ -489,6 +500,7 @@ Test(generation, invalid_code_always_fails_naming_file_and_error_and_pushes_noth
     cr_assert_eq(count_status(events, "generated"), 0);
     cr_assert_eq(count_status(events, "pushing"), 0);
     assert_nothing_pushed("g-invA");
+    cr_assert_not(checkpointed("g-invA", paths[0]), "a refused file is never checkpointed");
     cJSON_Delete(events);
     free(err);
 }
@@ -547,6 +559,7 @@ Test(generation, huge_reply_fails_with_a_size_error)
     cr_assert_not_null(strstr(err, "bytes"), "a size error: %s", err);
     cr_assert_eq(dmt_fakeor_path_count(&world.llm, paths[0]), 1, "a size error is final");
     assert_nothing_pushed("g-huge");
+    cr_assert_not(checkpointed("g-huge", paths[0]), "a refused file is never checkpointed");
     free(err);
     free(spec);
 }
@@ -660,9 +673,9 @@ Test(generation, known_prices_account_every_file_and_stay_within_budget)
     cJSON_Delete(events);
 }
 
-/* Checks a job that ran out of budget: failed with a budget error stating what was spent (the
- * same figures as the hash and the final event), spend within the limits, some files generated
- * but not all, and nothing pushed. */
+/* Checks a job that ran out of budget: failed with a budget error stating what was spent (no
+ * more than the final event and the hash record: spend only grows), spend within the limits,
+ * some files generated but not all, the refused files never sent, and nothing pushed. */
 static void expect_budget_failure(const char *id, int files, long long max_tokens, double max_usd)
 {
     char *err, *h;
@@ -833,7 +846,7 @@ Test(generation, killed_replica_resumes_without_paying_twice_for_checkpointed_fi
     char *spec = routes_spec("Resume Me", 8);
     char paths[MAX_PATHS][256], branch[256];
     long long at_kill[MAX_PATHS];
-    int checkpointed[MAX_PATHS] = {0};
+    int done[MAX_PATHS] = {0};
     int n, ncheck = 0, st;
     struct dmt_replica second;
     redisReply *r;
@@ -865,20 +878,19 @@ Test(generation, killed_replica_resumes_without_paying_twice_for_checkpointed_fi
     cr_assert_eq(n, 8);
     ncheck = 0;
     for (int i = 0; i < n; i++) {
-        r = redisCommand(world.rc, "HEXISTS dream:job:g-resume:files %s", paths[i]);
-        checkpointed[i] = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-        ncheck += checkpointed[i];
-        freeReplyObject(r);
+        done[i] = checkpointed("g-resume", paths[i]);
+        ncheck += done[i];
         at_kill[i] = dmt_fakeor_path_count(&world.llm, paths[i]);
     }
     cr_assert(ncheck >= 2 && ncheck < n, "%d of %d files checkpointed at the kill", ncheck, n);
 
+    cr_log_info("killed with %d of %d files checkpointed", ncheck, n);
     dmt_world_replica(&world, &second, "gen2", extra);
     rep = second; /* the log to show on failure */
     expect_status("g-resume", "complete", 120000);
     for (int i = 0; i < n; i++) {
         long long total = dmt_fakeor_path_count(&world.llm, paths[i]);
-        if (checkpointed[i]) {
+        if (done[i]) {
             cr_assert_eq(at_kill[i], 1, "%s was asked for once before its checkpoint", paths[i]);
             cr_assert_eq(total, 1, "checkpointed %s was paid for again: %lld requests", paths[i],
                          total);
