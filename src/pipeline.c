@@ -47,6 +47,7 @@ struct pfile {
     struct pjob *pj;
     size_t index; /* in the plan */
     enum fstate state;
+    int ok;        /* valid and checkpointed (or the spec document, or read back) */
     char *content; /* final or candidate content (owned) */
     size_t len;
     int repairs;
@@ -207,6 +208,30 @@ static void on_park_written(struct dm_job *job, int rc, int cancel)
     finish_stage(pj, DM_JOB_PARKED, NULL);
 }
 
+/* Records the job's spend (tokens, cost) after every settled call, so the totals in the job
+ * hash and in every later event are complete and a resumed job restores all of it. */
+static void record_spend(struct pjob *pj)
+{
+    char tokens[32], cost[48];
+    const char *fields[4];
+    struct dm_job_write w;
+
+    if (!pj->job || pj->job->fenced) {
+        return;
+    }
+    budget_fields(pj, tokens, sizeof(tokens), cost, sizeof(cost));
+    pj->job->tokens = dm_budget_tokens_used(&pj->budget);
+    pj->job->cost = dm_budget_cost_usd(&pj->budget);
+    fields[0] = "tokens";
+    fields[1] = tokens;
+    fields[2] = "cost";
+    fields[3] = cost;
+    memset(&w, 0, sizeof(w));
+    w.fields = fields;
+    w.n_fields = 4;
+    pj->job->io->write(pj->job, &w, NULL);
+}
+
 /* A write with no continuation (events along the way). */
 static void emit(struct pjob *pj, const char *status, const char *message,
                  const struct dm_event_extra *x, const char *const *fields, size_t n_fields)
@@ -280,6 +305,7 @@ static int load_plan(struct pjob *pj, struct dm_error *err)
             pj->files[i].content = strdup(req->spec_markdown);
             pj->files[i].len = req->spec_len;
             pj->files[i].state = F_DONE;
+            pj->files[i].ok = 1;
         }
     }
     if (!pj->budget_ready) {
@@ -313,6 +339,7 @@ static void on_files_read(struct dm_job *job, int rc, size_t n, const char *cons
                     f->content[lens[i]] = '\0';
                     f->len = lens[i];
                     f->state = F_DONE;
+                    f->ok = 1;
                 }
             }
         }
@@ -502,6 +529,9 @@ static void on_planner_done(void *arg, int rc, struct dm_llm_result *res,
     if (!pj->job) {
         pjob_maybe_free(pj);
         return;
+    }
+    if (res && res->billed) {
+        record_spend(pj);
     }
     if (rc == DM_ERR_CANCELLED || pj->cancelling) {
         dm_error_set(&perr, DM_ERR_CANCELLED, "planning interrupted");
@@ -788,6 +818,7 @@ static void file_valid(struct pfile *f)
         }
         dm_findings_free(&found);
     }
+    f->ok = 1;
     budget_fields(pj, tokens, sizeof(tokens), cost, sizeof(cost));
     fields[0] = "tokens";
     fields[1] = tokens;
@@ -973,6 +1004,9 @@ static void on_llm_done(void *arg, int rc, struct dm_llm_result *res, const stru
     if (!pj->job) {
         pjob_maybe_free(pj);
         return;
+    }
+    if (res && res->billed) {
+        record_spend(pj);
     }
     if (rc == DM_ERR_CANCELLED || pj->failed || pj->cancelling) {
         f->state = F_DONE;
@@ -1163,6 +1197,19 @@ static void pump_files(struct pjob *pj)
 
 static void generate_loaded(struct pjob *pj)
 {
+    /* A retried stage starts again every file that did not make it (failed, cancelled or cut
+     * short last time); checkpointed files are kept. */
+    for (size_t i = 0; i < pj->nfiles; i++) {
+        struct pfile *f = &pj->files[i];
+        if (!f->ok && f->state == F_DONE) {
+            f->state = F_TODO;
+            f->repairs = 0;
+            free(f->system);
+            free(f->user);
+            f->system = f->user = NULL;
+        }
+    }
+    pj->budget_wait = 0;
     generation_progress(pj);
 }
 
@@ -1289,6 +1336,9 @@ static void on_review_done(void *arg, int rc, struct dm_llm_result *res, const s
     if (!pj->job) {
         pjob_maybe_free(pj);
         return;
+    }
+    if (res && res->billed) {
+        record_spend(pj);
     }
     if (rc == DM_ERR_CANCELLED || pj->cancelling) {
         dm_error_set(&perr, DM_ERR_CANCELLED, "review interrupted");
