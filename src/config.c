@@ -73,6 +73,8 @@ static const struct setting settings[] = {
      check_nonempty, "model that writes the files"},
     {"review-model", "DREAM_REVIEW_MODEL", K_STR, S(review_model), "anthropic/claude-haiku-4.5", 0,
      0, 0, NULL, "model that reviews them (empty: rules only)"},
+    {"review-revise", "DREAM_REVIEW_REVISE", K_BOOL, S(review_revise), "false", 0, 1, 0, NULL,
+     "one revise round: files the reviewer model commented on are regenerated with its comments"},
     {"prices-file", "DREAM_PRICES_FILE", K_STR, S(prices_file), NULL, 0, 0, 0, NULL,
      "JSON price table overriding the built-in one"},
     {"prompts-dir", "DREAM_PROMPTS_DIR", K_STR, S(prompts_dir), NULL, 0, 0, 0, NULL,

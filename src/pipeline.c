@@ -104,7 +104,10 @@ struct pjob {
     char *validation_md;
     char *review_md;
     int review_pause;
-    struct dm_review_verdict rules;  /* the rule verdict of this review */
+    struct dm_review_verdict rules;   /* the rule verdict of this review */
+    struct dm_review_verdict verdict; /* the final verdict, kept across a revise round */
+    int revising;                     /* the generation machinery runs a revise round */
+    int revised;
     struct dm_llm_call *review_call; /* the reviewer model's call in flight */
     struct dm_budget_hold review_hold;
     void (*after_load)(struct pjob *pj);
@@ -133,6 +136,7 @@ struct dm_pipeline {
 };
 
 static void pump_files(struct pjob *pj);
+static void revise_done(struct pjob *pj);
 static void wake_waiting(struct dm_pipeline *p);
 static void call_llm(struct pfile *f);
 static void pjob_maybe_free(struct pjob *pj);
@@ -261,6 +265,7 @@ static struct pjob *pjob_of(struct dm_job *job)
         pj->job = job;
         dm_findings_init(&pj->findings);
         dm_review_verdict_init(&pj->rules);
+        dm_review_verdict_init(&pj->verdict);
         job->stage_data = pj;
     }
     return pj;
@@ -1191,6 +1196,11 @@ static void pump_files(struct pjob *pj)
         }
     }
     if (!todo && !running && !pj->outstanding && pj->stage_active) {
+        if (pj->revising) {
+            pj->revising = 0;
+            revise_done(pj);
+            return;
+        }
         finish_stage(pj, 0, NULL);
     }
 }
@@ -1310,6 +1320,73 @@ static void review_decided(struct pjob *pj, const struct dm_review_verdict *v)
     }
 }
 
+/* One revise round: each file the reviewer commented on is generated again from its comments,
+ * through the generation machinery (budget, validation, repair, checkpoint). */
+static void start_revise(struct pjob *pj)
+{
+    const char *paths[DM_REVIEW_COMMENTS_MAX];
+    size_t n = dm_review_files_to_revise(&pj->verdict, paths, DM_REVIEW_COMMENTS_MAX);
+    int started = 0;
+
+    if (n > DM_REVIEW_COMMENTS_MAX) {
+        n = DM_REVIEW_COMMENTS_MAX;
+    }
+    for (size_t k = 0; k < n; k++) {
+        for (size_t i = 0; i < pj->nfiles; i++) {
+            struct pfile *f = &pj->files[i];
+            struct dm_prompt *prompt = NULL;
+            struct dm_event_extra x = {0};
+            struct dm_error err;
+            char *user = NULL;
+            char msg[300];
+
+            if (is_spec_doc(pj, i) || strcmp(pj->plan->items[i].path, paths[k]) != 0) {
+                continue;
+            }
+            if (dm_prompt_build(&prompt, pj->p->prompts, pj->spec, pj->plan, i, &err) ||
+                dm_review_revise_prompt(&user, &pj->verdict, paths[k], f->content, f->len, &err)) {
+                dm_prompt_free(prompt);
+                free(user);
+                dm_warn("pipeline", pj->job->id, "cannot revise %s: %s", paths[k], err.msg);
+                continue;
+            }
+            free(f->system);
+            free(f->user);
+            f->system = prompt->system;
+            f->user = user;
+            prompt->system = NULL;
+            dm_prompt_free(prompt);
+            f->state = F_TODO;
+            f->ok = 0;
+            f->repairs = 0;
+            snprintf(msg, sizeof(msg), "revising %s after review", paths[k]);
+            x.step = paths[k];
+            x.path = paths[k];
+            emit(pj, "writing", msg, &x, NULL, 0);
+            started++;
+        }
+    }
+    if (!started) {
+        review_decided(pj, &pj->verdict);
+        return;
+    }
+    dm_info("pipeline", pj->job->id, "revise round: %d file(s)", started);
+    pj->revised = 1;
+    pj->revising = 1;
+    generation_progress(pj);
+}
+
+static void revise_done(struct pjob *pj)
+{
+    struct dm_error err;
+    pj->reviewed = 0;
+    if (scan_files(pj, &err)) {
+        finish_stage(pj, err.code ? err.code : DM_ERR_INVALID, &err);
+        return;
+    }
+    review_decided(pj, &pj->verdict);
+}
+
 /* The reviewer model answered (or failed): combine with the rules, or fall back to them. */
 static void on_review_done(void *arg, int rc, struct dm_llm_result *res, const struct dm_error *err)
 {
@@ -1364,6 +1441,13 @@ static void on_review_done(void *arg, int rc, struct dm_llm_result *res, const s
         review_decided(pj, &pj->rules);
     } else if (dm_review_combine(&final, &model, &pj->rules, &perr)) {
         review_decided(pj, &pj->rules);
+    } else if (final.decision != DM_REVIEW_REJECT && final.n_comments > 0 &&
+               pj->p->cfg->review_revise && !pj->revised) {
+        /* Keep the verdict (the round does not ask the reviewer again) and revise. */
+        dm_review_verdict_free(&pj->verdict);
+        pj->verdict = final;
+        dm_review_verdict_init(&final);
+        start_revise(pj);
     } else {
         review_decided(pj, &final);
     }
@@ -1871,6 +1955,7 @@ static void pjob_free(struct pjob *pj)
     dm_plan_free(pj->plan);
     dm_findings_free(&pj->findings);
     dm_review_verdict_free(&pj->rules);
+    dm_review_verdict_free(&pj->verdict);
     free(pj->validation_md);
     free(pj->review_md);
     free(pj);

@@ -52,6 +52,7 @@ struct dm_config {
     char *prices_file;
     char *prompts_dir;
     char *planner; /* rules or model */
+    int review_revise;
     long long max_tokens;
     long long max_repairs;
     long long llm_timeout_ms;

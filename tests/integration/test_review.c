@@ -161,3 +161,29 @@ Test(review, model_planner_garbage_falls_back_to_the_rules)
     free(files);
     cr_assert_gt(dmt_count_in_file(rep.log, "model planner not used"), 0, "log %s", rep.log);
 }
+
+Test(review, revise_round_regenerates_the_files_the_reviewer_commented_on)
+{
+    struct dmt_replica rep;
+    const char *extra[] = {"--review-revise", NULL};
+    char *job = dmt_world_job("rv-revise", NULL, NULL, 200000, 5.0);
+    const char *route = "src/routes/get-todos-lists-todos.ts";
+    char *statuses;
+
+    set_review_reply("{\"decision\":\"proceed\",\"risk\":\"low\",\"summary\":\"fine with one "
+                     "fix\",\"comments\":[{\"path\":\"src/routes/get-todos-lists-todos.ts\","
+                     "\"comment\":\"validate the query string\"}]}");
+    dmt_world_replica(&world, &rep, "reviser", extra);
+    free(dmt_submit(world.rc, job));
+    free(job);
+    cr_assert(dmt_world_wait_status(&world, "rv-revise", "complete,failed,paused_approval", 60000));
+    statuses = dmt_world_statuses(&world, "rv-revise");
+    cr_assert_not_null(strstr(statuses, "testing,writing"), "a revise round after review: %s",
+                       statuses);
+    cr_assert_not_null(strstr(statuses, "pr_open,complete"), "%s", statuses);
+    free(statuses);
+    cr_assert_eq(dmt_fakeor_path_count(&world.llm, route), 2, "the commented file twice");
+    cr_assert_eq(dmt_fakeor_path_count(&world.llm, "src/components/todolist-component.tsx"), 1,
+                 "the others once");
+    cr_assert_gt(dmt_count_in_file(rep.log, "revise round: 1 file"), 0);
+}
