@@ -418,7 +418,7 @@ Test(generation, stream_cut_midway_retries_the_stage_and_completes)
 
     replica(NULL);
     submit("g-cut", spec, 200000, 5.0);
-    wait_end("g-cut", 60000);
+    free(wait_end("g-cut", 60000));
     events = dmt_world_events(&world, "g-cut");
     cr_assert_eq(plan_paths("g-cut", paths, branch, sizeof(branch)), 1);
     cr_assert(count_status(events, "retrying") >= 1, "the cut stream makes the stage retry");
