@@ -24,7 +24,7 @@
 
 #define GROUP "workers"
 #define BLOCK_MS 2000
-#define JOB_EVENTS_MAXLEN "1000"
+#define JOB_EVENTS_MAXLEN "10000"
 #define MAX_SECRETS 16
 
 struct wreq {
@@ -50,7 +50,7 @@ struct ejob {
     int handles;
     unsigned long opseq;
     char mode[8];
-    char k_hash[200], k_events[200], k_files[200];
+    char k_hash[256], k_events[256], k_files[256];
 };
 
 struct dm_engine {
@@ -68,6 +68,7 @@ struct dm_engine {
 
     char k_jobs[100], k_dead[100], k_events[100], k_parked[100], k_control[100], k_worker[200];
     char gmax[24], ttl[24];
+    char sweep_cursor[64]; /* XAUTOCLAIM's cursor: the sweep walks the whole PEL over time */
 
     struct ejob *jobs;
     int inflight;
@@ -89,7 +90,7 @@ struct dm_engine {
     const char *hosts[32];
     size_t n_hosts;
 
-    uv_timer_t hb_timer, sweep_timer, worker_timer, grace_timer;
+    uv_timer_t hb_timer, sweep_timer, worker_timer, grace_timer, retry_timer;
 };
 
 void dm_engine_observe(struct dm_engine *e, struct dm_metrics *metrics,
@@ -416,6 +417,16 @@ static void on_write_reply(void *arg, redisReply *reply, const char *why)
         if (strncmp(reply->str, "FENCED", 6) == 0) {
             dm_warn("engine", ej->job.id, "write refused: %s", reply->str);
             rc = DM_ERR_FENCED;
+        } else if (strncmp(reply->str, "OOM", 3) == 0 || strncmp(reply->str, "BUSY", 4) == 0 ||
+                   strncmp(reply->str, "LOADING", 7) == 0 ||
+                   strncmp(reply->str, "READONLY", 8) == 0 ||
+                   strncmp(reply->str, "MASTERDOWN", 10) == 0 ||
+                   strncmp(reply->str, "TRYAGAIN", 8) == 0 ||
+                   strncmp(reply->str, "MISCONF", 7) == 0) {
+            /* Redis is busy or failing over: the same op (idempotent) again shortly. */
+            dm_warn("engine", ej->job.id, "write deferred: %s", reply->str);
+            uv_timer_start(&ej->write_timer, on_write_timer, 500, 0);
+            return;
         } else {
             dm_errorf("engine", ej->job.id, "write failed: %s", reply->str);
             rc = DM_ERR_IO;
@@ -525,9 +536,8 @@ static void on_files_reply(void *arg, redisReply *reply, const char *why)
             lens[i] = reply->element[2 * i + 1]->len;
         }
     }
-    if (!ej->job.over) {
-        fr->done(&ej->job, rc, n, paths, contents, lens);
-    }
+    /* Always reported: the stages count their work down even for a job that is over. */
+    fr->done(&ej->job, rc, n, paths, contents, lens);
     free(paths);
     free(contents);
     free(lens);
@@ -814,7 +824,10 @@ static void handle_entry(struct dm_engine *e, const redisReply *entry, int claim
     pol.issuer = e->cfg->jwt_issuer;
     pol.http_hosts = e->hosts;
     pol.n_http_hosts = e->n_hosts;
-    pol.now_s = now_ms() / 1000;
+    /* A first delivery is checked against the clock; a reclaimed one against the time it was
+     * enqueued (its id), so a job taken over from a dead replica is not failed for a token
+     * that expired while it was being built. */
+    pol.now_s = claimed ? atoll(id) / 1000 : now_ms() / 1000;
     if (dm_intake_classify(&in, &ef, &pol)) {
         dm_errorf("engine", NULL, "out of memory classifying entry %s; it stays pending", id);
         return;
@@ -836,6 +849,17 @@ static void handle_entry(struct dm_engine *e, const redisReply *entry, int claim
 
 /* ---- reading ---- */
 
+static void ensure_group(struct dm_engine *e);
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    struct dm_engine *e = t->data;
+    if (!e->group_ready) {
+        ensure_group(e);
+    }
+    read_more(e);
+}
+
 static void on_group_created(void *arg, redisReply *reply, const char *why)
 {
     struct dm_engine *e = arg;
@@ -845,8 +869,11 @@ static void on_group_created(void *arg, redisReply *reply, const char *why)
         e->group_ready = 1;
         read_more(e);
     } else {
-        dm_warn("engine", NULL, "cannot create consumer group: %s",
+        dm_warn("engine", NULL, "cannot create consumer group: %s; trying again in 1 s",
                 reply ? reply->str : (why ? why : "?"));
+        if (reply && !e->finished) {
+            uv_timer_start(&e->retry_timer, on_retry_timer, 1000, 0);
+        }
     }
     maybe_finish_stop(e);
 }
@@ -880,7 +907,11 @@ static void on_read_reply(void *arg, redisReply *reply, const char *why)
             e->group_ready = 0;
             ensure_group(e);
         } else {
-            dm_errorf("engine", NULL, "XREADGROUP failed: %s", reply->str);
+            /* READONLY after a failover, MISCONF...: read again after a pause, never stop. */
+            dm_errorf("engine", NULL, "XREADGROUP failed: %s; reading again in 1 s", reply->str);
+            if (!e->finished) {
+                uv_timer_start(&e->retry_timer, on_retry_timer, 1000, 0);
+            }
         }
         return;
     }
@@ -997,6 +1028,10 @@ static void on_sweep_reply(void *arg, redisReply *reply, const char *why)
     (void)why;
     e->cmds--;
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
+        reply->element[0]->type == REDIS_REPLY_STRING) {
+        snprintf(e->sweep_cursor, sizeof(e->sweep_cursor), "%s", reply->element[0]->str);
+    }
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
         reply->element[1]->type == REDIS_REPLY_ARRAY && !e->stopping) {
         const redisReply *entries = reply->element[1];
         if (entries->elements) {
@@ -1031,8 +1066,9 @@ static void on_sweep_timer(uv_timer_t *t)
     }
     snprintf(count, sizeof(count), "%d", free_slots);
     snprintf(idle, sizeof(idle), "%lld", e->cfg->lease_ms);
-    if (dm_redis_cmdf(e->cmd, on_sweep_reply, e, "XAUTOCLAIM %s %s %s %s 0-0 COUNT %s", e->k_jobs,
-                      GROUP, e->cfg->consumer, idle, count) == 0) {
+    if (dm_redis_cmdf(e->cmd, on_sweep_reply, e, "XAUTOCLAIM %s %s %s %s %s COUNT %s", e->k_jobs,
+                      GROUP, e->cfg->consumer, idle, e->sweep_cursor[0] ? e->sweep_cursor : "0-0",
+                      count) == 0) {
         e->cmds++;
     }
 }
@@ -1208,7 +1244,9 @@ static void maybe_finish_stop(struct dm_engine *e)
     uv_timer_stop(&e->sweep_timer);
     uv_timer_stop(&e->worker_timer);
     uv_timer_stop(&e->grace_timer);
+    uv_timer_stop(&e->retry_timer);
     close_conns(e);
+    uv_close((uv_handle_t *)&e->retry_timer, on_engine_handle_closed);
     uv_close((uv_handle_t *)&e->hb_timer, on_engine_handle_closed);
     uv_close((uv_handle_t *)&e->sweep_timer, on_engine_handle_closed);
     uv_close((uv_handle_t *)&e->worker_timer, on_engine_handle_closed);
@@ -1269,6 +1307,10 @@ void dm_engine_stop(struct dm_engine *e, int force)
     dm_redis_close(e->reader);
     e->reader = NULL;
     e->reading = 0;
+    maybe_finish_stop(e);
+    if (e->finished) {
+        return;
+    }
     uv_timer_start(&e->grace_timer, on_grace_timer, force ? 0 : (uint64_t)e->cfg->shutdown_grace_ms,
                    0);
     maybe_finish_stop(e);
@@ -1331,8 +1373,10 @@ int dm_engine_start(struct dm_engine **out, uv_loop_t *loop, const struct dm_con
     uv_timer_init(loop, &e->sweep_timer);
     uv_timer_init(loop, &e->worker_timer);
     uv_timer_init(loop, &e->grace_timer);
+    uv_timer_init(loop, &e->retry_timer);
     e->hb_timer.data = e->sweep_timer.data = e->worker_timer.data = e->grace_timer.data = e;
-    e->handles = 4;
+    e->retry_timer.data = e;
+    e->handles = 5;
 
     memset(&o, 0, sizeof(o));
     o.connect_timeout_ms = (long)cfg->redis_timeout_ms;
@@ -1359,6 +1403,7 @@ int dm_engine_start(struct dm_engine **out, uv_loop_t *loop, const struct dm_con
         dm_redis_close(e->sub);
         e->stopping = 1;
         e->finished = 1;
+        uv_close((uv_handle_t *)&e->retry_timer, on_engine_handle_closed);
         uv_close((uv_handle_t *)&e->hb_timer, on_engine_handle_closed);
         uv_close((uv_handle_t *)&e->sweep_timer, on_engine_handle_closed);
         uv_close((uv_handle_t *)&e->worker_timer, on_engine_handle_closed);

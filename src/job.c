@@ -241,6 +241,11 @@ static void on_checkpoint(struct dm_job *job, int rc, int cancel)
         go_over(job);
         return;
     }
+    if (job->fenced) {
+        /* The heartbeat learnt meanwhile that another replica owns the job. */
+        go_over(job);
+        return;
+    }
     if (cancel) {
         job->cancel_requested = 1;
     }

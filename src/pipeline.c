@@ -169,6 +169,22 @@ static void finish_stage(struct pjob *pj, int rc, const struct dm_error *err)
     pj->stage_active = 0;
     pj->failed = 0;
     pj->cancelling = 0;
+    if (rc != 0 && rc != DM_JOB_PARKED) {
+        /* A retried stage starts from the checkpoint: files that were not checkpointed (cut
+         * short, invalid, mid-revision) are dropped and everything is scanned again. */
+        for (size_t i = 0; i < pj->nfiles; i++) {
+            struct pfile *f = &pj->files[i];
+            if (!f->ok) {
+                free(f->content);
+                f->content = NULL;
+                f->len = 0;
+                f->state = F_TODO;
+            }
+        }
+        pj->files_loaded = 0;
+        pj->reviewed = 0;
+        pj->revising = 0;
+    }
     dm_job_stage_done(job, rc, err);
 }
 
@@ -365,6 +381,19 @@ static void run_after_load(struct dm_job *job)
     if (next) {
         next(pj);
     }
+}
+
+/* A cancel that came while the stage was still loading ends it before it starts work. */
+static int cancelled_now(struct pjob *pj)
+{
+    struct dm_error err;
+    if (!pj->job->cancel_requested && !pj->cancelling) {
+        return 0;
+    }
+    dm_error_set(&err, DM_ERR_CANCELLED, "cancelled before stage %s began its work",
+                 dm_stage_name(pj->job->stage));
+    finish_stage(pj, DM_ERR_CANCELLED, &err);
+    return 1;
 }
 
 /* Starts a stage: plan loaded, files read from the checkpoint, then next(pj). */
@@ -1090,9 +1119,11 @@ static void call_llm(struct pfile *f)
         /* Fits once the calls in flight settle: try again when one of them ends. */
         pj->budget_wait = 1;
         f->state = F_TODO;
-        free(f->system);
-        free(f->user);
-        f->system = f->user = NULL;
+        if (!pj->revising) {
+            free(f->system);
+            free(f->user);
+            f->system = f->user = NULL;
+        }
         if (f->repairs) {
             /* A repair that cannot fit now is retried from scratch later. */
             f->repairs = 0;
@@ -1127,7 +1158,7 @@ static void call_llm(struct pfile *f)
     r.temperature = 0.3;
     r.stream = 1;
     r.job_id = pj->job->id;
-    r.progress_interval_ms = 1000;
+    r.progress_interval_ms = 2000;
     r.on_progress = on_llm_progress;
     r.on_tokens = on_llm_tokens;
     r.on_done = on_llm_done;
@@ -1158,6 +1189,7 @@ static void start_file(struct pfile *f)
         if (dm_prompt_build(&prompt, pj->p->prompts, pj->spec, pj->plan, f->index, &err)) {
             f->state = F_DONE;
             fail_generation(pj, err.code ? err.code : DM_ERR_INVALID, &err);
+            generation_progress(pj);
             return;
         }
         f->system = prompt->system;
@@ -1207,6 +1239,9 @@ static void pump_files(struct pjob *pj)
 
 static void generate_loaded(struct pjob *pj)
 {
+    if (cancelled_now(pj)) {
+        return;
+    }
     /* A retried stage starts again every file that did not make it (failed, cancelled or cut
      * short last time); checkpointed files are kept. */
     for (size_t i = 0; i < pj->nfiles; i++) {
@@ -1251,8 +1286,9 @@ static int scan_files(struct pjob *pj, struct dm_error *err)
     for (size_t i = 0; i < pj->nfiles && !rc; i++) {
         struct pfile *f = &pj->files[i];
         if (!f->content) {
-            return dm_error_set(err, DM_ERR_INVALID, "%s was never generated",
-                                pj->plan->items[i].path);
+            rc = dm_error_set(err, DM_ERR_TRANSIENT, "%s was never generated",
+                              pj->plan->items[i].path);
+            break;
         }
         /* The spec document is prose the producer wrote: only secrets matter there. */
         rc =
@@ -1468,8 +1504,13 @@ static int ask_reviewer(struct pjob *pj)
     size_t n = 0;
     int rc;
 
-    if (!p->cfg->review_model || !*p->cfg->review_model ||
-        p->llm_in_flight >= p->cfg->max_requests) {
+    if (!p->cfg->review_model || !*p->cfg->review_model) {
+        return DM_ERR_UNAVAILABLE;
+    }
+    if (p->llm_in_flight >= p->cfg->max_requests) {
+        dm_warn("pipeline", pj->job->id,
+                "reviewer model not asked: %d requests in flight (the cap); the rules decide",
+                p->llm_in_flight);
         return DM_ERR_UNAVAILABLE;
     }
     files = calloc(pj->nfiles + 1, sizeof(*files));
@@ -1532,6 +1573,9 @@ static void review_loaded(struct pjob *pj)
     char *summary;
     size_t secrets;
     int rc;
+    if (cancelled_now(pj)) {
+        return;
+    }
 
     if (scan_files(pj, &err)) {
         finish_stage(pj, err.code ? err.code : DM_ERR_INVALID, &err);
@@ -1595,6 +1639,9 @@ static void gate_loaded(struct pjob *pj)
     struct dm_job *job = pj->job;
     struct dm_error err;
     size_t destructive;
+    if (cancelled_now(pj)) {
+        return;
+    }
 
     if (job->dry_run || job->approved) {
         if (finish_ok_later(pj)) {
@@ -1710,7 +1757,9 @@ static void on_git_done(uv_work_t *req, int status)
         dm_error_set(&w->err, DM_ERR_CANCELLED, "push cancelled");
     }
     if (w->rc) {
-        finish_stage(pj, w->rc, &w->err);
+        /* A mirror lock held too long or an OS hiccup is worth another try. */
+        int rc = w->rc == DM_ERR_TIMEOUT || w->rc == DM_ERR_IO ? DM_ERR_TRANSIENT : w->rc;
+        finish_stage(pj, rc, &w->err);
         git_work_free(w);
         return;
     }
@@ -1745,6 +1794,9 @@ static void push_loaded(struct pjob *pj)
     struct dm_error err;
     char *alt = NULL;
     char msg[1024];
+    if (cancelled_now(pj)) {
+        return;
+    }
 
     if (job->dry_run) {
         if (finish_ok_later(pj)) {
@@ -1785,6 +1837,14 @@ static void push_loaded(struct pjob *pj)
     /* Dated by the job, so a retry builds the very same commit. */
     w->commit_time = job->created_ms > 0 ? job->created_ms / 1000 : 0;
     for (size_t i = 0; i < pj->nfiles; i++) {
+        if (!pj->files[i].ok || !pj->files[i].content) {
+            /* Only validated, checkpointed content is ever pushed. */
+            dm_error_set(&err, DM_ERR_TRANSIENT, "%s is not validated yet; not pushing",
+                         pj->plan->items[i].path);
+            git_work_free(w);
+            finish_stage(pj, DM_ERR_TRANSIENT, &err);
+            return;
+        }
         w->files[w->nfiles].path = dup0(pj->plan->items[i].path);
         w->files[w->nfiles].content = malloc(pj->files[i].len + 1);
         if (w->files[w->nfiles].content) {
@@ -1864,6 +1924,9 @@ static void pr_loaded(struct pjob *pj)
     struct dm_error err;
     char cost[256];
     char *body;
+    if (cancelled_now(pj)) {
+        return;
+    }
 
     if (job->dry_run || job->pr_url) {
         if (finish_ok_later(pj)) {

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
 #include <unistd.h>
 
 enum state { ST_WAIT, ST_CONNECTING, ST_HANDSHAKE, ST_UP };
@@ -66,7 +67,10 @@ struct dm_redis_conn {
     int handles; /* open uv handles (timers, adapter polls) */
     unsigned long reconnects;
 
-    uv_timer_t timer;    /* connect timeout, or wait before reconnecting */
+    uv_timer_t timer;     /* connect timeout, or wait before reconnecting */
+    uv_getaddrinfo_t gai; /* name resolution, off the loop thread */
+    int resolving;
+    char resolved[64];   /* numeric address of host for this attempt */
     uv_timer_t watchdog; /* overdue replies */
 
     struct pending *head, *tail;
@@ -95,7 +99,7 @@ static long long now_ms(const struct dm_redis_conn *c)
 
 static void maybe_free(struct dm_redis_conn *c)
 {
-    if (!c->closed || c->handles > 0 || c->ac) {
+    if (!c->closed || c->handles > 0 || c->ac || c->resolving) {
         return;
     }
     for (int i = 0; i < c->nsubs; i++) {
@@ -380,16 +384,70 @@ static void queue_handshake(struct dm_redis_conn *c, redisAsyncContext *ac)
     }
 }
 
+static void connect_resolved(struct dm_redis_conn *c);
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct dm_redis_conn *c = req->data;
+
+    c->resolving = 0;
+    if (c->closed) {
+        uv_freeaddrinfo(res);
+        maybe_free(c);
+        return;
+    }
+    if (status < 0 || !res) {
+        snprintf(c->why, sizeof(c->why), "cannot resolve %s: %s", c->addr.host,
+                 uv_strerror(status));
+        uv_freeaddrinfo(res);
+        schedule_reconnect(c);
+        return;
+    }
+    if (res->ai_family == AF_INET6) {
+        uv_ip6_name((const struct sockaddr_in6 *)res->ai_addr, c->resolved, sizeof(c->resolved));
+    } else {
+        uv_ip4_name((const struct sockaddr_in *)res->ai_addr, c->resolved, sizeof(c->resolved));
+    }
+    uv_freeaddrinfo(res);
+    connect_resolved(c);
+}
+
 static void connect_now(struct dm_redis_conn *c)
+{
+    struct sockaddr_in6 a6;
+    struct sockaddr_in a4;
+    struct addrinfo hints;
+
+    c->why[0] = '\0';
+    if (c->addr.unix_path || uv_ip4_addr(c->addr.host, 0, &a4) == 0 ||
+        uv_ip6_addr(c->addr.host, 0, &a6) == 0) {
+        snprintf(c->resolved, sizeof(c->resolved), "%s", c->addr.host ? c->addr.host : "");
+        connect_resolved(c);
+        return;
+    }
+    /* hiredis would resolve a name with a blocking getaddrinfo on the loop thread; libuv does
+     * it on its threadpool. */
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    c->gai.data = c;
+    if (uv_getaddrinfo(c->loop, &c->gai, on_resolved, c->addr.host, NULL, &hints) == 0) {
+        c->resolving = 1;
+        return;
+    }
+    snprintf(c->why, sizeof(c->why), "cannot resolve %s", c->addr.host);
+    schedule_reconnect(c);
+}
+
+static void connect_resolved(struct dm_redis_conn *c)
 {
     redisAsyncContext *ac;
     struct adapter *ad;
 
-    c->why[0] = '\0';
     if (c->addr.unix_path) {
         ac = redisAsyncConnectUnix(c->addr.unix_path);
     } else {
-        ac = redisAsyncConnect(c->addr.host, c->addr.port);
+        ac = redisAsyncConnect(c->resolved, c->addr.port);
     }
     if (!ac || ac->err) {
         snprintf(c->why, sizeof(c->why), "connect to %s failed: %s", c->where,
@@ -517,6 +575,9 @@ void dm_redis_close(struct dm_redis_conn *c)
     uv_timer_stop(&c->watchdog);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->watchdog, on_handle_closed);
+    if (c->resolving) {
+        uv_cancel((uv_req_t *)&c->gai); /* on_resolved still runs, with UV_ECANCELED */
+    }
     if (c->ac) {
         redisAsyncFree(c->ac); /* deferred by hiredis when inside one of its callbacks */
     }
