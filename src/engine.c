@@ -705,7 +705,7 @@ static void dead_letter(struct dm_engine *e, const char *entry, const char *raw,
     args[5] = reason;
     args[6] = "1";
     args[7] = ts;
-    args[8] = "10000";
+    args[8] = e->gmax; /* the same cap as the START script's dead letters */
     for (int i = 0; i < 9; i++) {
         lens[i] = strlen(args[i]);
     }

@@ -362,7 +362,9 @@ void dm_job_stage_done(struct dm_job *job, int rc, const struct dm_error *err)
         return;
     }
     if (rc == DM_JOB_PARKED) {
-        job->final_status = "paused_approval";
+        if (!job->final_status) {
+            job->final_status = "paused_approval";
+        }
         go_over(job);
         return;
     }

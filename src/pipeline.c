@@ -219,11 +219,27 @@ static void on_park_written(struct dm_job *job, int rc, int cancel)
 {
     struct pjob *pj = job->stage_data;
     struct dm_error err;
-    (void)cancel;
     if (rc) {
         dm_error_set(&err, rc, "could not park the job");
         finish_stage(pj, rc, &err);
         return;
+    }
+    if (cancel || job->cancel_requested) {
+        /* A cancel that raced the park: end it now rather than leave a cancelled job parked. */
+        const char *fields[] = {"status", "cancelled", "error", "cancelled while parking"};
+        struct dm_event_extra x = {0};
+        struct dm_job_write w;
+        x.error = "cancelled while parking";
+        x.step = "gate";
+        memset(&w, 0, sizeof(w));
+        w.status = "cancelled";
+        w.message = "cancelled while parking";
+        w.extra = &x;
+        w.flags = "UT";
+        w.fields = fields;
+        w.n_fields = 4;
+        job->io->write(job, &w, NULL);
+        job->final_status = "cancelled";
     }
     finish_stage(pj, DM_JOB_PARKED, NULL);
 }
