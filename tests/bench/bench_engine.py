@@ -106,7 +106,7 @@ def main():
     p = subprocess.Popen(common + ["--consumer=bench"], stderr=subprocess.DEVNULL)
     t1 = wait_terminal(r, n_tput, 600)
     print("engine throughput: %d jobs in %.2f s = %.0f jobs/s (one replica, no-op stages, "
-          "7 Lua writes per job)" % (n_tput, t1 - t0, n_tput / (t1 - t0)))
+          "8 Lua scripts per job: start, 6 stage checkpoints, end)" % (n_tput, t1 - t0, n_tput / (t1 - t0)))
 
     # Latency: jobs enqueued at a steady rate while the replica idles between them.
     r.call("DEL", "dream:events")
