@@ -248,23 +248,27 @@ static void on_park_written(struct dm_job *job, int rc, int cancel)
  * hash and in every later event are complete and a resumed job restores all of it. */
 static void record_spend(struct pjob *pj)
 {
-    char tokens[32], cost[48];
-    const char *fields[4];
+    char tokens[32], cost[48], reserved[32];
+    const char *fields[6];
     struct dm_job_write w;
 
     if (!pj->job || pj->job->fenced) {
         return;
     }
     budget_fields(pj, tokens, sizeof(tokens), cost, sizeof(cost));
+    /* Worst case still held by calls in flight (DESIGN's `reserved`). */
+    snprintf(reserved, sizeof(reserved), "%lld", pj->budget.reserved_tokens);
     pj->job->tokens = dm_budget_tokens_used(&pj->budget);
     pj->job->cost = dm_budget_cost_usd(&pj->budget);
     fields[0] = "tokens";
     fields[1] = tokens;
     fields[2] = "cost";
     fields[3] = cost;
+    fields[4] = "reserved";
+    fields[5] = reserved;
     memset(&w, 0, sizeof(w));
     w.fields = fields;
-    w.n_fields = 4;
+    w.n_fields = 6;
     pj->job->io->write(pj->job, &w, NULL);
 }
 
