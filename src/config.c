@@ -61,6 +61,8 @@ static const struct setting settings[] = {
      "deliveries of a job before it is dead-lettered"},
     {"shutdown-grace-ms", "DREAM_SHUTDOWN_GRACE_MS", K_INT, S(shutdown_grace_ms), "25000", 0,
      3600000, 0, NULL, "time in-flight jobs get to reach a checkpoint on SIGTERM"},
+    {"stage-timeout-ms", "DREAM_STAGE_TIMEOUT_MS", K_INT, S(stage_timeout_ms), "1800000", 0,
+     86400000, 0, NULL, "longest a stage may run before it is stopped and retried (0: no limit)"},
     {"job-ttl-s", "DREAM_JOB_TTL_S", K_INT, S(job_ttl_s), "604800", 60, 31536000, 0, NULL,
      "seconds a finished job's keys are kept"},
     {"events-maxlen", "DREAM_EVENTS_MAXLEN", K_INT, S(events_maxlen), "100000", 100, 100000000, 0,

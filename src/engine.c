@@ -41,6 +41,8 @@ struct ejob {
     struct ejob *prev, *next;
     uv_timer_t after_timer;
     uv_timer_t write_timer;
+    uv_timer_t deadline_timer;
+    void (*deadline_fn)(struct dm_job *job);
     void (*after_fn)(struct dm_job *job);
     struct wreq *wq_head, *wq_tail;
     int writing;  /* a transition script is in flight */
@@ -241,9 +243,12 @@ static struct ejob *ejob_new(struct dm_engine *e, const char *entry, const char 
     ej->eng = e;
     uv_timer_init(e->loop, &ej->after_timer);
     uv_timer_init(e->loop, &ej->write_timer);
+    uv_timer_init(e->loop, &ej->deadline_timer);
     ej->after_timer.data = ej;
     ej->write_timer.data = ej;
-    ej->handles = 2;
+    ej->deadline_timer.data = ej;
+    ej->handles = 3;
+    ej->job.stage_timeout_ms = (long)e->cfg->stage_timeout_ms;
     ej->job.stopping = e->stopping;
     ej->next = e->jobs;
     if (e->jobs) {
@@ -289,8 +294,10 @@ static void ejob_maybe_release(struct ejob *ej)
     ej->closing = 1;
     uv_timer_stop(&ej->after_timer);
     uv_timer_stop(&ej->write_timer);
+    uv_timer_stop(&ej->deadline_timer);
     uv_close((uv_handle_t *)&ej->after_timer, on_ejob_handle_closed);
     uv_close((uv_handle_t *)&ej->write_timer, on_ejob_handle_closed);
+    uv_close((uv_handle_t *)&ej->deadline_timer, on_ejob_handle_closed);
 }
 
 /* ---- the io table given to the state machine ---- */
@@ -567,6 +574,31 @@ static int io_read_files(struct dm_job *job,
     /* The job is not freed while the read is in flight. */
     ej->reads++;
     return 0;
+}
+
+static void on_deadline_timer(uv_timer_t *t)
+{
+    struct ejob *ej = t->data;
+    void (*fn)(struct dm_job *) = ej->deadline_fn;
+    ej->deadline_fn = NULL;
+    if (fn) {
+        fn(&ej->job);
+    }
+}
+
+static int io_deadline(struct dm_job *job, long ms, void (*fn)(struct dm_job *job))
+{
+    struct ejob *ej = (struct ejob *)job;
+    if (ej->closing) {
+        return DM_ERR_UNAVAILABLE;
+    }
+    if (ms <= 0) {
+        ej->deadline_fn = NULL;
+        uv_timer_stop(&ej->deadline_timer);
+        return 0;
+    }
+    ej->deadline_fn = fn;
+    return uv_timer_start(&ej->deadline_timer, on_deadline_timer, (uint64_t)ms, 0) ? DM_ERR_IO : 0;
 }
 
 static void io_over(struct dm_job *job)
@@ -1338,6 +1370,7 @@ int dm_engine_start(struct dm_engine **out, uv_loop_t *loop, const struct dm_con
     e->io.after = io_after;
     e->io.over = io_over;
     e->io.read_files = io_read_files;
+    e->io.deadline = io_deadline;
     e->started_ms = now_ms();
     snprintf(e->k_jobs, sizeof(e->k_jobs), "%s:jobs", p);
     snprintf(e->k_dead, sizeof(e->k_dead), "%s:dead", p);

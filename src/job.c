@@ -223,6 +223,33 @@ static void finish_cancelled(struct dm_job *job)
     dm_job_finish(job, "cancelled", msg, &x);
 }
 
+/* A stage ran past its deadline (a silent server, a hung library call): ask it to stop; it
+ * reports DM_ERR_CANCELLED, which dm_job_stage_done turns into a transient failure. A stage that
+ * cannot even be interrupted (a blocked libgit2 call) no longer holds the lease: the job is
+ * dropped here so another replica takes it over, and its late result is fenced off. */
+static void on_stage_deadline(struct dm_job *job)
+{
+    if (!job->running || job->over) {
+        return;
+    }
+    if (!job->timed_out) {
+        job->timed_out = 1;
+        dm_warn("job", job->id, "stage %s passed its deadline of %ld ms; stopping it",
+                dm_stage_name(job->stage), job->stage_timeout_ms);
+        if (job->stages->cancel) {
+            job->stages->cancel(job);
+        }
+        /* A second, short deadline for the stage to report back. */
+        if (job->running && job->io->deadline) {
+            job->io->deadline(job, 5000, on_stage_deadline);
+        }
+        return;
+    }
+    dm_errorf("job", job->id, "stage %s does not stop; leaving the job to another replica",
+              dm_stage_name(job->stage));
+    job->fenced = 1;
+}
+
 static void on_checkpoint(struct dm_job *job, int rc, int cancel)
 {
     int src;
@@ -258,6 +285,10 @@ static void on_checkpoint(struct dm_job *job, int rc, int cancel)
         return;
     }
     job->running = 1;
+    job->timed_out = 0;
+    if (job->stage_timeout_ms > 0 && job->io->deadline) {
+        job->io->deadline(job, job->stage_timeout_ms, on_stage_deadline);
+    }
     dm_error_clear(&job->error);
     src = job->stages->run[job->stage](job);
     if (src) {
@@ -353,9 +384,19 @@ void dm_job_stage_done(struct dm_job *job, int rc, const struct dm_error *err)
     struct dm_event_extra x = {0};
 
     job->running = 0;
+    if (job->io->deadline) {
+        job->io->deadline(job, 0, NULL);
+    }
     if (job->over) {
         return;
     }
+    if (rc == DM_ERR_CANCELLED && job->timed_out && !job->cancel_requested && !job->stopping) {
+        rc = DM_ERR_TRANSIENT;
+        dm_error_set(&job->error, rc, "stage %s passed its deadline of %ld ms",
+                     dm_stage_name(job->stage), job->stage_timeout_ms);
+        err = &job->error;
+    }
+    msg = err && err->msg[0] ? err->msg : dm_err_name(rc);
     if (job->fenced || rc == DM_ERR_FENCED) {
         job->fenced = 1;
         go_over(job);

@@ -42,6 +42,7 @@ struct dm_config {
     long long lease_ms;
     long long max_attempts;
     long long shutdown_grace_ms;
+    long long stage_timeout_ms;
     long long job_ttl_s;
     long long events_maxlen;
     /* LLM */

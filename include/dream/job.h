@@ -92,6 +92,9 @@ struct dm_job_io {
     int (*write)(struct dm_job *job, const struct dm_job_write *w, dm_job_write_cb done);
     /* Calls fn(job) after ms milliseconds (backoff, test stages). One pending call per job. */
     int (*after)(struct dm_job *job, long ms, void (*fn)(struct dm_job *job));
+    /* Arms (ms > 0) or disarms (ms == 0) the running stage's deadline; fn(job) fires when it
+     * passes. May be NULL (no deadlines). */
+    int (*deadline)(struct dm_job *job, long ms, void (*fn)(struct dm_job *job));
     /* Reads the job's checkpointed files (<prefix>:job:<id>:files). done fires exactly once,
      * later, with rc 0 and n files (borrowed for the call) or an error. */
     int (*read_files)(struct dm_job *job,
@@ -140,6 +143,8 @@ struct dm_job {
     int running;          /* a stage is running */
     int over;
     int transient_retries;
+    long stage_timeout_ms;    /* 0: stages have no deadline */
+    int timed_out;            /* the running stage passed its deadline and was told to stop */
     const char *final_status; /* terminal status written, "paused_approval" when parked */
     const struct dm_stage_ops *stages;
     const struct dm_job_io *io;

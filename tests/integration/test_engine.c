@@ -409,3 +409,34 @@ Test(engine, worker_heartbeat_hash_has_a_ttl)
     freeReplyObject(r);
     assert_stopped_ok(&a);
 }
+
+Test(engine, a_stage_past_its_deadline_is_stopped_retried_then_failed)
+{
+    struct dmt_replica a;
+    const char *extra[] = {"--stages=test", "--test-stage-ms=5000", "--stage-timeout-ms=400", NULL};
+    struct dmt_jobevents *v;
+    redisReply *r;
+    long long t0 = dmt_now_ms();
+    int retrying = 0;
+
+    submit_n(1, "slowpoke");
+    dmt_replica_start(&a, &redis, dir, "w", extra);
+    cr_assert_eq(dmt_wait_terminal(rc, 1, 30000), 1);
+    /* 4 tries of 0.4 s with 1 s, 2 s and 4 s between them, far less than one 5 s stage. */
+    cr_assert_lt(dmt_now_ms() - t0, 15000);
+    dmt_collect(rc, &v);
+    cr_assert_str_eq(v[0].last, "failed");
+    cr_assert(v[0].seq_ok);
+    free(v);
+    r = redisCommand(rc, "XRANGE dream:job:slowpoke-0:events - +");
+    for (size_t i = 0; i < r->elements; i++) {
+        retrying += strstr(r->element[i]->element[1]->element[1]->str, "\"retrying\"") != NULL;
+    }
+    freeReplyObject(r);
+    cr_assert_eq(retrying, 3, "the stage was retried 3 times");
+    r = redisCommand(rc, "HGET dream:job:slowpoke-0 error");
+    cr_assert(r->type == REDIS_REPLY_STRING && strstr(r->str, "passed its deadline of 400 ms"),
+              "%s", r->str ? r->str : "(nil)");
+    freeReplyObject(r);
+    assert_stopped_ok(&a);
+}
