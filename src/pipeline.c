@@ -538,6 +538,45 @@ static int commit_plan(struct pjob *pj)
     return rc;
 }
 
+/* The end of a stage's single model call (planner, reviewer): settle the budget and the metrics,
+ * free the request slot, record the spend. Returns 1 when the caller must stop there (the job
+ * went away, or the stage was cancelled and has been ended). */
+static int single_call_done(struct pjob *pj, int rc, struct dm_llm_result *res, const char *what)
+{
+    struct dm_error err;
+
+    pj->review_call = NULL;
+    pj->p->llm_in_flight--;
+    pj->outstanding--;
+    if (res && res->billed) {
+        dm_budget_settle(&pj->budget, &pj->review_hold, res->prompt_tokens + res->completion_tokens,
+                         res->cost_usd);
+        dm_metrics_llm_tokens(pj->p->metrics, (uint64_t)res->prompt_tokens,
+                              (uint64_t)res->completion_tokens);
+        dm_metrics_llm_cost(pj->p->metrics, res->cost_usd);
+    } else {
+        dm_budget_release(&pj->budget, &pj->review_hold);
+    }
+    if (res && res->attempts > 0) {
+        dm_metrics_llm_request(pj->p->metrics, rc ? DM_METRIC_LLM_FAILED : DM_METRIC_LLM_OK,
+                               (double)res->elapsed_ms / 1000.0);
+    }
+    wake_waiting(pj->p);
+    if (!pj->job) {
+        pjob_maybe_free(pj);
+        return 1;
+    }
+    if (res && res->billed) {
+        record_spend(pj);
+    }
+    if (rc == DM_ERR_CANCELLED || pj->cancelling) {
+        dm_error_set(&err, DM_ERR_CANCELLED, "%s interrupted", what);
+        finish_stage(pj, DM_ERR_CANCELLED, &err);
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- the model planner (--planner=model) ---- */
 
 struct tree_work {
@@ -570,26 +609,7 @@ static void on_planner_done(void *arg, int rc, struct dm_llm_result *res,
     struct dm_error perr;
     char *notes = NULL;
 
-    pj->review_call = NULL;
-    pj->p->llm_in_flight--;
-    pj->outstanding--;
-    if (res && res->billed) {
-        dm_budget_settle(&pj->budget, &pj->review_hold, res->prompt_tokens + res->completion_tokens,
-                         res->cost_usd);
-    } else {
-        dm_budget_release(&pj->budget, &pj->review_hold);
-    }
-    wake_waiting(pj->p);
-    if (!pj->job) {
-        pjob_maybe_free(pj);
-        return;
-    }
-    if (res && res->billed) {
-        record_spend(pj);
-    }
-    if (rc == DM_ERR_CANCELLED || pj->cancelling) {
-        dm_error_set(&perr, DM_ERR_CANCELLED, "planning interrupted");
-        finish_stage(pj, DM_ERR_CANCELLED, &perr);
+    if (single_call_done(pj, rc, res, "planning")) {
         return;
     }
     if (rc) {
@@ -1453,29 +1473,7 @@ static void on_review_done(void *arg, int rc, struct dm_llm_result *res, const s
     struct dm_error perr;
     size_t n = 0;
 
-    pj->review_call = NULL;
-    pj->p->llm_in_flight--;
-    pj->outstanding--;
-    if (res && res->billed) {
-        dm_budget_settle(&pj->budget, &pj->review_hold, res->prompt_tokens + res->completion_tokens,
-                         res->cost_usd);
-        dm_metrics_llm_tokens(pj->p->metrics, (uint64_t)res->prompt_tokens,
-                              (uint64_t)res->completion_tokens);
-        dm_metrics_llm_cost(pj->p->metrics, res->cost_usd);
-    } else {
-        dm_budget_release(&pj->budget, &pj->review_hold);
-    }
-    wake_waiting(pj->p);
-    if (!pj->job) {
-        pjob_maybe_free(pj);
-        return;
-    }
-    if (res && res->billed) {
-        record_spend(pj);
-    }
-    if (rc == DM_ERR_CANCELLED || pj->cancelling) {
-        dm_error_set(&perr, DM_ERR_CANCELLED, "review interrupted");
-        finish_stage(pj, DM_ERR_CANCELLED, &perr);
+    if (single_call_done(pj, rc, res, "review")) {
         return;
     }
     files = calloc(pj->nfiles + 1, sizeof(*files));
