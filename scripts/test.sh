@@ -5,6 +5,8 @@
 # Exits non-zero on any failure.
 #   DREAM_TEST_BUILD_DIR   build directory (default build/test; wiped first)
 #   DREAM_FUZZ_SECONDS     seconds per fuzz target (default 20; 0 skips fuzzing)
+#   DREAM_FUZZ_SEED        libFuzzer seed (default 1: the same mutations on every run, so CI
+#                          is repeatable; set another value to explore)
 #   DREAM_TEST_LABEL       run only the ctest label given (unit or integration)
 set -euo pipefail
 
@@ -39,7 +41,8 @@ if [ "$fuzz_seconds" != 0 ] && command -v clang >/dev/null 2>&1 && ls tests/fuzz
         [ -d "tests/fuzz/seeds/$name" ] && seeds+=("tests/fuzz/seeds/$name")
         [ "$name" = fuzz_spec ] && seeds+=(tests/data/specs)
         echo "fuzz: $name for ${fuzz_seconds}s"
-        "$fbuild/$name" -max_total_time="$fuzz_seconds" -max_len=65536 -rss_limit_mb=2048 \
+        "$fbuild/$name" -seed="${DREAM_FUZZ_SEED:-1}" -max_total_time="$fuzz_seconds" \
+            -max_len=65536 -rss_limit_mb=2048 \
             -artifact_prefix="$fbuild/" "$corpus" "${seeds[@]}" 2>"$fbuild/$name.log" || {
             tail -n 40 "$fbuild/$name.log"
             exit 1

@@ -372,6 +372,66 @@ static int has_escaped_nul(const char *s, size_t n)
     return 0;
 }
 
+static int hex4(const char *s, size_t n, size_t at, unsigned *out)
+{
+    unsigned v = 0;
+    if (at + 4 > n) {
+        return -1;
+    }
+    for (size_t k = 0; k < 4; k++) {
+        char c = s[at + k];
+        v <<= 4;
+        if (c >= '0' && c <= '9') {
+            v |= (unsigned)(c - '0');
+        } else if (c >= 'a' && c <= 'f') {
+            v |= (unsigned)(c - 'a' + 10);
+        } else if (c >= 'A' && c <= 'F') {
+            v |= (unsigned)(c - 'A' + 10);
+        } else {
+            return -1;
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+/* cJSON 1.7 accepts some broken escapes ("\user", a lone surrogate) by silently cutting the
+ * string there, which would turn "j-1\user" into the jobId "j-1". Refuse them up front. */
+static int has_bad_escape(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned u, lo;
+        if (s[i] != '\\') {
+            continue;
+        }
+        if (i + 1 >= n) {
+            return 1;
+        }
+        if (!strchr("\"\\/bfnrtu", s[i + 1])) {
+            return 1;
+        }
+        if (s[i + 1] != 'u') {
+            i++;
+            continue;
+        }
+        if (hex4(s, n, i + 2, &u)) {
+            return 1;
+        }
+        if (u >= 0xDC00 && u <= 0xDFFF) {
+            return 1;
+        }
+        if (u >= 0xD800 && u <= 0xDBFF) {
+            if (i + 12 > n || s[i + 6] != '\\' || s[i + 7] != 'u' || hex4(s, n, i + 8, &lo) ||
+                lo < 0xDC00 || lo > 0xDFFF) {
+                return 1;
+            }
+            i += 6;
+        }
+        i += 5;
+    }
+    return 0;
+}
+
 static int validate(struct dm_jobreq *job, const cJSON *root, const struct dm_jobreq_opts *opts,
                     struct dm_error *err)
 {
@@ -516,6 +576,10 @@ int dm_jobreq_parse(struct dm_jobreq **out, const char *json, size_t len,
     }
     if (has_escaped_nul(json, len)) {
         rc = fail(err, "job", "must not contain NUL characters (\\u0000)");
+        goto out;
+    }
+    if (has_bad_escape(json, len)) {
+        rc = fail(err, "job", "not valid JSON (a string has an invalid escape)");
         goto out;
     }
     /* cJSON only rejects trailing garbage when it can see the terminating NUL. */

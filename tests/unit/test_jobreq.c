@@ -649,3 +649,23 @@ Test(jobreq, enum_names)
     cr_assert_eq(dm_jobreq_repo_type_parse(&t, "other"), DM_ERR_INVALID);
     cr_assert_str_eq(dm_jobreq_priority_name((enum dm_priority)42), "unknown");
 }
+
+/* cJSON 1.7 cut a string at a broken escape: "j-5er\user" became the jobId "j-5er" while the
+ * peek (rightly) refused it. Found by fuzz_jobreq; broken escapes are now refused outright. */
+Test(jobreq, broken_escapes_are_refused_not_cut)
+{
+    static const char *const bad[] = {
+        "{\"jobId\":\"j-5er\\user\"}",
+        "{\"jobId\":\"j\\ud800x\"}",
+        "{\"jobId\":\"j\\udc00\"}",
+        "{\"jobId\":\"j\\q\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct dm_jobreq *job = NULL;
+        struct dm_error err;
+        cr_assert_eq(dm_jobreq_parse(&job, bad[i], strlen(bad[i]), NULL, &err), DM_ERR_INVALID,
+                     "%s", bad[i]);
+        cr_assert_null(job);
+        cr_assert_not_null(strstr(err.msg, "not valid JSON"), "%s", err.msg);
+    }
+}
