@@ -195,9 +195,16 @@ static void finish_ok_later_cb(struct dm_job *job)
     finish_stage(pj, 0, NULL);
 }
 
-static int finish_ok_later(struct pjob *pj)
+/* The stage has nothing to do (dry run, already approved, already open): it ends successfully
+ * on the next loop turn. */
+static void finish_ok_later(struct pjob *pj)
 {
-    return pj->job->io->after(pj->job, 0, finish_ok_later_cb);
+    struct dm_error err;
+    if (pj->job->io->after(pj->job, 0, finish_ok_later_cb)) {
+        dm_error_set(&err, DM_ERR_IO, "cannot schedule the end of stage %s",
+                     dm_stage_name(pj->job->stage));
+        finish_stage(pj, DM_ERR_IO, &err);
+    }
 }
 
 static void on_stage_written(struct dm_job *job, int rc, int cancel)
@@ -1662,10 +1669,7 @@ static void gate_loaded(struct pjob *pj)
     }
 
     if (job->dry_run || job->approved) {
-        if (finish_ok_later(pj)) {
-            dm_error_set(&err, DM_ERR_IO, "timer");
-            finish_stage(pj, DM_ERR_IO, &err);
-        }
+        finish_ok_later(pj);
         return;
     }
     if (scan_files(pj, &err)) {
@@ -1700,10 +1704,7 @@ static void gate_loaded(struct pjob *pj)
         free(summary);
         return;
     }
-    if (finish_ok_later(pj)) {
-        dm_error_set(&err, DM_ERR_IO, "timer");
-        finish_stage(pj, DM_ERR_IO, &err);
-    }
+    finish_ok_later(pj);
 }
 
 static int run_gate(struct dm_job *job)
@@ -1817,10 +1818,7 @@ static void push_loaded(struct pjob *pj)
     }
 
     if (job->dry_run) {
-        if (finish_ok_later(pj)) {
-            dm_error_set(&err, DM_ERR_IO, "timer");
-            finish_stage(pj, DM_ERR_IO, &err);
-        }
+        finish_ok_later(pj);
         return;
     }
     w = calloc(1, sizeof(*w));
@@ -1947,10 +1945,7 @@ static void pr_loaded(struct pjob *pj)
     }
 
     if (job->dry_run || job->pr_url) {
-        if (finish_ok_later(pj)) {
-            dm_error_set(&err, DM_ERR_IO, "timer");
-            finish_stage(pj, DM_ERR_IO, &err);
-        }
+        finish_ok_later(pj);
         return;
     }
     if (scan_files(pj, &err)) {

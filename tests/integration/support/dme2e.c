@@ -82,37 +82,8 @@ void dmt_world_stop(struct dmt_world *w)
 void dmt_world_replica(struct dmt_world *w, struct dmt_replica *rep, const char *name,
                        const char *const *extra)
 {
-    char bin[512], url[128], consumer[128], llm[160], gh[160], git[1200], data[1200], esb[1200];
-    const char *argv[48];
-    char *env[] = {"OPENROUTER_API_KEY=" DMT_OR_KEY, "GITHUB_TOKEN=" DMT_GH_TOKEN, NULL};
-    int n = 0;
-
-    snprintf(bin, sizeof(bin), "%s/dreamd", dmt_binary_dir());
-    snprintf(url, sizeof(url), "--redis-url=%s", dmt_redis_url(&w->redis));
-    snprintf(consumer, sizeof(consumer), "--consumer=%s", name);
-    snprintf(llm, sizeof(llm), "--llm-url=%s", w->llm.base);
-    snprintf(gh, sizeof(gh), "--github-api-url=%s", w->gh_url);
-    snprintf(git, sizeof(git), "--git-url=file://%s/{owner}/{repo}.git", w->remotes);
-    snprintf(data, sizeof(data), "--data-dir=%s/data/%s", w->dir, name);
-    snprintf(esb, sizeof(esb), "--esbuild=%s/.tools/node_modules/.bin/esbuild", dmt_source_dir());
-    snprintf(rep->name, sizeof(rep->name), "%s", name);
-    snprintf(rep->log, sizeof(rep->log), "%s/%s.log", w->dir, name);
-    argv[n++] = bin;
-    argv[n++] = url;
-    argv[n++] = consumer;
-    argv[n++] = llm;
-    argv[n++] = gh;
-    argv[n++] = git;
-    argv[n++] = data;
-    argv[n++] = esb;
-    argv[n++] = "--admin-addr=";
-    argv[n++] = "--forge-write-interval-ms=0";
-    argv[n++] = "--log-level=info";
-    for (int i = 0; extra && extra[i] && n < 46; i++) {
-        argv[n++] = extra[i];
-    }
-    argv[n] = NULL;
-    rep->pid = dmt_spawn((char *const *)argv, env, rep->log);
+    /* The world's file:// remotes and the fake GitHub's token. */
+    dmt_world_replica_git(w, rep, name, NULL, NULL, extra);
 }
 
 static size_t collect(char *data, size_t size, size_t n, void *arg)
