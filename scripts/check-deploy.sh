@@ -6,7 +6,7 @@
 # Always (python3 + PyYAML, from scripts/bootstrap.sh):
 #   - every file parses; every environment variable set anywhere is a dreamd setting (or the
 #     <ENV>_FILE of a secret one) and every value passes the setting's type and range; the list
-#     comes from `dreamd --help` when a built dreamd is given, else from src/config.c's table
+#     comes from `dreamd --help` when a built dreamd is given, else from src/core/config.c's table
 #     (both, cross-checked, when a binary is given)
 #   - the drain time agrees: compose stop_grace_period, Kubernetes terminationGracePeriodSeconds
 #     and systemd TimeoutStopSec each exceed the effective DREAM_SHUTDOWN_GRACE_MS by >= 5 s
@@ -28,7 +28,7 @@
 #
 # Environment:
 #   DREAM_CHECK_ROOT   tree to check (default: this repository); it needs Dockerfile, deploy/,
-#                      scripts/bootstrap.sh, scripts/build.sh, src/config.c, tests/fakes/
+#                      scripts/bootstrap.sh, scripts/build.sh, src/core/config.c, tests/fakes/
 #   DREAM_DREAMD       a built dreamd for --help and its libraries (default
 #                      $DREAM_BINARY_DIR/dreamd when that exists)
 #   DREAM_K8S_MODELS   node_modules holding kubernetes-models (default .tools/deploy-check/...)
@@ -172,10 +172,10 @@ def settings_from_help(text):
     return out
 
 
-config_c = os.path.join(ROOT, "src", "config.c")
+config_c = os.path.join(ROOT, "src", "core", "config.c")
 SETTINGS = settings_from_config_c(config_c) if os.path.exists(config_c) else {}
 check(len(SETTINGS) >= 20 and "DREAM_SHUTDOWN_GRACE_MS" in SETTINGS,
-      "src/config.c's settings table read (%d settings)" % len(SETTINGS))
+      "src/core/config.c's settings table read (%d settings)" % len(SETTINGS))
 if DREAMD:
     r = run([DREAMD, "--help"])
     helped = settings_from_help(r.stdout) if r.returncode == 0 else {}
@@ -184,13 +184,13 @@ if DREAMD:
         same = set(helped) == set(SETTINGS) and all(
             helped[k]["secret"] == SETTINGS[k]["secret"] and helped[k]["kind"] == SETTINGS[k]["kind"]
             for k in helped)
-        check(same, "dreamd --help and src/config.c's table agree",
+        check(same, "dreamd --help and src/core/config.c's table agree",
               "only in --help: %s; only in config.c: %s" % (sorted(set(helped) - set(SETTINGS)),
                                                             sorted(set(SETTINGS) - set(helped))))
         for k, v in helped.items():
             SETTINGS.setdefault(k, {"min": None, "max": None, **v})
 else:
-    skip("no built dreamd given (DREAM_DREAMD or DREAM_BINARY_DIR): settings from src/config.c only")
+    skip("no built dreamd given (DREAM_DREAMD or DREAM_BINARY_DIR): settings from src/core/config.c only")
 
 if not SETTINGS:
     print("check-deploy: cannot learn dreamd's settings; stopping")

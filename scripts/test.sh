@@ -25,6 +25,7 @@ label=()
 if [ -n "${DREAM_TEST_LABEL:-}" ]; then
     label=(-L "$DREAM_TEST_LABEL")
 fi
+./scripts/check-layers.sh "$build"
 ctest --test-dir "$build" --output-on-failure -j"$(nproc)" "${label[@]}"
 
 fuzz_seconds=${DREAM_FUZZ_SECONDS:-20}

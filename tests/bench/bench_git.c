@@ -5,8 +5,8 @@
  *
  *   bench_git <data_dir> <url_template> <token|-> <owner> <repo> <nfiles> <label>
  */
-#include "dream/git.h"
-#include "dream/log.h"
+#include "dream/io/git.h"
+#include "dream/core/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>

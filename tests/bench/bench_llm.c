@@ -7,10 +7,10 @@
  *   bench_llm --url http://127.0.0.1:PORT/api/v1 [--requests 2000] [--concurrency 64]
  *             [--stream 0|1]
  */
-#include "dream/http.h"
-#include "dream/llm.h"
-#include "dream/log.h"
-#include "dream/loop.h"
+#include "dream/io/http.h"
+#include "dream/io/llm.h"
+#include "dream/core/log.h"
+#include "dream/io/loop.h"
 
 #include <curl/curl.h>
 #include <stdio.h>

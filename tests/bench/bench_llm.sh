@@ -43,7 +43,7 @@ if ! { cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release -DDREAM_TESTS=OFF 
 fi
 # shellcheck disable=SC2046
 cc -O2 -std=c11 -D_GNU_SOURCE -I"$top/include" "$top/tests/bench/bench_llm.c" -o "$work/bench_llm" \
-    "$build/libdm_io.a" "$build/libdm_core.a" \
+    "$build/src/io/libdm_io.a" "$build/src/domain/libdm_domain.a" "$build/src/core/libdm_core.a" \
     $(pkg-config --libs libuv libcurl hiredis libgit2 libmicrohttpd libcjson libcmark libpcre2-8 sqlite3 libcrypto) \
     -lpthread -lm
 

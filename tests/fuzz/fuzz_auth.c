@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dream/auth.h"
+#include "dream/domain/auth.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dream/jobreq.h"
+#include "dream/domain/jobreq.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dream/buf.h"
-#include "dream/planner.h"
-#include "dream/review.h"
-#include "dream/safety.h"
-#include "dream/spec.h"
+#include "dream/core/buf.h"
+#include "dream/domain/planner.h"
+#include "dream/domain/review.h"
+#include "dream/domain/safety.h"
+#include "dream/domain/spec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

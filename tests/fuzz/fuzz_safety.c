@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dream/safety.h"
+#include "dream/domain/safety.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

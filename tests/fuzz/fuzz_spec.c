@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dream/plan.h"
-#include "dream/prompt.h"
-#include "dream/spec.h"
+#include "dream/domain/plan.h"
+#include "dream/domain/prompt.h"
+#include "dream/domain/spec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

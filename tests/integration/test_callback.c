@@ -14,11 +14,11 @@
 #include <unistd.h>
 
 #include "dmtest.h"
-#include "dream/buf.h"
-#include "dream/callback.h"
-#include "dream/http.h"
-#include "dream/log.h"
-#include "dream/loop.h"
+#include "dream/core/buf.h"
+#include "dream/io/callback.h"
+#include "dream/io/http.h"
+#include "dream/core/log.h"
+#include "dream/io/loop.h"
 
 #define SECRET "s3cr3t-callback-key"
 #define MAX_RECS 512

@@ -2,7 +2,7 @@
  * Integration tests of dreamctl (issue 8, and issue 6's approve/reject): the built binary runs
  * as a child process against a real redis-server, with real dreamd replicas (test stages) where
  * a worker is needed. Its stdout and stderr are captured separately; exit codes are those of
- * include/dream/ctl.h.
+ * include/dream/cmd/ctl.h.
  */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
@@ -16,9 +16,9 @@
 
 #include "dmproc.h"
 #include "dmtest.h"
-#include "dream/auth.h"
-#include "dream/ctl.h"
-#include "dream/log.h"
+#include "dream/domain/auth.h"
+#include "dream/cmd/ctl.h"
+#include "dream/core/log.h"
 
 static struct dmt_redis redis;
 static char *dir;

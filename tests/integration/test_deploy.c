@@ -43,8 +43,9 @@ static char *copy_tree(void)
 
     snprintf(
         cmd, sizeof(cmd),
-        "set -e; cd '%s'; mkdir -p src scripts tests; cp -r '%s/Dockerfile' '%s/deploy' .;"
-        " cp '%s/src/config.c' src/; cp '%s/scripts/bootstrap.sh' '%s/scripts/build.sh' scripts/;"
+        "set -e; cd '%s'; mkdir -p src/core scripts tests; cp -r '%s/Dockerfile' '%s/deploy' .;"
+        " cp '%s/src/core/config.c' src/core/; cp '%s/scripts/bootstrap.sh' '%s/scripts/build.sh' "
+        "scripts/;"
         " cp -r '%s/tests/fakes' tests/",
         dir, src, src, src, src, src, src);
     cr_assert_eq(system(cmd), 0, "cannot copy the tree: %s", cmd);
@@ -112,8 +113,8 @@ Test(deploy, artifacts_pass_the_checks)
     /* With the built dreamd, the settings come from its --help too and must agree. */
     snprintf(dreamd, sizeof(dreamd), "%s/dreamd", dmt_binary_dir());
     if (access(dreamd, X_OK) == 0) {
-        cr_expect(strstr(out, "ok: dreamd --help and src/config.c's table agree") != NULL, "%s",
-                  out);
+        cr_expect(strstr(out, "ok: dreamd --help and src/core/config.c's table agree") != NULL,
+                  "%s", out);
         /* ...and dreamd itself accepts each deployment's complete environment. */
         cr_expect(strstr(out, "ok: k8s Deployment: dreamd --print-config accepts every setting") !=
                       NULL,

@@ -12,7 +12,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "dream/buf.h"
+#include "dream/core/buf.h"
 
 static struct dmt_world world;
 

@@ -3,10 +3,10 @@
  * with GitHub's shapes, 422s, rate-limit answers), over the real HTTP client on a real loop.
  * What the client sent is checked in the fake's request log.
  */
-#include "dream/forge.h"
-#include "dream/git.h"
-#include "dream/http.h"
-#include "dream/loop.h"
+#include "dream/io/forge.h"
+#include "dream/io/git.h"
+#include "dream/io/http.h"
+#include "dream/io/loop.h"
 
 #include "dmtest.h"
 #include "githttp.h"

@@ -17,10 +17,10 @@
 #include <time.h>
 
 #include "dme2e.h"
-#include "dream/auth.h"
-#include "dream/error.h"
-#include "dream/log.h"
-#include "dream/scripts.h"
+#include "dream/domain/auth.h"
+#include "dream/core/error.h"
+#include "dream/core/log.h"
+#include "dream/domain/scripts.h"
 
 static struct dmt_world world;
 

@@ -20,7 +20,7 @@
 #include "dme2e.h"
 #include "githttp.h"
 
-#include "dream/buf.h"
+#include "dream/core/buf.h"
 
 #define ENDED "complete,failed,cancelled,dead_lettered,rejected,paused_approval"
 #define MAX_PATHS 32

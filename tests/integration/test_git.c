@@ -3,7 +3,7 @@
  * smart-HTTP server (git http-backend behind lighttpd, Basic auth). Everything is checked with
  * the git command line on the remote side, never through the module under test.
  */
-#include "dream/git.h"
+#include "dream/io/git.h"
 
 #include "dmtest.h"
 #include "githttp.h"

@@ -4,8 +4,8 @@
  * flight), connection reuse, size caps, total and low-speed deadlines, streaming aborts,
  * cancellation and shutdown with requests in flight. Every test closes its loop cleanly.
  */
-#include "dream/http.h"
-#include "dream/loop.h"
+#include "dream/io/http.h"
+#include "dream/io/loop.h"
 
 #include "dmtest.h"
 #include "fakeor.h"

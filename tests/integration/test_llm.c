@@ -5,12 +5,12 @@
  * never retried, errors inside a 200, cut streams, truncation, caps, deadlines, garbage), a
  * budget cut of a stream, cancellation, concurrency and shutdown with calls in flight.
  */
-#include "dream/budget.h"
-#include "dream/http.h"
-#include "dream/llm.h"
-#include "dream/log.h"
-#include "dream/loop.h"
-#include "dream/price.h"
+#include "dream/domain/budget.h"
+#include "dream/io/http.h"
+#include "dream/io/llm.h"
+#include "dream/core/log.h"
+#include "dream/io/loop.h"
+#include "dream/domain/price.h"
 
 #include "dmtest.h"
 #include "fakeor.h"

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "dmtest.h"
-#include "dream/buf.h"
-#include "dream/metrics.h"
+#include "dream/core/buf.h"
+#include "dream/io/metrics.h"
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {

@@ -10,10 +10,10 @@
 #include <uv.h>
 
 #include "dmtest.h"
-#include "dream/config.h"
-#include "dream/log.h"
-#include "dream/loop.h"
-#include "dream/redis.h"
+#include "dream/core/config.h"
+#include "dream/core/log.h"
+#include "dream/io/loop.h"
+#include "dream/io/redis.h"
 
 struct watch {
     int ups[3];

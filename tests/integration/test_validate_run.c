@@ -11,8 +11,8 @@
 #include <uv.h>
 
 #include "dmtest.h"
-#include "dream/loop.h"
-#include "dream/validate_run.h"
+#include "dream/io/loop.h"
+#include "dream/io/validate_run.h"
 
 struct result {
     int fired;

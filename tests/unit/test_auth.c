@@ -9,7 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "dream/auth.h"
+#include "dream/domain/auth.h"
 
 #define NOW 1900000000LL
 #define SECRET "s3cret-current"

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dream/budget.h"
-#include "dream/error.h"
+#include "dream/domain/budget.h"
+#include "dream/core/error.h"
 
 static const struct dm_price SONNET = {3.0, 15.0};
 

@@ -2,8 +2,8 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "dream/buf.h"
-#include "dream/error.h"
+#include "dream/core/buf.h"
+#include "dream/core/error.h"
 
 Test(buf, appends_and_terminates)
 {

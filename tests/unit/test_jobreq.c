@@ -7,7 +7,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "dream/jobreq.h"
+#include "dream/domain/jobreq.h"
 
 static const char *VALID =
     "{\"jobId\":\"job-1\",\"specId\":\"spec-1\",\"userId\":\"user-1\","

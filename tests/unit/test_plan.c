@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dream/buf.h"
-#include "dream/plan.h"
-#include "dream/spec.h"
+#include "dream/core/buf.h"
+#include "dream/domain/plan.h"
+#include "dream/domain/spec.h"
 
 static struct dm_spec *parse(const char *md)
 {

@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dream/buf.h"
-#include "dream/plan.h"
-#include "dream/planner.h"
-#include "dream/safety.h"
-#include "dream/spec.h"
+#include "dream/core/buf.h"
+#include "dream/domain/plan.h"
+#include "dream/domain/planner.h"
+#include "dream/domain/safety.h"
+#include "dream/domain/spec.h"
 
 static void setup(void)
 {

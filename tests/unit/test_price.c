@@ -5,8 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dream/error.h"
-#include "dream/price.h"
+#include "dream/core/error.h"
+#include "dream/domain/price.h"
 
 Test(price, builtin_defaults)
 {

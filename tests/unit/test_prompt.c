@@ -9,10 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dream/buf.h"
-#include "dream/plan.h"
-#include "dream/prompt.h"
-#include "dream/spec.h"
+#include "dream/core/buf.h"
+#include "dream/domain/plan.h"
+#include "dream/domain/prompt.h"
+#include "dream/domain/spec.h"
 
 static const char todo_md[] = "# Todo API\n\nTodos for teams.\n\n## Requirements\n\n"
                               "- Create todos\n  - with a title\n\n## API\n\n"

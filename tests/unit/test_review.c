@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dream/buf.h"
-#include "dream/review.h"
-#include "dream/safety.h"
-#include "dream/spec.h"
+#include "dream/core/buf.h"
+#include "dream/domain/review.h"
+#include "dream/domain/safety.h"
+#include "dream/domain/spec.h"
 
 static void setup(void)
 {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dream/safety.h"
+#include "dream/domain/safety.h"
 
 static void setup(void)
 {

@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dream/error.h"
-#include "dream/sse.h"
+#include "dream/core/error.h"
+#include "dream/domain/sse.h"
 
 struct events {
     char got[8][256];

@@ -3,7 +3,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "dream/validate.h"
+#include "dream/domain/validate.h"
 
 static int sql(const char *text, struct dm_error *err)
 {

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "githttp.h"
-#include "dream/buf.h"
+#include "dream/core/buf.h"
 
 static void start_fake_github(struct dmt_world *w)
 {

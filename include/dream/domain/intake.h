@@ -1,0 +1,59 @@
+/*
+ * intake: what to do with one entry of the jobs stream, decided from its fields alone.
+ *
+ * A `build` entry is validated (jobreq), its token verified when signing secrets are configured
+ * (auth; the token's trust level wins), and its trust level applied (observer is refused).
+ * The outcome is BUILD (run it), INVALID (answer with a `failed` event naming the rule: the job
+ * has a usable jobId), RESUME (continue a parked job) or DEAD (no usable jobId, unknown type:
+ * to the dead-letter stream). Pure; any thread.
+ */
+#ifndef DREAM_INTAKE_H
+#define DREAM_INTAKE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dream/domain/jobreq.h"
+
+enum dm_intake_kind {
+    DM_INTAKE_BUILD = 0,
+    DM_INTAKE_INVALID = 1,
+    DM_INTAKE_RESUME = 2,
+    DM_INTAKE_DEAD = 3,
+};
+
+/* Fields of a stream entry (NULL when absent). Borrowed. */
+struct dm_entry_fields {
+    const char *type;
+    const char *job;
+    size_t job_len;
+    const char *token;
+    size_t token_len;
+    const char *id; /* resume entries */
+};
+
+struct dm_intake_policy {
+    const char *const *secrets; /* HS256 secrets; n_secrets == 0: tokens are not required */
+    size_t n_secrets;
+    const char *issuer;
+    const char *const *http_hosts; /* callbackUrl hosts allowed over plain http */
+    size_t n_http_hosts;
+    int64_t now_s; /* clock for token times */
+};
+
+struct dm_intake {
+    enum dm_intake_kind kind;
+    char job_id[DM_JOBREQ_ID_MAX + 1]; /* BUILD, INVALID, RESUME */
+    char *job_json;                    /* BUILD: normalised job, trust applied (owned) */
+    struct dm_jobreq *req;             /* BUILD: the parsed job (owned) */
+    char reason[512];                  /* INVALID and DEAD: field and rule */
+};
+
+/* Classifies an entry. Always fills out (kind DEAD with a reason on anything unexpected).
+ * Returns 0 or DM_ERR_NOMEM. Free with dm_intake_clear. */
+int dm_intake_classify(struct dm_intake *out, const struct dm_entry_fields *f,
+                       const struct dm_intake_policy *p);
+
+void dm_intake_clear(struct dm_intake *in);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * jobreq: the build job a producer puts in a stream entry's `job` field, parsed and validated.
+ *
+ * Field names are those of the system dreamd replaces (DESIGN.md "Job"); the rules are the
+ * "dreamd" column of ORIGINAL.md "Job fields and validation". Every error names the field and
+ * the rule, e.g. "budget.maxDollars: must be a finite number > 0", so it can go straight into a
+ * `failed` event. dm_jobreq_peek_id() digs the jobId out of an entry that does not validate, so
+ * even an invalid job can be answered with a `failed` event (no usable id → dead letter).
+ *
+ * Pure (cJSON); no global state; safe on any thread. A struct dm_jobreq has one owner.
+ */
+#ifndef DREAM_JOBREQ_H
+#define DREAM_JOBREQ_H
+
+#include <stddef.h>
+
+#include "dream/domain/auth.h"
+#include "dream/core/error.h"
+
+/* Limits (bytes unless said otherwise). */
+#define DM_JOBREQ_JSON_MAX (4u * 1024 * 1024) /* the whole `job` field */
+#define DM_JOBREQ_SPEC_MAX (256u * 1024)      /* specMarkdown */
+#define DM_JOBREQ_ID_MAX 128                  /* jobId, specId, userId */
+#define DM_JOBREQ_REPO_PART_MAX 100           /* repoOwner, repoName */
+#define DM_JOBREQ_URL_MAX 2048                /* callbackUrl */
+#define DM_JOBREQ_PREFIX_MAX 64               /* branchPrefix */
+#define DM_JOBREQ_EFFORT_MAX 64               /* estimatedEffort, in characters (code points) */
+#define DM_JOBREQ_MAX_TOKENS_MAX 1000000000LL /* budget.maxTokens upper bound */
+#define DM_JOBREQ_MAX_DOLLARS_MAX 1000000.0   /* budget.maxDollars upper bound */
+
+enum dm_priority {
+    DM_PRIORITY_CRITICAL = 0,
+    DM_PRIORITY_HIGH = 1,
+    DM_PRIORITY_MEDIUM = 2, /* default */
+    DM_PRIORITY_LOW = 3,
+};
+
+enum dm_repo_type {
+    DM_REPO_TYPE_STORIA_DIGITAL = 0, /* "storia-digital" */
+    DM_REPO_TYPE_PETRANTO_COM = 1,   /* "petranto-com" */
+    DM_REPO_TYPE_BYOK_CLOUD = 2,     /* "byok-cloud" */
+    DM_REPO_TYPE_CUSTOM = 3,         /* "custom", default */
+};
+
+/* A validated job. All strings are owned, NUL-terminated, valid UTF-8 and free of NUL bytes.
+ * Optional strings are NULL when absent; defaults are already applied. */
+struct dm_jobreq {
+    char *job_id;           /* [A-Za-z0-9][A-Za-z0-9._-]*, <= 128: safe as a Redis key part */
+    char *spec_id;          /* [A-Za-z0-9._:@|+-]+, <= 128 */
+    char *user_id;          /* [A-Za-z0-9._:@|+-]+, <= 128 */
+    char *repo_owner;       /* [A-Za-z0-9._-]+, not "." or "..", <= 100 */
+    char *repo_name;        /* same */
+    char *spec_markdown;    /* not blank, <= DM_JOBREQ_SPEC_MAX bytes */
+    size_t spec_len;        /* strlen(spec_markdown) */
+    char *callback_url;     /* NULL or https://… (http:// only for allow-listed hosts) */
+    char *base_branch;      /* valid ref name; default "main" */
+    char *branch_prefix;    /* prefix + "x" is a valid ref name; default "dream/" */
+    char *estimated_effort; /* NULL or <= 64 characters, no control characters */
+    enum dm_repo_type repo_type;
+    enum dm_priority priority;
+    long long budget_tokens; /* budget.maxTokens: integer, 1..DM_JOBREQ_MAX_TOKENS_MAX */
+    double budget_dollars;   /* budget.maxDollars: finite, > 0, <= DM_JOBREQ_MAX_DOLLARS_MAX */
+    enum dm_trust trust;     /* valid only when trust_set */
+    int trust_set;           /* the body carried trustLevel (or the caller applied a token's) */
+};
+
+/* Parse options; borrowed for the call. Zero-initialise (DM_JOBREQ_OPTS_INIT). */
+struct dm_jobreq_opts {
+    /* Hosts (lower case, no port) for which a plain http:// callbackUrl is accepted (tests). */
+    const char *const *http_hosts;
+    size_t n_http_hosts;
+    /* Nonzero when the entry carries a token that may supply the trust level: a missing
+     * trustLevel is then accepted (trust_set = 0) and the caller must apply the token's claim
+     * and refuse the job if neither supplied one. A present but invalid trustLevel is still an
+     * error. */
+    int trust_optional;
+};
+#define DM_JOBREQ_OPTS_INIT                                                                        \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
+
+/* Parses and validates len bytes of JSON (need not be NUL-terminated). Unknown fields are
+ * ignored. opts may be NULL (defaults). On success *out is a new job the caller frees with
+ * dm_jobreq_free(); on failure *out is NULL and err->msg is "<field>: <rule>", e.g.
+ *   "job: not valid JSON", "job: must be a JSON object", "jobId: required",
+ *   "repoName: must match ^[a-zA-Z0-9._-]+$", "specMarkdown: must not be blank",
+ *   "budget.maxTokens: must be an integer > 0", "budget.maxDollars: must be a finite number > 0",
+ *   "trustLevel: must be one of observer, planner, builder, shipper".
+ * Returns 0, DM_ERR_INVALID (a rule), DM_ERR_LIMIT (len > DM_JOBREQ_JSON_MAX; the message is
+ * "job: must be at most 4194304 bytes") or DM_ERR_NOMEM. Any thread. */
+int dm_jobreq_parse(struct dm_jobreq **out, const char *json, size_t len,
+                    const struct dm_jobreq_opts *opts, struct dm_error *err);
+
+/* Frees a job; NULL is fine. */
+void dm_jobreq_free(struct dm_jobreq *job);
+
+/* Serialises a job (all fields, defaults included; trustLevel only when trust_set) as compact
+ * JSON that dm_jobreq_parse() reads back to an equal job — given the same opts: a plain-http
+ * callbackUrl needs the same http_hosts again. Caller frees with free(). NULL on allocation
+ * failure. */
+char *dm_jobreq_to_json(const struct dm_jobreq *job);
+
+/* Extracts the top-level "jobId" string from possibly invalid or truncated JSON of any size,
+ * without building a tree: it scans the top-level object until it meets the key (the first
+ * occurrence wins, like dm_jobreq_parse()). The id must satisfy the jobId rule above (so it is
+ * safe as a Redis key part). Copies it NUL-terminated into out (outlen >= DM_JOBREQ_ID_MAX + 1
+ * always suffices). Returns 0, DM_ERR_NOTFOUND (no jobId reachable: not an object, key absent,
+ * or the text breaks before it), DM_ERR_INVALID (present but not a usable id) or DM_ERR_LIMIT
+ * (outlen too small). Any thread. */
+int dm_jobreq_peek_id(char *out, size_t outlen, const char *json, size_t len);
+
+/* Checks s against the jobId rule: 1..128 bytes of [A-Za-z0-9._-], first one alphanumeric.
+ * Returns 1 or 0. */
+int dm_jobreq_id_valid(const char *s);
+
+/* Names and parsers of the enums ("critical"…, "storia-digital"…). The parsers return 0 or
+ * DM_ERR_INVALID; the name functions return a static string ("unknown" when out of range). */
+const char *dm_jobreq_priority_name(enum dm_priority p);
+int dm_jobreq_priority_parse(enum dm_priority *out, const char *s);
+const char *dm_jobreq_repo_type_name(enum dm_repo_type t);
+int dm_jobreq_repo_type_parse(enum dm_repo_type *out, const char *s);
+
+#endif

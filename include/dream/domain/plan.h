@@ -1,0 +1,134 @@
+/*
+ * plan: parsed spec → work plan (files to write, branch name, PR title and body), and the plan's
+ * JSON form stored in the job hash (DESIGN.md: {"title","branch","prTitle","items":[{"path",
+ * "kind","description"}]}).
+ *
+ * Rules (ORIGINAL.md "Plan" with DESIGN.md's fixes):
+ *   - Items in order: the spec document `docs/dream-specs/<title-slug>.md` (kind spec), then
+ *     `src/routes/<slug>.ts` per API item (route), `src/components/<slug>.tsx` per UI item
+ *     (component), `migrations/<slug>.sql` per DB item (migration). Requirements make no files.
+ *     Kind `file` is never produced by dm_plan_build() but is accepted from JSON.
+ *   - slug = dm_slugify() of the item's text; an empty slug becomes `item-N`, N the 1-based
+ *     position of the item in its spec list; an empty title slug becomes `spec`. An item whose
+ *     path equals an earlier item's is dropped.
+ *   - description: the spec item's text for generated files; "Spec: <title>" for the spec
+ *     document. The prompt module finds an item's nested context by kind + description.
+ *   - branch = branch_prefix + title slug, and must pass dm_ref_name_valid().
+ *   - PR title "[Dream] <title>".
+ *
+ * Pure: no I/O, no globals; any thread.
+ */
+#ifndef DREAM_PLAN_H
+#define DREAM_PLAN_H
+
+#include <stddef.h>
+
+#include "dream/core/error.h"
+#include "dream/domain/spec.h"
+
+#define DM_SLUG_MAX 50
+#define DM_PLAN_DEFAULT_PREFIX "dream/"
+#define DM_PLAN_SPEC_DIR "docs/dream-specs/"
+#define DM_PLAN_MAX_ITEMS 1024      /* items a plan may hold (also from JSON) */
+#define DM_PLAN_MAX_PATH 1024       /* bytes of one path (JSON) */
+#define DM_PLAN_MAX_JSON (1u << 22) /* bytes of plan JSON accepted by dm_plan_from_json() */
+#define DM_PR_BODY_MAX 65000        /* the PR body is always shorter than this (GitHub: 65536) */
+
+enum dm_plan_kind {
+    DM_PLAN_KIND_SPEC = 0,
+    DM_PLAN_KIND_ROUTE,
+    DM_PLAN_KIND_COMPONENT,
+    DM_PLAN_KIND_MIGRATION,
+    DM_PLAN_KIND_FILE,
+};
+
+struct dm_plan_item {
+    char *path; /* repository-relative, '/'-separated */
+    enum dm_plan_kind kind;
+    char *description;
+};
+
+struct dm_plan {
+    char *title;    /* the spec's title */
+    char *branch;   /* prefix + title slug */
+    char *pr_title; /* "[Dream] <title>" */
+    struct dm_plan_item *items;
+    size_t count; /* >= 1; items[0] is the spec document when built by dm_plan_build() */
+};
+
+/* Optional PR body sections filled by later stages (Markdown; NULL or "" = left out). */
+struct dm_pr_sections {
+    const char *validation; /* validation warnings; each capped at 12 KiB in the body */
+    const char *review;     /* reviewer result */
+    const char *cost;       /* tokens and dollars, capped at 4 KiB */
+    const char *job_id;     /* named in the footer when set */
+};
+
+/* "spec", "route", "component", "migration", "file"; "file" for anything unknown. */
+const char *dm_plan_kind_name(enum dm_plan_kind kind);
+
+/* Parses a kind name; 0 and *kind set, or DM_ERR_INVALID. */
+int dm_plan_kind_parse(enum dm_plan_kind *kind, const char *name);
+
+/*
+ * Slug of s (NUL-terminated): ASCII lower-case, every run of bytes outside [a-z0-9] becomes one
+ * '-', '-' trimmed, cut to DM_SLUG_MAX bytes, '-' trimmed again. Non-ASCII bytes count as
+ * outside. out must hold DM_SLUG_MAX + 1 bytes. Returns the slug's length (0 = empty: callers
+ * apply their fallback) or DM_ERR_INVALID when outlen is too small. Never fails otherwise.
+ */
+int dm_slugify(char *out, size_t outlen, const char *s);
+
+/*
+ * 1 if name is a valid branch name, 0 if not: the rules of `git check-ref-format --branch`
+ * (refs/heads/<name> is a valid ref): not empty, not "@" or "HEAD", not starting with '-' or
+ * '/', not ending with '/' or '.', no "//", "..", "@{", no component starting with '.' or ending
+ * in ".lock", no byte < 0x20 or 0x7f, no space ~ ^ : ? * [ or backslash. Also at most 255 bytes
+ * (dreamd's own cap). Non-ASCII bytes are allowed (git allows them). NULL → 0. Pure.
+ */
+int dm_ref_name_valid(const char *name);
+
+/*
+ * Builds the plan of spec. branch_prefix NULL = DM_PLAN_DEFAULT_PREFIX ("" allowed).
+ * *out is the caller's (dm_plan_free()). Errors: DM_ERR_INVALID when prefix + slug is not a
+ * valid branch name (message says so), DM_ERR_NOMEM. *out is NULL on error.
+ */
+int dm_plan_build(struct dm_plan **out, const struct dm_spec *spec, const char *branch_prefix,
+                  struct dm_error *err);
+
+/*
+ * The alternative branch when the first one belongs to someone else: plan->branch + '-' + the
+ * first 8 bytes of dm_slugify(job_id) with '-' trimmed after the cut ("job" if that is empty).
+ * *out is malloc'd (free()). DM_ERR_INVALID if the result is not a valid branch, DM_ERR_NOMEM.
+ */
+int dm_plan_branch_alt(char **out, const struct dm_plan *plan, const char *job_id,
+                       struct dm_error *err);
+
+/* The plan as compact JSON in DESIGN.md's shape; malloc'd (free()), NULL only on NOMEM. */
+char *dm_plan_to_json(const struct dm_plan *plan);
+
+/*
+ * Parses plan JSON (as stored in the job hash) into *out (dm_plan_free()). Checks the shape:
+ * title, branch (valid ref), prTitle strings; items a non-empty array of at most
+ * DM_PLAN_MAX_ITEMS objects with a known kind, a string description and a relative path (not
+ * empty, no leading '/', no "." or ".." or empty component, no backslash or control bytes, at
+ * most DM_PLAN_MAX_PATH bytes), no path twice. Unknown members are ignored.
+ * DM_ERR_INVALID with the offending member named, DM_ERR_LIMIT, DM_ERR_NOMEM.
+ */
+int dm_plan_from_json(struct dm_plan **out, const char *json, struct dm_error *err);
+
+/*
+ * The PR body (Markdown), malloc'd (free()); NULL only on NOMEM. spec may be NULL (a plan
+ * reloaded without its spec: overview and requirements are left out); sections may be NULL.
+ * Layout: "## Dream Machine Build", "**Spec**: <title>", "### Overview" (first 500 characters,
+ * "…" when cut), "### Requirements" (first 10, then "- … and N more"), "### Files changed"
+ * ("- `path` (kind)" per item), then "### Validation", "### Review", "### Cost" when given, then
+ * a footer after "---". Every part has its own cap, so the body is always < DM_PR_BODY_MAX bytes;
+ * a cut part ends in "_(truncated)_".
+ */
+char *dm_plan_pr_body(const struct dm_plan *plan, const struct dm_spec *spec,
+                      const struct dm_pr_sections *sections);
+
+/* Frees a plan; NULL is fine. */
+void dm_plan_free(struct dm_plan *plan);
+
+#endif

@@ -1,0 +1,157 @@
+/*
+ * prompt: the chat messages that ask a model for one file of the plan, the repair message after
+ * a validator refused a file, and the reply side (turning a model's reply into file content).
+ *
+ * Prompt texts. A prompt set holds seven texts, compiled-in defaults (Hono 4 routes, React 19
+ * components, SQLite/D1 migrations, strict TypeScript otherwise). dm_prompts_load_dir() replaces
+ * any of them from files of a folder, so operators change prompts and stack without rebuilding:
+ *
+ *   file                 part                          used in
+ *   system-route.md      DM_PROMPT_SYSTEM_ROUTE        system message of route files
+ *   system-component.md  DM_PROMPT_SYSTEM_COMPONENT    system message of component files
+ *   system-migration.md  DM_PROMPT_SYSTEM_MIGRATION    system message of migrations
+ *   system-file.md       DM_PROMPT_SYSTEM_FILE         system message of any other file
+ *   stack.md             DM_PROMPT_STACK               every system message (the target stack)
+ *   rules.md             DM_PROMPT_RULES               every system message (output rules)
+ *   repair.md            DM_PROMPT_REPAIR              first paragraph of a repair message
+ *
+ * A missing file keeps the default; an empty file leaves that part out. Other files in the
+ * folder are ignored. Texts are used verbatim (trailing white space trimmed); no templating.
+ *
+ * Messages.
+ *   system = <system-KIND> "\n\n" <stack> "\n\n" <rules> "\n\nTarget path: `<path>`"
+ *            (empty parts and their separators left out).
+ *   user   = "Task: <verb> <description, first 2000 chars>\nPath: <path>\n"
+ *            ["Details:\n" <the item's own context, first 2000 chars, indented 2>]
+ *            "\nSpec: <title>\n"
+ *            ["\nOverview:\n" <first 1000 chars of the overview>]
+ *            ["\nRequirements:\n" first 15 items] ["\nAPI routes:\n" first 10]
+ *            ["\nDatabase changes:\n" first 10] ["\nUI components:\n" first 10]
+ *            ["\nFiles in this change:\n" first 30 paths as "- <path>"]
+ *            "\nWrite the complete content of `<path>`.\n"
+ *   A listed item is "- <text, first 300 chars>" followed by its context (first 300 chars)
+ *   indented two spaces under it. Cut text ends in "…". Empty lists are left out.
+ *   The item's own context is found as the first item of its spec list (route: API, component:
+ *   UI, migration: DB) whose text equals the plan item's description.
+ *   Kinds: plan kinds route/component/migration map to the same prompt kind; kind file maps by
+ *   path (src/routes/ *.ts → route, src/components/ *.tsx → component, *.sql → migration, else
+ *   file); the spec document is not generated (DM_ERR_INVALID).
+ *
+ * Pure except dm_prompts_load_dir(), which reads files (blocking; call it at startup). The rest
+ * is thread-safe; a loaded set is read-only and may be shared by threads.
+ */
+#ifndef DREAM_PROMPT_H
+#define DREAM_PROMPT_H
+
+#include <stddef.h>
+
+#include "dream/core/error.h"
+#include "dream/domain/plan.h"
+#include "dream/domain/spec.h"
+
+#define DM_PROMPT_OVERVIEW_CHARS 1000
+#define DM_PROMPT_REQUIREMENTS 15
+#define DM_PROMPT_LIST_ITEMS 10 /* API routes, DB changes, UI components each */
+#define DM_PROMPT_ITEM_CHARS 300
+#define DM_PROMPT_CONTEXT_CHARS 300
+#define DM_PROMPT_TASK_CONTEXT_CHARS 2000
+#define DM_PROMPT_FILES 30
+#define DM_PROMPT_FILE_MAX (64 * 1024)    /* bytes of one prompt file in the folder */
+#define DM_PROMPT_REPAIR_MAX (256 * 1024) /* bytes of previous content in a repair */
+#define DM_PROMPT_REPAIR_ERROR_CHARS 4000 /* validator message kept in a repair */
+#define DM_REPLY_MAX (1024 * 1024)        /* bytes of a reply dm_reply_extract_file() takes */
+
+enum dm_prompt_part {
+    DM_PROMPT_SYSTEM_ROUTE = 0,
+    DM_PROMPT_SYSTEM_COMPONENT,
+    DM_PROMPT_SYSTEM_MIGRATION,
+    DM_PROMPT_SYSTEM_FILE,
+    DM_PROMPT_STACK,
+    DM_PROMPT_RULES,
+    DM_PROMPT_REPAIR,
+    DM_PROMPT_PART_COUNT
+};
+
+enum dm_prompt_kind {
+    DM_PROMPT_KIND_ROUTE = 0,
+    DM_PROMPT_KIND_COMPONENT,
+    DM_PROMPT_KIND_MIGRATION,
+    DM_PROMPT_KIND_FILE,
+};
+
+/* A prompt set (opaque). NULL wherever a set is taken means the compiled-in defaults. */
+struct dm_prompts;
+
+/* File name of a part in a prompts folder (table above); NULL for an unknown part. */
+const char *dm_prompts_file_name(enum dm_prompt_part part);
+
+/* The text of a part in set (NULL = defaults); borrowed from set, "" for an unknown part. */
+const char *dm_prompts_text(const struct dm_prompts *set, enum dm_prompt_part part);
+
+/*
+ * Loads a prompt set: the defaults, with each part whose file exists in dir replaced by that
+ * file's text. Blocking file reads; call at startup. *out is the caller's (dm_prompts_free()).
+ * Errors: DM_ERR_NOTFOUND (dir is not a directory), DM_ERR_IO (a file cannot be read),
+ * DM_ERR_LIMIT (a file over DM_PROMPT_FILE_MAX), DM_ERR_INVALID (a file that is not UTF-8 text),
+ * DM_ERR_NOMEM; the message names the file. *out is NULL on error.
+ */
+int dm_prompts_load_dir(struct dm_prompts **out, const char *dir, struct dm_error *err);
+
+/* Frees a set; NULL is fine. */
+void dm_prompts_free(struct dm_prompts *set);
+
+/* The prompt kind of a plan item (rules above). */
+enum dm_prompt_kind dm_prompt_kind_of(const struct dm_plan_item *item);
+
+/* One request's messages; both malloc'd and owned by the struct. */
+struct dm_prompt {
+    enum dm_prompt_kind kind;
+    char *system;
+    char *user;
+};
+
+/*
+ * Builds the messages for plan->items[index] of a plan made from spec. set NULL = defaults.
+ * *out is the caller's (dm_prompt_free()). Errors: DM_ERR_INVALID (index out of range, or the
+ * item is the spec document), DM_ERR_NOMEM. Pure; any thread.
+ */
+int dm_prompt_build(struct dm_prompt **out, const struct dm_prompts *set,
+                    const struct dm_spec *spec, const struct dm_plan *plan, size_t index,
+                    struct dm_error *err);
+
+/* Frees a prompt; NULL is fine. */
+void dm_prompt_free(struct dm_prompt *p);
+
+/*
+ * The user message asking to repair a refused file (send it with the same system message):
+ *   <repair text> "\n\nPath: `<path>`\n\nValidator error:\n" <fenced, first 4000 chars>
+ *   "\n\nPrevious content:\n" <fenced previous content> "\n\nReply with the complete corrected
+ *   file only.\n"
+ * The fences are longer than any backtick run inside what they hold. *out is malloc'd (free()).
+ * Errors: DM_ERR_LIMIT (previous_len > DM_PROMPT_REPAIR_MAX), DM_ERR_INVALID (NULL path/error,
+ * NUL inside previous), DM_ERR_NOMEM. Pure.
+ */
+int dm_prompt_repair(char **out, const struct dm_prompts *set, const char *path,
+                     const char *previous, size_t previous_len, const char *error,
+                     struct dm_error *err);
+
+/*
+ * The file content in a model's reply. Lines end in LF or CRLF; the output always uses LF and
+ * ends in exactly one LF.
+ *   - Empty or white-space-only reply: DM_ERR_INVALID ("reply is empty").
+ *   - Exactly one fenced code block (``` or ~~~, three or more, any info string, indented at
+ *     most three spaces) with only white space around it: its content (the opener's indentation
+ *     removed from each line, as CommonMark does). An empty block, a block that is never closed
+ *     (a truncated reply) and text or another block after the closing fence: DM_ERR_INVALID.
+ *   - No line opening a fence: the reply as is (leading blank lines and trailing white space
+ *     dropped), unless its first line starts like prose ("Here is", "Here's", "Sure",
+ *     "Certainly"): DM_ERR_INVALID.
+ *   - Prose before a fence line: DM_ERR_INVALID ("text around a code block").
+ *   - NUL bytes: DM_ERR_INVALID; more than DM_REPLY_MAX bytes: DM_ERR_LIMIT.
+ * A file whose own text has a line starting with ``` (e.g. Markdown inside a template string)
+ * is therefore refused unless the model fenced it with a longer fence; the caller asks again.
+ * *out is malloc'd (free()), NULL on error. Pure.
+ */
+int dm_reply_extract_file(char **out, const char *reply, size_t len, struct dm_error *err);
+
+#endif

@@ -1,0 +1,90 @@
+/*
+ * callback: delivery of job events to a job's `callbackUrl` by HTTP POST, as the system dreamd
+ * replaces did, signed, retried, ordered per job, and never in a job's way.
+ *
+ * Each event is POSTed as it was built by the engine (the version-1 event JSON, a superset of
+ * the old payload {jobId, status, step?, message?, prUrl?, error?}) with these headers:
+ *   Content-Type: application/json
+ *   Authorization: Bearer <secret>
+ *   X-Dream-Signature: sha256=<lower-case hex HMAC-SHA256 of the exact body, keyed by secret>
+ *   X-Dream-Event-Seq: <the event's seq>
+ *   X-Dream-Job-Id: <the event's jobId>
+ *   X-Dream-Attempt: <1, 2, 3...>
+ * (Without a configured secret the Authorization and X-Dream-Signature headers are left out.)
+ *
+ * Delivery: any 2xx answer delivers the event. A transport error, a timeout (10 s by default),
+ * 408, 429 or 5xx is retried after a backoff (1 s, then 2 s: doubling) up to `attempts` attempts
+ * in all (3 by default); any other answer (4xx) is final at once. After the last attempt the
+ * event is dropped with a warning and the job's next event goes on. Per job, exactly one event is
+ * in flight and events go out in the order they were posted; different jobs deliver in
+ * parallel. Each job's queue is capped: when full, its oldest waiting event is dropped (the one
+ * in flight is kept), so the terminal event always gets its turn. Nothing here blocks, and
+ * nothing here fails a job: dm_callback_post only refuses unusable input.
+ *
+ * Logs name the job, the seq and the callback's scheme://host/path, never the secret, the query
+ * string or user info.
+ *
+ * Threading: loop thread only (the one running the struct dm_http it is given).
+ */
+#ifndef DREAM_CALLBACK_H
+#define DREAM_CALLBACK_H
+
+#include "dream/core/error.h"
+#include "dream/io/http.h"
+
+#include <stddef.h>
+#include <uv.h>
+
+struct dm_callbacks; /* opaque */
+
+struct dm_callback_opts {
+    const char *secret;        /* Bearer token and HMAC key (DREAM_CALLBACK_SECRET); copied and
+                                * wiped on close; NULL or "" = unsigned callbacks */
+    unsigned attempts;         /* attempts per event, first included (0 = 3) */
+    unsigned backoff_ms;       /* wait before the 2nd attempt, doubling after (0 = 1000) */
+    long timeout_ms;           /* per attempt, whole request (0 = 10000) */
+    size_t max_queue_per_job;  /* events waiting per job besides the one in flight (0 = 256) */
+    size_t max_response_bytes; /* cap on a receiver's reply body, which is ignored (0 = 64 KiB) */
+};
+
+#define DM_CALLBACK_OPTS_INIT                                                                      \
+    {                                                                                              \
+        NULL, 3, 1000, 10000, 256, 65536                                                           \
+    }
+
+/* Makes the callback sender on loop, using http (borrowed: it must stay open until the closed
+ * callback of dm_callbacks_close has fired). opts may be NULL (defaults, unsigned). Returns 0,
+ * DM_ERR_NOMEM. *out must be closed with dm_callbacks_close. */
+int dm_callbacks_new(struct dm_callbacks **out, uv_loop_t *loop, struct dm_http *http,
+                     const struct dm_callback_opts *opts, struct dm_error *err);
+
+/* Queues one event for url (http:// or https://, copied; the job request's validation decides
+ * which URLs are allowed). event_json (len bytes, copied) must be a JSON object with a string
+ * "jobId" and a numeric "seq"; it is sent byte for byte. The events of a job (by jobId) go out
+ * in the order of these calls. Returns 0 (queued; delivery happens later, from the loop),
+ * DM_ERR_INVALID (no URL, bad scheme, not such an object; err says which), DM_ERR_NOMEM, or
+ * DM_ERR_CANCELLED (closing). The caller ignores errors other than logging them: a callback
+ * never fails a job. */
+int dm_callback_post(struct dm_callbacks *cb, const char *url, const char *event_json, size_t len,
+                     struct dm_error *err);
+
+/* Events queued or in flight, over all jobs. */
+size_t dm_callbacks_pending(const struct dm_callbacks *cb);
+
+/* Jobs with events queued or in flight. */
+size_t dm_callbacks_jobs(const struct dm_callbacks *cb);
+
+/* Writes "sha256=<64 hex digits>" of HMAC-SHA256(key, body) into out (at least 72 bytes), as
+ * sent in X-Dream-Signature, for receivers and tests. Returns out, or NULL when OpenSSL fails. */
+char *dm_callback_sign(char *out, size_t outlen, const char *key, size_t keylen, const void *body,
+                       size_t len);
+
+typedef void (*dm_callbacks_closed_cb)(void *arg);
+
+/* Stops: refuses new events, drops every queued one (logging how many per job), cancels the
+ * requests in flight (dm_http_cancel) and stops backoff timers, then frees everything after the
+ * last close callback and calls done (may be NULL) from the loop. cb may be NULL. For a graceful
+ * shutdown, wait for dm_callbacks_pending() == 0 (with a deadline) before calling this. */
+void dm_callbacks_close(struct dm_callbacks *cb, dm_callbacks_closed_cb done, void *arg);
+
+#endif

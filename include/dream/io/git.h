@@ -1,0 +1,143 @@
+/*
+ * git: the last mile on the git side — a bare mirror per repository, a commit built in memory
+ * on top of the base branch, and an idempotent push of that commit to the job's branch.
+ *
+ * Owns: the mirror cache under <data_dir>/mirrors/<owner>/<repo>.git (created on first use by
+ * fetching the base branch only, refreshed by fetching the base branch again) and the lock files
+ * next to it (<repo>.git.lock). No working tree is ever checked out.
+ *
+ * Threading: every function here is SYNCHRONOUS and blocks on disk and network. Call it only on
+ * a threadpool thread (uv_queue_work), never on the loop thread. The functions copy what they
+ * need from their arguments, never touch libuv, curl, hiredis or a job, and report results and
+ * libgit2's error text through out parameters. Any number of threads may call them at once: one
+ * operation per mirror runs at a time (a process-wide table of per-mirror locks plus flock(2) on
+ * the lock file, so two replicas sharing a data directory are safe as well); the others wait
+ * (cancellably).
+ *
+ * Secrets: the token is handed to libgit2 only through its credentials callback (HTTP Basic,
+ * user "x-access-token"). It never appears in a URL, in the mirror's config (remotes are
+ * anonymous), in a log line or in an error message (error text is scrubbed of it).
+ */
+#ifndef DREAM_GIT_H
+#define DREAM_GIT_H
+
+#include "dream/core/error.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+/* Hex object id plus NUL (SHA-1). */
+#define DM_GIT_OID_HEX 41
+
+/* Default remote template. {owner} and {repo} are replaced; file://, http:// and https:// (and
+ * ssh:// or scp-like user@host:path with ssh_key_path) are accepted. */
+#define DM_GIT_URL_DEFAULT "https://github.com/{owner}/{repo}.git"
+
+/* Options shared by every call. All pointers are borrowed for the duration of the call. */
+struct dm_git_opts {
+    const char *data_dir;     /* required: mirrors live in <data_dir>/mirrors */
+    const char *url_template; /* NULL = DM_GIT_URL_DEFAULT */
+    const char *token;        /* HTTPS token (Basic x-access-token:<token>); NULL/"" = none */
+    const char *ssh_key_path; /* private key for ssh:// remotes; NULL = none */
+    const char *author_name;  /* NULL = "Dream Machine" */
+    const char *author_email; /* NULL = "dream@localhost" */
+    const atomic_int *cancel; /* may be NULL; non-zero cancels at the next check point */
+    long lock_wait_ms;        /* most time to wait for the mirror lock, 0 = 10 minutes */
+};
+
+#define DM_GIT_OPTS_INIT                                                                           \
+    {                                                                                              \
+        NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0                                                \
+    }
+
+/* One generated file. path is relative to the repository root ("src/routes/x.ts"): no leading
+ * '/', no empty, "." or ".." component, no ".git" component, no backslash or control character.
+ * content may hold any bytes (len of them). */
+struct dm_git_file {
+    const char *path;
+    const char *content;
+    size_t len;
+    int executable; /* non-zero: mode 100755, else 100644 */
+};
+
+struct dm_git_result {
+    char commit[DM_GIT_OID_HEX];      /* the commit the branch now points at */
+    char base_commit[DM_GIT_OID_HEX]; /* the base branch tip it was built on */
+    int pushed; /* 1 = this call updated the remote; 0 = it was already there */
+    int forced; /* 1 = the branch existed (same job) and was force-updated */
+};
+
+/*
+ * Publishes the generated files as one commit on `branch` of owner/repo.
+ *
+ * Steps: lock the mirror; create it (first use) or refresh it by fetching `base` (and `branch`,
+ * to look at it); build the commit in memory = base tree + files (added or replaced), parent =
+ * base tip, author = committer = opts' name/email at commit_time (seconds since the epoch, UTC;
+ * <= 0 means now), message = `message` (trailing blank space trimmed) + a blank line +
+ * "Dream-Job: <job_id>\nDream-Spec: <spec_id>\n". The same inputs and commit_time always make the
+ * same commit id, so a retry re-creates the commit a crashed attempt already pushed.
+ *
+ * Then, by the remote branch's state:
+ *   - absent: pushed (non-forced); result pushed = 1.
+ *   - its tip is our commit, or a commit with the same Dream-Job trailer, the same tree and the
+ *     same parent: nothing is pushed; result pushed = 0, commit = that tip.
+ *   - its tip carries "Dream-Job: <job_id>" but differs (an earlier attempt on an older base or
+ *     with other files): force-updated; pushed = 1, forced = 1.
+ *   - anything else (made by someone else): left untouched; returns DM_ERR_EXISTS with a message
+ *     naming the branch and its tip. The caller may try its alternative branch name.
+ *
+ * job_id and spec_id: non-empty, no control characters. message: non-empty.
+ *
+ * Returns 0 and fills *out, or a negative enum dm_err with err set (out then zeroed):
+ *   DM_ERR_INVALID    bad argument (owner/repo name, branch/base ref name, file path, duplicate
+ *                     path, URL template)
+ *   DM_ERR_NOTFOUND   the repository or the base branch does not exist on the remote
+ *   DM_ERR_AUTH       the remote refused the credentials (or wanted some and none were given)
+ *   DM_ERR_EXISTS     the branch exists and was not made by this job
+ *   DM_ERR_REMOTE     the remote rejected the push; err holds its message (for example a hook's
+ *                     output, "remote: ..." lines) — permanent
+ *   DM_ERR_TRANSIENT  network trouble talking to the remote (worth a retry)
+ *   DM_ERR_CANCELLED  *opts->cancel became non-zero
+ *   DM_ERR_TIMEOUT    the mirror lock was not obtained within lock_wait_ms
+ *   DM_ERR_IO         local repository or filesystem trouble
+ *   DM_ERR_NOMEM
+ * err->msg never contains the token.
+ */
+int dm_git_publish(struct dm_git_result *out, const struct dm_git_opts *opts, const char *owner,
+                   const char *repo, const char *base, const char *branch, const char *job_id,
+                   const char *spec_id, const char *message, long long commit_time,
+                   const struct dm_git_file *files, size_t nfiles, struct dm_error *err);
+
+/* The base branch's file tree, as read from a refreshed mirror. */
+struct dm_git_tree {
+    char **paths; /* nfiles blob paths ("src/a.ts"), sorted as git sorts */
+    size_t npaths;
+    int truncated;                    /* 1 = more than max_paths files; only the first are here */
+    char base_commit[DM_GIT_OID_HEX]; /* the tip the listing was taken from */
+};
+
+/*
+ * Lists the files (blobs and executables; symlinks and submodules are skipped) of `base` of
+ * owner/repo. refresh != 0 fetches the base branch first (creating the mirror if needed);
+ * refresh == 0 reads the mirror as it is (and fetches only if the mirror does not exist yet).
+ * max_paths caps the listing (0 = 100000). On success *out is owned by the caller (free it
+ * with dm_git_tree_free). Same errors as dm_git_publish (without DM_ERR_EXISTS/DM_ERR_REMOTE).
+ * Threadpool only.
+ */
+int dm_git_list_tree(struct dm_git_tree **out, const struct dm_git_opts *opts, const char *owner,
+                     const char *repo, const char *base, int refresh, size_t max_paths,
+                     struct dm_error *err);
+
+/* Frees a listing; NULL allowed. Any thread. */
+void dm_git_tree_free(struct dm_git_tree *tree);
+
+/* Checks a branch or base name the way git does for refs/heads/<name>. Returns 1 if valid.
+ * Any thread. */
+int dm_git_branch_name_valid(const char *name);
+
+/* Expands a URL template for owner/repo into out (outlen bytes). Returns 0, DM_ERR_INVALID (no
+ * usable template, credentials in it, bad owner/repo) or DM_ERR_LIMIT. Any thread. */
+int dm_git_remote_url(char *out, size_t outlen, const char *url_template, const char *owner,
+                      const char *repo, struct dm_error *err);
+
+#endif

@@ -1,0 +1,134 @@
+/*
+ * intake: classification and validation of jobs-stream entries (see include/dream/domain/intake.h).
+ * Pure; any thread.
+ */
+#include "dream/domain/intake.h"
+#include "dream/domain/auth.h"
+#include "dream/core/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void set_reason(struct dm_intake *out, enum dm_intake_kind kind, const char *msg)
+{
+    out->kind = kind;
+    snprintf(out->reason, sizeof(out->reason), "%s", msg);
+}
+
+int dm_intake_classify(struct dm_intake *out, const struct dm_entry_fields *f,
+                       const struct dm_intake_policy *p)
+{
+    struct dm_jobreq_opts opts = DM_JOBREQ_OPTS_INIT;
+    struct dm_jobreq *req = NULL;
+    struct dm_error err;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (f->type && strcmp(f->type, "resume") == 0) {
+        if (!f->id || !dm_jobreq_id_valid(f->id)) {
+            set_reason(out, DM_INTAKE_DEAD, "resume entry without a usable id");
+            return 0;
+        }
+        snprintf(out->job_id, sizeof(out->job_id), "%s", f->id);
+        out->kind = DM_INTAKE_RESUME;
+        return 0;
+    }
+    if (f->type && strcmp(f->type, "build") != 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "unknown entry type '%.64s'", f->type);
+        set_reason(out, DM_INTAKE_DEAD, msg);
+        return 0;
+    }
+    if (!f->job) {
+        set_reason(out, DM_INTAKE_DEAD, "entry has no job field");
+        return 0;
+    }
+    rc = dm_jobreq_peek_id(out->job_id, sizeof(out->job_id), f->job, f->job_len);
+    if (rc) {
+        set_reason(out, DM_INTAKE_DEAD,
+                   rc == DM_ERR_NOTFOUND ? "jobId: not found (entry is not a job object)"
+                                         : "jobId: not a usable id");
+        out->job_id[0] = '\0';
+        return 0;
+    }
+    opts.http_hosts = p->http_hosts;
+    opts.n_http_hosts = p->n_http_hosts;
+    opts.trust_optional = f->token != NULL;
+    rc = dm_jobreq_parse(&req, f->job, f->job_len, &opts, &err);
+    if (rc == DM_ERR_NOMEM) {
+        return rc;
+    }
+    if (rc) {
+        set_reason(out, DM_INTAKE_INVALID, err.msg);
+        return 0;
+    }
+    if (strcmp(req->job_id, out->job_id) != 0) {
+        /* peek and parse must agree; they do by construction, but never run a job whose
+         * events would go under another id. */
+        set_reason(out, DM_INTAKE_INVALID, "jobId: ambiguous");
+        dm_jobreq_free(req);
+        return 0;
+    }
+    if (p->n_secrets > 0 && !f->token) {
+        set_reason(out, DM_INTAKE_INVALID, "token: required (jobs must be signed)");
+        dm_jobreq_free(req);
+        return 0;
+    }
+    if (f->token) {
+        struct dm_auth_config ac = DM_AUTH_CONFIG_INIT;
+        struct dm_auth_claims claims;
+        if (p->n_secrets == 0) {
+            set_reason(out, DM_INTAKE_INVALID,
+                       "token: cannot be verified (no signing secrets configured)");
+            dm_jobreq_free(req);
+            return 0;
+        }
+        ac.secrets = p->secrets;
+        ac.n_secrets = p->n_secrets;
+        if (p->issuer) {
+            ac.issuer = p->issuer;
+        }
+        rc = dm_auth_verify_job(&claims, f->token, f->token_len, &ac, req->job_id, req->user_id,
+                                p->now_s, &err);
+        if (rc == DM_ERR_NOMEM) {
+            dm_jobreq_free(req);
+            return rc;
+        }
+        if (rc) {
+            set_reason(out, DM_INTAKE_INVALID, err.msg);
+            dm_jobreq_free(req);
+            return 0;
+        }
+        if (claims.trust_set) {
+            req->trust = claims.trust;
+            req->trust_set = 1;
+        }
+    }
+    if (!req->trust_set) {
+        set_reason(out, DM_INTAKE_INVALID, "trustLevel: required (in the job or its token)");
+        dm_jobreq_free(req);
+        return 0;
+    }
+    if (dm_trust_decide(req->trust, 0) == DM_TRUST_ACTION_REFUSE) {
+        set_reason(out, DM_INTAKE_INVALID, "trustLevel: observer may not build");
+        dm_jobreq_free(req);
+        return 0;
+    }
+    out->job_json = dm_jobreq_to_json(req);
+    if (!out->job_json) {
+        dm_jobreq_free(req);
+        return DM_ERR_NOMEM;
+    }
+    out->req = req;
+    out->kind = DM_INTAKE_BUILD;
+    return 0;
+}
+
+void dm_intake_clear(struct dm_intake *in)
+{
+    free(in->job_json);
+    dm_jobreq_free(in->req);
+    in->job_json = NULL;
+    in->req = NULL;
+}

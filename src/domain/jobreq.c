@@ -1,0 +1,881 @@
+/*
+ * jobreq: parsing and validation of build jobs (see include/dream/domain/jobreq.h).
+ *
+ * Owns the struct dm_jobreq it returns. One function per rule family; the first broken rule wins
+ * and is reported as "<field>: <rule>". Pure (cJSON); any thread.
+ */
+#include "dream/domain/jobreq.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+
+#include "dream/core/refname.h"
+
+static const char *const priority_names[] = {"critical", "high", "medium", "low"};
+static const char *const repo_type_names[] = {"storia-digital", "petranto-com", "byok-cloud",
+                                              "custom"};
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *dm_jobreq_priority_name(enum dm_priority p)
+{
+    return (int)p >= 0 && (size_t)p < COUNT(priority_names) ? priority_names[p] : "unknown";
+}
+
+int dm_jobreq_priority_parse(enum dm_priority *out, const char *s)
+{
+    for (size_t i = 0; s && i < COUNT(priority_names); i++) {
+        if (strcmp(s, priority_names[i]) == 0) {
+            *out = (enum dm_priority)i;
+            return 0;
+        }
+    }
+    return DM_ERR_INVALID;
+}
+
+const char *dm_jobreq_repo_type_name(enum dm_repo_type t)
+{
+    return (int)t >= 0 && (size_t)t < COUNT(repo_type_names) ? repo_type_names[t] : "unknown";
+}
+
+int dm_jobreq_repo_type_parse(enum dm_repo_type *out, const char *s)
+{
+    for (size_t i = 0; s && i < COUNT(repo_type_names); i++) {
+        if (strcmp(s, repo_type_names[i]) == 0) {
+            *out = (enum dm_repo_type)i;
+            return 0;
+        }
+    }
+    return DM_ERR_INVALID;
+}
+
+/* ---- character rules ------------------------------------------------------------------- */
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. Returns the number of
+ * code points, or -1 when invalid. */
+static long utf8_count(const unsigned char *s, size_t n)
+{
+    long count = 0;
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t need;
+        uint32_t cp;
+
+        if (c < 0x80) {
+            i++;
+            count++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            need = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            need = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3;
+            cp = c & 0x07;
+        } else {
+            return -1;
+        }
+        if (i + need >= n) {
+            return -1;
+        }
+        for (size_t k = 1; k <= need; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) {
+                return -1;
+            }
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff)) {
+            return -1;
+        }
+        i += need + 1;
+        count++;
+    }
+    return count;
+}
+
+static int is_alnum(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static int all_in(const char *s, const char *extra)
+{
+    for (; *s; s++) {
+        if (!is_alnum((unsigned char)*s) && !strchr(extra, *s)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int dm_jobreq_id_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return n >= 1 && n <= DM_JOBREQ_ID_MAX && is_alnum((unsigned char)s[0]) && all_in(s, "._-");
+}
+
+/* ---- field access ---------------------------------------------------------------------- */
+
+struct ctx {
+    const cJSON *root;
+    struct dm_error *err;
+};
+
+static int fail(struct dm_error *err, const char *field, const char *rule)
+{
+    return dm_error_set(err, DM_ERR_INVALID, "%s: %s", field, rule);
+}
+
+/* Borrows the string value of field (NULL when absent or JSON null). Returns 0, or
+ * DM_ERR_INVALID with "<field>: required" / "must be a string" / "must be at most N bytes" /
+ * "must be valid UTF-8". */
+static int get_str(const char **out, const cJSON *obj, const char *field, const char *label,
+                   int required, size_t max, struct dm_error *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, field);
+    size_t n;
+
+    *out = NULL;
+    if (!it || cJSON_IsNull(it)) {
+        return required ? fail(err, label, "required") : 0;
+    }
+    if (!cJSON_IsString(it) || !it->valuestring) {
+        return fail(err, label, "must be a string");
+    }
+    n = strlen(it->valuestring);
+    if (n > max) {
+        return dm_error_set(err, DM_ERR_INVALID, "%s: must be at most %zu bytes", label, max);
+    }
+    if (utf8_count((const unsigned char *)it->valuestring, n) < 0) {
+        return fail(err, label, "must be valid UTF-8");
+    }
+    *out = it->valuestring;
+    return 0;
+}
+
+static int dup_into(char **dst, const char *src)
+{
+    *dst = strdup(src);
+    return *dst ? 0 : DM_ERR_NOMEM;
+}
+
+static int take_id(char **dst, const cJSON *root, const char *field, int strict,
+                   struct dm_error *err)
+{
+    const char *s;
+    int rc = get_str(&s, root, field, field, 1, DM_JOBREQ_ID_MAX, err);
+
+    if (rc) {
+        return rc;
+    }
+    if (strict ? !dm_jobreq_id_valid(s) : (!s[0] || !all_in(s, "._:@|+-"))) {
+        return fail(err, field,
+                    strict ? "must be 1-128 characters of [A-Za-z0-9._-] starting with a letter "
+                             "or digit"
+                           : "must be 1-128 characters of [A-Za-z0-9._:@|+-]");
+    }
+    return dup_into(dst, s);
+}
+
+static int take_repo_part(char **dst, const cJSON *root, const char *field, struct dm_error *err)
+{
+    const char *s;
+    int rc;
+
+    /* Check the length in characters after the charset, so a long name gets the clearer
+     * message; get_str's byte cap is a loose bound here. */
+    rc = get_str(&s, root, field, field, 1, SIZE_MAX, err);
+    if (rc) {
+        return rc;
+    }
+    if (!s[0] || !all_in(s, "._-")) {
+        return fail(err, field, "must match ^[a-zA-Z0-9._-]+$");
+    }
+    if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+        return fail(err, field, "must not be \".\" or \"..\"");
+    }
+    if (strlen(s) > DM_JOBREQ_REPO_PART_MAX) {
+        return fail(err, field, "must be at most 100 characters");
+    }
+    return dup_into(dst, s);
+}
+
+static int is_blank(const char *s)
+{
+    for (; *s; s++) {
+        if (!strchr(" \t\r\n\f\v", *s)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int host_allowed(const char *host, size_t n, const struct dm_jobreq_opts *opts)
+{
+    for (size_t i = 0; opts && i < opts->n_http_hosts; i++) {
+        const char *h = opts->http_hosts[i];
+        if (h && strlen(h) == n && strncasecmp(h, host, n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A small, strict absolute-URL check (the pure core cannot use curl_url): scheme, no
+ * credentials, a DNS name / IPv4 / bracketed IPv6 host, an optional port 1-65535. */
+static int check_url(const char *url, const struct dm_jobreq_opts *opts, struct dm_error *err)
+{
+    const char *f = "callbackUrl";
+    const char *p;
+    const char *auth_end;
+    const char *host;
+    size_t host_len;
+    int https;
+
+    for (p = url; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c <= 0x20 || c >= 0x7f || c == '\\') {
+            return fail(err, f, "must not contain spaces, control, non-ASCII or '\\' characters");
+        }
+    }
+    if (strncasecmp(url, "https://", 8) == 0) {
+        https = 1;
+        p = url + 8;
+    } else if (strncasecmp(url, "http://", 7) == 0) {
+        https = 0;
+        p = url + 7;
+    } else {
+        return fail(err, f, "must be an https URL");
+    }
+    auth_end = p + strcspn(p, "/?#");
+    if (memchr(p, '@', (size_t)(auth_end - p))) {
+        return fail(err, f, "must not contain credentials");
+    }
+    host = p;
+    if (*p == '[') {
+        const char *close = memchr(p, ']', (size_t)(auth_end - p));
+        if (!close || close == p + 1) {
+            return fail(err, f, "must have a valid host");
+        }
+        for (const char *q = p + 1; q < close; q++) {
+            if (!strchr("0123456789abcdefABCDEF:.", *q)) {
+                return fail(err, f, "must have a valid host");
+            }
+        }
+        host_len = (size_t)(close + 1 - p);
+        p = close + 1;
+    } else {
+        while (p < auth_end && *p != ':') {
+            if (!is_alnum((unsigned char)*p) && *p != '.' && *p != '-') {
+                return fail(err, f, "must have a valid host");
+            }
+            p++;
+        }
+        host_len = (size_t)(p - host);
+        if (host_len == 0 || host[0] == '.' || host[0] == '-' || host[host_len - 1] == '-') {
+            return fail(err, f, "must have a valid host");
+        }
+    }
+    if (p < auth_end) {
+        long port = 0;
+        if (*p != ':' || p + 1 == auth_end || auth_end - p > 6) {
+            return fail(err, f, "must have a valid port");
+        }
+        for (p++; p < auth_end; p++) {
+            if (*p < '0' || *p > '9') {
+                return fail(err, f, "must have a valid port");
+            }
+            port = port * 10 + (*p - '0');
+        }
+        if (port < 1 || port > 65535) {
+            return fail(err, f, "must have a valid port");
+        }
+    }
+    if (!https) {
+        /* Compare without IPv6 brackets so "::1" can be allow-listed. */
+        const char *h = host;
+        size_t n = host_len;
+        if (*h == '[') {
+            h++;
+            n -= 2;
+        }
+        if (!host_allowed(h, n, opts)) {
+            return fail(err, f, "must be an https URL (plain http only for allow-listed hosts)");
+        }
+    }
+    return 0;
+}
+
+static int take_budget(struct dm_jobreq *job, const cJSON *root, struct dm_error *err)
+{
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(root, "budget");
+    const cJSON *t;
+    const cJSON *d;
+    double v;
+
+    if (!b || cJSON_IsNull(b)) {
+        return fail(err, "budget", "required");
+    }
+    if (!cJSON_IsObject(b)) {
+        return fail(err, "budget", "must be an object");
+    }
+    t = cJSON_GetObjectItemCaseSensitive(b, "maxTokens");
+    if (!t || cJSON_IsNull(t)) {
+        return fail(err, "budget.maxTokens", "required");
+    }
+    /* cJSON turns huge exponents into inf; reject anything not a finite whole number. */
+    v = cJSON_IsNumber(t) ? t->valuedouble : NAN;
+    if (!isfinite(v) || v <= 0 || floor(v) != v) {
+        return fail(err, "budget.maxTokens", "must be an integer > 0");
+    }
+    if (v > (double)DM_JOBREQ_MAX_TOKENS_MAX) {
+        return fail(err, "budget.maxTokens", "must be at most 1000000000");
+    }
+    job->budget_tokens = (long long)v;
+    d = cJSON_GetObjectItemCaseSensitive(b, "maxDollars");
+    if (!d || cJSON_IsNull(d)) {
+        return fail(err, "budget.maxDollars", "required");
+    }
+    v = cJSON_IsNumber(d) ? d->valuedouble : NAN;
+    if (!isfinite(v) || v <= 0) {
+        return fail(err, "budget.maxDollars", "must be a finite number > 0");
+    }
+    if (v > DM_JOBREQ_MAX_DOLLARS_MAX) {
+        return fail(err, "budget.maxDollars", "must be at most 1000000");
+    }
+    job->budget_dollars = v;
+    return 0;
+}
+
+/* An escaped NUL (\u0000) would silently cut a cJSON string short; refuse it. */
+static int has_escaped_nul(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 6 <= n; i++) {
+        if (s[i] == '\\') {
+            if (s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0) {
+                return 1;
+            }
+            i++; /* skip the escaped character, so "\\u0000" is not an escape */
+        }
+    }
+    return 0;
+}
+
+static int hex4(const char *s, size_t n, size_t at, unsigned *out)
+{
+    unsigned v = 0;
+    if (at + 4 > n) {
+        return -1;
+    }
+    for (size_t k = 0; k < 4; k++) {
+        char c = s[at + k];
+        v <<= 4;
+        if (c >= '0' && c <= '9') {
+            v |= (unsigned)(c - '0');
+        } else if (c >= 'a' && c <= 'f') {
+            v |= (unsigned)(c - 'a' + 10);
+        } else if (c >= 'A' && c <= 'F') {
+            v |= (unsigned)(c - 'A' + 10);
+        } else {
+            return -1;
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+/* cJSON 1.7 accepts some broken escapes ("\user", a lone surrogate) by silently cutting the
+ * string there, which would turn "j-1\user" into the jobId "j-1". Refuse them up front. */
+static int has_bad_escape(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned u, lo;
+        if (s[i] != '\\') {
+            continue;
+        }
+        if (i + 1 >= n) {
+            return 1;
+        }
+        if (!strchr("\"\\/bfnrtu", s[i + 1])) {
+            return 1;
+        }
+        if (s[i + 1] != 'u') {
+            i++;
+            continue;
+        }
+        if (hex4(s, n, i + 2, &u)) {
+            return 1;
+        }
+        if (u >= 0xDC00 && u <= 0xDFFF) {
+            return 1;
+        }
+        if (u >= 0xD800 && u <= 0xDBFF) {
+            if (i + 12 > n || s[i + 6] != '\\' || s[i + 7] != 'u' || hex4(s, n, i + 8, &lo) ||
+                lo < 0xDC00 || lo > 0xDFFF) {
+                return 1;
+            }
+            i += 6;
+        }
+        i += 5;
+    }
+    return 0;
+}
+
+static int validate(struct dm_jobreq *job, const cJSON *root, const struct dm_jobreq_opts *opts,
+                    struct dm_error *err)
+{
+    const char *s;
+    int rc;
+
+    if ((rc = take_id(&job->job_id, root, "jobId", 1, err)) ||
+        (rc = take_id(&job->spec_id, root, "specId", 0, err)) ||
+        (rc = take_id(&job->user_id, root, "userId", 0, err)) ||
+        (rc = take_repo_part(&job->repo_owner, root, "repoOwner", err)) ||
+        (rc = take_repo_part(&job->repo_name, root, "repoName", err))) {
+        return rc;
+    }
+
+    if ((rc = get_str(&s, root, "specMarkdown", "specMarkdown", 1, DM_JOBREQ_SPEC_MAX, err))) {
+        return rc;
+    }
+    if (is_blank(s)) {
+        return fail(err, "specMarkdown", "must not be blank");
+    }
+    if ((rc = dup_into(&job->spec_markdown, s))) {
+        return rc;
+    }
+    job->spec_len = strlen(s);
+
+    if ((rc = take_budget(job, root, err))) {
+        return rc;
+    }
+
+    if ((rc = get_str(&s, root, "callbackUrl", "callbackUrl", 0, DM_JOBREQ_URL_MAX, err))) {
+        return rc;
+    }
+    if (s) {
+        if ((rc = check_url(s, opts, err)) || (rc = dup_into(&job->callback_url, s))) {
+            return rc;
+        }
+    }
+
+    if ((rc = get_str(&s, root, "targetRepoType", "targetRepoType", 0, 64, err))) {
+        return rc;
+    }
+    job->repo_type = DM_REPO_TYPE_CUSTOM;
+    if (s && dm_jobreq_repo_type_parse(&job->repo_type, s) != 0) {
+        return fail(err, "targetRepoType",
+                    "must be one of storia-digital, petranto-com, byok-cloud, custom");
+    }
+
+    if ((rc = get_str(&s, root, "priority", "priority", 0, 64, err))) {
+        return rc;
+    }
+    job->priority = DM_PRIORITY_MEDIUM;
+    if (s && dm_jobreq_priority_parse(&job->priority, s) != 0) {
+        return fail(err, "priority", "must be one of critical, high, medium, low");
+    }
+
+    if ((rc = get_str(&s, root, "baseBranch", "baseBranch", 0, DM_REFNAME_MAX, err))) {
+        return rc;
+    }
+    s = s ? s : "main";
+    {
+        const char *why = dm_refname_problem(s);
+        if (why) {
+            return dm_error_set(err, DM_ERR_INVALID,
+                                "baseBranch: must be a valid git ref name (%s)", why);
+        }
+    }
+    if ((rc = dup_into(&job->base_branch, s))) {
+        return rc;
+    }
+
+    if ((rc = get_str(&s, root, "branchPrefix", "branchPrefix", 0, DM_JOBREQ_PREFIX_MAX, err))) {
+        return rc;
+    }
+    s = s ? s : "dream/";
+    if (!s[0]) {
+        return fail(err, "branchPrefix", "must not be empty");
+    }
+    {
+        /* The prefix itself usually ends in '/', so check what it makes: prefix + a slug. */
+        char probe[DM_JOBREQ_PREFIX_MAX + 2];
+        const char *why;
+        snprintf(probe, sizeof(probe), "%sx", s);
+        why = dm_refname_problem(probe);
+        if (why) {
+            return dm_error_set(err, DM_ERR_INVALID,
+                                "branchPrefix: must make valid git ref names (%s)", why);
+        }
+    }
+    if ((rc = dup_into(&job->branch_prefix, s))) {
+        return rc;
+    }
+
+    if ((rc = get_str(&s, root, "estimatedEffort", "estimatedEffort", 0, 4 * DM_JOBREQ_EFFORT_MAX,
+                      err))) {
+        return rc;
+    }
+    if (s) {
+        if (utf8_count((const unsigned char *)s, strlen(s)) > DM_JOBREQ_EFFORT_MAX) {
+            return fail(err, "estimatedEffort", "must be at most 64 characters");
+        }
+        for (const char *q = s; *q; q++) {
+            if ((unsigned char)*q < 0x20 || *q == 0x7f) {
+                return fail(err, "estimatedEffort", "must not contain control characters");
+            }
+        }
+        if ((rc = dup_into(&job->estimated_effort, s))) {
+            return rc;
+        }
+    }
+
+    if ((rc = get_str(&s, root, "trustLevel", "trustLevel", 0, 64, err))) {
+        return rc;
+    }
+    if (s) {
+        if (dm_trust_parse(&job->trust, s) != 0) {
+            return fail(err, "trustLevel", "must be one of observer, planner, builder, shipper");
+        }
+        job->trust_set = 1;
+    } else if (!(opts && opts->trust_optional)) {
+        return fail(err, "trustLevel", "required (or a signed token carrying dreamTrustLevel)");
+    }
+    return 0;
+}
+
+int dm_jobreq_parse(struct dm_jobreq **out, const char *json, size_t len,
+                    const struct dm_jobreq_opts *opts, struct dm_error *err)
+{
+    struct dm_jobreq *job = NULL;
+    char *copy = NULL;
+    cJSON *root = NULL;
+    int rc;
+
+    *out = NULL;
+    if (len > DM_JOBREQ_JSON_MAX) {
+        rc = dm_error_set(err, DM_ERR_LIMIT, "job: must be at most %u bytes",
+                          (unsigned)DM_JOBREQ_JSON_MAX);
+        goto out;
+    }
+    if (!json || len == 0 || memchr(json, '\0', len)) {
+        rc = fail(err, "job", "not valid JSON");
+        goto out;
+    }
+    if (has_escaped_nul(json, len)) {
+        rc = fail(err, "job", "must not contain NUL characters (\\u0000)");
+        goto out;
+    }
+    if (has_bad_escape(json, len)) {
+        rc = fail(err, "job", "not valid JSON (a string has an invalid escape)");
+        goto out;
+    }
+    /* cJSON only rejects trailing garbage when it can see the terminating NUL. */
+    copy = malloc(len + 1);
+    job = calloc(1, sizeof(*job));
+    if (!copy || !job) {
+        rc = DM_ERR_NOMEM;
+        goto out;
+    }
+    memcpy(copy, json, len);
+    copy[len] = '\0';
+    root = cJSON_ParseWithLengthOpts(copy, len + 1, NULL, 1);
+    if (!root) {
+        rc = fail(err, "job", "not valid JSON");
+        goto out;
+    }
+    if (!cJSON_IsObject(root)) {
+        rc = fail(err, "job", "must be a JSON object");
+        goto out;
+    }
+    rc = validate(job, root, opts, err);
+    if (rc) {
+        goto out;
+    }
+    *out = job;
+    job = NULL;
+out:
+    if (rc == DM_ERR_NOMEM) {
+        dm_error_set(err, DM_ERR_NOMEM, "job: out of memory");
+    }
+    cJSON_Delete(root);
+    free(copy);
+    dm_jobreq_free(job);
+    return rc;
+}
+
+void dm_jobreq_free(struct dm_jobreq *job)
+{
+    if (!job) {
+        return;
+    }
+    free(job->job_id);
+    free(job->spec_id);
+    free(job->user_id);
+    free(job->repo_owner);
+    free(job->repo_name);
+    free(job->spec_markdown);
+    free(job->callback_url);
+    free(job->base_branch);
+    free(job->branch_prefix);
+    free(job->estimated_effort);
+    free(job);
+}
+
+char *dm_jobreq_to_json(const struct dm_jobreq *job)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *b = NULL;
+    char *s = NULL;
+    int ok;
+
+    if (!o || !job) {
+        goto out;
+    }
+    ok = cJSON_AddStringToObject(o, "jobId", job->job_id) &&
+         cJSON_AddStringToObject(o, "specId", job->spec_id) &&
+         cJSON_AddStringToObject(o, "userId", job->user_id) &&
+         cJSON_AddStringToObject(o, "targetRepoType", dm_jobreq_repo_type_name(job->repo_type)) &&
+         cJSON_AddStringToObject(o, "repoOwner", job->repo_owner) &&
+         cJSON_AddStringToObject(o, "repoName", job->repo_name) &&
+         cJSON_AddStringToObject(o, "baseBranch", job->base_branch) &&
+         cJSON_AddStringToObject(o, "branchPrefix", job->branch_prefix) &&
+         cJSON_AddStringToObject(o, "specMarkdown", job->spec_markdown) &&
+         cJSON_AddStringToObject(o, "priority", dm_jobreq_priority_name(job->priority)) &&
+         (b = cJSON_AddObjectToObject(o, "budget")) &&
+         cJSON_AddNumberToObject(b, "maxTokens", (double)job->budget_tokens) &&
+         cJSON_AddNumberToObject(b, "maxDollars", job->budget_dollars);
+    if (ok && job->callback_url) {
+        ok = cJSON_AddStringToObject(o, "callbackUrl", job->callback_url) != NULL;
+    }
+    if (ok && job->estimated_effort) {
+        ok = cJSON_AddStringToObject(o, "estimatedEffort", job->estimated_effort) != NULL;
+    }
+    if (ok && job->trust_set) {
+        ok = cJSON_AddStringToObject(o, "trustLevel", dm_trust_name(job->trust)) != NULL;
+    }
+    if (ok) {
+        s = cJSON_PrintUnformatted(o);
+    }
+out:
+    cJSON_Delete(o);
+    return s;
+}
+
+/* ---- peek ------------------------------------------------------------------------------ */
+
+struct scan {
+    const char *p;
+    const char *end;
+};
+
+/* Like cJSON (so peek and parse agree): every control byte and space counts as whitespace. */
+static void skip_ws(struct scan *sc)
+{
+    while (sc->p < sc->end && (unsigned char)*sc->p <= 0x20 && *sc->p) {
+        sc->p++;
+    }
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* Reads a JSON string at sc->p (which is at '"'). Decodes into dst (cap bytes including NUL)
+ * when dst is non-NULL; non-ASCII escapes decode to 0x80 (never a valid id byte). Sets
+ * *overflow when the decoded text did not fit. Returns 0, or -1 when the text breaks. */
+static int scan_string(struct scan *sc, char *dst, size_t cap, int *overflow)
+{
+    size_t n = 0;
+
+    if (sc->p >= sc->end || *sc->p != '"') {
+        return -1;
+    }
+    sc->p++;
+    *overflow = 0;
+    while (sc->p < sc->end) {
+        char c = *sc->p++;
+        char d;
+        if (c == '"') {
+            if (dst) {
+                dst[n] = '\0';
+            }
+            return 0;
+        }
+        if ((unsigned char)c < 0x20) {
+            return -1;
+        }
+        d = c;
+        if (c == '\\') {
+            if (sc->p >= sc->end) {
+                return -1;
+            }
+            c = *sc->p++;
+            switch (c) {
+            case '"':
+            case '\\':
+            case '/':
+                d = c;
+                break;
+            case 'b':
+                d = '\b';
+                break;
+            case 'f':
+                d = '\f';
+                break;
+            case 'n':
+                d = '\n';
+                break;
+            case 'r':
+                d = '\r';
+                break;
+            case 't':
+                d = '\t';
+                break;
+            case 'u': {
+                int v = 0;
+                if (sc->end - sc->p < 4) {
+                    return -1;
+                }
+                for (int k = 0; k < 4; k++) {
+                    int h = hexval(sc->p[k]);
+                    if (h < 0) {
+                        return -1;
+                    }
+                    v = v * 16 + h;
+                }
+                sc->p += 4;
+                d = v > 0 && v < 0x80 ? (char)v : (char)0x80;
+                break;
+            }
+            default:
+                return -1;
+            }
+        }
+        if (dst) {
+            if (n + 1 < cap) {
+                dst[n++] = d;
+            } else {
+                *overflow = 1;
+            }
+        }
+    }
+    return -1;
+}
+
+/* Skips one JSON value without checking its inner structure. Returns 0 or -1. */
+static int skip_value(struct scan *sc)
+{
+    int depth = 0;
+    int overflow;
+
+    skip_ws(sc);
+    if (sc->p >= sc->end) {
+        return -1;
+    }
+    if (*sc->p != '{' && *sc->p != '[') {
+        if (*sc->p == '"') {
+            return scan_string(sc, NULL, 0, &overflow);
+        }
+        const char *start = sc->p;
+        while (sc->p < sc->end && *sc->p &&
+               (is_alnum((unsigned char)*sc->p) || strchr("+-.", *sc->p))) {
+            sc->p++;
+        }
+        return sc->p > start ? 0 : -1;
+    }
+    while (sc->p < sc->end) {
+        char c = *sc->p;
+        if (c == '"') {
+            if (scan_string(sc, NULL, 0, &overflow) != 0) {
+                return -1;
+            }
+            continue;
+        }
+        sc->p++;
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth == 0) {
+                return 0;
+            }
+        }
+    }
+    return -1;
+}
+
+int dm_jobreq_peek_id(char *out, size_t outlen, const char *json, size_t len)
+{
+    struct scan sc = {json, json ? json + len : NULL};
+    char key[8];
+    char id[DM_JOBREQ_ID_MAX + 2];
+    int overflow;
+
+    if (outlen) {
+        out[0] = '\0';
+    }
+    if (!json) {
+        return DM_ERR_NOTFOUND;
+    }
+    skip_ws(&sc);
+    if (sc.p >= sc.end || *sc.p != '{') {
+        return DM_ERR_NOTFOUND;
+    }
+    sc.p++;
+    for (;;) {
+        skip_ws(&sc);
+        if (scan_string(&sc, key, sizeof(key), &overflow) != 0) {
+            return DM_ERR_NOTFOUND;
+        }
+        skip_ws(&sc);
+        if (sc.p >= sc.end || *sc.p != ':') {
+            return DM_ERR_NOTFOUND;
+        }
+        sc.p++;
+        skip_ws(&sc);
+        if (!overflow && strcmp(key, "jobId") == 0) {
+            if (sc.p >= sc.end || *sc.p != '"') {
+                return DM_ERR_INVALID;
+            }
+            if (scan_string(&sc, id, sizeof(id), &overflow) != 0 || overflow ||
+                !dm_jobreq_id_valid(id)) {
+                return DM_ERR_INVALID;
+            }
+            if (strlen(id) + 1 > outlen) {
+                return DM_ERR_LIMIT;
+            }
+            memcpy(out, id, strlen(id) + 1);
+            return 0;
+        }
+        if (skip_value(&sc) != 0) {
+            return DM_ERR_NOTFOUND;
+        }
+        skip_ws(&sc);
+        if (sc.p >= sc.end || *sc.p != ',') {
+            return DM_ERR_NOTFOUND;
+        }
+        sc.p++;
+    }
+}

@@ -1,0 +1,637 @@
+/*
+ * plan: work items, branch names, PR title/body and plan JSON (rules in
+ * include/dream/domain/plan.h). Owns the plans it returns; no global state, any thread.
+ */
+#include "dream/domain/plan.h"
+#include "dream/core/refname.h"
+#include "dream/core/buf.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Caps of the PR body's parts; their sum plus headings stays below DM_PR_BODY_MAX. */
+#define BODY_TITLE_MAX 512
+#define BODY_OVERVIEW_CHARS 500
+#define BODY_REQUIREMENTS 10
+#define BODY_REQ_CHARS 300
+#define BODY_REQ_MAX (8 * 1024)
+#define BODY_FILES_MAX (16 * 1024)
+#define BODY_VALIDATION_MAX (12 * 1024)
+#define BODY_REVIEW_MAX (12 * 1024)
+#define BODY_COST_MAX (4 * 1024)
+#define BODY_JOB_ID_MAX 128
+#define TRUNCATED "\n\n_(truncated)_\n"
+
+static const char *const kind_names[] = {"spec", "route", "component", "migration", "file"};
+
+const char *dm_plan_kind_name(enum dm_plan_kind kind)
+{
+    if ((unsigned)kind < sizeof(kind_names) / sizeof(kind_names[0])) {
+        return kind_names[kind];
+    }
+    return "file";
+}
+
+int dm_plan_kind_parse(enum dm_plan_kind *kind, const char *name)
+{
+    for (size_t i = 0; name && i < sizeof(kind_names) / sizeof(kind_names[0]); i++) {
+        if (strcmp(name, kind_names[i]) == 0) {
+            *kind = (enum dm_plan_kind)i;
+            return 0;
+        }
+    }
+    return DM_ERR_INVALID;
+}
+
+int dm_slugify(char *out, size_t outlen, const char *s)
+{
+    size_t n = 0;
+    int dash = 0;
+
+    if (!out || outlen < DM_SLUG_MAX + 1) {
+        return DM_ERR_INVALID;
+    }
+    /* Streaming form of: map, trim, cut to DM_SLUG_MAX, trim again. */
+    for (; s && *s && n < DM_SLUG_MAX; s++) {
+        char c = *s;
+        if (c >= 'A' && c <= 'Z') {
+            c = (char)(c - 'A' + 'a');
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) {
+            dash = 1;
+            continue;
+        }
+        if (dash && n > 0) {
+            out[n++] = '-';
+            if (n == DM_SLUG_MAX) {
+                break;
+            }
+        }
+        dash = 0;
+        out[n++] = c;
+    }
+    while (n > 0 && out[n - 1] == '-') {
+        n--;
+    }
+    out[n] = '\0';
+    return (int)n;
+}
+
+int dm_ref_name_valid(const char *name)
+{
+    /* One implementation of git's rules for the whole project. */
+    return dm_refname_valid(name);
+}
+
+/* Open-addressing set of the paths of a plan being built or loaded: index + 1 per slot. */
+#define PATHSET_SLOTS (2 * DM_PLAN_MAX_ITEMS)
+
+struct pathset {
+    unsigned short slot[PATHSET_SLOTS];
+    size_t cap; /* items allocated in the plan (at most DM_PLAN_MAX_ITEMS) */
+};
+
+static size_t path_hash(const char *s)
+{
+    size_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++) {
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    }
+    return h;
+}
+
+/* The index of an earlier item with this path, or -1. */
+static long pathset_find(const struct pathset *set, const struct dm_plan *pl, const char *path,
+                         size_t *slot)
+{
+    size_t i = path_hash(path) & (PATHSET_SLOTS - 1);
+
+    while (set->slot[i]) {
+        size_t idx = (size_t)set->slot[i] - 1;
+        if (strcmp(pl->items[idx].path, path) == 0) {
+            return (long)idx;
+        }
+        i = (i + 1) & (PATHSET_SLOTS - 1);
+    }
+    *slot = i;
+    return -1;
+}
+
+static int push_item(struct dm_plan *pl, struct pathset *set, const char *path,
+                     enum dm_plan_kind kind, const char *description)
+{
+    struct dm_plan_item *it;
+    size_t slot;
+
+    if (pathset_find(set, pl, path, &slot) >= 0) {
+        return 0; /* de-duplicated: the earlier item wins */
+    }
+    if (pl->count >= set->cap) {
+        return DM_ERR_LIMIT;
+    }
+    it = &pl->items[pl->count];
+    it->path = strdup(path);
+    it->description = strdup(description);
+    it->kind = kind;
+    pl->count++;
+    if (!it->path || !it->description) {
+        return DM_ERR_NOMEM;
+    }
+    set->slot[slot] = (unsigned short)pl->count;
+    return 0;
+}
+
+static int push_list(struct dm_plan *pl, struct pathset *set, const struct dm_spec_list *l,
+                     enum dm_plan_kind kind, const char *dir, const char *ext)
+{
+    char slug[DM_SLUG_MAX + 1];
+    char path[sizeof(slug) + 64];
+    int rc = 0;
+
+    for (size_t i = 0; i < l->count && !rc; i++) {
+        if (dm_slugify(slug, sizeof(slug), l->items[i].text) == 0) {
+            snprintf(slug, sizeof(slug), "item-%zu", i + 1);
+        }
+        snprintf(path, sizeof(path), "%s%s%s", dir, slug, ext);
+        rc = push_item(pl, set, path, kind, l->items[i].text);
+    }
+    return rc;
+}
+
+int dm_plan_build(struct dm_plan **out, const struct dm_spec *spec, const char *branch_prefix,
+                  struct dm_error *err)
+{
+    struct dm_plan *pl;
+    struct dm_buf b;
+    char slug[DM_SLUG_MAX + 1];
+    char path[sizeof(slug) + sizeof(DM_PLAN_SPEC_DIR) + 4];
+    struct pathset *set = calloc(1, sizeof(*set));
+    int rc = 0;
+
+    *out = NULL;
+    dm_buf_init(&b, 0);
+    if (!set) {
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory building the plan");
+    }
+    /* Allocated once: growing by one item at a time is slow under sanitizers. */
+    set->cap = 1 + spec->api_routes.count + spec->ui_components.count + spec->db_changes.count;
+    if (set->cap > DM_PLAN_MAX_ITEMS) {
+        set->cap = DM_PLAN_MAX_ITEMS;
+    }
+    if (!branch_prefix) {
+        branch_prefix = DM_PLAN_DEFAULT_PREFIX;
+    }
+    pl = calloc(1, sizeof(*pl));
+    if (pl) {
+        pl->items = calloc(set->cap, sizeof(*pl->items));
+    }
+    if (!pl || !pl->items) {
+        rc = DM_ERR_NOMEM;
+        goto out;
+    }
+    if (dm_slugify(slug, sizeof(slug), spec->title) == 0) {
+        snprintf(slug, sizeof(slug), "spec");
+    }
+    pl->title = strdup(spec->title);
+    if (!pl->title) {
+        rc = DM_ERR_NOMEM;
+        goto out;
+    }
+    rc = dm_buf_printf(&b, "%s%s", branch_prefix, slug);
+    if (rc) {
+        goto out;
+    }
+    pl->branch = dm_buf_detach(&b);
+    if (!pl->branch) {
+        rc = DM_ERR_NOMEM;
+        goto out;
+    }
+    if (!dm_ref_name_valid(pl->branch)) {
+        rc = dm_error_set(err, DM_ERR_INVALID,
+                          "branch \"%.300s\" (prefix \"%.200s\") is not a valid git branch name",
+                          pl->branch, branch_prefix);
+        goto out;
+    }
+    rc = dm_buf_printf(&b, "[Dream] %s", spec->title);
+    if (rc) {
+        goto out;
+    }
+    pl->pr_title = dm_buf_detach(&b);
+    if (!pl->pr_title) {
+        rc = DM_ERR_NOMEM;
+        goto out;
+    }
+    snprintf(path, sizeof(path), "%s%s.md", DM_PLAN_SPEC_DIR, slug);
+    rc = dm_buf_printf(&b, "Spec: %s", spec->title);
+    if (!rc) {
+        rc = push_item(pl, set, path, DM_PLAN_KIND_SPEC, b.data);
+    }
+    if (!rc) {
+        rc = push_list(pl, set, &spec->api_routes, DM_PLAN_KIND_ROUTE, "src/routes/", ".ts");
+    }
+    if (!rc) {
+        rc = push_list(pl, set, &spec->ui_components, DM_PLAN_KIND_COMPONENT, "src/components/",
+                       ".tsx");
+    }
+    if (!rc) {
+        rc = push_list(pl, set, &spec->db_changes, DM_PLAN_KIND_MIGRATION, "migrations/", ".sql");
+    }
+    if (rc == DM_ERR_LIMIT) {
+        dm_error_set(err, rc, "plan has more than %d items", DM_PLAN_MAX_ITEMS);
+    } else if (rc == DM_ERR_NOMEM) {
+        dm_error_set(err, rc, "out of memory building the plan");
+    }
+    if (rc) {
+        goto out;
+    }
+    *out = pl;
+    pl = NULL;
+out:
+    free(set);
+    dm_buf_free(&b);
+    dm_plan_free(pl);
+    return rc;
+}
+
+int dm_plan_branch_alt(char **out, const struct dm_plan *plan, const char *job_id,
+                       struct dm_error *err)
+{
+    char slug[DM_SLUG_MAX + 1];
+    struct dm_buf b;
+    int n;
+    int rc;
+
+    *out = NULL;
+    dm_buf_init(&b, 0);
+    n = dm_slugify(slug, sizeof(slug), job_id ? job_id : "");
+    if (n > 8) {
+        n = 8;
+    }
+    while (n > 0 && slug[n - 1] == '-') {
+        n--;
+    }
+    slug[n] = '\0';
+    rc = dm_buf_printf(&b, "%s-%s", plan->branch, n ? slug : "job");
+    if (rc) {
+        rc = dm_error_set(err, rc, "out of memory naming the branch");
+        goto out;
+    }
+    if (!dm_ref_name_valid(b.data)) {
+        rc = dm_error_set(err, DM_ERR_INVALID, "branch \"%.300s\" is not a valid git branch name",
+                          b.data);
+        goto out;
+    }
+    *out = dm_buf_detach(&b);
+    if (!*out) {
+        rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory naming the branch");
+    }
+out:
+    dm_buf_free(&b);
+    return rc;
+}
+
+char *dm_plan_to_json(const struct dm_plan *plan)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *items = NULL;
+    char *text = NULL;
+    char *copy = NULL;
+
+    if (!root || !cJSON_AddStringToObject(root, "title", plan->title) ||
+        !cJSON_AddStringToObject(root, "branch", plan->branch) ||
+        !cJSON_AddStringToObject(root, "prTitle", plan->pr_title)) {
+        goto out;
+    }
+    items = cJSON_AddArrayToObject(root, "items");
+    if (!items) {
+        goto out;
+    }
+    for (size_t i = 0; i < plan->count; i++) {
+        cJSON *it = cJSON_CreateObject();
+        if (!it) {
+            goto out;
+        }
+        cJSON_AddItemToArray(items, it);
+        if (!cJSON_AddStringToObject(it, "path", plan->items[i].path) ||
+            !cJSON_AddStringToObject(it, "kind", dm_plan_kind_name(plan->items[i].kind)) ||
+            !cJSON_AddStringToObject(it, "description", plan->items[i].description)) {
+            goto out;
+        }
+    }
+    text = cJSON_PrintUnformatted(root);
+    if (text) {
+        copy = strdup(text);
+    }
+out:
+    if (text) {
+        cJSON_free(text);
+    }
+    cJSON_Delete(root);
+    return copy;
+}
+
+static int path_ok(const char *path)
+{
+    const char *comp = path;
+    size_t len = strlen(path);
+
+    if (len == 0 || len > DM_PLAN_MAX_PATH || path[0] == '/') {
+        return 0;
+    }
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '\\') {
+            return 0;
+        }
+    }
+    while (comp) {
+        const char *end = strchr(comp, '/');
+        size_t clen = end ? (size_t)(end - comp) : strlen(comp);
+        if (clen == 0 || (clen == 1 && comp[0] == '.') ||
+            (clen == 2 && comp[0] == '.' && comp[1] == '.')) {
+            return 0;
+        }
+        comp = end ? end + 1 : NULL;
+    }
+    return 1;
+}
+
+static int take_string(char **dst, const cJSON *obj, const char *name, const char *where,
+                       struct dm_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+    if (!cJSON_IsString(v) || !v->valuestring) {
+        return dm_error_set(err, DM_ERR_INVALID, "plan JSON: %s%s must be a string", where, name);
+    }
+    *dst = strdup(v->valuestring);
+    if (!*dst) {
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory reading the plan");
+    }
+    return 0;
+}
+
+int dm_plan_from_json(struct dm_plan **out, const char *json, struct dm_error *err)
+{
+    struct dm_plan *pl = NULL;
+    struct pathset *set = NULL;
+    cJSON *root = NULL;
+    const cJSON *items;
+    size_t len;
+    size_t n;
+    int rc = 0;
+
+    *out = NULL;
+    len = json ? strlen(json) : 0;
+    if (len > DM_PLAN_MAX_JSON) {
+        rc = dm_error_set(err, DM_ERR_LIMIT, "plan JSON is %zu bytes long (limit %u)", len,
+                          DM_PLAN_MAX_JSON);
+        goto out;
+    }
+    root = json ? cJSON_ParseWithLength(json, len) : NULL;
+    if (!cJSON_IsObject(root)) {
+        rc = dm_error_set(err, DM_ERR_INVALID, "plan JSON is not a JSON object");
+        goto out;
+    }
+    pl = calloc(1, sizeof(*pl));
+    if (!pl) {
+        rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory reading the plan");
+        goto out;
+    }
+    rc = take_string(&pl->title, root, "title", "", err);
+    if (!rc) {
+        rc = take_string(&pl->branch, root, "branch", "", err);
+    }
+    if (!rc) {
+        rc = take_string(&pl->pr_title, root, "prTitle", "", err);
+    }
+    if (rc) {
+        goto out;
+    }
+    if (!dm_ref_name_valid(pl->branch)) {
+        rc = dm_error_set(err, DM_ERR_INVALID, "plan JSON: branch is not a valid git branch name");
+        goto out;
+    }
+    items = cJSON_GetObjectItemCaseSensitive(root, "items");
+    if (!cJSON_IsArray(items) || (n = (size_t)cJSON_GetArraySize(items)) == 0) {
+        rc = dm_error_set(err, DM_ERR_INVALID, "plan JSON: items must be a non-empty array");
+        goto out;
+    }
+    if (n > DM_PLAN_MAX_ITEMS) {
+        rc = dm_error_set(err, DM_ERR_LIMIT, "plan JSON has %zu items (limit %d)", n,
+                          DM_PLAN_MAX_ITEMS);
+        goto out;
+    }
+    pl->items = calloc(n, sizeof(*pl->items));
+    set = calloc(1, sizeof(*set));
+    if (!pl->items || !set) {
+        rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory reading the plan");
+        goto out;
+    }
+    for (const cJSON *it = items->child; it; it = it->next) {
+        struct dm_plan_item *pi = &pl->items[pl->count];
+        char where[48];
+        char *kind = NULL;
+
+        snprintf(where, sizeof(where), "items[%zu].", pl->count);
+        if (!cJSON_IsObject(it)) {
+            rc = dm_error_set(err, DM_ERR_INVALID, "plan JSON: items[%zu] must be an object",
+                              pl->count);
+            goto out;
+        }
+        pl->count++;
+        rc = take_string(&pi->path, it, "path", where, err);
+        if (!rc) {
+            rc = take_string(&pi->description, it, "description", where, err);
+        }
+        if (!rc) {
+            rc = take_string(&kind, it, "kind", where, err);
+        }
+        if (!rc && dm_plan_kind_parse(&pi->kind, kind)) {
+            rc = dm_error_set(err, DM_ERR_INVALID, "plan JSON: %skind \"%.40s\" is unknown", where,
+                              kind);
+        }
+        free(kind);
+        if (rc) {
+            goto out;
+        }
+        if (!path_ok(pi->path)) {
+            rc = dm_error_set(err, DM_ERR_INVALID, "plan JSON: %spath is not a safe relative path",
+                              where);
+            goto out;
+        }
+        {
+            size_t slot;
+            long j = pathset_find(set, pl, pi->path, &slot);
+            if (j >= 0) {
+                rc = dm_error_set(err, DM_ERR_INVALID, "plan JSON: %spath repeats items[%ld]",
+                                  where, j);
+                goto out;
+            }
+            set->slot[slot] = (unsigned short)pl->count;
+        }
+    }
+    *out = pl;
+    pl = NULL;
+out:
+    free(set);
+    cJSON_Delete(root);
+    dm_plan_free(pl);
+    return rc;
+}
+
+/* Appends text, cut at cap bytes (at a line end when there is one, never inside a UTF-8
+ * sequence) with a truncation note. */
+static int append_capped(struct dm_buf *b, const char *text, size_t cap)
+{
+    size_t len = strlen(text);
+    size_t keep;
+    int rc;
+
+    if (len <= cap) {
+        return dm_buf_append(b, text, len);
+    }
+    keep = cap - (sizeof(TRUNCATED) - 1);
+    while (keep > 0 && ((unsigned char)text[keep] & 0xc0) == 0x80) {
+        keep--;
+    }
+    for (size_t i = keep; i > keep / 2; i--) {
+        if (text[i - 1] == '\n') {
+            keep = i - 1;
+            break;
+        }
+    }
+    rc = dm_buf_append(b, text, keep);
+    if (!rc) {
+        rc = dm_buf_puts(b, TRUNCATED);
+    }
+    return rc;
+}
+
+/* Appends the first max_chars characters of text, with "…" when it was cut. */
+static int append_chars(struct dm_buf *b, const char *text, size_t max_chars)
+{
+    size_t len = strlen(text);
+    size_t n = dm_spec_utf8_prefix(text, len, max_chars);
+    int rc = dm_buf_append(b, text, n);
+
+    if (!rc && n < len) {
+        rc = dm_buf_puts(b, "\xe2\x80\xa6");
+    }
+    return rc;
+}
+
+static int section(struct dm_buf *body, const char *heading, const char *text, size_t cap)
+{
+    int rc;
+
+    if (!text || !*text) {
+        return 0;
+    }
+    rc = dm_buf_printf(body, "\n### %s\n\n", heading);
+    if (!rc) {
+        rc = append_capped(body, text, cap);
+    }
+    if (!rc && body->data[body->len - 1] != '\n') {
+        rc = dm_buf_puts(body, "\n");
+    }
+    return rc;
+}
+
+char *dm_plan_pr_body(const struct dm_plan *plan, const struct dm_spec *spec,
+                      const struct dm_pr_sections *sections)
+{
+    struct dm_buf body;
+    struct dm_buf part;
+    char *res = NULL;
+    int rc;
+
+    dm_buf_init(&body, 0);
+    dm_buf_init(&part, 0);
+    rc = dm_buf_puts(&body, "## Dream Machine Build\n\n**Spec**: ");
+    if (!rc) {
+        rc = append_chars(&body, plan->title, BODY_TITLE_MAX / 4);
+    }
+    if (!rc) {
+        rc = dm_buf_puts(&body, "\n");
+    }
+    if (!rc && spec && *spec->overview) {
+        rc = append_chars(&part, spec->overview, BODY_OVERVIEW_CHARS);
+        if (!rc) {
+            rc = section(&body, "Overview", part.data, BODY_OVERVIEW_CHARS * 4 + 4);
+        }
+    }
+    dm_buf_reset(&part);
+    for (size_t i = 0; !rc && spec && i < spec->requirements.count; i++) {
+        if (i == BODY_REQUIREMENTS) {
+            rc =
+                dm_buf_printf(&part, "- \xe2\x80\xa6 and %zu more\n", spec->requirements.count - i);
+            break;
+        }
+        rc = dm_buf_puts(&part, "- ");
+        if (!rc) {
+            rc = append_chars(&part, spec->requirements.items[i].text, BODY_REQ_CHARS);
+        }
+        if (!rc) {
+            rc = dm_buf_puts(&part, "\n");
+        }
+    }
+    if (!rc && part.len) {
+        rc = section(&body, "Requirements", part.data, BODY_REQ_MAX);
+    }
+    dm_buf_reset(&part);
+    for (size_t i = 0; !rc && i < plan->count; i++) {
+        rc = dm_buf_printf(&part, "- `%s` (%s)\n", plan->items[i].path,
+                           dm_plan_kind_name(plan->items[i].kind));
+    }
+    if (!rc && part.len) {
+        rc = section(&body, "Files changed", part.data, BODY_FILES_MAX);
+    }
+    if (!rc && sections) {
+        rc = section(&body, "Validation", sections->validation, BODY_VALIDATION_MAX);
+        if (!rc) {
+            rc = section(&body, "Review", sections->review, BODY_REVIEW_MAX);
+        }
+        if (!rc) {
+            rc = section(&body, "Cost", sections->cost, BODY_COST_MAX);
+        }
+    }
+    if (!rc) {
+        rc = dm_buf_puts(&body, "\n---\n\n_Built by dreamd (Dream Machine) from the spec above");
+    }
+    if (!rc && sections && sections->job_id && *sections->job_id) {
+        rc = dm_buf_puts(&body, ", job `");
+        if (!rc) {
+            rc = append_chars(&body, sections->job_id, BODY_JOB_ID_MAX);
+        }
+        if (!rc) {
+            rc = dm_buf_puts(&body, "`");
+        }
+    }
+    if (!rc) {
+        rc = dm_buf_puts(&body, ". Review every change before merging._\n");
+    }
+    if (!rc) {
+        res = dm_buf_detach(&body);
+    }
+    dm_buf_free(&body);
+    dm_buf_free(&part);
+    return res;
+}
+
+void dm_plan_free(struct dm_plan *plan)
+{
+    if (!plan) {
+        return;
+    }
+    free(plan->title);
+    free(plan->branch);
+    free(plan->pr_title);
+    for (size_t i = 0; i < plan->count; i++) {
+        free(plan->items[i].path);
+        free(plan->items[i].description);
+    }
+    free(plan->items);
+    free(plan);
+}
