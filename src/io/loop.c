@@ -52,19 +52,30 @@ void dm_loop_close(struct dm_loop *l)
     }
 }
 
+/* A handle still open here is a leak of its owner (every owner closes what it embeds): close
+ * it so the loop can be released, and count it so the caller sees the leak. */
 static void close_walk(uv_handle_t *h, void *arg)
 {
-    (void)arg;
+    int *left_open = arg;
     if (!uv_is_closing(h)) {
         dm_warn("loop", NULL, "closing a handle left open (type %s)", uv_handle_type_name(h->type));
         uv_close(h, NULL);
+        (*left_open)++;
     }
 }
 
 int dm_loop_drain_close(uv_loop_t *uv)
 {
+    int left_open = 0;
+    int rc;
+    /* Close callbacks already requested run first, so their handles do not count. */
     uv_run(uv, UV_RUN_NOWAIT);
-    uv_walk(uv, close_walk, NULL);
+    uv_walk(uv, close_walk, &left_open);
     uv_run(uv, UV_RUN_DEFAULT);
-    return uv_loop_close(uv);
+    rc = uv_loop_close(uv);
+    if (rc != 0) {
+        dm_warn("loop", NULL, "the loop did not close: %s", uv_strerror(rc));
+        return rc;
+    }
+    return left_open;
 }

@@ -26,9 +26,13 @@ int dm_loop_init(struct dm_loop *l, uv_loop_t *uv, dm_shutdown_cb cb, void *arg)
 /* Closes the signal handles (their close callbacks run on the next loop iteration). */
 void dm_loop_close(struct dm_loop *l);
 
-/* Closes every handle still open on uv, runs the loop until they are gone and closes it.
- * Returns uv_loop_close()'s result (0 when everything was released). For the end of main and
- * of tests. */
+/* Ends the life of uv: runs the close callbacks already requested, closes every handle still
+ * open (each one logged as a warning), runs the loop until they are gone and closes it.
+ * Returns 0 when every handle had been closed by its owner and the loop closed; the number of
+ * handles it had to close (> 0: each is a leaked handle, a bug of its owner, even though the loop
+ * is now closed); or uv_loop_close()'s negative UV_E* error when the loop could not be closed.
+ * So `== 0` means "every handle was closed by its owner", which is what the end of main and of
+ * every test that runs a loop asserts. Loop thread, outside any callback of uv. */
 int dm_loop_drain_close(uv_loop_t *uv);
 
 #endif
