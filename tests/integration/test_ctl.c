@@ -400,7 +400,8 @@ Test(ctl, watch_replays_in_seq_order_then_follows_live)
     /* Started before any worker exists: it must wait, then follow the job live to its end. */
     free(dmt_submit(rc, job));
     ctl_start(&live, dmt_redis_url(&redis), NULL, live_args);
-    dmt_sleep_ms(300);
+    /* It replayed nothing and now waits for the job's first event. */
+    cr_assert(dmt_wait_blocked(rc, "xread", 10000), "dreamctl watch is waiting in XREAD");
     start_replica(&rep, "r1", fast);
     code = ctl_finish(&live, 30000, &out, &err);
     cr_assert_eq(code, DM_CTL_EXIT_OK, "exit %d; stdout %s stderr %s", code, out, err);
@@ -999,7 +1000,8 @@ Test(ctl, watch_without_id_follows_every_job)
     free(dmt_submit(rc, a));
     wait_status("all-a", "complete", 10000);
     ctl_start(&all, dmt_redis_url(&redis), NULL, args);
-    dmt_sleep_ms(500);
+    /* Submitted once it follows the stream: what it must see is then certain to come after. */
+    cr_assert(dmt_wait_blocked(rc, "xread", 3000), "dreamctl watch is waiting in XREAD");
     free(dmt_submit(rc, b));
     code = ctl_finish(&all, 15000, &out, &err);
     cr_assert_eq(code, DM_CTL_EXIT_OK, "following every job ends 0 at --timeout, got %d: %s", code,

@@ -3,6 +3,7 @@
  * test stages that take time (--stages=test). Each test checks the invariants from the events
  * the replicas wrote: every job has exactly one terminal event and consecutive seq.
  */
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -88,10 +89,20 @@ static void assert_stopped_ok(struct dmt_replica *rep)
 
 static long long pending_count(void)
 {
-    redisReply *r = redisCommand(rc, "XPENDING dream:jobs workers");
-    long long n = r && r->type == REDIS_REPLY_ARRAY ? r->element[0]->integer : -1;
+    return dmt_pending(rc, NULL);
+}
+
+/* How often the single job of the stream has been delivered, and to whom (XPENDING's extended
+ * form); aborts the test when there is not exactly one pending entry. */
+static long long deliveries(char *consumer, size_t n)
+{
+    redisReply *r = redisCommand(rc, "XPENDING dream:jobs workers - + 10");
+    long long times;
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1, "one pending entry");
+    snprintf(consumer, n, "%s", r->element[0]->element[1]->str);
+    times = r->element[0]->element[3]->integer;
     freeReplyObject(r);
-    return n;
+    return times;
 }
 
 TestSuite(engine, .init = setup, .fini = teardown, .timeout = 240);
@@ -127,8 +138,10 @@ Test(engine, kill9_replica_jobs_finished_by_another)
     dmt_replica_start(&a, &redis, dir, "victim", slow);
     dmt_replica_wait_ready(&a, rc, 10000);
     submit_n(10, "k9");
-    dmt_sleep_ms(600); /* a holds all 10, mid-stage */
-    cr_assert_eq(pending_count(), 10);
+    /* a holds all 10, mid-stage (each announced its first stage; a stage takes 400 ms). */
+    cr_assert_eq(dmt_wait_pending(rc, "victim", 10, 10000), 10);
+    cr_assert_eq(dmt_wait_started(rc, 10, 10000), 10);
+    cr_assert_eq(dmt_wait_terminal(rc, 0, 0), 0, "none ended before the kill");
     kill(a.pid, SIGKILL);
     waitpid(a.pid, NULL, 0);
     t0 = dmt_now_ms();
@@ -155,17 +168,26 @@ Test(engine, sigstop_past_lease_writes_are_fenced)
     dmt_replica_start(&a, &redis, dir, "sleeper", slow);
     dmt_replica_wait_ready(&a, rc, 10000);
     submit_n(5, "stop");
-    dmt_sleep_ms(450);
+    /* Stopped while it holds all 5 mid-stage. */
+    cr_assert_eq(dmt_wait_pending(rc, "sleeper", 5, 10000), 5);
+    cr_assert_eq(dmt_wait_started(rc, 5, 10000), 5);
     kill(a.pid, SIGSTOP);
     dmt_replica_start(&b, &redis, dir, "thief", fast);
     cr_assert_eq(dmt_wait_terminal(rc, 5, 20000), 5);
     kill(a.pid, SIGCONT);
-    dmt_sleep_ms(1500); /* the sleeper wakes up, tries to write, is refused */
+    /* The sleeper wakes up, tries to write or renew its leases, is refused and says so. */
+    {
+        long long deadline = dmt_now_ms() + 15000;
+        while (dmt_count_in_file(a.log, "FENCED") + dmt_count_in_file(a.log, "taken over") == 0 &&
+               dmt_now_ms() < deadline) {
+            dmt_sleep_ms(20);
+        }
+    }
+    cr_assert_gt(dmt_count_in_file(a.log, "FENCED") + dmt_count_in_file(a.log, "taken over"), 0,
+                 "the sleeper noticed it lost its jobs (log %s)", a.log);
     assert_stopped_ok(&a);
     assert_stopped_ok(&b);
     assert_exactly_once(5, "complete");
-    cr_assert_gt(dmt_count_in_file(a.log, "FENCED") + dmt_count_in_file(a.log, "taken over"), 0,
-                 "the sleeper noticed it lost its jobs (log %s)", a.log);
 }
 
 Test(engine, redis_restart_mid_run_jobs_end_once, .init = setup_aof)
@@ -176,11 +198,15 @@ Test(engine, redis_restart_mid_run_jobs_end_once, .init = setup_aof)
     submit_n(40, "rr");
     dmt_replica_start(&reps[0], &redis, dir, "ra", extra);
     dmt_replica_start(&reps[1], &redis, dir, "rb", extra);
-    dmt_sleep_ms(700);
+    /* Mid-run: every job taken and started, none can be finished yet (6 stages of 100 ms). */
+    cr_assert_eq(dmt_wait_pending(rc, NULL, 40, 10000), 40);
+    cr_assert_eq(dmt_wait_started(rc, 40, 10000), 40);
     redisFree(rc);
     rc = NULL;
     dmt_redis_shutdown(&redis);
-    dmt_sleep_ms(800);
+    /* Redis stays down until both replicas noticed and are retrying. */
+    cr_assert_gt(dmt_wait_in_file(reps[0].log, "reconnecting", 1, 10000), 0, "%s", reps[0].log);
+    cr_assert_gt(dmt_wait_in_file(reps[1].log, "reconnecting", 1, 10000), 0, "%s", reps[1].log);
     dmt_redis_restart(&redis);
     rc = dmt_redis_connect(&redis);
     cr_assert_eq(dmt_wait_terminal(rc, 40, 60000), 40);
@@ -188,7 +214,6 @@ Test(engine, redis_restart_mid_run_jobs_end_once, .init = setup_aof)
     assert_stopped_ok(&reps[1]);
     assert_exactly_once(40, "complete");
     cr_assert_eq(pending_count(), 0);
-    cr_assert_gt(dmt_count_in_file(reps[0].log, "reconnecting"), 0);
 }
 
 Test(engine, malformed_entries_fail_or_dead_letter_and_worker_keeps_serving)
@@ -282,7 +307,8 @@ Test(engine, duplicates_are_not_run_twice)
     cr_assert_eq(dmt_wait_terminal(rc, 1, 10000), 1);
     free(dmt_submit(rc, json));
     free(json);
-    dmt_sleep_ms(500);
+    cr_assert(dmt_wait_event(rc, "dup", "duplicate", 10000), "the second entry is refused");
+    cr_assert_eq(dmt_wait_pending(rc, NULL, 0, 10000), 0, "and acknowledged");
     assert_stopped_ok(&a);
     n = dmt_collect(rc, &v);
     cr_assert_eq(n, 1);
@@ -311,7 +337,25 @@ Test(engine, max_jobs_bounds_in_flight_and_sigterm_leaves_rest_pending)
 
     submit_n(12, "cap");
     dmt_replica_start(&a, &redis, dir, "capped", slow);
-    dmt_sleep_ms(700);
+    cr_assert_eq(dmt_wait_pending(rc, "capped", 3, 10000), 3, "max_jobs entries taken");
+    /* Watch it across stage boundaries (where a replica with room reads more entries): until a
+     * job announced its third stage, it never holds more than 3. */
+    {
+        long long deadline = dmt_now_ms() + 10000;
+        int moved = 0;
+        while (!moved && dmt_now_ms() < deadline) {
+            long long held = dmt_pending(rc, "capped");
+            struct dmt_jobevents *v;
+            int n = dmt_collect(rc, &v);
+            cr_assert_leq(held, 3, "at most max_jobs entries held, got %lld", held);
+            for (int i = 0; i < n; i++) {
+                moved |= v[i].n >= 2;
+            }
+            free(v);
+            dmt_sleep_ms(20);
+        }
+        cr_assert(moved, "the jobs went past a stage boundary");
+    }
     r = redisCommand(rc, "XPENDING dream:jobs workers - + 100 capped");
     cr_assert_eq(r->elements, 3, "at most max_jobs entries held, got %zu", r->elements);
     freeReplyObject(r);
@@ -329,17 +373,19 @@ Test(engine, max_jobs_bounds_in_flight_and_sigterm_leaves_rest_pending)
 Test(engine, cancel_through_control_channel)
 {
     struct dmt_replica a;
-    const char *extra[] = {"--stages=test", "--test-stage-ms=2000", NULL};
+    /* A stage far longer than the bound below: only the broadcast can end the job in time. */
+    const char *extra[] = {"--stages=test", "--test-stage-ms=20000", NULL};
     char *json = dmt_job_json("stopme", NULL, NULL);
     struct dmt_jobevents *v;
+    cJSON *ev;
     redisReply *r;
     long long t0;
 
     free(dmt_submit(rc, json));
     free(json);
     dmt_replica_start(&a, &redis, dir, "w", extra);
-    cr_assert_eq(dmt_wait_terminal(rc, 0, 100), 0);
-    dmt_sleep_ms(800);
+    /* The plan stage is running (its checkpoint announced it). */
+    cr_assert(dmt_wait_event(rc, "stopme", "planning", 10000), "the job started");
     r = redisCommand(rc, "HSET dream:job:stopme cancel 1");
     freeReplyObject(r);
     r = redisCommand(rc, "PUBLISH dream:control {\"cancel\":\"stopme\"}");
@@ -350,6 +396,13 @@ Test(engine, cancel_through_control_channel)
     dmt_collect(rc, &v);
     cr_assert_str_eq(v[0].last, "cancelled");
     free(v);
+    /* Interrupted inside the plan stage, not at the next checkpoint. */
+    r = redisCommand(rc, "XREVRANGE dream:job:stopme:events + - COUNT 1");
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+    ev = cJSON_Parse(r->element[0]->element[1]->element[1]->str);
+    freeReplyObject(r);
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(ev, "step")), "plan");
+    cJSON_Delete(ev);
     assert_stopped_ok(&a);
 }
 
@@ -360,20 +413,21 @@ Test(engine, past_max_attempts_a_job_is_dead_lettered)
                           "--max-attempts=2", NULL};
     struct dmt_jobevents *v;
     redisReply *r;
+    char holder[64];
     int n;
 
     submit_n(1, "doomed");
     /* Two deliveries, each to a replica that dies mid-stage. */
     dmt_replica_start(&r1, &redis, dir, "first", slow);
-    dmt_sleep_ms(800);
+    cr_assert_eq(dmt_wait_in_file(r1.log, "running entry", 1, 10000), 1, "first delivery taken");
+    cr_assert_eq(deliveries(holder, sizeof(holder)), 1);
+    cr_assert_str_eq(holder, "first");
     kill(r1.pid, SIGKILL);
     waitpid(r1.pid, NULL, 0);
     dmt_replica_start(&r2, &redis, dir, "second", slow);
-    cr_assert(dmt_count_in_file(r2.log, "running entry") == 0);
-    for (int i = 0; i < 60 && dmt_count_in_file(r2.log, "running entry") == 0; i++) {
-        dmt_sleep_ms(100);
-    }
-    cr_assert_eq(dmt_count_in_file(r2.log, "running entry"), 1, "second delivery taken");
+    cr_assert_eq(dmt_wait_in_file(r2.log, "running entry", 1, 10000), 1, "second delivery taken");
+    cr_assert_eq(deliveries(holder, sizeof(holder)), 2, "reclaimed after the lease");
+    cr_assert_str_eq(holder, "second");
     kill(r2.pid, SIGKILL);
     waitpid(r2.pid, NULL, 0);
     /* The third delivery is past --max-attempts=2. */

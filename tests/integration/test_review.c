@@ -110,8 +110,7 @@ Test(review, garbage_from_the_reviewer_falls_back_to_the_rules)
     status = dmt_world_hget(&world, "rv-junk", "status");
     cr_assert_str_eq(status, "complete", "the rules found nothing: proceed");
     free(status);
-    dmt_sleep_ms(200);
-    cr_assert_gt(dmt_count_in_file(rep.log, "answered something unusable"), 0,
+    cr_assert_gt(dmt_wait_in_file(rep.log, "answered something unusable", 1, 10000), 0,
                  "the fallback is logged (log %s)", rep.log);
 }
 

@@ -195,3 +195,113 @@ int dmt_count_in_file(const char *path, const char *needle)
     free(data);
     return count;
 }
+
+int dmt_wait_in_file(const char *path, const char *needle, int want, int timeout_ms)
+{
+    long long deadline = dmt_now_ms() + timeout_ms;
+    int n;
+    while ((n = dmt_count_in_file(path, needle)) < want && dmt_now_ms() < deadline) {
+        dmt_sleep_ms(20);
+    }
+    return n;
+}
+
+long long dmt_pending(redisContext *c, const char *consumer)
+{
+    redisReply *r;
+    long long n = -1;
+    if (consumer) {
+        /* The extended form lists entries; more than 10000 is more than any test submits. */
+        r = redisCommand(c, "XPENDING dream:jobs workers - + 10000 %s", consumer);
+        if (r && r->type == REDIS_REPLY_ARRAY) {
+            n = (long long)r->elements;
+        }
+    } else {
+        r = redisCommand(c, "XPENDING dream:jobs workers");
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+            r->element[0]->type == REDIS_REPLY_INTEGER) {
+            n = r->element[0]->integer;
+        }
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+long long dmt_wait_pending(redisContext *c, const char *consumer, long long want, int timeout_ms)
+{
+    long long deadline = dmt_now_ms() + timeout_ms;
+    long long n;
+    while ((n = dmt_pending(c, consumer)) != want && dmt_now_ms() < deadline) {
+        dmt_sleep_ms(20);
+    }
+    return n;
+}
+
+int dmt_wait_started(redisContext *c, int want, int timeout_ms)
+{
+    long long deadline = dmt_now_ms() + timeout_ms;
+    for (;;) {
+        struct dmt_jobevents *v;
+        int n = dmt_collect(c, &v);
+        free(v);
+        if (n >= want || dmt_now_ms() >= deadline) {
+            return n;
+        }
+        dmt_sleep_ms(20);
+    }
+}
+
+static int has_event(redisContext *c, const char *id, const char *status)
+{
+    redisReply *r = redisCommand(c, "XRANGE dream:events - +");
+    int found = 0;
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements && !found; i++) {
+        cJSON *ev = cJSON_Parse(r->element[i]->element[1]->element[1]->str);
+        const char *j = cJSON_GetStringValue(cJSON_GetObjectItem(ev, "jobId"));
+        const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(ev, "status"));
+        found = j && s && strcmp(j, id) == 0 && strcmp(s, status) == 0;
+        cJSON_Delete(ev);
+    }
+    freeReplyObject(r);
+    return found;
+}
+
+int dmt_wait_event(redisContext *c, const char *id, const char *status, int timeout_ms)
+{
+    long long deadline = dmt_now_ms() + timeout_ms;
+    int found;
+    while (!(found = has_event(c, id, status)) && dmt_now_ms() < deadline) {
+        dmt_sleep_ms(20);
+    }
+    return found;
+}
+
+/* CLIENT LIST: one line per client, "... flags=b ... cmd=xread ..." for one blocked in XREAD. */
+static int is_blocked_in(redisContext *c, const char *cmd)
+{
+    redisReply *r = redisCommand(c, "CLIENT LIST");
+    char want[64];
+    int found = 0;
+    snprintf(want, sizeof(want), " cmd=%s ", cmd);
+    for (char *line = r && r->type == REDIS_REPLY_STRING ? r->str : NULL;
+         line && *line && !found;) {
+        char *end = strchr(line, '\n');
+        if (end) {
+            *end = '\0';
+        }
+        found = strstr(line, want) && strstr(line, " flags=b ");
+        line = end ? end + 1 : NULL;
+    }
+    freeReplyObject(r);
+    return found;
+}
+
+int dmt_wait_blocked(redisContext *c, const char *cmd, int timeout_ms)
+{
+    long long deadline = dmt_now_ms() + timeout_ms;
+    int found;
+    while (!(found = is_blocked_in(c, cmd)) && dmt_now_ms() < deadline) {
+        dmt_sleep_ms(20);
+    }
+    return found;
+}

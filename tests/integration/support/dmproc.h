@@ -55,7 +55,33 @@ const struct dmt_jobevents *dmt_find(const struct dmt_jobevents *v, int n, const
 /* Waits until `want` jobs have a terminal event (or timeout_ms passes); returns how many do. */
 int dmt_wait_terminal(redisContext *c, int want, int timeout_ms);
 
-/* Counts lines of a file containing needle. */
+/* Counts occurrences of needle in a file (0 when the file is missing). */
 int dmt_count_in_file(const char *path, const char *needle);
+
+/* ---- waiting on a condition, with a deadline (instead of sleeping and hoping) ----
+ * Each polls every 20 ms at most and returns as soon as the condition holds, or when timeout_ms
+ * has passed; it returns the last value it saw, for the test to assert on. */
+
+/* Waits until needle occurs at least want times in the file; returns the count. */
+int dmt_wait_in_file(const char *path, const char *needle, int want, int timeout_ms);
+
+/* Entries of dream:jobs pending in group `workers`: all of them (consumer NULL) or those of one
+ * consumer. -1 when XPENDING fails. */
+long long dmt_pending(redisContext *c, const char *consumer);
+
+/* Waits until dmt_pending(c, consumer) == want; returns the count. */
+long long dmt_wait_pending(redisContext *c, const char *consumer, long long want, int timeout_ms);
+
+/* Waits until at least want jobs have an event in dream:events (they started); returns how many
+ * do. */
+int dmt_wait_started(redisContext *c, int want, int timeout_ms);
+
+/* Waits until job id has an event with this status in dream:events; returns 1 if it does. */
+int dmt_wait_event(redisContext *c, const char *id, const char *status, int timeout_ms);
+
+/* Waits until a client of the server is blocked in the command cmd (lower case, e.g. "xread":
+ * a reader is waiting for entries, so an entry added now reaches it); returns 1 if one is.
+ * XREADGROUP is another command: replicas waiting for jobs do not count as "xread". */
+int dmt_wait_blocked(redisContext *c, const char *cmd, int timeout_ms);
 
 #endif
