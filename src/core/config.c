@@ -669,9 +669,11 @@ char *dm_redis_url_redacted(const char *url, char *buf, unsigned long buflen)
         return buf;
     }
     {
+        /* "user:pass@" keeps the user; a lone "pass@" is a password (as the parser reads it),
+         * so nothing of it is kept. */
         const char *colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
-        const char *user_end = colon ? colon : at;
-        snprintf(buf, buflen, "%.*s%s%s", (int)(user_end - url), url, colon ? ":***" : "***", at);
+        const char *keep_end = colon ? colon : scheme + 3;
+        snprintf(buf, buflen, "%.*s%s%s", (int)(keep_end - url), url, colon ? ":***" : "***", at);
     }
     return buf;
 }
