@@ -5,6 +5,7 @@
  */
 #include "dream/domain/spec.h"
 #include "dream/core/buf.h"
+#include "dream/core/text.h"
 
 #include <cmark.h>
 #include <stdlib.h>
@@ -69,95 +70,15 @@ const char *dm_spec_cat_name(enum dm_spec_cat cat)
     }
 }
 
+/* Kept for callers elsewhere; the rules live in core/text.c. */
 int dm_spec_utf8_check(const char *s, size_t len, size_t *bad_off)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned c = p[i];
-        unsigned cp;
-        unsigned min;
-        size_t n;
-
-        if (c < 0x80) {
-            if ((c < 0x20 && c != '\t' && c != '\n' && c != '\f' && c != '\r') || c == 0x7f) {
-                goto bad;
-            }
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 2;
-            cp = c & 0x1f;
-            min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 3;
-            cp = c & 0x0f;
-            min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 4;
-            cp = c & 0x07;
-            min = 0x10000;
-        } else {
-            goto bad;
-        }
-        if (len - i < n) {
-            goto bad;
-        }
-        for (size_t k = 1; k < n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80) {
-                goto bad;
-            }
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-            goto bad;
-        }
-        i += n;
-    }
-    return 0;
-bad:
-    if (bad_off) {
-        *bad_off = i;
-    }
-    return DM_ERR_INVALID;
-}
-
-static size_t seq_len(const unsigned char *p, size_t i, size_t len)
-{
-    unsigned c = p[i];
-    size_t n = 1;
-
-    if (c >= 0xc0 && c < 0xe0) {
-        n = 2;
-    } else if (c >= 0xe0 && c < 0xf0) {
-        n = 3;
-    } else if (c >= 0xf0 && c < 0xf8) {
-        n = 4;
-    }
-    if (n > len - i) {
-        return 1;
-    }
-    for (size_t k = 1; k < n; k++) {
-        if ((p[i + k] & 0xc0) != 0x80) {
-            return 1;
-        }
-    }
-    return n;
+    return dm_text_check(s, len, bad_off);
 }
 
 size_t dm_spec_utf8_prefix(const char *s, size_t len, size_t max_chars)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    size_t n = 0;
-
-    while (i < len && n < max_chars) {
-        i += seq_len(p, i, len);
-        n++;
-    }
-    return i;
+    return dm_text_prefix_chars(s, len, max_chars);
 }
 
 static int is_ascii_space(int c)
@@ -194,12 +115,11 @@ static void collapse_space(char *s)
  * messages. */
 static void snip(char *dst, size_t dstlen, const char *s)
 {
-    const unsigned char *p = (const unsigned char *)s;
     size_t len = strlen(s);
     size_t n = 0;
 
     for (size_t chars = 0; n < len && chars < 40; chars++) {
-        size_t step = seq_len(p, n, len);
+        size_t step = dm_text_prefix_chars(s + n, len - n, 1);
         if (n + step > dstlen - 4) {
             break;
         }
@@ -721,7 +641,7 @@ static int check_input(struct parse *p, const char *md, size_t len)
         return dm_error_set(p->err, DM_ERR_LIMIT, "spec is %zu bytes long (limit %zu)", len,
                             p->lim.max_bytes);
     }
-    if (dm_spec_utf8_check(md, len, &off)) {
+    if (dm_text_check(md, len, &off)) {
         return dm_error_set(p->err, DM_ERR_INVALID,
                             "spec is not UTF-8 text: bad byte 0x%02x at offset %zu",
                             (unsigned char)md[off], off);
