@@ -133,6 +133,7 @@ int dm_reply_extract_file(char **out, const char *reply, size_t len, struct dm_e
     size_t body_from;
     size_t body_to; /* exclusive */
     size_t strip = 0;
+    size_t bad = 0;
     struct dm_buf b;
     int rc;
 
@@ -145,6 +146,10 @@ int dm_reply_extract_file(char **out, const char *reply, size_t len, struct dm_e
     }
     if (len && memchr(reply, '\0', len)) {
         rc = dm_error_set(err, DM_ERR_INVALID, "reply holds NUL bytes: not a text file");
+        goto out;
+    }
+    if (dm_text_utf8_check(reply, len, &bad) != 0) {
+        rc = dm_error_set(err, DM_ERR_INVALID, "reply is not UTF-8 (bad byte at offset %zu)", bad);
         goto out;
     }
     rc = split_lines(&lines, &count, reply, len);

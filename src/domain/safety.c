@@ -22,13 +22,14 @@
 
 /* ---- views ------------------------------------------------------------------------------ */
 
-/* Stripper states; the SQL and C-like strippers share the comment states. */
+/* Stripper states; the SQL and C-like strippers share the code and comment states. */
 enum strip_state { CODE, LINE, BLOCK, SQ, DQ, BT };
 
-/* In code at in[*i]: opens a line comment (line_open, "--" or "//") or a block comment,
- * blanking the opener. Returns LINE, BLOCK or CODE (no comment here). */
-static enum strip_state comment_open(const char *line_open, char *out, const char *in, size_t n,
-                                     size_t *i)
+/* In code at in[*i]: a line comment (line_open, "--" or "//") or a block comment opens, its
+ * opener blanked, or a quote opens a string (for SQL "…" and `…` are quoted identifiers).
+ * Returns the state after in[*i]. */
+static enum strip_state code_step(const char *line_open, char *out, const char *in, size_t n,
+                                  size_t *i)
 {
     char next = *i + 1 < n ? in[*i + 1] : '\0';
 
@@ -41,7 +42,16 @@ static enum strip_state comment_open(const char *line_open, char *out, const cha
         (*i)++;
         return BLOCK;
     }
-    return CODE;
+    switch (in[*i]) {
+    case '\'':
+        return SQ;
+    case '"':
+        return DQ;
+    case '`':
+        return BT;
+    default:
+        return CODE;
+    }
 }
 
 /* Inside a comment at in[*i]: blanks it (newlines stay). Returns the state after it: CODE once
@@ -82,17 +92,8 @@ static void strip_sql(char *out, const char *in, size_t n)
         out[i] = c;
         switch (st) {
         case CODE:
-            st = comment_open("--", out, in, n, &i);
-            if (st != CODE) {
-                break;
-            }
-            if (c == '\'') {
-                st = SQ;
-            } else if (c == '"') {
-                st = DQ; /* identifier: kept, but "--" inside it is no comment */
-            } else if (c == '`') {
-                st = BT;
-            }
+            /* DQ and BT are identifiers: kept, but "--" inside them is no comment. */
+            st = code_step("--", out, in, n, &i);
             break;
         case LINE:
         case BLOCK:
@@ -132,17 +133,7 @@ static void strip_clike(char *out, const char *in, size_t n)
         out[i] = c;
         switch (st) {
         case CODE:
-            st = comment_open("//", out, in, n, &i);
-            if (st != CODE) {
-                break;
-            }
-            if (c == '\'') {
-                st = SQ;
-            } else if (c == '"') {
-                st = DQ;
-            } else if (c == '`') {
-                st = BT;
-            }
+            st = code_step("//", out, in, n, &i);
             break;
         case LINE:
         case BLOCK:

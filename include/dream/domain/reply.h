@@ -33,7 +33,8 @@
  *     dropped), unless its first line starts like prose ("Here is", "Here's", "Sure",
  *     "Certainly"): DM_ERR_INVALID.
  *   - Prose before a fence line: DM_ERR_INVALID ("text around a code block").
- *   - NUL bytes: DM_ERR_INVALID; more than DM_REPLY_MAX bytes: DM_ERR_LIMIT.
+ *   - NUL bytes or invalid UTF-8 (dm_text_utf8_check()): DM_ERR_INVALID; more than DM_REPLY_MAX
+ *     bytes: DM_ERR_LIMIT.
  * A file whose own text has a line starting with ``` (e.g. Markdown inside a template string)
  * is therefore refused unless the model fenced it with a longer fence; the caller asks again.
  * *out is malloc'd (free()), NULL on error.
