@@ -468,6 +468,47 @@ void dm_prompt_free(struct dm_prompt *p)
     free(p);
 }
 
+/* Refuses a file's content that cannot go into a message: over max bytes, or holding NUL. what
+ * and noun name it in the message ("repair prompt", "previous content"). */
+static int content_ok(const char *what, const char *noun, const char *s, size_t len, size_t max,
+                      struct dm_error *err)
+{
+    if (len > max) {
+        return dm_error_set(err, DM_ERR_LIMIT, "%s: %s is %zu bytes (limit %zu)", what, noun, len,
+                            max);
+    }
+    if (len && memchr(s, '\0', len)) {
+        return dm_error_set(err, DM_ERR_INVALID, "%s: %s holds NUL bytes", what, noun);
+    }
+    return 0;
+}
+
+/* The end that repair and revise messages share: heading, the file's content fenced with its
+ * language's info string, the closing instruction; then b's text goes to *out. rc is the
+ * result so far (nonzero: only the error is set). */
+static int finish_file_message(char **out, struct dm_buf *b, int rc, const char *heading,
+                               const char *path, const char *s, size_t len, const char *closing,
+                               const char *what, struct dm_error *err)
+{
+    if (!rc) {
+        rc = dm_buf_puts(b, heading);
+    }
+    if (!rc) {
+        rc = dm_text_put_fenced(b, 0, dm_text_lang_of(path).fence_info, s ? s : "", len);
+    }
+    if (!rc) {
+        rc = dm_buf_puts(b, closing);
+    }
+    if (rc) {
+        return dm_error_set(err, rc, "%s: out of memory", what);
+    }
+    *out = dm_buf_detach(b);
+    if (!*out) {
+        return dm_error_set(err, DM_ERR_NOMEM, "%s: out of memory", what);
+    }
+    return 0;
+}
+
 int dm_prompt_repair(char **out, const struct dm_prompts *set, const char *path,
                      const char *previous, size_t previous_len, const char *error,
                      struct dm_error *err)
@@ -483,14 +524,9 @@ int dm_prompt_repair(char **out, const struct dm_prompts *set, const char *path,
         rc = dm_error_set(err, DM_ERR_INVALID, "repair prompt: path and error are required");
         goto out;
     }
-    if (previous_len > DM_PROMPT_REPAIR_MAX) {
-        rc = dm_error_set(err, DM_ERR_LIMIT,
-                          "repair prompt: previous content is %zu bytes (limit %d)", previous_len,
-                          DM_PROMPT_REPAIR_MAX);
-        goto out;
-    }
-    if (previous_len && memchr(previous, '\0', previous_len)) {
-        rc = dm_error_set(err, DM_ERR_INVALID, "repair prompt: previous content holds NUL bytes");
+    rc = content_ok("repair prompt", "previous content", previous, previous_len,
+                    DM_PROMPT_REPAIR_MAX, err);
+    if (rc) {
         goto out;
     }
     rc = put_part(&b, dm_prompts_text(set, DM_PROMPT_REPAIR));
@@ -503,24 +539,9 @@ int dm_prompt_repair(char **out, const struct dm_prompts *set, const char *path,
     if (!rc) {
         rc = dm_text_put_fenced(&b, 0, "", e.data, e.len);
     }
-    if (!rc) {
-        rc = dm_buf_puts(&b, "\n\nPrevious content:\n");
-    }
-    if (!rc) {
-        rc = dm_text_put_fenced(&b, 0, dm_text_lang_of(path).fence_info, previous ? previous : "",
-                                previous_len);
-    }
-    if (!rc) {
-        rc = dm_buf_puts(&b, "\n\nReply with the complete corrected file only.\n");
-    }
-    if (rc) {
-        rc = dm_error_set(err, rc, "repair prompt: out of memory");
-        goto out;
-    }
-    *out = dm_buf_detach(&b);
-    if (!*out) {
-        rc = dm_error_set(err, DM_ERR_NOMEM, "repair prompt: out of memory");
-    }
+    rc = finish_file_message(out, &b, rc, "\n\nPrevious content:\n", path, previous, previous_len,
+                             "\n\nReply with the complete corrected file only.\n", "repair prompt",
+                             err);
 out:
     dm_buf_free(&b);
     dm_buf_free(&e);
@@ -531,19 +552,16 @@ int dm_prompt_revise(char **out, const char *path, const char *const *comments, 
                      const char *content, size_t len, struct dm_error *err)
 {
     struct dm_buf b;
-    int rc = 0;
+    int rc;
 
     *out = NULL;
     dm_buf_init(&b, 0);
     if (!path || (!content && len) || (!comments && n_comments)) {
         return dm_error_set(err, DM_ERR_INVALID, "revise prompt: verdict and path are required");
     }
-    if (len > DM_PROMPT_REVISE_MAX) {
-        return dm_error_set(err, DM_ERR_LIMIT, "revise prompt: content is %zu bytes (limit %d)",
-                            len, DM_PROMPT_REVISE_MAX);
-    }
-    if (len && memchr(content, '\0', len)) {
-        return dm_error_set(err, DM_ERR_INVALID, "revise prompt: content holds NUL bytes");
+    rc = content_ok("revise prompt", "content", content, len, DM_PROMPT_REVISE_MAX, err);
+    if (rc) {
+        return rc;
     }
     if (n_comments == 0) {
         return dm_error_set(err, DM_ERR_INVALID, "revise prompt: no reviewer comment on \"%.300s\"",
@@ -557,25 +575,9 @@ int dm_prompt_revise(char **out, const char *path, const char *const *comments, 
     for (size_t i = 0; i < n_comments && !rc; i++) {
         rc = dm_buf_printf(&b, "- %s\n", comments[i]);
     }
-    if (!rc) {
-        rc = dm_buf_puts(&b, "\nCurrent content:\n");
-    }
-    if (!rc) {
-        rc = dm_text_put_fenced(&b, 0, dm_text_lang_of(path).fence_info, content ? content : "",
-                                len);
-    }
-    if (!rc) {
-        rc = dm_buf_puts(&b, "\n\nReply with the complete revised file only.\n");
-    }
-    if (rc) {
-        rc = dm_error_set(err, rc, "revise prompt: out of memory");
-        goto out;
-    }
-    *out = dm_buf_detach(&b);
-    if (!*out) {
-        rc = dm_error_set(err, DM_ERR_NOMEM, "revise prompt: out of memory");
-    }
-out:
+    rc = finish_file_message(out, &b, rc, "\nCurrent content:\n", path, content, len,
+                             "\n\nReply with the complete revised file only.\n", "revise prompt",
+                             err);
     dm_buf_free(&b);
     return rc;
 }

@@ -22,7 +22,7 @@
 
 /* ---- views ------------------------------------------------------------------------------ */
 
-/* Stripper states; the SQL and C-like strippers share the code and comment states. */
+/* Stripper states (SQ, DQ, BT: inside '…', "…", `…`). */
 enum strip_state { CODE, LINE, BLOCK, SQ, DQ, BT };
 
 /* In code at in[*i]: a line comment (line_open, "--" or "//") or a block comment opens, its
@@ -80,60 +80,21 @@ static enum strip_state comment_step(enum strip_state st, char *out, const char 
     return BLOCK;
 }
 
-/* Each stripper copies in[0..n) to out, turning comment bytes (and for SQL the inside of '…'
- * literals) into spaces; newlines are always kept. */
-static void strip_sql(char *out, const char *in, size_t n)
+/* Copies in[0..n) to out for SQL (sql set) or a C-like language, turning comment bytes (and
+ * for SQL the inside of '…' literals) into spaces; newlines are always kept. The two share
+ * their comments but for the line opener; their quotes differ. */
+static void strip_code(char *out, const char *in, size_t n, int sql)
 {
     enum strip_state st = CODE;
 
     for (size_t i = 0; i < n; i++) {
         char c = in[i];
         char next = i + 1 < n ? in[i + 1] : '\0';
+        char quote = st == SQ ? '\'' : st == DQ ? '"' : '`';
         out[i] = c;
         switch (st) {
         case CODE:
-            /* DQ and BT are identifiers: kept, but "--" inside them is no comment. */
-            st = code_step("--", out, in, n, &i);
-            break;
-        case LINE:
-        case BLOCK:
-            st = comment_step(st, out, in, n, &i);
-            break;
-        case SQ:
-            if (c == '\'' && next == '\'') {
-                out[i] = out[i + 1] = ' ';
-                i++;
-            } else if (c == '\'') {
-                st = CODE;
-            } else if (c != '\n') {
-                out[i] = ' ';
-            }
-            break;
-        case DQ:
-            if (c == '"') {
-                st = CODE;
-            }
-            break;
-        case BT:
-            if (c == '`') {
-                st = CODE;
-            }
-            break;
-        }
-    }
-}
-
-static void strip_clike(char *out, const char *in, size_t n)
-{
-    enum strip_state st = CODE; /* BT: a template literal */
-
-    for (size_t i = 0; i < n; i++) {
-        char c = in[i];
-        char next = i + 1 < n ? in[i + 1] : '\0';
-        out[i] = c;
-        switch (st) {
-        case CODE:
-            st = code_step("//", out, in, n, &i);
+            st = code_step(sql ? "--" : "//", out, in, n, &i);
             break;
         case LINE:
         case BLOCK:
@@ -142,15 +103,25 @@ static void strip_clike(char *out, const char *in, size_t n)
         case SQ:
         case DQ:
         case BT:
-            if (c == '\\' && i + 1 < n) {
+            if (sql) {
+                /* '…' is a literal (blanked, '' escapes a quote); "…" and `…` are identifiers:
+                 * kept, but "--" inside them is no comment. */
+                if (st == SQ && c == '\'' && next == '\'') {
+                    out[i] = out[i + 1] = ' ';
+                    i++;
+                } else if (c == quote) {
+                    st = CODE;
+                } else if (st == SQ && c != '\n') {
+                    out[i] = ' ';
+                }
+            } else if (c == '\\' && i + 1 < n) {
                 out[i + 1] = next;
                 i++;
-            } else if ((st == SQ && c == '\'') || (st == DQ && c == '"') ||
-                       (st == BT && c == '`')) {
+            } else if (c == quote) {
                 st = CODE;
             } else if (c == '\n' && st != BT) {
                 /* An unterminated quote (an apostrophe in JSX text, a regex literal) must not
-                 * swallow the rest of the file. */
+                 * swallow the rest of the file; a template literal (BT) spans lines. */
                 st = CODE;
             }
             break;
@@ -391,10 +362,8 @@ int dm_safety_scan(struct dm_findings *out, const char *path, const char *conten
     pcre2_set_match_limit(mctx, 10 * 1000 * 1000);
     pcre2_set_depth_limit(mctx, 10 * 1000);
     pcre2_jit_stack_assign(mctx, NULL, jstack);
-    if (lang == DM_TEXT_COMMENTS_SQL) {
-        strip_sql(stripped, content, len);
-    } else if (lang == DM_TEXT_COMMENTS_CLIKE) {
-        strip_clike(stripped, content, len);
+    if (lang == DM_TEXT_COMMENTS_SQL || lang == DM_TEXT_COMMENTS_CLIKE) {
+        strip_code(stripped, content, len, lang == DM_TEXT_COMMENTS_SQL);
     } else if (lang == DM_TEXT_COMMENTS_HASH) {
         strip_hash(stripped, content, len);
     } else {
