@@ -32,13 +32,15 @@ static int accept_with_drop(struct scan_ctx *ctx, const struct rule *r, const ch
 #define CI PCRE2_CASELESS
 
 const struct rule dm_safety_rules[] = {
-    /* SQL in .sql files: case-insensitive, statement-level WHERE check up to the next ';'. */
-    {"drop-table", D, DM_SEVERITY_CRITICAL, RD, LANG_SQL, VIEW_STRIPPED, CI,
+    /* SQL. The distinctive two-word phrases in any case and in every language. */
+    {"drop-table", D, DM_SEVERITY_CRITICAL, RD, LANG_ALL, VIEW_STRIPPED, CI,
      "\\bDROP\\s+(?:TEMP(?:ORARY)?\\s+)?TABLE\\b", NULL},
-    {"drop-database", D, DM_SEVERITY_CRITICAL, RD, LANG_SQL, VIEW_STRIPPED, CI,
+    {"drop-database", D, DM_SEVERITY_CRITICAL, RD, LANG_ALL, VIEW_STRIPPED, CI,
      "\\bDROP\\s+DATABASE\\b", NULL},
-    {"drop-schema", D, DM_SEVERITY_CRITICAL, RD, LANG_SQL, VIEW_STRIPPED, CI,
+    {"drop-schema", D, DM_SEVERITY_CRITICAL, RD, LANG_ALL, VIEW_STRIPPED, CI,
      "\\bDROP\\s+SCHEMA\\b", NULL},
+    /* The common words in .sql files: any case; DELETE/UPDATE count when no WHERE follows up
+     * to the next ';'. */
     {"truncate", D, DM_SEVERITY_HIGH, RD, LANG_SQL, VIEW_STRIPPED, CI, "\\bTRUNCATE\\b(?!\\s*\\()",
      NULL},
     {"delete-without-where", D, DM_SEVERITY_HIGH, RD, LANG_SQL, VIEW_STRIPPED, CI,
@@ -46,17 +48,8 @@ const struct rule dm_safety_rules[] = {
     {"update-without-where", D, DM_SEVERITY_HIGH, RD, LANG_SQL, VIEW_STRIPPED, CI,
      "\\bUPDATE\\s+(?:OR\\s+\\w+\\s+|ONLY\\s+)?" QIDENT "(?:\\s+(?:AS\\s+)?[\\w$]+)?\\s+SET\\b",
      accept_no_where},
-    {"alter-drop", D, DM_SEVERITY_MEDIUM, RD, LANG_SQL, VIEW_STRIPPED, CI,
-     "\\bALTER\\s+TABLE\\s+" QIDENT, accept_with_drop},
-
-    /* SQL embedded in other files: the distinctive two-word phrases in any case, the common
-     * words (DELETE, UPDATE, TRUNCATE) only in upper case; a statement also ends at a quote. */
-    {"drop-table", D, DM_SEVERITY_CRITICAL, RD, LANG_NOT_SQL, VIEW_STRIPPED, CI,
-     "\\bDROP\\s+(?:TEMP(?:ORARY)?\\s+)?TABLE\\b", NULL},
-    {"drop-database", D, DM_SEVERITY_CRITICAL, RD, LANG_NOT_SQL, VIEW_STRIPPED, CI,
-     "\\bDROP\\s+DATABASE\\b", NULL},
-    {"drop-schema", D, DM_SEVERITY_CRITICAL, RD, LANG_NOT_SQL, VIEW_STRIPPED, CI,
-     "\\bDROP\\s+SCHEMA\\b", NULL},
+    /* The common words (DELETE, UPDATE, TRUNCATE) embedded in other files: only in upper case;
+     * a statement also ends at a quote. ALTER TABLE … DROP: any case, everywhere. */
     {"truncate", D, DM_SEVERITY_HIGH, RD, LANG_NOT_SQL, VIEW_STRIPPED, 0,
      "\\bTRUNCATE\\s+(?:TABLE\\s+)?" QIDENT, NULL},
     {"delete-without-where", D, DM_SEVERITY_HIGH, RD, LANG_NOT_SQL, VIEW_STRIPPED, 0,
@@ -64,7 +57,7 @@ const struct rule dm_safety_rules[] = {
     {"update-without-where", D, DM_SEVERITY_HIGH, RD, LANG_NOT_SQL, VIEW_STRIPPED, 0,
      "\\bUPDATE\\s+(?:OR\\s+\\w+\\s+|ONLY\\s+)?" QIDENT "(?:\\s+(?:AS\\s+)?[\\w$]+)?\\s+SET\\b",
      accept_no_where},
-    {"alter-drop", D, DM_SEVERITY_MEDIUM, RD, LANG_NOT_SQL, VIEW_STRIPPED, CI,
+    {"alter-drop", D, DM_SEVERITY_MEDIUM, RD, LANG_ALL, VIEW_STRIPPED, CI,
      "\\bALTER\\s+TABLE\\s+" QIDENT, accept_with_drop},
 
     /* Shell and git, in every language (shell hides in YAML, Markdown, package.json, exec()). */
