@@ -1,11 +1,13 @@
 /*
  * spec: Markdown spec → struct dm_spec by walking cmark's CommonMark tree (rules in
  * include/dream/domain/spec.h). Owns the parsed spec it returns; holds no global state, so any
- * thread may call it. The cmark tree lives only inside dm_spec_parse().
+ * thread may call it. The cmark tree lives only inside dm_spec_parse(); the text of its nodes
+ * (plain text, prose, outlines) comes from spec_text.c.
  */
 #include "dream/domain/spec.h"
 #include "dream/core/buf.h"
 #include "dream/core/text.h"
+#include "spec_text.h"
 
 #include <cmark.h>
 #include <stdlib.h>
@@ -91,26 +93,6 @@ static char ascii_lower(char c)
     return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 }
 
-/* Collapses runs of ASCII white space to one space and trims, in place. */
-static void collapse_space(char *s)
-{
-    char *w = s;
-    int pending = 0;
-
-    for (const char *r = s; *r; r++) {
-        if (is_ascii_space((unsigned char)*r)) {
-            pending = w != s;
-            continue;
-        }
-        if (pending) {
-            *w++ = ' ';
-            pending = 0;
-        }
-        *w++ = *r;
-    }
-    *w = '\0';
-}
-
 /* A short, UTF-8-safe excerpt of s (at most 40 characters and dstlen - 4 bytes) for error
  * messages. */
 static void snip(char *dst, size_t dstlen, const char *s)
@@ -131,173 +113,6 @@ static void snip(char *dst, size_t dstlen, const char *s)
         n += 3;
     }
     dst[n] = '\0';
-}
-
-/* Plain text of a heading or paragraph: text, code spans, link text and alt text. */
-static int plain_text(char **out, cmark_node *node)
-{
-    struct dm_buf b;
-    cmark_iter *it;
-    cmark_event_type ev;
-    int rc = 0;
-
-    *out = NULL;
-    dm_buf_init(&b, 0);
-    it = cmark_iter_new(node);
-    if (!it) {
-        rc = DM_ERR_NOMEM;
-        goto out;
-    }
-    while ((ev = cmark_iter_next(it)) != CMARK_EVENT_DONE) {
-        cmark_node *n = cmark_iter_get_node(it);
-        const char *lit;
-
-        if (ev != CMARK_EVENT_ENTER) {
-            continue;
-        }
-        switch (cmark_node_get_type(n)) {
-        case CMARK_NODE_TEXT:
-        case CMARK_NODE_CODE:
-            lit = cmark_node_get_literal(n);
-            rc = dm_buf_puts(&b, lit ? lit : "");
-            break;
-        case CMARK_NODE_SOFTBREAK:
-        case CMARK_NODE_LINEBREAK:
-            rc = dm_buf_puts(&b, " ");
-            break;
-        default:
-            break;
-        }
-        if (rc) {
-            goto out;
-        }
-    }
-    *out = dm_buf_detach(&b);
-    if (!*out) {
-        rc = DM_ERR_NOMEM;
-        goto out;
-    }
-    collapse_space(*out);
-out:
-    if (it) {
-        cmark_iter_free(it);
-    }
-    dm_buf_free(&b);
-    return rc;
-}
-
-/* Appends the plain text of every paragraph inside block to b, "\n\n"-separated. */
-static int prose_append(struct dm_buf *b, cmark_node *block)
-{
-    cmark_iter *it;
-    cmark_event_type ev;
-    char *text = NULL;
-    int rc = 0;
-
-    it = cmark_iter_new(block);
-    if (!it) {
-        return DM_ERR_NOMEM;
-    }
-    while ((ev = cmark_iter_next(it)) != CMARK_EVENT_DONE) {
-        cmark_node *n = cmark_iter_get_node(it);
-        if (ev != CMARK_EVENT_ENTER || cmark_node_get_type(n) != CMARK_NODE_PARAGRAPH) {
-            continue;
-        }
-        rc = plain_text(&text, n);
-        if (rc) {
-            goto out;
-        }
-        if (*text) {
-            if (b->len) {
-                rc = dm_buf_puts(b, "\n\n");
-            }
-            if (!rc) {
-                rc = dm_buf_puts(b, text);
-            }
-        }
-        free(text);
-        text = NULL;
-        if (rc) {
-            goto out;
-        }
-    }
-out:
-    free(text);
-    cmark_iter_free(it);
-    return rc;
-}
-
-static int ctx_line(struct dm_buf *b, int level, const char *bullet, const char *text)
-{
-    int rc = 0;
-
-    if (b->len) {
-        rc = dm_buf_puts(b, "\n");
-    }
-    for (int i = 0; i < level && !rc; i++) {
-        rc = dm_buf_puts(b, "  ");
-    }
-    if (!rc) {
-        rc = dm_buf_puts(b, bullet);
-    }
-    if (!rc) {
-        rc = dm_buf_puts(b, text);
-    }
-    return rc;
-}
-
-static int ctx_blocks(struct dm_buf *b, cmark_node *first, int level);
-
-static int ctx_item(struct dm_buf *b, cmark_node *item, int level)
-{
-    cmark_node *first = cmark_node_first_child(item);
-    char *text = NULL;
-    int rc = 0;
-
-    if (first && cmark_node_get_type(first) == CMARK_NODE_PARAGRAPH) {
-        rc = plain_text(&text, first);
-        if (!rc && *text) {
-            rc = ctx_line(b, level, "- ", text);
-        }
-        if (!rc) {
-            rc = ctx_blocks(b, cmark_node_next(first), level + 1);
-        }
-    } else {
-        rc = ctx_blocks(b, first, level + 1);
-    }
-    free(text);
-    return rc;
-}
-
-/* Outline of the blocks from first on; recursion depth is bounded by the depth check. */
-static int ctx_blocks(struct dm_buf *b, cmark_node *first, int level)
-{
-    char *text = NULL;
-    int rc = 0;
-
-    for (cmark_node *n = first; n && !rc; n = cmark_node_next(n)) {
-        switch (cmark_node_get_type(n)) {
-        case CMARK_NODE_PARAGRAPH:
-            rc = plain_text(&text, n);
-            if (!rc && *text) {
-                rc = ctx_line(b, level, "", text);
-            }
-            free(text);
-            text = NULL;
-            break;
-        case CMARK_NODE_LIST:
-            for (cmark_node *it = cmark_node_first_child(n); it && !rc; it = cmark_node_next(it)) {
-                rc = ctx_item(b, it, level);
-            }
-            break;
-        case CMARK_NODE_BLOCK_QUOTE:
-            rc = ctx_blocks(b, cmark_node_first_child(n), level);
-            break;
-        default:
-            break;
-        }
-    }
-    return rc;
 }
 
 static int list_push(struct dm_spec_list *l, char *text, char *context)
@@ -418,7 +233,7 @@ static cmark_node *find_title(cmark_node *doc, char **title, int *rc)
                 cmark_node_get_heading_level(n) != level) {
                 continue;
             }
-            *rc = plain_text(title, n);
+            *rc = dm_spec_node_text(title, n);
             if (*rc) {
                 return NULL;
             }
@@ -477,7 +292,7 @@ static int start_section(struct parse *p, cmark_node *heading)
     sec = &arr[s->section_count++];
     memset(sec, 0, sizeof(*sec));
     sec->level = cmark_node_get_heading_level(heading);
-    rc = plain_text(&sec->heading, heading);
+    rc = dm_spec_node_text(&sec->heading, heading);
     if (rc) {
         return rc;
     }
@@ -509,7 +324,7 @@ static int section_items(struct parse *p, cmark_node *list)
         if (!first || cmark_node_get_type(first) != CMARK_NODE_PARAGRAPH) {
             continue;
         }
-        rc = plain_text(&text, first);
+        rc = dm_spec_node_text(&text, first);
         if (rc) {
             goto out;
         }
@@ -532,7 +347,7 @@ static int section_items(struct parse *p, cmark_node *list)
             goto out;
         }
         dm_buf_reset(&ctx);
-        rc = ctx_blocks(&ctx, cmark_node_next(first), 0);
+        rc = dm_spec_outline(&ctx, cmark_node_next(first), 0);
         if (rc) {
             goto out;
         }
@@ -716,9 +531,9 @@ int dm_spec_parse(struct dm_spec **out, const char *md, size_t len,
                 rc = start_section(&p, n);
             }
         } else if (!p.open) {
-            rc = prose_append(&p.preamble, n);
+            rc = dm_spec_prose_append(&p.preamble, n);
         } else {
-            rc = prose_append(&p.prose, n);
+            rc = dm_spec_prose_append(&p.prose, n);
             if (!rc && t == CMARK_NODE_LIST) {
                 rc = section_items(&p, n);
             }
