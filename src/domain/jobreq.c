@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "dream/core/refname.h"
+#include "dream/core/text.h"
 
 static const char *const priority_names[] = {"critical", "high", "medium", "low"};
 static const char *const repo_type_names[] = {"storia-digital", "petranto-com", "byok-cloud",
@@ -55,54 +56,6 @@ int dm_jobreq_repo_type_parse(enum dm_repo_type *out, const char *s)
 }
 
 /* ---- character rules ------------------------------------------------------------------- */
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. Returns the number of
- * code points, or -1 when invalid. */
-static long utf8_count(const unsigned char *s, size_t n)
-{
-    long count = 0;
-    size_t i = 0;
-
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t need;
-        uint32_t cp;
-
-        if (c < 0x80) {
-            i++;
-            count++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            need = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            need = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3;
-            cp = c & 0x07;
-        } else {
-            return -1;
-        }
-        if (i + need >= n) {
-            return -1;
-        }
-        for (size_t k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) {
-                return -1;
-            }
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff)) {
-            return -1;
-        }
-        i += need + 1;
-        count++;
-    }
-    return count;
-}
 
 static int is_alnum(unsigned char c)
 {
@@ -157,7 +110,7 @@ static int get_str(const char **out, const cJSON *obj, const char *field, const 
     if (n > max) {
         return dm_error_set(err, DM_ERR_INVALID, "%s: must be at most %zu bytes", label, max);
     }
-    if (utf8_count((const unsigned char *)it->valuestring, n) < 0) {
+    if (dm_text_utf8_count(it->valuestring, n) < 0) {
         return fail(err, label, "must be valid UTF-8");
     }
     *out = it->valuestring;
@@ -529,7 +482,7 @@ static int validate(struct dm_jobreq *job, const cJSON *root, const struct dm_jo
         return rc;
     }
     if (s) {
-        if (utf8_count((const unsigned char *)s, strlen(s)) > DM_JOBREQ_EFFORT_MAX) {
+        if (dm_text_utf8_count(s, strlen(s)) > DM_JOBREQ_EFFORT_MAX) {
             return fail(err, "estimatedEffort", "must be at most 64 characters");
         }
         for (const char *q = s; *q; q++) {

@@ -5,7 +5,8 @@
  */
 #include "dream/domain/planner.h"
 #include "dream/core/buf.h"
-#include "dream/domain/review.h"
+#include "dream/core/text.h"
+#include "dream/domain/reply.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -13,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define ELLIPSIS "\xe2\x80\xa6"
+#define ELLIPSIS DM_TEXT_ELLIPSIS
 #define NOTE_PATH_MAX 200
 
 static const char response_format[] =
@@ -57,18 +58,6 @@ static size_t model_files_max(const struct dm_planner_opts *o)
 {
     size_t n = max_files_of(o);
     return n > 1 ? n - 1 : 1;
-}
-
-/* Appends the first max_chars characters of s[0..len), with "…" when cut. */
-static int put_chars(struct dm_buf *b, const char *s, size_t len, size_t max_chars)
-{
-    size_t n = dm_spec_utf8_prefix(s, len, max_chars);
-    int rc = dm_buf_append(b, s, n);
-
-    if (!rc && n < len) {
-        rc = dm_buf_puts(b, ELLIPSIS);
-    }
-    return rc;
 }
 
 static int put_roots(struct dm_buf *b, const struct dm_planner_opts *o)
@@ -142,11 +131,12 @@ static int put_list(struct dm_buf *b, const char *heading, const struct dm_spec_
     rc = dm_buf_printf(b, "\n%s:\n", heading);
     for (size_t i = 0; i < shown && !rc; i++) {
         const char *ctx = l->items[i].context ? l->items[i].context : "";
-        size_t clen = dm_spec_utf8_prefix(ctx, strlen(ctx), DM_PLANNER_ITEM_CHARS);
+        size_t clen = dm_text_prefix_chars(ctx, strlen(ctx), DM_PLANNER_ITEM_CHARS);
 
         rc = dm_buf_puts(b, "- ");
         if (!rc) {
-            rc = put_chars(b, l->items[i].text, strlen(l->items[i].text), DM_PLANNER_ITEM_CHARS);
+            rc = dm_text_put_chars(b, l->items[i].text, strlen(l->items[i].text),
+                                   DM_PLANNER_ITEM_CHARS);
         }
         if (!rc) {
             rc = dm_buf_puts(b, "\n");
@@ -188,7 +178,7 @@ static int tree_path_ok(const char *p)
             return 0;
         }
     }
-    return dm_spec_utf8_check(p, len, NULL) == 0;
+    return dm_text_check(p, len, NULL) == 0;
 }
 
 int dm_planner_prompt_build(struct dm_planner_prompt **out, const struct dm_spec *spec,
@@ -220,7 +210,8 @@ int dm_planner_prompt_build(struct dm_planner_prompt **out, const struct dm_spec
     if (!rc && spec->overview && *spec->overview) {
         rc = dm_buf_puts(&u, "\nOverview:\n");
         if (!rc) {
-            rc = put_chars(&u, spec->overview, strlen(spec->overview), DM_PLANNER_OVERVIEW_CHARS);
+            rc = dm_text_put_chars(&u, spec->overview, strlen(spec->overview),
+                                   DM_PLANNER_OVERVIEW_CHARS);
         }
         if (!rc) {
             rc = dm_buf_puts(&u, "\n");
@@ -285,52 +276,6 @@ out:
 }
 
 /* ---- the reply ------------------------------------------------------------------------- */
-
-/* One line: control bytes become spaces, white space runs collapse, trimmed, cut to max bytes
- * with "…" (never splitting a UTF-8 sequence). malloc'd; NULL on NOMEM. */
-static char *clean_line(const char *s, size_t max)
-{
-    struct dm_buf t;
-    int space = 0;
-    int rc = 0;
-    char *res = NULL;
-
-    dm_buf_init(&t, 0);
-    for (const char *q = s; *q && !rc; q++) {
-        unsigned char c = (unsigned char)*q;
-        if (c < 0x20 || c == 0x7f || c == ' ') {
-            space = 1;
-            continue;
-        }
-        if (space && t.len) {
-            rc = dm_buf_append(&t, " ", 1);
-        }
-        space = 0;
-        if (!rc) {
-            rc = dm_buf_append(&t, q, 1);
-        }
-    }
-    if (!rc && t.len > max) {
-        size_t n = max - 3;
-        while (n > 0 && ((unsigned char)t.data[n] & 0xC0) == 0x80) {
-            n--;
-        }
-        t.len = n;
-        rc = dm_buf_puts(&t, ELLIPSIS);
-    }
-    if (!rc) {
-        res = t.len ? dm_buf_detach(&t) : strdup("");
-    }
-    dm_buf_free(&t);
-    return res;
-}
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s);
-    size_t b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
 
 static int kind_parse(enum dm_plan_kind *kind, const char *name)
 {
@@ -434,11 +379,11 @@ static int take_file(struct dm_plan *plan, const cJSON *c, size_t index,
         (*invalid)++;
         return note_add(notes, index, path->valuestring, without_path_prefix(e.msg));
     }
-    if (k == DM_PLAN_KIND_MIGRATION && !ends_with(path->valuestring, ".sql")) {
+    if (k == DM_PLAN_KIND_MIGRATION && !dm_text_ends_with(path->valuestring, ".sql")) {
         (*invalid)++;
         return note_add(notes, index, path->valuestring, "a migration's path must end in .sql");
     }
-    d = clean_line(desc->valuestring, DM_PLANNER_DESC_MAX);
+    d = dm_text_clean_line(desc->valuestring, DM_PLANNER_DESC_MAX);
     if (!d) {
         return DM_ERR_NOMEM;
     }
@@ -493,7 +438,7 @@ int dm_planner_parse(struct dm_plan **out, char **notes, const char *reply, size
     if (!spec) {
         return dm_error_set(err, DM_ERR_INVALID, "planner reply: spec is required");
     }
-    rc = dm_review_reply_json(&root, reply, len, DM_PLANNER_REPLY_MAX, "planner reply", err);
+    rc = dm_reply_json(&root, reply, len, DM_PLANNER_REPLY_MAX, "planner reply", err);
     if (rc) {
         goto out;
     }

@@ -1,16 +1,16 @@
 /*
- * prompt: generation and repair messages, prompt sets (defaults + a folder of replacements) and
- * reply unwrapping (rules in include/dream/domain/prompt.h). Owns the sets and messages it returns.
+ * prompt: generation, repair and revise messages and prompt sets (defaults + a folder of
+ * replacements) (rules in include/dream/domain/prompt.h). Owns the sets and messages it returns.
  * Everything is pure and thread-safe except dm_prompts_load_dir(), which reads files.
  */
 #include "dream/domain/prompt.h"
 #include "dream/core/buf.h"
+#include "dream/core/text.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 struct dm_prompts {
@@ -71,7 +71,7 @@ static const char *const task_verbs[] = {
     "Write the file: ",
 };
 
-static const char ellipsis[] = "\xe2\x80\xa6";
+static const char ellipsis[] = DM_TEXT_ELLIPSIS;
 
 const char *dm_prompts_file_name(enum dm_prompt_part part)
 {
@@ -142,7 +142,7 @@ static int read_part(char **out, const char *path, const char *name, struct dm_e
         rc = dm_error_set(err, DM_ERR_IO, "prompts: cannot read %s", name);
         goto out;
     }
-    if (dm_spec_utf8_check(b.data ? b.data : "", b.len, &off)) {
+    if (dm_text_check(b.data ? b.data : "", b.len, &off)) {
         rc = dm_error_set(err, DM_ERR_INVALID, "prompts: %s is not UTF-8 text (offset %zu)", name,
                           off);
         goto out;
@@ -204,18 +204,6 @@ out:
     return rc;
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s);
-    size_t m = strlen(suffix);
-    return n >= m && memcmp(s + n - m, suffix, m) == 0;
-}
-
-static int starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
 enum dm_prompt_kind dm_prompt_kind_of(const struct dm_plan_item *item)
 {
     switch (item->kind) {
@@ -228,13 +216,14 @@ enum dm_prompt_kind dm_prompt_kind_of(const struct dm_plan_item *item)
     default:
         break;
     }
-    if (starts_with(item->path, "src/routes/") && ends_with(item->path, ".ts")) {
+    if (dm_text_starts_with(item->path, "src/routes/") && dm_text_ends_with(item->path, ".ts")) {
         return DM_PROMPT_KIND_ROUTE;
     }
-    if (starts_with(item->path, "src/components/") && ends_with(item->path, ".tsx")) {
+    if (dm_text_starts_with(item->path, "src/components/") &&
+        dm_text_ends_with(item->path, ".tsx")) {
         return DM_PROMPT_KIND_COMPONENT;
     }
-    if (ends_with(item->path, ".sql")) {
+    if (dm_text_ends_with(item->path, ".sql")) {
         return DM_PROMPT_KIND_MIGRATION;
     }
     return DM_PROMPT_KIND_FILE;
@@ -243,14 +232,7 @@ enum dm_prompt_kind dm_prompt_kind_of(const struct dm_plan_item *item)
 /* Appends the first max_chars characters of s, "…" when cut. */
 static int put_chars(struct dm_buf *b, const char *s, size_t max_chars)
 {
-    size_t len = strlen(s);
-    size_t n = dm_spec_utf8_prefix(s, len, max_chars);
-    int rc = dm_buf_append(b, s, n);
-
-    if (!rc && n < len) {
-        rc = dm_buf_puts(b, ellipsis);
-    }
-    return rc;
+    return dm_text_put_chars(b, s, strlen(s), max_chars);
 }
 
 /* Appends s (first max_chars characters) with every line indented by indent spaces. */
@@ -486,59 +468,45 @@ void dm_prompt_free(struct dm_prompt *p)
     free(p);
 }
 
-/* A backtick fence longer than any backtick run in s[0..len). */
-static size_t fence_len(const char *s, size_t len)
+/* Refuses a file's content that cannot go into a message: over max bytes, or holding NUL. what
+ * and noun name it in the message ("repair prompt", "previous content"). */
+static int content_ok(const char *what, const char *noun, const char *s, size_t len, size_t max,
+                      struct dm_error *err)
 {
-    size_t longest = 0;
-    size_t run = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        run = s[i] == '`' ? run + 1 : 0;
-        if (run > longest) {
-            longest = run;
-        }
+    if (len > max) {
+        return dm_error_set(err, DM_ERR_LIMIT, "%s: %s is %zu bytes (limit %zu)", what, noun, len,
+                            max);
     }
-    return longest < 3 ? 3 : longest + 1;
+    if (len && memchr(s, '\0', len)) {
+        return dm_error_set(err, DM_ERR_INVALID, "%s: %s holds NUL bytes", what, noun);
+    }
+    return 0;
 }
 
-static int put_fenced(struct dm_buf *b, const char *info, const char *s, size_t len)
+/* The end that repair and revise messages share: heading, the file's content fenced with its
+ * language's info string, the closing instruction; then b's text goes to *out. rc is the
+ * result so far (nonzero: only the error is set). */
+static int finish_file_message(char **out, struct dm_buf *b, int rc, const char *heading,
+                               const char *path, const char *s, size_t len, const char *closing,
+                               const char *what, struct dm_error *err)
 {
-    size_t n = fence_len(s, len);
-    int rc = 0;
-
-    for (size_t i = 0; i < n && !rc; i++) {
-        rc = dm_buf_puts(b, "`");
+    if (!rc) {
+        rc = dm_buf_puts(b, heading);
     }
     if (!rc) {
-        rc = dm_buf_printf(b, "%s\n", info);
+        rc = dm_text_put_fenced(b, 0, dm_text_lang_of(path).fence_info, s ? s : "", len);
     }
     if (!rc) {
-        rc = dm_buf_append(b, s, len);
+        rc = dm_buf_puts(b, closing);
     }
-    if (!rc && (len == 0 || s[len - 1] != '\n')) {
-        rc = dm_buf_puts(b, "\n");
+    if (rc) {
+        return dm_error_set(err, rc, "%s: out of memory", what);
     }
-    for (size_t i = 0; i < n && !rc; i++) {
-        rc = dm_buf_puts(b, "`");
+    *out = dm_buf_detach(b);
+    if (!*out) {
+        return dm_error_set(err, DM_ERR_NOMEM, "%s: out of memory", what);
     }
-    return rc;
-}
-
-static const char *lang_of(const char *path)
-{
-    if (ends_with(path, ".tsx")) {
-        return "tsx";
-    }
-    if (ends_with(path, ".ts")) {
-        return "ts";
-    }
-    if (ends_with(path, ".sql")) {
-        return "sql";
-    }
-    if (ends_with(path, ".json")) {
-        return "json";
-    }
-    return "";
+    return 0;
 }
 
 int dm_prompt_repair(char **out, const struct dm_prompts *set, const char *path,
@@ -556,14 +524,9 @@ int dm_prompt_repair(char **out, const struct dm_prompts *set, const char *path,
         rc = dm_error_set(err, DM_ERR_INVALID, "repair prompt: path and error are required");
         goto out;
     }
-    if (previous_len > DM_PROMPT_REPAIR_MAX) {
-        rc = dm_error_set(err, DM_ERR_LIMIT,
-                          "repair prompt: previous content is %zu bytes (limit %d)", previous_len,
-                          DM_PROMPT_REPAIR_MAX);
-        goto out;
-    }
-    if (previous_len && memchr(previous, '\0', previous_len)) {
-        rc = dm_error_set(err, DM_ERR_INVALID, "repair prompt: previous content holds NUL bytes");
+    rc = content_ok("repair prompt", "previous content", previous, previous_len,
+                    DM_PROMPT_REPAIR_MAX, err);
+    if (rc) {
         goto out;
     }
     rc = put_part(&b, dm_prompts_text(set, DM_PROMPT_REPAIR));
@@ -574,248 +537,47 @@ int dm_prompt_repair(char **out, const struct dm_prompts *set, const char *path,
         rc = put_chars(&e, error, DM_PROMPT_REPAIR_ERROR_CHARS);
     }
     if (!rc) {
-        rc = put_fenced(&b, "", e.data, e.len);
+        rc = dm_text_put_fenced(&b, 0, "", e.data, e.len);
     }
-    if (!rc) {
-        rc = dm_buf_puts(&b, "\n\nPrevious content:\n");
-    }
-    if (!rc) {
-        rc = put_fenced(&b, lang_of(path), previous ? previous : "", previous_len);
-    }
-    if (!rc) {
-        rc = dm_buf_puts(&b, "\n\nReply with the complete corrected file only.\n");
-    }
-    if (rc) {
-        rc = dm_error_set(err, rc, "repair prompt: out of memory");
-        goto out;
-    }
-    *out = dm_buf_detach(&b);
-    if (!*out) {
-        rc = dm_error_set(err, DM_ERR_NOMEM, "repair prompt: out of memory");
-    }
+    rc = finish_file_message(out, &b, rc, "\n\nPrevious content:\n", path, previous, previous_len,
+                             "\n\nReply with the complete corrected file only.\n", "repair prompt",
+                             err);
 out:
     dm_buf_free(&b);
     dm_buf_free(&e);
     return rc;
 }
 
-/* One line of the reply: [start, end) without its line ending. */
-struct line {
-    size_t start;
-    size_t end;
-};
-
-static int is_blank(const char *s, size_t start, size_t end)
+int dm_prompt_revise(char **out, const char *path, const char *const *comments, size_t n_comments,
+                     const char *content, size_t len, struct dm_error *err)
 {
-    for (size_t i = start; i < end; i++) {
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\f' && s[i] != '\v') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* Is the line a fence opener? Sets the fence character, length and indentation. */
-static int fence_open(const char *s, const struct line *l, char *ch, size_t *flen, size_t *indent)
-{
-    size_t i = l->start;
-    size_t k;
-
-    while (i < l->end && s[i] == ' ' && i - l->start < 4) {
-        i++;
-    }
-    if (i - l->start > 3 || i >= l->end || (s[i] != '`' && s[i] != '~')) {
-        return 0;
-    }
-    for (k = i; k < l->end && s[k] == s[i]; k++) {
-    }
-    if (k - i < 3 || (s[i] == '`' && memchr(s + k, '`', l->end - k))) {
-        return 0;
-    }
-    *ch = s[i];
-    *flen = k - i;
-    *indent = i - l->start;
-    return 1;
-}
-
-static int fence_close(const char *s, const struct line *l, char ch, size_t flen)
-{
-    size_t i = l->start;
-    size_t k;
-
-    while (i < l->end && s[i] == ' ' && i - l->start < 4) {
-        i++;
-    }
-    if (i - l->start > 3) {
-        return 0;
-    }
-    for (k = i; k < l->end && s[k] == ch; k++) {
-    }
-    return k - i >= flen && is_blank(s, k, l->end);
-}
-
-static int starts_like_prose(const char *s, const struct line *l)
-{
-    static const char *const openers[] = {"here is", "here's", "sure", "certainly"};
-    size_t n = l->end - l->start;
-
-    for (size_t i = 0; i < sizeof(openers) / sizeof(openers[0]); i++) {
-        size_t m = strlen(openers[i]);
-        if (n < m || strncasecmp(s + l->start, openers[i], m) != 0) {
-            continue;
-        }
-        if (n == m || s[l->start + m] == ' ' || s[l->start + m] == ',' || s[l->start + m] == '!' ||
-            s[l->start + m] == '.' || s[l->start + m] == ':') {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int split_lines(struct line **out, size_t *count, const char *s, size_t len)
-{
-    struct line *lines = NULL;
-    size_t n = 0;
-    size_t cap = 0;
-    size_t pos = 0;
-
-    while (pos < len) {
-        const char *nl = memchr(s + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - s) : len;
-        if (n == cap) {
-            struct line *p;
-            cap = cap ? cap * 2 : 64;
-            p = realloc(lines, cap * sizeof(*p));
-            if (!p) {
-                free(lines);
-                return DM_ERR_NOMEM;
-            }
-            lines = p;
-        }
-        lines[n].start = pos;
-        lines[n].end = end > pos && s[end - 1] == '\r' ? end - 1 : end;
-        n++;
-        pos = nl ? end + 1 : len;
-    }
-    *out = lines;
-    *count = n;
-    return 0;
-}
-
-int dm_reply_extract_file(char **out, const char *reply, size_t len, struct dm_error *err)
-{
-    struct line *lines = NULL;
-    size_t count = 0;
-    size_t first;
-    size_t last;
-    size_t body_from;
-    size_t body_to; /* exclusive */
-    size_t strip = 0;
     struct dm_buf b;
     int rc;
 
     *out = NULL;
     dm_buf_init(&b, 0);
-    if (len > DM_REPLY_MAX) {
-        rc = dm_error_set(err, DM_ERR_LIMIT, "reply is %zu bytes long (limit %d)", len,
-                          DM_REPLY_MAX);
-        goto out;
+    if (!path || (!content && len) || (!comments && n_comments)) {
+        return dm_error_set(err, DM_ERR_INVALID, "revise prompt: verdict and path are required");
     }
-    if (len && memchr(reply, '\0', len)) {
-        rc = dm_error_set(err, DM_ERR_INVALID, "reply holds NUL bytes: not a text file");
-        goto out;
-    }
-    rc = split_lines(&lines, &count, reply, len);
+    rc = content_ok("revise prompt", "content", content, len, DM_PROMPT_REVISE_MAX, err);
     if (rc) {
-        goto out;
+        return rc;
     }
-    for (first = 0; first < count && is_blank(reply, lines[first].start, lines[first].end);
-         first++) {
+    if (n_comments == 0) {
+        return dm_error_set(err, DM_ERR_INVALID, "revise prompt: no reviewer comment on \"%.300s\"",
+                            path);
     }
-    if (first == count) {
-        rc = dm_error_set(err, DM_ERR_INVALID, "reply is empty");
-        goto out;
+    rc = dm_buf_printf(&b,
+                       "A reviewer commented on the file you wrote for the path below. "
+                       "Address every comment, keep what was right, and do not add "
+                       "features.\n\nPath: `%s`\n\nReviewer comments:\n",
+                       path);
+    for (size_t i = 0; i < n_comments && !rc; i++) {
+        rc = dm_buf_printf(&b, "- %s\n", comments[i]);
     }
-    for (last = count - 1; is_blank(reply, lines[last].start, lines[last].end); last--) {
-    }
-    {
-        char ch;
-        size_t flen;
-        if (fence_open(reply, &lines[first], &ch, &flen, &strip)) {
-            size_t close;
-            for (close = first + 1; close < count; close++) {
-                if (fence_close(reply, &lines[close], ch, flen)) {
-                    break;
-                }
-            }
-            if (close == count) {
-                rc = dm_error_set(err, DM_ERR_INVALID,
-                                  "reply's code block is never closed (truncated reply?)");
-                goto out;
-            }
-            if (close != last) {
-                rc = dm_error_set(err, DM_ERR_INVALID,
-                                  "reply has text or another code block after its code block "
-                                  "(line %zu): expected exactly one file",
-                                  close + 2);
-                goto out;
-            }
-            body_from = first + 1;
-            body_to = close;
-        } else {
-            size_t indent;
-            for (size_t i = first + 1; i <= last; i++) {
-                if (fence_open(reply, &lines[i], &ch, &flen, &indent)) {
-                    rc = dm_error_set(err, DM_ERR_INVALID,
-                                      "reply has text around a code block (fence on line %zu): "
-                                      "expected only the file",
-                                      i + 1);
-                    goto out;
-                }
-            }
-            if (starts_like_prose(reply, &lines[first])) {
-                rc =
-                    dm_error_set(err, DM_ERR_INVALID, "reply starts with prose, not with the file");
-                goto out;
-            }
-            body_from = first;
-            body_to = last + 1;
-        }
-    }
-    for (size_t i = body_from; i < body_to; i++) {
-        size_t s = lines[i].start;
-        for (size_t k = 0; k < strip && s < lines[i].end && reply[s] == ' '; k++) {
-            s++;
-        }
-        rc = dm_buf_append(&b, reply + s, lines[i].end - s);
-        if (!rc) {
-            rc = dm_buf_puts(&b, "\n");
-        }
-        if (rc) {
-            goto out;
-        }
-    }
-    while (b.len > 0 && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == ' ' ||
-                         b.data[b.len - 1] == '\t' || b.data[b.len - 1] == '\r')) {
-        b.len--;
-    }
-    if (b.len == 0) {
-        rc = dm_error_set(err, DM_ERR_INVALID, "reply's code block is empty");
-        goto out;
-    }
-    rc = dm_buf_puts(&b, "\n");
-    if (rc) {
-        goto out;
-    }
-    *out = dm_buf_detach(&b);
-    if (!*out) {
-        rc = DM_ERR_NOMEM;
-    }
-out:
-    if (rc == DM_ERR_NOMEM) {
-        dm_error_set(err, rc, "reply: out of memory");
-    }
-    free(lines);
+    rc = finish_file_message(out, &b, rc, "\nCurrent content:\n", path, content, len,
+                             "\n\nReply with the complete revised file only.\n", "revise prompt",
+                             err);
     dm_buf_free(&b);
     return rc;
 }

@@ -1,10 +1,13 @@
 /*
  * spec: Markdown spec → struct dm_spec by walking cmark's CommonMark tree (rules in
  * include/dream/domain/spec.h). Owns the parsed spec it returns; holds no global state, so any
- * thread may call it. The cmark tree lives only inside dm_spec_parse().
+ * thread may call it. The cmark tree lives only inside dm_spec_parse(); the text of its nodes
+ * (plain text, prose, outlines) comes from spec_text.c.
  */
 #include "dream/domain/spec.h"
 #include "dream/core/buf.h"
+#include "dream/core/text.h"
+#include "spec_text.h"
 
 #include <cmark.h>
 #include <stdlib.h>
@@ -69,95 +72,15 @@ const char *dm_spec_cat_name(enum dm_spec_cat cat)
     }
 }
 
+/* Kept for callers elsewhere; the rules live in core/text.c. */
 int dm_spec_utf8_check(const char *s, size_t len, size_t *bad_off)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned c = p[i];
-        unsigned cp;
-        unsigned min;
-        size_t n;
-
-        if (c < 0x80) {
-            if ((c < 0x20 && c != '\t' && c != '\n' && c != '\f' && c != '\r') || c == 0x7f) {
-                goto bad;
-            }
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 2;
-            cp = c & 0x1f;
-            min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 3;
-            cp = c & 0x0f;
-            min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 4;
-            cp = c & 0x07;
-            min = 0x10000;
-        } else {
-            goto bad;
-        }
-        if (len - i < n) {
-            goto bad;
-        }
-        for (size_t k = 1; k < n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80) {
-                goto bad;
-            }
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-            goto bad;
-        }
-        i += n;
-    }
-    return 0;
-bad:
-    if (bad_off) {
-        *bad_off = i;
-    }
-    return DM_ERR_INVALID;
-}
-
-static size_t seq_len(const unsigned char *p, size_t i, size_t len)
-{
-    unsigned c = p[i];
-    size_t n = 1;
-
-    if (c >= 0xc0 && c < 0xe0) {
-        n = 2;
-    } else if (c >= 0xe0 && c < 0xf0) {
-        n = 3;
-    } else if (c >= 0xf0 && c < 0xf8) {
-        n = 4;
-    }
-    if (n > len - i) {
-        return 1;
-    }
-    for (size_t k = 1; k < n; k++) {
-        if ((p[i + k] & 0xc0) != 0x80) {
-            return 1;
-        }
-    }
-    return n;
+    return dm_text_check(s, len, bad_off);
 }
 
 size_t dm_spec_utf8_prefix(const char *s, size_t len, size_t max_chars)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    size_t n = 0;
-
-    while (i < len && n < max_chars) {
-        i += seq_len(p, i, len);
-        n++;
-    }
-    return i;
+    return dm_text_prefix_chars(s, len, max_chars);
 }
 
 static int is_ascii_space(int c)
@@ -170,36 +93,15 @@ static char ascii_lower(char c)
     return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 }
 
-/* Collapses runs of ASCII white space to one space and trims, in place. */
-static void collapse_space(char *s)
-{
-    char *w = s;
-    int pending = 0;
-
-    for (const char *r = s; *r; r++) {
-        if (is_ascii_space((unsigned char)*r)) {
-            pending = w != s;
-            continue;
-        }
-        if (pending) {
-            *w++ = ' ';
-            pending = 0;
-        }
-        *w++ = *r;
-    }
-    *w = '\0';
-}
-
 /* A short, UTF-8-safe excerpt of s (at most 40 characters and dstlen - 4 bytes) for error
  * messages. */
 static void snip(char *dst, size_t dstlen, const char *s)
 {
-    const unsigned char *p = (const unsigned char *)s;
     size_t len = strlen(s);
     size_t n = 0;
 
     for (size_t chars = 0; n < len && chars < 40; chars++) {
-        size_t step = seq_len(p, n, len);
+        size_t step = dm_text_prefix_chars(s + n, len - n, 1);
         if (n + step > dstlen - 4) {
             break;
         }
@@ -211,173 +113,6 @@ static void snip(char *dst, size_t dstlen, const char *s)
         n += 3;
     }
     dst[n] = '\0';
-}
-
-/* Plain text of a heading or paragraph: text, code spans, link text and alt text. */
-static int plain_text(char **out, cmark_node *node)
-{
-    struct dm_buf b;
-    cmark_iter *it;
-    cmark_event_type ev;
-    int rc = 0;
-
-    *out = NULL;
-    dm_buf_init(&b, 0);
-    it = cmark_iter_new(node);
-    if (!it) {
-        rc = DM_ERR_NOMEM;
-        goto out;
-    }
-    while ((ev = cmark_iter_next(it)) != CMARK_EVENT_DONE) {
-        cmark_node *n = cmark_iter_get_node(it);
-        const char *lit;
-
-        if (ev != CMARK_EVENT_ENTER) {
-            continue;
-        }
-        switch (cmark_node_get_type(n)) {
-        case CMARK_NODE_TEXT:
-        case CMARK_NODE_CODE:
-            lit = cmark_node_get_literal(n);
-            rc = dm_buf_puts(&b, lit ? lit : "");
-            break;
-        case CMARK_NODE_SOFTBREAK:
-        case CMARK_NODE_LINEBREAK:
-            rc = dm_buf_puts(&b, " ");
-            break;
-        default:
-            break;
-        }
-        if (rc) {
-            goto out;
-        }
-    }
-    *out = dm_buf_detach(&b);
-    if (!*out) {
-        rc = DM_ERR_NOMEM;
-        goto out;
-    }
-    collapse_space(*out);
-out:
-    if (it) {
-        cmark_iter_free(it);
-    }
-    dm_buf_free(&b);
-    return rc;
-}
-
-/* Appends the plain text of every paragraph inside block to b, "\n\n"-separated. */
-static int prose_append(struct dm_buf *b, cmark_node *block)
-{
-    cmark_iter *it;
-    cmark_event_type ev;
-    char *text = NULL;
-    int rc = 0;
-
-    it = cmark_iter_new(block);
-    if (!it) {
-        return DM_ERR_NOMEM;
-    }
-    while ((ev = cmark_iter_next(it)) != CMARK_EVENT_DONE) {
-        cmark_node *n = cmark_iter_get_node(it);
-        if (ev != CMARK_EVENT_ENTER || cmark_node_get_type(n) != CMARK_NODE_PARAGRAPH) {
-            continue;
-        }
-        rc = plain_text(&text, n);
-        if (rc) {
-            goto out;
-        }
-        if (*text) {
-            if (b->len) {
-                rc = dm_buf_puts(b, "\n\n");
-            }
-            if (!rc) {
-                rc = dm_buf_puts(b, text);
-            }
-        }
-        free(text);
-        text = NULL;
-        if (rc) {
-            goto out;
-        }
-    }
-out:
-    free(text);
-    cmark_iter_free(it);
-    return rc;
-}
-
-static int ctx_line(struct dm_buf *b, int level, const char *bullet, const char *text)
-{
-    int rc = 0;
-
-    if (b->len) {
-        rc = dm_buf_puts(b, "\n");
-    }
-    for (int i = 0; i < level && !rc; i++) {
-        rc = dm_buf_puts(b, "  ");
-    }
-    if (!rc) {
-        rc = dm_buf_puts(b, bullet);
-    }
-    if (!rc) {
-        rc = dm_buf_puts(b, text);
-    }
-    return rc;
-}
-
-static int ctx_blocks(struct dm_buf *b, cmark_node *first, int level);
-
-static int ctx_item(struct dm_buf *b, cmark_node *item, int level)
-{
-    cmark_node *first = cmark_node_first_child(item);
-    char *text = NULL;
-    int rc = 0;
-
-    if (first && cmark_node_get_type(first) == CMARK_NODE_PARAGRAPH) {
-        rc = plain_text(&text, first);
-        if (!rc && *text) {
-            rc = ctx_line(b, level, "- ", text);
-        }
-        if (!rc) {
-            rc = ctx_blocks(b, cmark_node_next(first), level + 1);
-        }
-    } else {
-        rc = ctx_blocks(b, first, level + 1);
-    }
-    free(text);
-    return rc;
-}
-
-/* Outline of the blocks from first on; recursion depth is bounded by the depth check. */
-static int ctx_blocks(struct dm_buf *b, cmark_node *first, int level)
-{
-    char *text = NULL;
-    int rc = 0;
-
-    for (cmark_node *n = first; n && !rc; n = cmark_node_next(n)) {
-        switch (cmark_node_get_type(n)) {
-        case CMARK_NODE_PARAGRAPH:
-            rc = plain_text(&text, n);
-            if (!rc && *text) {
-                rc = ctx_line(b, level, "", text);
-            }
-            free(text);
-            text = NULL;
-            break;
-        case CMARK_NODE_LIST:
-            for (cmark_node *it = cmark_node_first_child(n); it && !rc; it = cmark_node_next(it)) {
-                rc = ctx_item(b, it, level);
-            }
-            break;
-        case CMARK_NODE_BLOCK_QUOTE:
-            rc = ctx_blocks(b, cmark_node_first_child(n), level);
-            break;
-        default:
-            break;
-        }
-    }
-    return rc;
 }
 
 static int list_push(struct dm_spec_list *l, char *text, char *context)
@@ -498,7 +233,7 @@ static cmark_node *find_title(cmark_node *doc, char **title, int *rc)
                 cmark_node_get_heading_level(n) != level) {
                 continue;
             }
-            *rc = plain_text(title, n);
+            *rc = dm_spec_node_text(title, n);
             if (*rc) {
                 return NULL;
             }
@@ -557,7 +292,7 @@ static int start_section(struct parse *p, cmark_node *heading)
     sec = &arr[s->section_count++];
     memset(sec, 0, sizeof(*sec));
     sec->level = cmark_node_get_heading_level(heading);
-    rc = plain_text(&sec->heading, heading);
+    rc = dm_spec_node_text(&sec->heading, heading);
     if (rc) {
         return rc;
     }
@@ -589,7 +324,7 @@ static int section_items(struct parse *p, cmark_node *list)
         if (!first || cmark_node_get_type(first) != CMARK_NODE_PARAGRAPH) {
             continue;
         }
-        rc = plain_text(&text, first);
+        rc = dm_spec_node_text(&text, first);
         if (rc) {
             goto out;
         }
@@ -612,7 +347,7 @@ static int section_items(struct parse *p, cmark_node *list)
             goto out;
         }
         dm_buf_reset(&ctx);
-        rc = ctx_blocks(&ctx, cmark_node_next(first), 0);
+        rc = dm_spec_outline(&ctx, cmark_node_next(first), 0);
         if (rc) {
             goto out;
         }
@@ -721,7 +456,7 @@ static int check_input(struct parse *p, const char *md, size_t len)
         return dm_error_set(p->err, DM_ERR_LIMIT, "spec is %zu bytes long (limit %zu)", len,
                             p->lim.max_bytes);
     }
-    if (dm_spec_utf8_check(md, len, &off)) {
+    if (dm_text_check(md, len, &off)) {
         return dm_error_set(p->err, DM_ERR_INVALID,
                             "spec is not UTF-8 text: bad byte 0x%02x at offset %zu",
                             (unsigned char)md[off], off);
@@ -796,9 +531,9 @@ int dm_spec_parse(struct dm_spec **out, const char *md, size_t len,
                 rc = start_section(&p, n);
             }
         } else if (!p.open) {
-            rc = prose_append(&p.preamble, n);
+            rc = dm_spec_prose_append(&p.preamble, n);
         } else {
-            rc = prose_append(&p.prose, n);
+            rc = dm_spec_prose_append(&p.prose, n);
             if (!rc && t == CMARK_NODE_LIST) {
                 rc = section_items(&p, n);
             }

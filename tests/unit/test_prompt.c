@@ -1,6 +1,7 @@
 /*
  * Unit tests for prompt: messages per file kind (exact layout and budgets), prompt folders
- * (replacement, empty parts, errors), repair messages and reply unwrapping.
+ * (replacement, empty parts, errors), repair and revise messages. Reply unwrapping is in
+ * test_reply.c.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -390,91 +391,6 @@ Test(prompt_repair, exact_and_fences)
     cr_assert_null(r);
 }
 
-static char *extract(const char *reply, int want_rc, struct dm_error *err)
-{
-    char *out = (char *)1;
-    dm_error_clear(err);
-    cr_assert_eq(dm_reply_extract_file(&out, reply, strlen(reply), err), want_rc, "reply [%s]: %s",
-                 reply, err->msg);
-    if (want_rc) {
-        cr_assert_null(out);
-    }
-    return out;
-}
-
-Test(prompt_reply, unwraps_and_takes_as_is)
-{
-    static const struct {
-        const char *reply;
-        const char *file;
-    } cases[] = {
-        {"```ts\nconst a = 1;\n```", "const a = 1;\n"},
-        {"\n\n  ```typescript title=x\n  A\n\n   B\n  ```  \n\n", "A\n\n B\n"},
-        {"~~~\nSELECT 1;\n~~~", "SELECT 1;\n"},
-        {"````md\n```js\nx\n```\n````\n", "```js\nx\n```\n"},
-        {"````\nx\n```\n````", "x\n```\n"},
-        {"```\r\na\r\nb\r\n```\r\n", "a\nb\n"},
-        {"import x from 'y';\n\nexport default x;\n\n\n",
-         "import x from 'y';\n\nexport default x;\n"},
-        {"\n\n  indented first\nsecond   \n", "  indented first\nsecond\n"},
-        {"CREATE TABLE IF NOT EXISTS t (id INTEGER);",
-         "CREATE TABLE IF NOT EXISTS t (id INTEGER);\n"},
-        {"    ```\nindented four is code, not a fence\n",
-         "    ```\nindented four is code, not a fence\n"},
-    };
-    struct dm_error err;
-
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char *out = extract(cases[i].reply, 0, &err);
-        cr_assert_str_eq(out, cases[i].file, "case %zu", i);
-        free(out);
-    }
-}
-
-Test(prompt_reply, rejects_what_is_not_one_file)
-{
-    static const struct {
-        const char *reply;
-        const char *msg;
-    } cases[] = {
-        {"", "reply is empty"},
-        {"   \n\t\r\n", "reply is empty"},
-        {"Here is the file:\n```ts\nx\n```", "text around a code block (fence on line 2)"},
-        {"```ts\nx\n```\nHope this helps!", "after its code block (line 4)"},
-        {"```ts\nx\n```\n\n```ts\ny\n```", "after its code block"},
-        {"```ts\nx\n", "never closed"},
-        {"```ts\nx\n~~~", "never closed"},
-        {"```\n\n  \n```", "code block is empty"},
-        {"Sure! Here's the code.\nconst x = 1;", "starts with prose"},
-        {"Here's a component\n", "starts with prose"},
-        {"const a = `\n```\n`;", "text around a code block"},
-    };
-    struct dm_error err;
-
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        extract(cases[i].reply, DM_ERR_INVALID, &err);
-        cr_assert(strstr(err.msg, cases[i].msg), "case %zu: %s", i, err.msg);
-    }
-    /* Words that only start like prose are fine. */
-    free(extract("Surely(); // a call\n", 0, &err));
-}
-
-Test(prompt_reply, nul_and_size)
-{
-    char *out = NULL;
-    struct dm_error err;
-    char *big = malloc(DM_REPLY_MAX + 1);
-
-    cr_assert_eq(dm_reply_extract_file(&out, "a\0b", 3, &err), DM_ERR_INVALID);
-    cr_assert(strstr(err.msg, "NUL"), "%s", err.msg);
-    memset(big, 'a', DM_REPLY_MAX + 1);
-    cr_assert_eq(dm_reply_extract_file(&out, big, DM_REPLY_MAX + 1, &err), DM_ERR_LIMIT);
-    cr_assert_eq(dm_reply_extract_file(&out, big, DM_REPLY_MAX, &err), 0);
-    cr_assert_eq(strlen(out), DM_REPLY_MAX + 1);
-    free(out);
-    free(big);
-}
-
 Test(prompt_build, long_description_from_json_is_cut)
 {
     struct fixture f;
@@ -501,4 +417,53 @@ Test(prompt_build, long_description_from_json_is_cut)
     dm_plan_free(plan);
     dm_buf_free(&json);
     unload(&f);
+}
+
+Test(prompt_repair, fence_info_from_the_language_table)
+{
+    /* prompt.c knew four extensions; the shared table gives the rest the reviewer already
+     * used (js, jsx, css, md, html), case-insensitively. */
+    static const struct {
+        const char *path;
+        const char *fence;
+    } cases[] = {
+        {"src/a.js", "Previous content:\n```js\n"},
+        {"src/A.jsx", "Previous content:\n```jsx\n"},
+        {"docs/a.md", "Previous content:\n```markdown\n"},
+        {"SRC/A.TS", "Previous content:\n```ts\n"},
+        {"LICENSE", "Previous content:\n```\n"},
+    };
+    struct dm_error err;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *r = NULL;
+        cr_assert_eq(dm_prompt_repair(&r, NULL, cases[i].path, "x", 1, "e", &err), 0);
+        cr_expect(strstr(r, cases[i].fence), "%s: %s", cases[i].path, r);
+        free(r);
+    }
+}
+
+Test(prompt_revise, exact_and_errors)
+{
+    static const char *const comments[] = {"use a prepared statement", "check the id"};
+    const char content[] = "const q = `x`;";
+    char *r = NULL;
+    struct dm_error err;
+
+    cr_assert_eq(dm_prompt_revise(&r, "src/a.ts", comments, 2, content, strlen(content), &err), 0,
+                 "%s", err.msg);
+    cr_expect_str_eq(r, "A reviewer commented on the file you wrote for the path below. Address "
+                        "every comment, keep what was right, and do not add features.\n\n"
+                        "Path: `src/a.ts`\n\nReviewer comments:\n"
+                        "- use a prepared statement\n- check the id\n\n"
+                        "Current content:\n```ts\nconst q = `x`;\n```\n\n"
+                        "Reply with the complete revised file only.\n");
+    free(r);
+    cr_expect_eq(dm_prompt_revise(&r, "src/a.ts", comments, 0, "x", 1, &err), DM_ERR_INVALID);
+    cr_expect(strstr(err.msg, "no reviewer comment on \"src/a.ts\""), "%s", err.msg);
+    cr_expect_eq(dm_prompt_revise(&r, NULL, comments, 1, "x", 1, &err), DM_ERR_INVALID);
+    cr_expect_eq(dm_prompt_revise(&r, "a", comments, 1, "a\0b", 3, &err), DM_ERR_INVALID);
+    cr_expect_eq(dm_prompt_revise(&r, "a", comments, 1, "x", DM_PROMPT_REVISE_MAX + 1, &err),
+                 DM_ERR_LIMIT);
+    cr_expect_null(r);
 }

@@ -1,6 +1,7 @@
 /*
  * prompt: the chat messages that ask a model for one file of the plan, the repair message after
- * a validator refused a file, and the reply side (turning a model's reply into file content).
+ * a validator refused a file and the revise message after a reviewer commented on it. Turning a
+ * model's reply into file content is reply.h's job.
  *
  * Prompt texts. A prompt set holds seven texts, compiled-in defaults (Hono 4 routes, React 19
  * components, SQLite/D1 migrations, strict TypeScript otherwise). dm_prompts_load_dir() replaces
@@ -47,6 +48,7 @@
 
 #include "dream/core/error.h"
 #include "dream/domain/plan.h"
+#include "dream/domain/reply.h"
 #include "dream/domain/spec.h"
 
 #define DM_PROMPT_OVERVIEW_CHARS 1000
@@ -59,7 +61,6 @@
 #define DM_PROMPT_FILE_MAX (64 * 1024)    /* bytes of one prompt file in the folder */
 #define DM_PROMPT_REPAIR_MAX (256 * 1024) /* bytes of previous content in a repair */
 #define DM_PROMPT_REPAIR_ERROR_CHARS 4000 /* validator message kept in a repair */
-#define DM_REPLY_MAX (1024 * 1024)        /* bytes of a reply dm_reply_extract_file() takes */
 
 enum dm_prompt_part {
     DM_PROMPT_SYSTEM_ROUTE = 0,
@@ -136,22 +137,21 @@ int dm_prompt_repair(char **out, const struct dm_prompts *set, const char *path,
                      struct dm_error *err);
 
 /*
- * The file content in a model's reply. Lines end in LF or CRLF; the output always uses LF and
- * ends in exactly one LF.
- *   - Empty or white-space-only reply: DM_ERR_INVALID ("reply is empty").
- *   - Exactly one fenced code block (``` or ~~~, three or more, any info string, indented at
- *     most three spaces) with only white space around it: its content (the opener's indentation
- *     removed from each line, as CommonMark does). An empty block, a block that is never closed
- *     (a truncated reply) and text or another block after the closing fence: DM_ERR_INVALID.
- *   - No line opening a fence: the reply as is (leading blank lines and trailing white space
- *     dropped), unless its first line starts like prose ("Here is", "Here's", "Sure",
- *     "Certainly"): DM_ERR_INVALID.
- *   - Prose before a fence line: DM_ERR_INVALID ("text around a code block").
- *   - NUL bytes: DM_ERR_INVALID; more than DM_REPLY_MAX bytes: DM_ERR_LIMIT.
- * A file whose own text has a line starting with ``` (e.g. Markdown inside a template string)
- * is therefore refused unless the model fenced it with a longer fence; the caller asks again.
- * *out is malloc'd (free()), NULL on error. Pure.
+ * The user message asking the generator model to revise one file after review (send it with
+ * the file's generation system message from dm_prompt_build()):
+ *   "A reviewer commented on the file you wrote for the path below. Address every comment,
+ *    keep what was right, and do not add features.\n\nPath: `<path>`\n\nReviewer comments:\n"
+ *   "- <comment>\n" (each of comments, in order)
+ *   "\nCurrent content:\n" <content fenced, longer fence than any backtick run inside>
+ *   "\n\nReply with the complete revised file only.\n"
+ * *out is malloc'd (free()). Errors: DM_ERR_INVALID (NULL path, NULL content with len > 0, NUL
+ * bytes in content, no comment), DM_ERR_LIMIT (len > DM_PROMPT_REVISE_MAX), DM_ERR_NOMEM. *out
+ * is NULL on error. Pure.
  */
-int dm_reply_extract_file(char **out, const char *reply, size_t len, struct dm_error *err);
+#define DM_PROMPT_REVISE_MAX (256 * 1024)
+int dm_prompt_revise(char **out, const char *path, const char *const *comments, size_t n_comments,
+                     const char *content, size_t len, struct dm_error *err);
+
+/* The reply side (dm_reply_extract_file(), DM_REPLY_MAX) lives in reply.h. */
 
 #endif

@@ -29,6 +29,7 @@
 
 #include "dream/core/buf.h"
 #include "dream/core/error.h"
+#include "dream/domain/prompt.h"
 #include "dream/domain/safety.h"
 
 /* The reviewer call (ORIGINAL.md): DREAM_REVIEW_MODEL's default, max_tokens, temperature. */
@@ -172,19 +173,6 @@ int dm_review_parse(struct dm_review_verdict *out, const char *reply, size_t len
                     const struct dm_review_file *files, size_t n_files, struct dm_error *err);
 
 /*
- * The JSON object of a model's structured reply, shared by the reviewer and the planner: after
- * optional white space, one JSON object and optional white space, or that object as the only
- * content of one fenced code block (``` or ~~~ of three or more, any info string, closed by a
- * fence at least as long). *out is the parsed object (cJSON_Delete()). Errors, all
- * DM_ERR_INVALID with messages starting with `what` (e.g. "reviewer reply"): empty, over max
- * bytes, NUL or invalid UTF-8, prose before or after, an unclosed fence, malformed or truncated
- * JSON, a value that is not an object. *out is NULL on error.
- */
-struct cJSON;
-int dm_review_reply_json(struct cJSON **out, const char *reply, size_t len, size_t max,
-                         const char *what, struct dm_error *err);
-
-/*
  * The rule verdict of findings (NULL = none) into *out (initialised or freed before):
  * risk = findings->max_severity (low when there are none); decision critical → reject,
  * high → pause, else proceed; sources = DM_REVIEW_BY_RULES; no comments. summary:
@@ -218,18 +206,11 @@ int dm_review_combine(struct dm_review_verdict *out, const struct dm_review_verd
 size_t dm_review_files_to_revise(const struct dm_review_verdict *v, const char **paths, size_t max);
 
 /*
- * The user message asking the generator model to revise one file (send it with the file's
- * generation system message from dm_prompt_build()):
- *   "A reviewer commented on the file you wrote for the path below. Address every comment,
- *    keep what was right, and do not add features.\n\nPath: `<path>`\n\nReviewer comments:\n"
- *   "- <comment>\n" (every comment of v on path, in order)
- *   "\nCurrent content:\n" <content fenced, longer fence than any backtick run inside>
- *   "\n\nReply with the complete revised file only.\n"
- * *out is malloc'd (free()). Errors: DM_ERR_INVALID (NULL path, NULL content with len > 0, NUL
- * bytes in content, no comment of v on path), DM_ERR_LIMIT (len > DM_REVIEW_REVISE_MAX),
- * DM_ERR_NOMEM. *out is NULL on error.
+ * The user message asking the generator model to revise one file: dm_prompt_revise() (prompt.h,
+ * which has the message's layout) with every comment of v on path, in order. Errors as there,
+ * and DM_ERR_INVALID for a NULL v or no comment of v on path. *out is NULL on error.
  */
-#define DM_REVIEW_REVISE_MAX (256 * 1024)
+#define DM_REVIEW_REVISE_MAX DM_PROMPT_REVISE_MAX
 int dm_review_revise_prompt(char **out, const struct dm_review_verdict *v, const char *path,
                             const char *content, size_t len, struct dm_error *err);
 

@@ -159,14 +159,12 @@ const struct dm_spec_section *dm_spec_section_find(const struct dm_spec *s, cons
 const struct dm_spec_list *dm_spec_list_of(const struct dm_spec *s, enum dm_spec_cat cat);
 
 /*
- * UTF-8 helpers shared by plan and prompt.
- * dm_spec_utf8_check: 0 if s[0..len) is valid UTF-8 without NUL/C0 controls (TAB LF FF CR
- * allowed) and DEL; else DM_ERR_INVALID and *bad_off (may be NULL) = offset of the bad byte.
+ * The UTF-8 rules under their old names, for callers outside the domain layer; new code calls
+ * dream/core/text.h directly. dm_spec_utf8_check = dm_text_check() (strict UTF-8 without
+ * NUL/C0 controls other than TAB LF FF CR, nor DEL; 0 or DM_ERR_INVALID with *bad_off);
+ * dm_spec_utf8_prefix = dm_text_prefix_chars() (bytes of the first max_chars characters).
  */
 int dm_spec_utf8_check(const char *s, size_t len, size_t *bad_off);
-
-/* Byte length of the longest prefix of s[0..len) holding at most max_chars code points; never
- * splits a multi-byte sequence (invalid bytes count as one character each). */
 size_t dm_spec_utf8_prefix(const char *s, size_t len, size_t max_chars);
 
 #endif
