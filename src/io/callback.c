@@ -13,8 +13,6 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,28 +63,6 @@ struct dm_callbacks {
     dm_callbacks_closed_cb done;
     void *done_arg;
 };
-
-char *dm_callback_sign(char *out, size_t outlen, const char *key, size_t keylen, const void *body,
-                       size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-
-    if (outlen < 7 + 64 + 1) {
-        return NULL;
-    }
-    if (!HMAC(EVP_sha256(), key, (int)keylen, body, len, mac, &maclen) || maclen != 32) {
-        return NULL;
-    }
-    memcpy(out, "sha256=", 7);
-    for (unsigned i = 0; i < maclen; i++) {
-        out[7 + 2 * i] = hex[mac[i] >> 4];
-        out[7 + 2 * i + 1] = hex[mac[i] & 15];
-    }
-    out[7 + 2 * maclen] = '\0';
-    return out;
-}
 
 /* "scheme://host[:port]/path" of url, for logs (no user info, no query). */
 static void url_for_log(const char *url, char *out, size_t outlen)

@@ -12,6 +12,8 @@
 
 #include "dream/core/buf.h"
 #include "dream/core/log.h"
+#include "dream/core/refname.h"
+#include "dream/domain/retry.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -31,9 +33,6 @@
 #define DEFAULT_SECONDARY_MS 60000L
 #define DEFAULT_MAX_WAIT_MS 900000L
 #define MAX_RESPONSE (4u << 20)
-#define NAME_MAX_LEN 100
-#define TITLE_PREFIX "[Dream] "
-#define TRUNC_NOTE "\n\n_(truncated by dreamd: the full text is longer than GitHub allows)_\n"
 
 #ifndef DREAM_VERSION
 #define DREAM_VERSION "0"
@@ -93,115 +92,9 @@ struct dm_forge {
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-static int name_valid(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > NAME_MAX_LEN || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static int branch_valid(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > 255) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c <= 0x20 || c == 0x7f || c == '~' || c == '^' || c == ':' || c == '?' || c == '*' ||
-            c == '[' || c == '\\') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
-}
-
-/* Characters as GitHub counts them (astral characters count twice, as in UTF-16). */
-static size_t char_weight(unsigned char lead)
-{
-    return lead >= 0xF0 ? 2 : 1;
-}
-
-static char *cap_text(const char *s, size_t max_chars, const char *note)
-{
-    size_t chars = 0, i;
-    size_t note_chars = note ? strlen(note) : 0;
-    size_t keep, cut = 0;
-    struct dm_buf b;
-
-    if (!s) {
-        return strdup("");
-    }
-    for (i = 0; s[i]; i++) {
-        if (((unsigned char)s[i] & 0xC0) != 0x80) {
-            chars += char_weight((unsigned char)s[i]);
-        }
-    }
-    if (chars <= max_chars) {
-        return strdup(s);
-    }
-    keep = max_chars > note_chars ? max_chars - note_chars : 0;
-    chars = 0;
-    for (i = 0; s[i]; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c & 0xC0) != 0x80) {
-            if (chars + char_weight(c) > keep) {
-                break;
-            }
-            chars += char_weight(c);
-        }
-        cut = i + 1;
-    }
-    /* cut now ends after a whole character: the next byte (if any) is a lead byte. */
-    while (s[cut] && ((unsigned char)s[cut] & 0xC0) == 0x80) {
-        cut++;
-    }
-    dm_buf_init(&b, 0);
-    if (dm_buf_append(&b, s, cut) < 0 || (note && dm_buf_puts(&b, note) < 0)) {
-        dm_buf_free(&b);
-        return NULL;
-    }
-    return dm_buf_detach(&b);
-}
-
-char *dm_forge_cap_body(const char *body, size_t max_chars)
-{
-    return cap_text(body, max_chars, TRUNC_NOTE);
-}
-
-/* "[Dream] <title>", one line, capped. */
-static char *make_title(const char *title)
-{
-    char *t;
-    char *capped;
-
-    if (asprintf(&t, "%s%s",
-                 strncmp(title, TITLE_PREFIX, strlen(TITLE_PREFIX)) == 0 ? "" : TITLE_PREFIX,
-                 title) < 0) {
-        return NULL;
-    }
-    for (char *p = t; *p; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-            *p = ' ';
-        }
-    }
-    capped = cap_text(t, DM_FORGE_TITLE_MAX, NULL);
-    free(t);
-    return capped;
 }
 
 static int append_encoded(struct dm_buf *b, const char *s)
@@ -235,17 +128,7 @@ static uint64_t next_random(struct dm_forge *f)
 
 static long long backoff_ms(struct dm_forge *f, int attempt)
 {
-    long long d = f->backoff_base_ms;
-    for (int i = 1; i < attempt && d < f->backoff_max_ms; i++) {
-        d *= 2;
-    }
-    if (d > f->backoff_max_ms) {
-        d = f->backoff_max_ms;
-    }
-    if (d <= 1) {
-        return d;
-    }
-    return d / 2 + (long long)(next_random(f) % (uint64_t)(d / 2 + 1));
+    return dm_retry_backoff_ms(f->backoff_base_ms, f->backoff_max_ms, attempt, next_random(f));
 }
 
 /* Retry-After: delay seconds or an HTTP date. Returns ms, or -1 when unusable. */
@@ -859,10 +742,11 @@ int dm_forge_open_pr(struct dm_forge *f, const struct dm_forge_pr_request *req,
     if (!req || !req->on_done || !req->title || !*req->title) {
         return dm_error_set(err, DM_ERR_INVALID, "pull request needs a title and a callback");
     }
-    if (!name_valid(req->owner) || !name_valid(req->repo)) {
+    if (!dm_forge_name_valid(req->owner) || !dm_forge_name_valid(req->repo)) {
         return dm_error_set(err, DM_ERR_INVALID, "invalid repository name");
     }
-    if (!branch_valid(req->head) || !branch_valid(req->base) || strcmp(req->head, req->base) == 0) {
+    if (!dm_refname_valid(req->head) || !dm_refname_valid(req->base) ||
+        strcmp(req->head, req->base) == 0) {
         return dm_error_set(err, DM_ERR_INVALID, "invalid head or base branch");
     }
     c = calloc(1, sizeof(*c));
@@ -874,7 +758,7 @@ int dm_forge_open_pr(struct dm_forge *f, const struct dm_forge_pr_request *req,
     c->repo = strdup(req->repo);
     c->head = strdup(req->head);
     c->base = strdup(req->base);
-    c->title = make_title(req->title);
+    c->title = dm_forge_title(req->title);
     c->body = dm_forge_cap_body(req->body, DM_FORGE_BODY_MAX);
     c->job = dup_or_null(req->job_id);
     if (!c->owner || !c->repo || !c->head || !c->base || !c->title || !c->body ||

@@ -10,6 +10,7 @@
 #include "dream/io/redis.h"
 #include "dream/core/error.h"
 #include "dream/core/log.h"
+#include "dream/domain/retry.h"
 
 #include <hiredis/async.h>
 #include <openssl/sha.h>
@@ -210,32 +211,32 @@ static void update_poll(struct adapter *ad)
     }
 }
 
-static void ev_add_read(void *privdata)
+/* hiredis asks for each event with its own hook; all four only switch one flag. */
+static void set_event(void *privdata, int event, int on)
 {
     struct adapter *ad = privdata;
-    ad->events |= UV_READABLE;
+    ad->events = on ? (ad->events | event) : (ad->events & ~event);
     update_poll(ad);
+}
+
+static void ev_add_read(void *privdata)
+{
+    set_event(privdata, UV_READABLE, 1);
 }
 
 static void ev_del_read(void *privdata)
 {
-    struct adapter *ad = privdata;
-    ad->events &= ~UV_READABLE;
-    update_poll(ad);
+    set_event(privdata, UV_READABLE, 0);
 }
 
 static void ev_add_write(void *privdata)
 {
-    struct adapter *ad = privdata;
-    ad->events |= UV_WRITABLE;
-    update_poll(ad);
+    set_event(privdata, UV_WRITABLE, 1);
 }
 
 static void ev_del_write(void *privdata)
 {
-    struct adapter *ad = privdata;
-    ad->events &= ~UV_WRITABLE;
-    update_poll(ad);
+    set_event(privdata, UV_WRITABLE, 0);
 }
 
 static void on_timer(uv_timer_t *t);
@@ -244,18 +245,10 @@ static void schedule_reconnect(struct dm_redis_conn *c)
 {
     long min = c->opts.backoff_min_ms > 0 ? c->opts.backoff_min_ms : 100;
     long max = c->opts.backoff_max_ms > 0 ? c->opts.backoff_max_ms : 5000;
-    long delay = min;
     long jittered;
 
-    for (int i = 0; i < c->attempt && delay < max; i++) {
-        delay *= 2;
-    }
-    if (delay > max) {
-        delay = max;
-    }
-    /* Full jitter in [delay/2, delay]: replicas that lost Redis together do not return in step. */
-    jittered =
-        delay / 2 + (long)(((double)rand() / ((double)RAND_MAX + 1.0)) * (double)(delay / 2 + 1));
+    /* Jitter in [delay/2, delay]: replicas that lost Redis together do not return in step. */
+    jittered = (long)dm_retry_backoff_ms(min, max, c->attempt + 1, (uint64_t)rand());
     c->attempt++;
     c->state = ST_WAIT;
     dm_warn("redis", NULL, "%s: %s; reconnecting in %ld ms (attempt %d)", c->name,

@@ -30,6 +30,7 @@
 #define DREAM_CALLBACK_H
 
 #include "dream/core/error.h"
+#include "dream/domain/sign.h" /* dm_callback_sign */
 #include "dream/io/http.h"
 
 #include <stddef.h>
@@ -73,11 +74,6 @@ size_t dm_callbacks_pending(const struct dm_callbacks *cb);
 
 /* Jobs with events queued or in flight. */
 size_t dm_callbacks_jobs(const struct dm_callbacks *cb);
-
-/* Writes "sha256=<64 hex digits>" of HMAC-SHA256(key, body) into out (at least 72 bytes), as
- * sent in X-Dream-Signature, for receivers and tests. Returns out, or NULL when OpenSSL fails. */
-char *dm_callback_sign(char *out, size_t outlen, const char *key, size_t keylen, const void *body,
-                       size_t len);
 
 typedef void (*dm_callbacks_closed_cb)(void *arg);
 
