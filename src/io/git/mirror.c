@@ -257,6 +257,20 @@ static int mirror_open(git_repository **out, int *created, const char *path, str
     return 0;
 }
 
+/* Points <prefix><name> at oid in the mirror. */
+static int keep_ref(git_repository *r, struct dm_git_session *s, const char *prefix,
+                    const char *name, const git_oid *oid, struct dm_error *err)
+{
+    git_reference *ref = NULL;
+    char refname[600];
+    int rc;
+
+    snprintf(refname, sizeof(refname), "%s%s", prefix, name);
+    rc = git_reference_create(&ref, r, refname, oid, 1, "dreamd fetch");
+    git_reference_free(ref);
+    return rc < 0 ? dm_git_fail(err, s, rc, "updating the mirror") : 0;
+}
+
 /* Fetches base (into refs/remotes/origin/<base>) and, when branch is given and exists, branch
  * (into refs/dream/remote/<branch>) over one connection. */
 int dm_git_mirror_fetch(git_repository *r, struct dm_git_session *s, const char *base,
@@ -268,7 +282,7 @@ int dm_git_mirror_fetch(git_repository *r, struct dm_git_session *s, const char 
     git_proxy_options po;
     const git_remote_head **heads = NULL;
     size_t nheads = 0;
-    char want_base[512], want_branch[512], spec_base[1100], spec_branch[1100], ref[600];
+    char want_base[512], want_branch[512], spec_base[1100], spec_branch[1100];
     char *specs[2];
     git_strarray arr = {specs, 0};
     int has_base = 0;
@@ -336,24 +350,12 @@ int dm_git_mirror_fetch(git_repository *r, struct dm_git_session *s, const char 
         goto out;
     }
     /* Our own refs keep the fetched objects reachable in the mirror. */
-    {
-        git_reference *ref_out = NULL;
-        snprintf(ref, sizeof(ref), DM_GIT_TRACK_PREFIX "%s", base);
-        rc = git_reference_create(&ref_out, r, ref, &st->base, 1, "dreamd fetch");
-        git_reference_free(ref_out);
-        if (rc < 0) {
-            rc = dm_git_fail(err, s, rc, "updating the mirror");
-            goto out;
-        }
-        if (st->has_branch) {
-            snprintf(ref, sizeof(ref), DM_GIT_PEEK_PREFIX "%s", branch);
-            rc = git_reference_create(&ref_out, r, ref, &st->branch, 1, "dreamd fetch");
-            git_reference_free(ref_out);
-            if (rc < 0) {
-                rc = dm_git_fail(err, s, rc, "updating the mirror");
-                goto out;
-            }
-        }
+    rc = keep_ref(r, s, DM_GIT_TRACK_PREFIX, base, &st->base, err);
+    if (rc == 0 && st->has_branch) {
+        rc = keep_ref(r, s, DM_GIT_PEEK_PREFIX, branch, &st->branch, err);
+    }
+    if (rc < 0) {
+        goto out;
     }
     rc = 0;
 out:
