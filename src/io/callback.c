@@ -9,6 +9,7 @@
  */
 #include "dream/io/callback.h"
 #include "dream/core/log.h"
+#include "dream/domain/sse.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -273,20 +274,18 @@ static void on_backoff(uv_timer_t *t)
     }
 }
 
+/* The Retry-After of a 429/503 in ms (seconds or an HTTP date), capped; 0 when absent or
+ * unusable. */
 static long retry_after(struct dm_http_response *resp)
 {
-    char v[32];
-    char *end;
-    long s;
+    char v[64];
+    long long ms;
 
-    if (!dm_http_response_header(resp, "retry-after", v, sizeof(v))) {
+    if (!dm_http_response_header(resp, "retry-after", v, sizeof(v)) ||
+        dm_sse_retry_after_ms(v, dm_time_now_ms(), &ms) != 0 || ms <= 0) {
         return 0;
     }
-    s = strtol(v, &end, 10);
-    if (end == v || *end || s <= 0) {
-        return 0;
-    }
-    return s * 1000 > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : s * 1000;
+    return ms > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : (long)ms;
 }
 
 static void on_http_done(void *arg, int rc, struct dm_http_response *resp,

@@ -14,9 +14,9 @@
 #include "dream/core/log.h"
 #include "dream/core/refname.h"
 #include "dream/domain/retry.h"
+#include "dream/domain/sse.h"
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -129,28 +129,6 @@ static uint64_t next_random(struct dm_forge *f)
 static long long backoff_ms(struct dm_forge *f, int attempt)
 {
     return dm_retry_backoff_ms(f->backoff_base_ms, f->backoff_max_ms, attempt, next_random(f));
-}
-
-/* Retry-After: delay seconds or an HTTP date. Returns ms, or -1 when unusable. */
-static long long parse_retry_after(const char *v)
-{
-    char *end;
-    long long secs;
-    time_t when;
-
-    if (!v || !*v) {
-        return -1;
-    }
-    secs = strtoll(v, &end, 10);
-    if (end != v && *end == '\0' && secs >= 0) {
-        return secs * 1000;
-    }
-    when = curl_getdate(v, NULL);
-    if (when < 0) {
-        return -1;
-    }
-    secs = (long long)when * 1000 - dm_time_now_ms();
-    return secs > 0 ? secs : 0;
 }
 
 /* GitHub's error text: "message" plus each errors[].message (or field+code), sanitised. */
@@ -506,8 +484,9 @@ static long long rate_limit(struct dm_forge_call *c, const struct dm_http_respon
         }
         return -1;
     }
-    if (ra) {
-        wait = parse_retry_after(ra);
+    /* Retry-After: delay seconds or an HTTP date (the parser the LLM client uses too). */
+    if (ra && dm_sse_retry_after_ms(ra, dm_time_now_ms(), &wait) != 0) {
+        wait = -1;
     }
     if (wait < 0 && reset_wait >= 0) {
         wait = reset_wait;
