@@ -131,46 +131,6 @@ static long long backoff_ms(struct dm_forge *f, int attempt)
     return dm_retry_backoff_ms(f->backoff_base_ms, f->backoff_max_ms, attempt, next_random(f));
 }
 
-/* GitHub's error text: "message" plus each errors[].message (or field+code), sanitised. */
-static void github_message(const char *body, size_t len, char *out, size_t outlen)
-{
-    cJSON *j = body && len ? cJSON_ParseWithLength(body, len) : NULL;
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
-    const cJSON *errors = cJSON_GetObjectItemCaseSensitive(j, "errors");
-    const cJSON *e;
-    size_t pos = 0;
-
-    out[0] = '\0';
-    if (cJSON_IsString(m)) {
-        pos += (size_t)snprintf(out + pos, outlen - pos, "%s", m->valuestring);
-    }
-    cJSON_ArrayForEach(e, errors)
-    {
-        const cJSON *em = cJSON_GetObjectItemCaseSensitive(e, "message");
-        const cJSON *field = cJSON_GetObjectItemCaseSensitive(e, "field");
-        const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
-        if (pos >= outlen - 1) {
-            break;
-        }
-        if (cJSON_IsString(em)) {
-            pos +=
-                (size_t)snprintf(out + pos, outlen - pos, "%s%s", pos ? ": " : "", em->valuestring);
-        } else if (cJSON_IsString(field) && cJSON_IsString(code)) {
-            pos += (size_t)snprintf(out + pos, outlen - pos, "%s%s %s", pos ? ": " : "",
-                                    field->valuestring, code->valuestring);
-        }
-    }
-    if (pos == 0 && body && len) {
-        snprintf(out, outlen, "%.*s", (int)(len < 200 ? len : 200), body);
-    }
-    for (char *p = out; *p; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-            *p = ' ';
-        }
-    }
-    cJSON_Delete(j);
-}
-
 /* ---- calls ------------------------------------------------------------------------------ */
 
 static void on_timer(uv_timer_t *t);
@@ -420,38 +380,6 @@ static void on_timer(uv_timer_t *t)
     pump(t->data);
 }
 
-/* Reads head.ref/base.ref/state and fills pr from a pull request object. */
-static int pull_matches(const cJSON *p, const struct dm_forge_call *c)
-{
-    const cJSON *state = cJSON_GetObjectItemCaseSensitive(p, "state");
-    const cJSON *head = cJSON_GetObjectItemCaseSensitive(p, "head");
-    const cJSON *base = cJSON_GetObjectItemCaseSensitive(p, "base");
-    const cJSON *href = cJSON_GetObjectItemCaseSensitive(head, "ref");
-    const cJSON *bref = cJSON_GetObjectItemCaseSensitive(base, "ref");
-
-    return cJSON_IsString(state) && strcmp(state->valuestring, "open") == 0 &&
-           cJSON_IsString(href) && strcmp(href->valuestring, c->head) == 0 &&
-           cJSON_IsString(bref) && strcmp(bref->valuestring, c->base) == 0;
-}
-
-static int read_pull(const cJSON *p, struct dm_forge_pr *pr)
-{
-    const cJSON *num = cJSON_GetObjectItemCaseSensitive(p, "number");
-    const cJSON *url = cJSON_GetObjectItemCaseSensitive(p, "html_url");
-    const cJSON *draft = cJSON_GetObjectItemCaseSensitive(p, "draft");
-    const cJSON *head = cJSON_GetObjectItemCaseSensitive(p, "head");
-    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(head, "sha");
-
-    if (!cJSON_IsNumber(num) || num->valuedouble < 1 || !cJSON_IsString(url)) {
-        return DM_ERR_INVALID;
-    }
-    pr->number = (long)num->valuedouble;
-    snprintf(pr->html_url, sizeof(pr->html_url), "%s", url->valuestring);
-    snprintf(pr->head_sha, sizeof(pr->head_sha), "%s", cJSON_IsString(sha) ? sha->valuestring : "");
-    pr->draft = cJSON_IsTrue(draft);
-    return 0;
-}
-
 /* Updates the shared rate-limit state from any response. Returns the wait (ms) this response
  * asks for before the request may be repeated, or -1 when it is not a rate-limit answer. */
 static long long rate_limit(struct dm_forge_call *c, const struct dm_http_response *resp)
@@ -512,23 +440,12 @@ static long long rate_limit(struct dm_forge_call *c, const struct dm_http_respon
 
 static void handle_list(struct dm_forge_call *c, const struct dm_http_response *resp)
 {
-    cJSON *arr = cJSON_ParseWithLength(resp->body.data ? resp->body.data : "", resp->body.len);
-    const cJSON *p;
-    int found = 0;
+    int found = dm_forge_pull_find(&c->pr, resp->body.data, resp->body.len, c->head, c->base);
 
-    if (!cJSON_IsArray(arr)) {
-        cJSON_Delete(arr);
+    if (found < 0) {
         fail(c, DM_ERR_INVALID, "GitHub answered the pull request list with something else");
         return;
     }
-    cJSON_ArrayForEach(p, arr)
-    {
-        if (pull_matches(p, c) && read_pull(p, &c->pr) == 0) {
-            found = 1;
-            break;
-        }
-    }
-    cJSON_Delete(arr);
     if (found) {
         c->pr.created = 0;
         finish(c, 0, NULL);
@@ -551,10 +468,7 @@ static void handle_create(struct dm_forge_call *c, const struct dm_http_response
     char msg[400];
 
     if (resp->status == 201 || resp->status == 200) {
-        cJSON *j = cJSON_ParseWithLength(resp->body.data ? resp->body.data : "", resp->body.len);
-        int rc = read_pull(j, &c->pr);
-        cJSON_Delete(j);
-        if (rc < 0) {
+        if (dm_forge_pull_read(&c->pr, resp->body.data, resp->body.len) < 0) {
             fail(c, DM_ERR_INVALID, "GitHub answered the new pull request with something else");
             return;
         }
@@ -562,7 +476,7 @@ static void handle_create(struct dm_forge_call *c, const struct dm_http_response
         finish(c, 0, NULL);
         return;
     }
-    github_message(resp->body.data, resp->body.len, msg, sizeof(msg));
+    dm_forge_error_text(resp->body.data, resp->body.len, msg, sizeof(msg));
     if (resp->status == 422 && strcasestr(msg, "already exists")) {
         /* Made meanwhile (or by our own earlier attempt whose answer was lost): find it. */
         c->step = STEP_RELIST;
@@ -636,7 +550,7 @@ static void on_http_done(void *arg, int rc, struct dm_http_response *resp,
         return;
     }
     if (resp->status == 401 || resp->status == 403) {
-        github_message(resp->body.data, resp->body.len, msg, sizeof(msg));
+        dm_forge_error_text(resp->body.data, resp->body.len, msg, sizeof(msg));
         fail(c, DM_ERR_AUTH, "%s: GitHub refused the token (%ld %s)", what, resp->status, msg);
         return;
     }
@@ -653,7 +567,7 @@ static void on_http_done(void *arg, int rc, struct dm_http_response *resp,
         handle_list(c, resp);
         return;
     }
-    github_message(resp->body.data, resp->body.len, msg, sizeof(msg));
+    dm_forge_error_text(resp->body.data, resp->body.len, msg, sizeof(msg));
     fail(c, resp->status == 400 || resp->status == 422 ? DM_ERR_INVALID : DM_ERR_REMOTE,
          "%s: GitHub answered %ld: %s", what, resp->status, msg);
 }

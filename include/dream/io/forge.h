@@ -33,7 +33,7 @@
 #define DREAM_FORGE_H
 
 #include "dream/core/error.h"
-#include "dream/domain/forge_rules.h" /* DM_FORGE_BODY_MAX, dm_forge_cap_body, names */
+#include "dream/domain/forge_proto.h" /* struct dm_forge_pr, DM_FORGE_BODY_MAX, names, caps */
 #include "dream/io/http.h"
 
 #include <stddef.h>
@@ -60,16 +60,6 @@ struct dm_forge_opts {
     {                                                                                              \
         .api_url = NULL, .write_interval_ms = 1000                                                 \
     }
-
-struct dm_forge_pr {
-    long number;        /* pull request number */
-    char html_url[512]; /* https://github.com/o/r/pull/N */
-    char head_sha[64];  /* head.sha as GitHub reported it (may be empty) */
-    int created;        /* 1 = this call opened it; 0 = an open one was found */
-    int draft;          /* as reported */
-    int requests;       /* HTTP requests this call sent */
-    long http_status;   /* of the last response, 0 if none */
-};
 
 /* Completion, fired exactly once per started call, from the loop, never inside
  * dm_forge_open_pr / dm_forge_cancel / dm_forge_close. rc == 0: pr holds the pull request.

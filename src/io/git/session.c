@@ -9,7 +9,7 @@
 #include "git_private.h"
 
 #include "dream/core/refname.h"
-#include "dream/domain/forge_rules.h"
+#include "dream/domain/forge_proto.h"
 
 #include <pthread.h>
 #include <stdio.h>
