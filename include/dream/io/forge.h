@@ -80,7 +80,7 @@ struct dm_forge_pr_request {
     const char *owner;  /* required, [A-Za-z0-9._-]{1,100} (dm_forge_name_valid) */
     const char *repo;   /* required, same rule */
     const char *head;   /* required: the branch in owner/repo (dm_refname_valid) */
-    const char *base;   /* required: the base branch */
+    const char *base;   /* required: the base branch (dm_refname_valid), not head */
     const char *title;  /* required: the spec title; sent as "[Dream] <title>" (the prefix is not
                          * doubled when title already starts with it) */
     const char *body;   /* may be NULL; capped at DM_FORGE_BODY_MAX characters */
