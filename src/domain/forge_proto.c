@@ -14,20 +14,27 @@
 
 #define TRUNC_NOTE "\n\n_(truncated by dreamd: the full text is longer than GitHub allows)_\n"
 
-int dm_forge_name_valid(const char *s)
+const char *dm_forge_name_problem(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > DM_FORGE_NAME_MAX || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
-        return 0;
+
+    /* The order of the checks is jobreq's, so its messages can come from here. */
+    if (n == 0 ||
+        strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n) {
+        return "must match ^[a-zA-Z0-9._-]+$";
     }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-')) {
-            return 0;
-        }
+    if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+        return "must not be \".\" or \"..\"";
     }
-    return 1;
+    if (n > DM_FORGE_NAME_MAX) {
+        return "must be at most 100 characters";
+    }
+    return NULL;
+}
+
+int dm_forge_name_valid(const char *s)
+{
+    return dm_forge_name_problem(s) == NULL;
 }
 
 /* Characters as GitHub counts them (astral characters count twice, as in UTF-16). */

@@ -37,6 +37,11 @@ Test(forge_proto, names)
     longest[DM_FORGE_NAME_MAX] = 'a';
     longest[DM_FORGE_NAME_MAX + 1] = '\0';
     cr_assert_not(dm_forge_name_valid(longest));
+    cr_assert_str_eq(dm_forge_name_problem(longest), "must be at most 100 characters");
+    cr_assert_str_eq(dm_forge_name_problem(".."), "must not be \".\" or \"..\"");
+    cr_assert_str_eq(dm_forge_name_problem("a b"), "must match ^[a-zA-Z0-9._-]+$");
+    cr_assert_str_eq(dm_forge_name_problem(""), "must match ^[a-zA-Z0-9._-]+$");
+    cr_assert_null(dm_forge_name_problem("todo-api"));
 }
 
 Test(forge_proto, cap_body_cuts_at_character_boundaries)

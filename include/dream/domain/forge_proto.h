@@ -23,8 +23,13 @@
 /* Prefix of every pull request title. */
 #define DM_FORGE_TITLE_PREFIX "[Dream] "
 
-/* 1 when s is a usable owner or repository name: 1 to DM_FORGE_NAME_MAX characters of
- * [A-Za-z0-9._-], not "." or "..". NULL gives 0. */
+/* NULL when s is a usable owner or repository name: 1 to DM_FORGE_NAME_MAX characters of
+ * [A-Za-z0-9._-], not "." or "..". Else a short static reason, checked in this order:
+ * "must match ^[a-zA-Z0-9._-]+$" (also for NULL and ""), "must not be \".\" or \"..\"",
+ * "must be at most 100 characters" (the texts jobreq reports for repoOwner and repoName). */
+const char *dm_forge_name_problem(const char *s);
+
+/* 1 when dm_forge_name_problem(s) is NULL, else 0. */
 int dm_forge_name_valid(const char *s);
 
 /* Copies body into a newly allocated string of at most max_chars characters (UTF-8 code
