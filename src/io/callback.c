@@ -9,12 +9,11 @@
  */
 #include "dream/io/callback.h"
 #include "dream/core/log.h"
+#include "dream/domain/sse.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,28 +64,6 @@ struct dm_callbacks {
     dm_callbacks_closed_cb done;
     void *done_arg;
 };
-
-char *dm_callback_sign(char *out, size_t outlen, const char *key, size_t keylen, const void *body,
-                       size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-
-    if (outlen < 7 + 64 + 1) {
-        return NULL;
-    }
-    if (!HMAC(EVP_sha256(), key, (int)keylen, body, len, mac, &maclen) || maclen != 32) {
-        return NULL;
-    }
-    memcpy(out, "sha256=", 7);
-    for (unsigned i = 0; i < maclen; i++) {
-        out[7 + 2 * i] = hex[mac[i] >> 4];
-        out[7 + 2 * i + 1] = hex[mac[i] & 15];
-    }
-    out[7 + 2 * maclen] = '\0';
-    return out;
-}
 
 /* "scheme://host[:port]/path" of url, for logs (no user info, no query). */
 static void url_for_log(const char *url, char *out, size_t outlen)
@@ -297,20 +274,18 @@ static void on_backoff(uv_timer_t *t)
     }
 }
 
+/* The Retry-After of a 429/503 in ms (seconds or an HTTP date), capped; 0 when absent or
+ * unusable. */
 static long retry_after(struct dm_http_response *resp)
 {
-    char v[32];
-    char *end;
-    long s;
+    char v[64];
+    long long ms;
 
-    if (!dm_http_response_header(resp, "retry-after", v, sizeof(v))) {
+    if (!dm_http_response_header(resp, "retry-after", v, sizeof(v)) ||
+        dm_sse_retry_after_ms(v, dm_time_now_ms(), &ms) != 0 || ms <= 0) {
         return 0;
     }
-    s = strtol(v, &end, 10);
-    if (end == v || *end || s <= 0) {
-        return 0;
-    }
-    return s * 1000 > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : s * 1000;
+    return ms > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : (long)ms;
 }
 
 static void on_http_done(void *arg, int rc, struct dm_http_response *resp,

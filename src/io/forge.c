@@ -12,9 +12,11 @@
 
 #include "dream/core/buf.h"
 #include "dream/core/log.h"
+#include "dream/core/refname.h"
+#include "dream/domain/retry.h"
+#include "dream/domain/sse.h"
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,9 +33,6 @@
 #define DEFAULT_SECONDARY_MS 60000L
 #define DEFAULT_MAX_WAIT_MS 900000L
 #define MAX_RESPONSE (4u << 20)
-#define NAME_MAX_LEN 100
-#define TITLE_PREFIX "[Dream] "
-#define TRUNC_NOTE "\n\n_(truncated by dreamd: the full text is longer than GitHub allows)_\n"
 
 #ifndef DREAM_VERSION
 #define DREAM_VERSION "0"
@@ -93,115 +92,9 @@ struct dm_forge {
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-static int name_valid(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > NAME_MAX_LEN || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static int branch_valid(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > 255) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c <= 0x20 || c == 0x7f || c == '~' || c == '^' || c == ':' || c == '?' || c == '*' ||
-            c == '[' || c == '\\') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
-}
-
-/* Characters as GitHub counts them (astral characters count twice, as in UTF-16). */
-static size_t char_weight(unsigned char lead)
-{
-    return lead >= 0xF0 ? 2 : 1;
-}
-
-static char *cap_text(const char *s, size_t max_chars, const char *note)
-{
-    size_t chars = 0, i;
-    size_t note_chars = note ? strlen(note) : 0;
-    size_t keep, cut = 0;
-    struct dm_buf b;
-
-    if (!s) {
-        return strdup("");
-    }
-    for (i = 0; s[i]; i++) {
-        if (((unsigned char)s[i] & 0xC0) != 0x80) {
-            chars += char_weight((unsigned char)s[i]);
-        }
-    }
-    if (chars <= max_chars) {
-        return strdup(s);
-    }
-    keep = max_chars > note_chars ? max_chars - note_chars : 0;
-    chars = 0;
-    for (i = 0; s[i]; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c & 0xC0) != 0x80) {
-            if (chars + char_weight(c) > keep) {
-                break;
-            }
-            chars += char_weight(c);
-        }
-        cut = i + 1;
-    }
-    /* cut now ends after a whole character: the next byte (if any) is a lead byte. */
-    while (s[cut] && ((unsigned char)s[cut] & 0xC0) == 0x80) {
-        cut++;
-    }
-    dm_buf_init(&b, 0);
-    if (dm_buf_append(&b, s, cut) < 0 || (note && dm_buf_puts(&b, note) < 0)) {
-        dm_buf_free(&b);
-        return NULL;
-    }
-    return dm_buf_detach(&b);
-}
-
-char *dm_forge_cap_body(const char *body, size_t max_chars)
-{
-    return cap_text(body, max_chars, TRUNC_NOTE);
-}
-
-/* "[Dream] <title>", one line, capped. */
-static char *make_title(const char *title)
-{
-    char *t;
-    char *capped;
-
-    if (asprintf(&t, "%s%s",
-                 strncmp(title, TITLE_PREFIX, strlen(TITLE_PREFIX)) == 0 ? "" : TITLE_PREFIX,
-                 title) < 0) {
-        return NULL;
-    }
-    for (char *p = t; *p; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-            *p = ' ';
-        }
-    }
-    capped = cap_text(t, DM_FORGE_TITLE_MAX, NULL);
-    free(t);
-    return capped;
 }
 
 static int append_encoded(struct dm_buf *b, const char *s)
@@ -235,79 +128,7 @@ static uint64_t next_random(struct dm_forge *f)
 
 static long long backoff_ms(struct dm_forge *f, int attempt)
 {
-    long long d = f->backoff_base_ms;
-    for (int i = 1; i < attempt && d < f->backoff_max_ms; i++) {
-        d *= 2;
-    }
-    if (d > f->backoff_max_ms) {
-        d = f->backoff_max_ms;
-    }
-    if (d <= 1) {
-        return d;
-    }
-    return d / 2 + (long long)(next_random(f) % (uint64_t)(d / 2 + 1));
-}
-
-/* Retry-After: delay seconds or an HTTP date. Returns ms, or -1 when unusable. */
-static long long parse_retry_after(const char *v)
-{
-    char *end;
-    long long secs;
-    time_t when;
-
-    if (!v || !*v) {
-        return -1;
-    }
-    secs = strtoll(v, &end, 10);
-    if (end != v && *end == '\0' && secs >= 0) {
-        return secs * 1000;
-    }
-    when = curl_getdate(v, NULL);
-    if (when < 0) {
-        return -1;
-    }
-    secs = (long long)when * 1000 - dm_time_now_ms();
-    return secs > 0 ? secs : 0;
-}
-
-/* GitHub's error text: "message" plus each errors[].message (or field+code), sanitised. */
-static void github_message(const char *body, size_t len, char *out, size_t outlen)
-{
-    cJSON *j = body && len ? cJSON_ParseWithLength(body, len) : NULL;
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
-    const cJSON *errors = cJSON_GetObjectItemCaseSensitive(j, "errors");
-    const cJSON *e;
-    size_t pos = 0;
-
-    out[0] = '\0';
-    if (cJSON_IsString(m)) {
-        pos += (size_t)snprintf(out + pos, outlen - pos, "%s", m->valuestring);
-    }
-    cJSON_ArrayForEach(e, errors)
-    {
-        const cJSON *em = cJSON_GetObjectItemCaseSensitive(e, "message");
-        const cJSON *field = cJSON_GetObjectItemCaseSensitive(e, "field");
-        const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
-        if (pos >= outlen - 1) {
-            break;
-        }
-        if (cJSON_IsString(em)) {
-            pos +=
-                (size_t)snprintf(out + pos, outlen - pos, "%s%s", pos ? ": " : "", em->valuestring);
-        } else if (cJSON_IsString(field) && cJSON_IsString(code)) {
-            pos += (size_t)snprintf(out + pos, outlen - pos, "%s%s %s", pos ? ": " : "",
-                                    field->valuestring, code->valuestring);
-        }
-    }
-    if (pos == 0 && body && len) {
-        snprintf(out, outlen, "%.*s", (int)(len < 200 ? len : 200), body);
-    }
-    for (char *p = out; *p; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-            *p = ' ';
-        }
-    }
-    cJSON_Delete(j);
+    return dm_retry_backoff_ms(f->backoff_base_ms, f->backoff_max_ms, attempt, next_random(f));
 }
 
 /* ---- calls ------------------------------------------------------------------------------ */
@@ -559,38 +380,6 @@ static void on_timer(uv_timer_t *t)
     pump(t->data);
 }
 
-/* Reads head.ref/base.ref/state and fills pr from a pull request object. */
-static int pull_matches(const cJSON *p, const struct dm_forge_call *c)
-{
-    const cJSON *state = cJSON_GetObjectItemCaseSensitive(p, "state");
-    const cJSON *head = cJSON_GetObjectItemCaseSensitive(p, "head");
-    const cJSON *base = cJSON_GetObjectItemCaseSensitive(p, "base");
-    const cJSON *href = cJSON_GetObjectItemCaseSensitive(head, "ref");
-    const cJSON *bref = cJSON_GetObjectItemCaseSensitive(base, "ref");
-
-    return cJSON_IsString(state) && strcmp(state->valuestring, "open") == 0 &&
-           cJSON_IsString(href) && strcmp(href->valuestring, c->head) == 0 &&
-           cJSON_IsString(bref) && strcmp(bref->valuestring, c->base) == 0;
-}
-
-static int read_pull(const cJSON *p, struct dm_forge_pr *pr)
-{
-    const cJSON *num = cJSON_GetObjectItemCaseSensitive(p, "number");
-    const cJSON *url = cJSON_GetObjectItemCaseSensitive(p, "html_url");
-    const cJSON *draft = cJSON_GetObjectItemCaseSensitive(p, "draft");
-    const cJSON *head = cJSON_GetObjectItemCaseSensitive(p, "head");
-    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(head, "sha");
-
-    if (!cJSON_IsNumber(num) || num->valuedouble < 1 || !cJSON_IsString(url)) {
-        return DM_ERR_INVALID;
-    }
-    pr->number = (long)num->valuedouble;
-    snprintf(pr->html_url, sizeof(pr->html_url), "%s", url->valuestring);
-    snprintf(pr->head_sha, sizeof(pr->head_sha), "%s", cJSON_IsString(sha) ? sha->valuestring : "");
-    pr->draft = cJSON_IsTrue(draft);
-    return 0;
-}
-
 /* Updates the shared rate-limit state from any response. Returns the wait (ms) this response
  * asks for before the request may be repeated, or -1 when it is not a rate-limit answer. */
 static long long rate_limit(struct dm_forge_call *c, const struct dm_http_response *resp)
@@ -623,8 +412,9 @@ static long long rate_limit(struct dm_forge_call *c, const struct dm_http_respon
         }
         return -1;
     }
-    if (ra) {
-        wait = parse_retry_after(ra);
+    /* Retry-After: delay seconds or an HTTP date (the parser the LLM client uses too). */
+    if (ra && dm_sse_retry_after_ms(ra, dm_time_now_ms(), &wait) != 0) {
+        wait = -1;
     }
     if (wait < 0 && reset_wait >= 0) {
         wait = reset_wait;
@@ -650,23 +440,12 @@ static long long rate_limit(struct dm_forge_call *c, const struct dm_http_respon
 
 static void handle_list(struct dm_forge_call *c, const struct dm_http_response *resp)
 {
-    cJSON *arr = cJSON_ParseWithLength(resp->body.data ? resp->body.data : "", resp->body.len);
-    const cJSON *p;
-    int found = 0;
+    int found = dm_forge_pull_find(&c->pr, resp->body.data, resp->body.len, c->head, c->base);
 
-    if (!cJSON_IsArray(arr)) {
-        cJSON_Delete(arr);
+    if (found < 0) {
         fail(c, DM_ERR_INVALID, "GitHub answered the pull request list with something else");
         return;
     }
-    cJSON_ArrayForEach(p, arr)
-    {
-        if (pull_matches(p, c) && read_pull(p, &c->pr) == 0) {
-            found = 1;
-            break;
-        }
-    }
-    cJSON_Delete(arr);
     if (found) {
         c->pr.created = 0;
         finish(c, 0, NULL);
@@ -689,10 +468,7 @@ static void handle_create(struct dm_forge_call *c, const struct dm_http_response
     char msg[400];
 
     if (resp->status == 201 || resp->status == 200) {
-        cJSON *j = cJSON_ParseWithLength(resp->body.data ? resp->body.data : "", resp->body.len);
-        int rc = read_pull(j, &c->pr);
-        cJSON_Delete(j);
-        if (rc < 0) {
+        if (dm_forge_pull_read(&c->pr, resp->body.data, resp->body.len) < 0) {
             fail(c, DM_ERR_INVALID, "GitHub answered the new pull request with something else");
             return;
         }
@@ -700,7 +476,7 @@ static void handle_create(struct dm_forge_call *c, const struct dm_http_response
         finish(c, 0, NULL);
         return;
     }
-    github_message(resp->body.data, resp->body.len, msg, sizeof(msg));
+    dm_forge_error_text(resp->body.data, resp->body.len, msg, sizeof(msg));
     if (resp->status == 422 && strcasestr(msg, "already exists")) {
         /* Made meanwhile (or by our own earlier attempt whose answer was lost): find it. */
         c->step = STEP_RELIST;
@@ -774,7 +550,7 @@ static void on_http_done(void *arg, int rc, struct dm_http_response *resp,
         return;
     }
     if (resp->status == 401 || resp->status == 403) {
-        github_message(resp->body.data, resp->body.len, msg, sizeof(msg));
+        dm_forge_error_text(resp->body.data, resp->body.len, msg, sizeof(msg));
         fail(c, DM_ERR_AUTH, "%s: GitHub refused the token (%ld %s)", what, resp->status, msg);
         return;
     }
@@ -791,7 +567,7 @@ static void on_http_done(void *arg, int rc, struct dm_http_response *resp,
         handle_list(c, resp);
         return;
     }
-    github_message(resp->body.data, resp->body.len, msg, sizeof(msg));
+    dm_forge_error_text(resp->body.data, resp->body.len, msg, sizeof(msg));
     fail(c, resp->status == 400 || resp->status == 422 ? DM_ERR_INVALID : DM_ERR_REMOTE,
          "%s: GitHub answered %ld: %s", what, resp->status, msg);
 }
@@ -859,10 +635,11 @@ int dm_forge_open_pr(struct dm_forge *f, const struct dm_forge_pr_request *req,
     if (!req || !req->on_done || !req->title || !*req->title) {
         return dm_error_set(err, DM_ERR_INVALID, "pull request needs a title and a callback");
     }
-    if (!name_valid(req->owner) || !name_valid(req->repo)) {
+    if (!dm_forge_name_valid(req->owner) || !dm_forge_name_valid(req->repo)) {
         return dm_error_set(err, DM_ERR_INVALID, "invalid repository name");
     }
-    if (!branch_valid(req->head) || !branch_valid(req->base) || strcmp(req->head, req->base) == 0) {
+    if (!dm_refname_valid(req->head) || !dm_refname_valid(req->base) ||
+        strcmp(req->head, req->base) == 0) {
         return dm_error_set(err, DM_ERR_INVALID, "invalid head or base branch");
     }
     c = calloc(1, sizeof(*c));
@@ -874,7 +651,7 @@ int dm_forge_open_pr(struct dm_forge *f, const struct dm_forge_pr_request *req,
     c->repo = strdup(req->repo);
     c->head = strdup(req->head);
     c->base = strdup(req->base);
-    c->title = make_title(req->title);
+    c->title = dm_forge_title(req->title);
     c->body = dm_forge_cap_body(req->body, DM_FORGE_BODY_MAX);
     c->job = dup_or_null(req->job_id);
     if (!c->owner || !c->repo || !c->head || !c->base || !c->title || !c->body ||

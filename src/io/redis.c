@@ -10,6 +10,7 @@
 #include "dream/io/redis.h"
 #include "dream/core/error.h"
 #include "dream/core/log.h"
+#include "dream/domain/retry.h"
 
 #include <hiredis/async.h>
 #include <openssl/sha.h>
@@ -210,32 +211,32 @@ static void update_poll(struct adapter *ad)
     }
 }
 
-static void ev_add_read(void *privdata)
+/* hiredis asks for each event with its own hook; all four only switch one flag. */
+static void set_event(void *privdata, int event, int on)
 {
     struct adapter *ad = privdata;
-    ad->events |= UV_READABLE;
+    ad->events = on ? (ad->events | event) : (ad->events & ~event);
     update_poll(ad);
+}
+
+static void ev_add_read(void *privdata)
+{
+    set_event(privdata, UV_READABLE, 1);
 }
 
 static void ev_del_read(void *privdata)
 {
-    struct adapter *ad = privdata;
-    ad->events &= ~UV_READABLE;
-    update_poll(ad);
+    set_event(privdata, UV_READABLE, 0);
 }
 
 static void ev_add_write(void *privdata)
 {
-    struct adapter *ad = privdata;
-    ad->events |= UV_WRITABLE;
-    update_poll(ad);
+    set_event(privdata, UV_WRITABLE, 1);
 }
 
 static void ev_del_write(void *privdata)
 {
-    struct adapter *ad = privdata;
-    ad->events &= ~UV_WRITABLE;
-    update_poll(ad);
+    set_event(privdata, UV_WRITABLE, 0);
 }
 
 static void on_timer(uv_timer_t *t);
@@ -244,18 +245,10 @@ static void schedule_reconnect(struct dm_redis_conn *c)
 {
     long min = c->opts.backoff_min_ms > 0 ? c->opts.backoff_min_ms : 100;
     long max = c->opts.backoff_max_ms > 0 ? c->opts.backoff_max_ms : 5000;
-    long delay = min;
     long jittered;
 
-    for (int i = 0; i < c->attempt && delay < max; i++) {
-        delay *= 2;
-    }
-    if (delay > max) {
-        delay = max;
-    }
-    /* Full jitter in [delay/2, delay]: replicas that lost Redis together do not return in step. */
-    jittered =
-        delay / 2 + (long)(((double)rand() / ((double)RAND_MAX + 1.0)) * (double)(delay / 2 + 1));
+    /* Jitter in [delay/2, delay]: replicas that lost Redis together do not return in step. */
+    jittered = (long)dm_retry_backoff_ms(min, max, c->attempt + 1, (uint64_t)rand());
     c->attempt++;
     c->state = ST_WAIT;
     dm_warn("redis", NULL, "%s: %s; reconnecting in %ld ms (attempt %d)", c->name,
@@ -627,12 +620,39 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     pending_free(p);
 }
 
-static int send_pending(struct dm_redis_conn *c, struct pending *p, long extra_ms, int argc,
-                        const char **argv, const size_t *lens)
+/* A command for cb, not yet sent: *rc = DM_ERR_UNAVAILABLE (not connected) or DM_ERR_NOMEM when
+ * it returns NULL. */
+static struct pending *pending_new(struct dm_redis_conn *c, dm_redis_reply_cb cb, void *arg,
+                                   int *rc)
+{
+    struct pending *p;
+
+    if (!dm_redis_is_up(c)) {
+        *rc = DM_ERR_UNAVAILABLE;
+        return NULL;
+    }
+    p = calloc(1, sizeof(*p));
+    if (!p) {
+        *rc = DM_ERR_NOMEM;
+        return NULL;
+    }
+    p->cb = cb;
+    p->arg = arg;
+    return p;
+}
+
+/* Binds p to c with its deadline (the command timeout plus extra_ms), just before sending. */
+static void pending_arm(struct dm_redis_conn *c, struct pending *p, long extra_ms)
 {
     p->conn = c;
     p->deadline = now_ms(c) +
                   (c->opts.command_timeout_ms > 0 ? c->opts.command_timeout_ms : 10000) + extra_ms;
+}
+
+static int send_pending(struct dm_redis_conn *c, struct pending *p, long extra_ms, int argc,
+                        const char **argv, const size_t *lens)
+{
+    pending_arm(c, p, extra_ms);
     if (redisAsyncCommandArgv(c->ac, on_reply, p, argc, argv, lens) != REDIS_OK) {
         pending_free(p);
         return DM_ERR_UNAVAILABLE;
@@ -645,16 +665,12 @@ int dm_redis_cmdv(struct dm_redis_conn *c, long extra_ms, dm_redis_reply_cb cb, 
                   const char **argv, const size_t *lens)
 {
     struct pending *p;
+    int rc;
 
-    if (!dm_redis_is_up(c)) {
-        return DM_ERR_UNAVAILABLE;
-    }
-    p = calloc(1, sizeof(*p));
+    p = pending_new(c, cb, arg, &rc);
     if (!p) {
-        return DM_ERR_NOMEM;
+        return rc;
     }
-    p->cb = cb;
-    p->arg = arg;
     return send_pending(c, p, extra_ms, argc, argv, lens);
 }
 
@@ -664,17 +680,11 @@ int dm_redis_cmdf(struct dm_redis_conn *c, dm_redis_reply_cb cb, void *arg, cons
     va_list ap;
     int rc;
 
-    if (!dm_redis_is_up(c)) {
-        return DM_ERR_UNAVAILABLE;
-    }
-    p = calloc(1, sizeof(*p));
+    p = pending_new(c, cb, arg, &rc);
     if (!p) {
-        return DM_ERR_NOMEM;
+        return rc;
     }
-    p->cb = cb;
-    p->arg = arg;
-    p->conn = c;
-    p->deadline = now_ms(c) + (c->opts.command_timeout_ms > 0 ? c->opts.command_timeout_ms : 10000);
+    pending_arm(c, p, 0);
     va_start(ap, fmt);
     rc = redisvAsyncCommand(c->ac, on_reply, p, fmt, ap);
     va_end(ap);
@@ -692,16 +702,12 @@ int dm_redis_eval(struct dm_redis_conn *c, const struct dm_redis_script *s, dm_r
     struct pending *p;
     char nk[16];
     int argc = nargs + 3;
+    int rc;
 
-    if (!dm_redis_is_up(c)) {
-        return DM_ERR_UNAVAILABLE;
-    }
-    p = calloc(1, sizeof(*p));
+    p = pending_new(c, cb, arg, &rc);
     if (!p) {
-        return DM_ERR_NOMEM;
+        return rc;
     }
-    p->cb = cb;
-    p->arg = arg;
     p->script = s;
     p->argv = calloc((size_t)argc, sizeof(char *));
     p->lens = calloc((size_t)argc, sizeof(size_t));

@@ -10,6 +10,7 @@
 #include "dream/io/validate_run.h"
 #include "dream/core/buf.h"
 #include "dream/core/log.h"
+#include "dream/domain/esbuild_report.h"
 #include "dream/domain/validate.h"
 
 #include <errno.h>
@@ -255,114 +256,6 @@ static void set_result(struct dm_validate_req *q, int status, const char *fmt, .
     }
 }
 
-/* The first line of s[0..n) starting at or after p, trimmed, into out. */
-static void take_line(const char *p, const char *end, char *out, size_t outlen)
-{
-    const char *e;
-    size_t n;
-
-    while (p < end && (*p == ' ' || *p == '\t')) {
-        p++;
-    }
-    e = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
-    if (!e) {
-        e = end;
-    }
-    while (e > p && (e[-1] == ' ' || e[-1] == '\r' || e[-1] == '\t')) {
-        e--;
-    }
-    n = (size_t)(e - p);
-    if (n >= outlen) {
-        n = outlen - 1;
-    }
-    memcpy(out, p, n);
-    out[n] = '\0';
-}
-
-/* A location line as esbuild prints it under an error: "<file>:<line>:<column>:". */
-static int is_location(const char *s)
-{
-    size_t n = strlen(s);
-    const char *p;
-    int colons = 0;
-
-    if (n < 5 || s[n - 1] != ':') {
-        return 0;
-    }
-    p = s + n - 2;
-    for (int part = 0; part < 2; part++) {
-        const char *digits_end = p;
-        while (p > s && *p >= '0' && *p <= '9') {
-            p--;
-        }
-        if (p == digits_end || *p != ':') {
-            return 0;
-        }
-        colons++;
-        p--;
-    }
-    return colons == 2 && p >= s;
-}
-
-/* Finds esbuild's first error in text: "✘ [ERROR] <message>" followed by its location line. */
-static int parse_error(const struct dm_buf *b, char *out, size_t outlen)
-{
-    static const char tag[] = "[ERROR] ";
-    const char *text = b->data;
-    const char *end;
-    const char *at;
-    const char *p;
-    char msg[1024];
-    char line[1024];
-
-    if (!text) {
-        return 0;
-    }
-    end = text + b->len;
-    at = strstr(text, tag);
-    if (!at) {
-        return 0;
-    }
-    take_line(at + sizeof(tag) - 1, end, msg, sizeof(msg));
-    p = memchr(at, '\n', (size_t)(end - at));
-    /* The location is the first non-empty line after the message, if it looks like one. */
-    while (p && p < end) {
-        p++;
-        take_line(p, end, line, sizeof(line));
-        if (line[0]) {
-            if (is_location(line)) {
-                line[strlen(line) - 1] = '\0';
-                snprintf(out, outlen, "%s: %s", line, msg);
-                return 1;
-            }
-            break;
-        }
-        p = memchr(p, '\n', (size_t)(end - p));
-    }
-    snprintf(out, outlen, "%s", msg);
-    return 1;
-}
-
-static void last_line(const struct dm_buf *b, char *out, size_t outlen)
-{
-    const char *end;
-    const char *p;
-
-    out[0] = '\0';
-    if (!b->data || !b->len) {
-        return;
-    }
-    end = b->data + b->len;
-    while (end > b->data && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ')) {
-        end--;
-    }
-    p = end;
-    while (p > b->data && p[-1] != '\n') {
-        p--;
-    }
-    take_line(p, end, out, outlen);
-}
-
 static void compute_result(struct dm_validate_req *q)
 {
     struct dm_validate_runner *r = q->r;
@@ -383,13 +276,13 @@ static void compute_result(struct dm_validate_req *q)
                    r->timeout_ms);
     } else if (q->exited && q->exit_status == 0 && q->term_signal == 0) {
         set_result(q, 0, NULL);
-    } else if (parse_error(&q->errb, text, sizeof(text)) ||
-               parse_error(&q->outb, text, sizeof(text))) {
+    } else if (dm_esbuild_first_error(&q->errb, text, sizeof(text)) ||
+               dm_esbuild_first_error(&q->outb, text, sizeof(text))) {
         set_result(q, DM_ERR_INVALID, "%s", text);
     } else if (q->term_signal) {
         set_result(q, DM_ERR_IO, "esbuild was killed by signal %d", q->term_signal);
     } else {
-        last_line(&q->errb, text, sizeof(text));
+        dm_esbuild_last_line(&q->errb, text, sizeof(text));
         set_result(q, DM_ERR_IO, "esbuild exited with status %lld%s%s", (long long)q->exit_status,
                    text[0] ? ": " : "", text);
     }

@@ -6,10 +6,11 @@
 #
 #   tests/bench/bench_git.sh [files_in_repo (10000)] [generated_files (20)]
 #
-# The benchmark program is compiled here with cc -O2 from src/io/git.c and the small core modules it
-# uses (buf, error, log) plus pkg-config's libgit2, so it needs no build directory. Everything
-# lives in a temporary directory that is removed at the end; the web server this script starts is
-# stopped by its pid.
+# The benchmark program is compiled here with cc -O2 from the git module (src/io/git/*.c), the
+# small core modules it uses (buf, error, log, refname) and domain/forge_proto.c (owner/repo
+# names), plus pkg-config's libgit2, so it needs no build directory. Everything lives in a
+# temporary directory that is removed at the end; the web server this script starts is stopped by
+# its pid.
 set -eu
 
 REPO_FILES=${1:-10000}
@@ -31,7 +32,8 @@ trap cleanup EXIT INT TERM
 # pkg-config's output is a list of flags: word splitting is wanted.
 # shellcheck disable=SC2046
 cc -std=c11 -O2 -D_GNU_SOURCE -DDREAM_VERSION='"bench"' -I"$src/include" \
-    "$here/bench_git.c" "$src/src/io/git.c" "$src/src/core/buf.c" "$src/src/core/error.c" "$src/src/core/log.c" \
+    "$here/bench_git.c" "$src"/src/io/git/*.c "$src/src/core/buf.c" "$src/src/core/error.c" \
+    "$src/src/core/log.c" "$src/src/core/refname.c" "$src/src/domain/forge_proto.c" \
     $(pkg-config --cflags --libs libgit2) -lpthread -o "$work/bench_git"
 
 # A repository of REPO_FILES files in 100 directories, one commit on main, made with fast-import.

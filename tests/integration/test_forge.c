@@ -559,35 +559,6 @@ Test(forge, long_body_is_capped_and_draft_is_sent)
     free(big);
 }
 
-Test(forge, cap_body_cuts_at_character_boundaries)
-{
-    /* "é" is 2 bytes, one character; "😀" is 4 bytes, two UTF-16 units. */
-    char *s = dm_forge_cap_body("abc", 10);
-    cr_assert_str_eq(s, "abc");
-    free(s);
-    char in[4000] = "";
-    for (int i = 0; i < 300; i++) {
-        strcat(in, i % 2 ? "\xc3\xa9" : "\xf0\x9f\x98\x80");
-    }
-    s = dm_forge_cap_body(in, 200);
-    size_t chars = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p & 0xC0) != 0x80) {
-            chars += *p >= 0xF0 ? 2 : 1;
-        }
-    }
-    cr_assert_leq(chars, 200);
-    cr_assert(strstr(s, "truncated") != NULL);
-    /* Nothing but whole characters before the note. */
-    const char *note = strstr(s, "\n\n_(");
-    cr_assert_not_null(note);
-    cr_assert_neq(((unsigned char)note[-1] & 0xC0), 0xC0, "no dangling lead byte");
-    free(s);
-    s = dm_forge_cap_body(NULL, 10);
-    cr_assert_str_eq(s, "");
-    free(s);
-}
-
 Test(forge, cancel_and_close_fire_once)
 {
     struct outcome a = {0}, b = {0};

@@ -3,6 +3,7 @@
  * smart-HTTP server (git http-backend behind lighttpd, Basic auth). Everything is checked with
  * the git command line on the remote side, never through the module under test.
  */
+#include "dream/core/refname.h"
 #include "dream/io/git.h"
 
 #include "dmtest.h"
@@ -10,6 +11,7 @@
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <git2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -562,6 +564,53 @@ Test(git, invalid_arguments)
                                    "acme", "w", &err),
                  0);
     cr_assert_str_eq(url, "https://ghe.example.com/acme/w");
+}
+
+/* libgit2's own check of refs/heads/<name>, as git.c used before it took dm_refname_valid. */
+static int libgit2_branch_valid(const char *name)
+{
+    char ref[600];
+    int valid = 0;
+    if (!*name || name[0] == '-' || strlen(name) > 255) {
+        return 0;
+    }
+    snprintf(ref, sizeof(ref), "refs/heads/%s", name);
+    return git_reference_name_is_valid(&valid, ref) == 0 && valid;
+}
+
+Test(git, branch_names_are_refnames_and_agree_with_libgit2)
+{
+    /* git check-ref-format --branch refuses these; libgit2 takes them. dreamd follows git. */
+    const char *stricter[] = {"HEAD", "@", "a\x7f", "dream/\x7fx"};
+    const char alphabet[] = "ab./-@{}~^:?* [\\\x01\xc3\xa9HEADlock";
+    unsigned long long seed = 0x9e3779b97f4a7c15ULL;
+    int agree = 0;
+
+    git_libgit2_init();
+    for (size_t i = 0; i < sizeof(stricter) / sizeof(stricter[0]); i++) {
+        cr_assert(libgit2_branch_valid(stricter[i]), "%s", stricter[i]);
+        cr_assert_not(dm_git_branch_name_valid(stricter[i]), "%s", stricter[i]);
+    }
+    /* Elsewhere the two agree: random names over the characters that matter. */
+    for (int k = 0; k < 200000; k++) {
+        char name[12];
+        size_t n;
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        n = 1 + seed % (sizeof(name) - 1);
+        for (size_t i = 0; i < n; i++) {
+            name[i] = alphabet[(seed >> (4 * i % 60)) % (sizeof(alphabet) - 1)];
+        }
+        name[n] = '\0';
+        cr_assert_eq(dm_git_branch_name_valid(name), dm_refname_valid(name));
+        if (strcmp(name, "@") != 0 && strcmp(name, "HEAD") != 0) {
+            cr_assert_eq(dm_git_branch_name_valid(name), libgit2_branch_valid(name), "'%s'", name);
+            agree += dm_git_branch_name_valid(name);
+        }
+    }
+    cr_assert_gt(agree, 1000, "the sample holds valid names too");
+    git_libgit2_shutdown();
 }
 
 Test(git, list_base_tree)

@@ -654,38 +654,3 @@ Test(llm, price_refresh_from_the_models_endpoint)
     cr_assert_float_eq(p.completion, 10.0, 1e-9);
     close_all();
 }
-
-Test(llm, retry_decision_and_backoff)
-{
-    long long ra;
-    const char *inflight = "{\"error\":{\"code\":402,\"message\":\"m\",\"metadata\":{\"reason\":"
-                           "\"in_flight_budget_exhausted\",\"limit_source\":"
-                           "\"openrouter_in_flight_budget\"}}}";
-    const char *credits = "{\"error\":{\"code\":402,\"message\":\"m\",\"metadata\":{"
-                          "\"limit_source\":\"openrouter_credits\"}}}";
-    long retried[] = {408, 429, 500, 502, 503, 504};
-    long final[] = {400, 401, 403, 404, 409, 422};
-    for (size_t i = 0; i < 6; i++) {
-        cr_assert_eq(dm_llm_should_retry(retried[i], 0, "", 0, NULL, 0, &ra), 1);
-        cr_assert_eq(ra, -1);
-        cr_assert_eq(dm_llm_should_retry(final[i], 0, "", 0, "1", 0, &ra), 0);
-    }
-    cr_assert_eq(dm_llm_should_retry(402, 0, inflight, strlen(inflight), "3", 0, &ra), 1);
-    cr_assert_eq(ra, 3000);
-    cr_assert_eq(dm_llm_should_retry(402, 0, credits, strlen(credits), NULL, 0, &ra), 0);
-    cr_assert_eq(dm_llm_should_retry(402, 0, "", 0, NULL, 0, &ra), 0);
-    cr_assert_eq(dm_llm_should_retry(0, 0, NULL, 0, NULL, 0, &ra), 1, "connect failure");
-    cr_assert_eq(dm_llm_should_retry(0, 1, NULL, 0, NULL, 0, &ra), 0, "bytes arrived");
-    for (int a = 1; a <= 10; a++) {
-        long long cap = 1000LL << (a - 1);
-        if (cap > 30000) {
-            cap = 30000;
-        }
-        for (int k = 0; k < 50; k++) {
-            long long d = dm_llm_backoff_ms(1000, 30000, a);
-            cr_assert_geq(d, cap / 2);
-            cr_assert_leq(d, cap);
-        }
-    }
-    close_all();
-}

@@ -14,12 +14,13 @@
  *
  * Delivery: any 2xx answer delivers the event. A transport error, a timeout (10 s by default),
  * 408, 429 or 5xx is retried after a backoff (1 s, then 2 s: doubling) up to `attempts` attempts
- * in all (3 by default); any other answer (4xx) is final at once. After the last attempt the
- * event is dropped with a warning and the job's next event goes on. Per job, exactly one event is
- * in flight and events go out in the order they were posted; different jobs deliver in
- * parallel. Each job's queue is capped: when full, its oldest waiting event is dropped (the one
- * in flight is kept), so the terminal event always gets its turn. Nothing here blocks, and
- * nothing here fails a job: dm_callback_post only refuses unusable input.
+ * in all (3 by default); a 429 or 503 with Retry-After (seconds or an HTTP date) waits that long
+ * instead when it is longer, at most 60 s; any other answer (4xx) is final at once. After the
+ * last attempt the event is dropped with a warning and the job's next event goes on. Per job,
+ * exactly one event is in flight and events go out in the order they were posted; different
+ * jobs deliver in parallel. Each job's queue is capped: when full, its oldest waiting event is
+ * dropped (the one in flight is kept), so the terminal event always gets its turn. Nothing here
+ * blocks, and nothing here fails a job: dm_callback_post only refuses unusable input.
  *
  * Logs name the job, the seq and the callback's scheme://host/path, never the secret, the query
  * string or user info.
@@ -30,6 +31,7 @@
 #define DREAM_CALLBACK_H
 
 #include "dream/core/error.h"
+#include "dream/domain/sign.h" /* dm_callback_sign */
 #include "dream/io/http.h"
 
 #include <stddef.h>
@@ -73,11 +75,6 @@ size_t dm_callbacks_pending(const struct dm_callbacks *cb);
 
 /* Jobs with events queued or in flight. */
 size_t dm_callbacks_jobs(const struct dm_callbacks *cb);
-
-/* Writes "sha256=<64 hex digits>" of HMAC-SHA256(key, body) into out (at least 72 bytes), as
- * sent in X-Dream-Signature, for receivers and tests. Returns out, or NULL when OpenSSL fails. */
-char *dm_callback_sign(char *out, size_t outlen, const char *key, size_t keylen, const void *body,
-                       size_t len);
 
 typedef void (*dm_callbacks_closed_cb)(void *arg);
 

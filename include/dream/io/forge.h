@@ -33,6 +33,7 @@
 #define DREAM_FORGE_H
 
 #include "dream/core/error.h"
+#include "dream/domain/forge_proto.h" /* struct dm_forge_pr, DM_FORGE_BODY_MAX, names, caps */
 #include "dream/io/http.h"
 
 #include <stddef.h>
@@ -40,12 +41,6 @@
 
 struct dm_forge;      /* client, one per token */
 struct dm_forge_call; /* one find-or-create in progress */
-
-/* Longest pull request body sent, in characters (code points); longer bodies are cut at a
- * character boundary and end with a note saying so. GitHub refuses 65,536 and more. */
-#define DM_FORGE_BODY_MAX 65000
-/* Longest title sent, in characters (after the "[Dream] " prefix). */
-#define DM_FORGE_TITLE_MAX 256
 
 struct dm_forge_opts {
     const char *api_url;       /* DREAM_GITHUB_API_URL; NULL = "https://api.github.com" */
@@ -66,16 +61,6 @@ struct dm_forge_opts {
         .api_url = NULL, .write_interval_ms = 1000                                                 \
     }
 
-struct dm_forge_pr {
-    long number;        /* pull request number */
-    char html_url[512]; /* https://github.com/o/r/pull/N */
-    char head_sha[64];  /* head.sha as GitHub reported it (may be empty) */
-    int created;        /* 1 = this call opened it; 0 = an open one was found */
-    int draft;          /* as reported */
-    int requests;       /* HTTP requests this call sent */
-    long http_status;   /* of the last response, 0 if none */
-};
-
 /* Completion, fired exactly once per started call, from the loop, never inside
  * dm_forge_open_pr / dm_forge_cancel / dm_forge_close. rc == 0: pr holds the pull request.
  * rc < 0: err says why (never the token):
@@ -92,10 +77,10 @@ typedef void (*dm_forge_pr_cb)(void *arg, int rc, const struct dm_forge_pr *pr,
                                const struct dm_error *err);
 
 struct dm_forge_pr_request {
-    const char *owner;  /* required, [A-Za-z0-9._-]{1,100} */
+    const char *owner;  /* required, [A-Za-z0-9._-]{1,100} (dm_forge_name_valid) */
     const char *repo;   /* required, same rule */
-    const char *head;   /* required: the branch in owner/repo */
-    const char *base;   /* required: the base branch */
+    const char *head;   /* required: the branch in owner/repo (dm_refname_valid) */
+    const char *base;   /* required: the base branch (dm_refname_valid), not head */
     const char *title;  /* required: the spec title; sent as "[Dream] <title>" (the prefix is not
                          * doubled when title already starts with it) */
     const char *body;   /* may be NULL; capped at DM_FORGE_BODY_MAX characters */
@@ -133,10 +118,5 @@ typedef void (*dm_forge_closed_cb)(void *arg);
  * NULL) fires with arg. Safe inside a completion callback. Close the forge before the HTTP
  * client it uses. Calling it twice is a programmer error. */
 void dm_forge_close(struct dm_forge *f, dm_forge_closed_cb done, void *arg);
-
-/* Copies body into a newly allocated string of at most max_chars characters (UTF-8 code
- * points), cutting at a character boundary and ending with a truncation note when it had to
- * cut. NULL body gives "". Returns NULL on allocation failure. Exposed for tests. Any thread. */
-char *dm_forge_cap_body(const char *body, size_t max_chars);
 
 #endif

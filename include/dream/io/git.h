@@ -14,6 +14,10 @@
  * the lock file, so two replicas sharing a data directory are safe as well); the others wait
  * (cancellably).
  *
+ * Code: src/io/git/ (session.c: talking to the remote; mirror.c: the cache, its locks and the
+ * tree listing; commit.c: the commit built in memory; publish.c: the push and the ownership
+ * check), sharing src/io/git/git_private.h.
+ *
  * Secrets: the token is handed to libgit2 only through its credentials callback (HTTP Basic,
  * user "x-access-token"). It never appears in a URL, in the mirror's config (remotes are
  * anonymous), in a log line or in an error message (error text is scrubbed of it).
@@ -131,12 +135,13 @@ int dm_git_list_tree(struct dm_git_tree **out, const struct dm_git_opts *opts, c
 /* Frees a listing; NULL allowed. Any thread. */
 void dm_git_tree_free(struct dm_git_tree *tree);
 
-/* Checks a branch or base name the way git does for refs/heads/<name>. Returns 1 if valid.
- * Any thread. */
+/* Checks a branch or base name: dm_refname_valid (dream/core/refname.h, the rules of
+ * `git check-ref-format --branch`). Returns 1 if valid. Any thread. */
 int dm_git_branch_name_valid(const char *name);
 
 /* Expands a URL template for owner/repo into out (outlen bytes). Returns 0, DM_ERR_INVALID (no
- * usable template, credentials in it, bad owner/repo) or DM_ERR_LIMIT. Any thread. */
+ * usable template, credentials in it, owner/repo not dm_forge_name_valid) or DM_ERR_LIMIT. Any
+ * thread. */
 int dm_git_remote_url(char *out, size_t outlen, const char *url_template, const char *owner,
                       const char *repo, struct dm_error *err);
 

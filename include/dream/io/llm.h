@@ -30,6 +30,7 @@
 #include "dream/core/error.h"
 #include "dream/io/http.h"
 #include "dream/domain/price.h"
+#include "dream/domain/retry.h" /* dm_llm_should_retry, dm_llm_backoff_ms */
 
 #include <stddef.h>
 #include <uv.h>
@@ -148,16 +149,5 @@ void dm_llm_cancel_all(struct dm_llm *llm);
 
 /* Calls started and not yet completed. */
 size_t dm_llm_in_flight(const struct dm_llm *llm);
-
-/* The retry decision, exposed for tests: for an attempt that ended with HTTP status (0: a
- * transport failure, with got_bytes telling whether reply bytes arrived), the error body and
- * the Retry-After header value (NULL if absent), returns 1 when the call should be retried.
- * *retry_after_ms receives the server's requested delay, or -1 when none was given. */
-int dm_llm_should_retry(long status, int got_bytes, const char *body, size_t body_len,
-                        const char *retry_after, long long now_ms, long long *retry_after_ms);
-
-/* The backoff delay before attempt number `attempt` + 1 (attempt >= 1) without Retry-After:
- * min(max_ms, base_ms * 2^(attempt-1)) halved plus a random part of the other half. */
-long long dm_llm_backoff_ms(long base_ms, long max_ms, int attempt);
 
 #endif

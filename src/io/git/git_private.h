@@ -1,0 +1,140 @@
+/*
+ * git_private: what the files of the git module share (see include/dream/io/git.h for the
+ * contract). Not for use outside src/io/git/.
+ *
+ *   session.c  one conversation with the remote: libgit2 set-up, credentials, progress and
+ *              cancellation callbacks, the remote's messages, error conversion, token scrubbing,
+ *              the remote URL.
+ *   mirror.c   the bare mirror cache: per-mirror locks (threads and processes), creating,
+ *              opening and refreshing a mirror, and listing the base branch's files.
+ *   commit.c   the commit built in memory: file checks, the message with its trailers, blobs,
+ *              tree and commit.
+ *   publish.c  the push and the ownership check of an existing remote branch; dm_git_publish.
+ *
+ * Threading: threadpool threads only, like the public functions. Each call owns its own
+ * git_repository and session; the only shared state is libgit2's one-time initialisation and
+ * the per-mirror lock table in mirror.c.
+ */
+#ifndef DREAM_GIT_PRIVATE_H
+#define DREAM_GIT_PRIVATE_H
+
+#include "dream/core/buf.h"
+#include "dream/io/git.h"
+
+#include <git2.h>
+
+#define DM_GIT_MOD "git"
+/* Where the mirror keeps what it fetched and what it pushes (never checked out). */
+#define DM_GIT_TRACK_PREFIX "refs/remotes/origin/" /* the base branch, fetched */
+#define DM_GIT_PEEK_PREFIX "refs/dream/remote/"    /* the job's branch as the remote has it */
+#define DM_GIT_OUT_PREFIX "refs/dream/out/"        /* the commit being pushed */
+
+/* ---- session.c ------------------------------------------------------------------------------ */
+
+/* Initialises libgit2 once per process. Returns 0 or DM_ERR_IO. */
+int dm_git_ensure_init(struct dm_error *err);
+
+/* 1 when *o->cancel is set. */
+int dm_git_cancelled(const struct dm_git_opts *o);
+
+/* Replaces every occurrence of secret in s (in place) with "***". secret may be NULL. */
+void dm_git_scrub(char *s, const char *secret);
+
+/* One conversation with the remote (a fetch or a push); libgit2 callbacks get it as payload. */
+struct dm_git_session {
+    const struct dm_git_opts *o;
+    const char *url;
+    const char *job; /* for logs, may be NULL */
+    int cred_calls;
+    int auth_failed;
+    int no_creds;
+    int cancelled;
+    int raced;              /* push negotiation saw a different remote tip than expected */
+    git_oid expect;         /* remote tip expected by push negotiation (zero = absent) */
+    int rejected;           /* push_update_reference reported a rejection */
+    char reject[256];       /* its status text */
+    struct dm_buf sideband; /* remote's progress/messages, the last few KiB */
+};
+
+void dm_git_session_init(struct dm_git_session *s, const struct dm_git_opts *o, const char *url,
+                         const char *job);
+/* Forgets what the previous exchange saw (credentials tried, rejection, messages). */
+void dm_git_session_reset(struct dm_git_session *s);
+void dm_git_session_free(struct dm_git_session *s);
+/* Points cb's callbacks (credentials, progress, sideband, push negotiation and status) at s. */
+void dm_git_session_callbacks(struct dm_git_session *s, git_remote_callbacks *cb);
+/* 1 (and remembers it) when the call was cancelled. */
+int dm_git_session_check_cancel(struct dm_git_session *s);
+/* The remote's messages as one line, control characters dropped, lines joined with " | ", the
+ * token scrubbed. */
+void dm_git_session_said(const struct dm_git_session *s, char *out, size_t outlen);
+
+/* Converts a libgit2 failure of `what` into err (s may be NULL for local work). Returns the
+ * enum dm_err set. */
+int dm_git_fail(struct dm_error *err, struct dm_git_session *s, int gitrc, const char *what);
+
+/* An anonymous remote for url on r (nothing is written to the mirror's config). */
+int dm_git_remote_new(git_remote **out, git_repository *r, const char *url);
+/* Disconnects and frees remote; NULL allowed. */
+void dm_git_remote_close(git_remote *remote);
+
+/* ---- mirror.c ------------------------------------------------------------------------------- */
+
+struct dm_git_lock_entry; /* mirror.c's process-wide lock table */
+
+struct dm_git_mirror_lock {
+    struct dm_git_lock_entry *entry; /* NULL when not held */
+    int fd;                          /* the flock(2)ed lock file, -1 when not held */
+};
+
+/* A locked, open mirror. */
+struct dm_git_mirror {
+    struct dm_git_mirror_lock lock;
+    git_repository *repo;
+    int created; /* 1 = this call created it (it has fetched nothing yet) */
+    char path[4096];
+    char url[2048];
+};
+
+/* What a refresh saw on the remote. */
+struct dm_git_remote_state {
+    git_oid base;
+    int has_branch;
+    git_oid branch;
+};
+
+/* Validates owner, repo and base, then locks and opens (creating if needed) the mirror. On
+ * success release it with dm_git_mirror_release. */
+int dm_git_mirror_acquire(struct dm_git_mirror *m, const struct dm_git_opts *o, const char *owner,
+                          const char *repo, const char *base, struct dm_error *err);
+void dm_git_mirror_release(struct dm_git_mirror *m);
+
+/* Fetches base (into DM_GIT_TRACK_PREFIX<base>) and, when branch is given and exists, branch
+ * (into DM_GIT_PEEK_PREFIX<branch>) over one connection; fills *st. */
+int dm_git_mirror_fetch(git_repository *r, struct dm_git_session *s, const char *base,
+                        const char *branch, struct dm_git_remote_state *st, struct dm_error *err);
+
+/* ---- commit.c ------------------------------------------------------------------------------- */
+
+/* 1 when s is a non-empty single line (no control characters). */
+int dm_git_text_valid(const char *s);
+
+/* Checks the generated files: at least one, valid paths, no duplicates, no file that is also a
+ * directory of another. Returns 0 or DM_ERR_INVALID / DM_ERR_NOMEM with err set. */
+int dm_git_check_files(const struct dm_git_file *files, size_t n, struct dm_error *err);
+
+/* message (trailing blank space trimmed) + "\n\nDream-Job: <job_id>\nDream-Spec: <spec_id>\n"
+ * into *out (caller frees). Returns 0 or DM_ERR_NOMEM. */
+int dm_git_build_message(char **out, const char *message, const char *job_id, const char *spec_id);
+
+/* 1 when message carries the trailer "Dream-Job: <job_id>". */
+int dm_git_has_job_trailer(const char *message, const char *job_id);
+
+/* Builds the commit (not referenced by anything yet) on top of base_oid: base tree + files,
+ * author = committer from o at `when`. */
+int dm_git_build_commit(git_oid *commit_out, git_oid *tree_out, git_repository *r,
+                        const git_oid *base_oid, const struct dm_git_opts *o, const char *message,
+                        long long when, const struct dm_git_file *files, size_t n,
+                        struct dm_error *err);
+
+#endif

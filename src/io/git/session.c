@@ -1,0 +1,351 @@
+/*
+ * git/session: one conversation with a remote (see git_private.h): libgit2's one-time set-up,
+ * the credentials, progress and cancellation callbacks, the remote's messages, the conversion
+ * of libgit2 errors into enum dm_err, token scrubbing, and the remote URL and name rules.
+ *
+ * Threadpool threads only. The token reaches libgit2 only through the credentials callback and
+ * is scrubbed from every error message that leaves the module.
+ */
+#include "git_private.h"
+
+#include "dream/core/refname.h"
+#include "dream/domain/forge_proto.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SIDEBAND_CAP 4096
+
+/* ---- libgit2 global init ---------------------------------------------------------------- */
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_rc;
+
+static void init_libgit2(void)
+{
+    init_rc = git_libgit2_init();
+}
+
+int dm_git_ensure_init(struct dm_error *err)
+{
+    pthread_once(&init_once, init_libgit2);
+    if (init_rc < 0) {
+        return dm_error_set(err, DM_ERR_IO, "libgit2 failed to initialise");
+    }
+    return 0;
+}
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+int dm_git_cancelled(const struct dm_git_opts *o)
+{
+    return o->cancel && atomic_load(o->cancel) != 0;
+}
+
+int dm_git_branch_name_valid(const char *name)
+{
+    return dm_refname_valid(name);
+}
+
+/* Replaces every occurrence of secret in s (in place) with "***". */
+void dm_git_scrub(char *s, const char *secret)
+{
+    size_t n = secret ? strlen(secret) : 0;
+    char *hit;
+
+    if (n == 0) {
+        return;
+    }
+    while ((hit = strstr(s, secret)) != NULL) {
+        size_t rest = strlen(hit + n);
+        size_t keep = n < 3 ? n : 3;
+        memcpy(hit, "***", keep);
+        memmove(hit + keep, hit + n, rest + 1);
+    }
+}
+
+int dm_git_remote_url(char *out, size_t outlen, const char *url_template, const char *owner,
+                      const char *repo, struct dm_error *err)
+{
+    const char *t = url_template && *url_template ? url_template : DM_GIT_URL_DEFAULT;
+    const char *scheme_end = strstr(t, "://");
+    size_t pos = 0;
+
+    if (!dm_forge_name_valid(owner) || !dm_forge_name_valid(repo)) {
+        return dm_error_set(err, DM_ERR_INVALID, "invalid repository name '%s/%s'",
+                            owner ? owner : "", repo ? repo : "");
+    }
+    if (scheme_end && (strncmp(t, "http://", 7) == 0 || strncmp(t, "https://", 8) == 0)) {
+        const char *auth = scheme_end + 3;
+        size_t alen = strcspn(auth, "/");
+        if (memchr(auth, '@', alen)) {
+            return dm_error_set(err, DM_ERR_INVALID,
+                                "the git URL template must not carry credentials; use the token");
+        }
+    } else if (scheme_end && strncmp(t, "file://", 7) != 0 && strncmp(t, "ssh://", 6) != 0) {
+        return dm_error_set(err, DM_ERR_INVALID, "unsupported git URL scheme in template");
+    }
+    if (!strstr(t, "{repo}")) {
+        return dm_error_set(err, DM_ERR_INVALID, "the git URL template has no {repo}");
+    }
+    for (const char *c = t; *c;) {
+        const char *sub = NULL;
+        size_t skip = 1;
+        if (strncmp(c, "{owner}", 7) == 0) {
+            sub = owner;
+            skip = 7;
+        } else if (strncmp(c, "{repo}", 6) == 0) {
+            sub = repo;
+            skip = 6;
+        }
+        size_t n = sub ? strlen(sub) : 1;
+        if (pos + n + 1 > outlen) {
+            return dm_error_set(err, DM_ERR_LIMIT, "git URL too long");
+        }
+        memcpy(out + pos, sub ? sub : c, n);
+        pos += n;
+        c += skip;
+    }
+    out[pos] = '\0';
+    return 0;
+}
+
+/* ---- one remote session: callbacks and error conversion ---------------------------------- */
+
+void dm_git_session_init(struct dm_git_session *s, const struct dm_git_opts *o, const char *url,
+                         const char *job)
+{
+    memset(s, 0, sizeof(*s));
+    s->o = o;
+    s->url = url;
+    s->job = job;
+    dm_buf_init(&s->sideband, SIDEBAND_CAP * 2);
+}
+
+void dm_git_session_reset(struct dm_git_session *s)
+{
+    s->cred_calls = 0;
+    s->auth_failed = 0;
+    s->no_creds = 0;
+    s->rejected = 0;
+    s->reject[0] = '\0';
+    dm_buf_reset(&s->sideband);
+}
+
+void dm_git_session_free(struct dm_git_session *s)
+{
+    dm_buf_free(&s->sideband);
+}
+
+int dm_git_session_check_cancel(struct dm_git_session *s)
+{
+    if (dm_git_cancelled(s->o)) {
+        s->cancelled = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_credentials(git_credential **out, const char *url, const char *user_from_url,
+                          unsigned int allowed, void *payload)
+{
+    struct dm_git_session *s = payload;
+    const struct dm_git_opts *o = s->o;
+
+    (void)url;
+    if (dm_git_session_check_cancel(s)) {
+        return GIT_EUSER;
+    }
+    /* SSH without a user in the URL first asks for the user name alone. */
+    if (allowed == GIT_CREDENTIAL_USERNAME) {
+        return git_credential_username_new(out, user_from_url ? user_from_url : "git");
+    }
+    /* libgit2 asks again when the credentials it got were refused; asking forever would loop. */
+    if (s->cred_calls++ > 0) {
+        s->auth_failed = 1;
+        git_error_set_str(GIT_ERROR_NET, "the remote refused the credentials");
+        return GIT_EAUTH;
+    }
+    if ((allowed & GIT_CREDENTIAL_SSH_KEY) && o->ssh_key_path && *o->ssh_key_path) {
+        return git_credential_ssh_key_new(out, user_from_url ? user_from_url : "git", NULL,
+                                          o->ssh_key_path, NULL);
+    }
+    if ((allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) && o->token && *o->token) {
+        return git_credential_userpass_plaintext_new(out, "x-access-token", o->token);
+    }
+    s->auth_failed = 1;
+    s->no_creds = 1;
+    git_error_set_str(GIT_ERROR_NET, "the remote requires credentials and none are configured");
+    return GIT_EAUTH;
+}
+
+static int on_transfer_progress(const git_indexer_progress *stats, void *payload)
+{
+    (void)stats;
+    return dm_git_session_check_cancel(payload);
+}
+
+static int on_push_progress(unsigned int current, unsigned int total, size_t bytes, void *payload)
+{
+    (void)current;
+    (void)total;
+    (void)bytes;
+    return dm_git_session_check_cancel(payload);
+}
+
+static int on_sideband(const char *str, int len, void *payload)
+{
+    struct dm_git_session *s = payload;
+
+    if (len > 0) {
+        if (s->sideband.len + (size_t)len > SIDEBAND_CAP) {
+            size_t drop = s->sideband.len + (size_t)len - SIDEBAND_CAP;
+            dm_buf_consume(&s->sideband, drop < s->sideband.len ? drop : s->sideband.len);
+        }
+        if ((size_t)len > SIDEBAND_CAP) {
+            str += (size_t)len - SIDEBAND_CAP;
+            len = SIDEBAND_CAP;
+        }
+        (void)dm_buf_append(&s->sideband, str, (size_t)len);
+    }
+    return dm_git_session_check_cancel(s);
+}
+
+static int on_push_negotiation(const git_push_update **updates, size_t len, void *payload)
+{
+    struct dm_git_session *s = payload;
+
+    if (dm_git_session_check_cancel(s)) {
+        return GIT_EUSER;
+    }
+    /* A lease: the remote branch must still be what we looked at, or someone raced us. */
+    for (size_t i = 0; i < len; i++) {
+        if (!git_oid_equal(&updates[i]->src, &s->expect)) {
+            s->raced = 1;
+            git_error_set_str(GIT_ERROR_REFERENCE, "the remote branch moved while publishing");
+            return GIT_EUSER;
+        }
+    }
+    return 0;
+}
+
+static int on_push_update_reference(const char *refname, const char *status, void *payload)
+{
+    struct dm_git_session *s = payload;
+
+    (void)refname;
+    if (status && !s->rejected) {
+        s->rejected = 1;
+        snprintf(s->reject, sizeof(s->reject), "%s", status);
+    }
+    return 0;
+}
+
+void dm_git_session_callbacks(struct dm_git_session *s, git_remote_callbacks *cb)
+{
+    cb->credentials = on_credentials;
+    cb->transfer_progress = on_transfer_progress;
+    cb->push_transfer_progress = on_push_progress;
+    cb->sideband_progress = on_sideband;
+    cb->push_negotiation = on_push_negotiation;
+    cb->push_update_reference = on_push_update_reference;
+    cb->payload = s;
+}
+
+/* An anonymous remote (nothing is written to the mirror's config). insteadOf rewriting is
+ * skipped: the URL comes from our template alone, and libgit2 1.5 leaks a PCRE2 match block per
+ * config entry while looking for insteadOf rules. */
+int dm_git_remote_new(git_remote **out, git_repository *r, const char *url)
+{
+    git_remote_create_options co;
+
+    git_remote_create_options_init(&co, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+    co.repository = r;
+    co.name = NULL;
+    co.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+    return git_remote_create_with_opts(out, url, &co);
+}
+
+void dm_git_remote_close(git_remote *remote)
+{
+    if (remote) {
+        git_remote_disconnect(remote);
+        git_remote_free(remote);
+    }
+}
+
+void dm_git_session_said(const struct dm_git_session *s, char *out, size_t outlen)
+{
+    size_t pos = 0;
+    int pending_sep = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < s->sideband.len && pos + 4 < outlen; i++) {
+        unsigned char c = (unsigned char)s->sideband.data[i];
+        if (c == '\n' || c == '\r') {
+            pending_sep = pos > 0;
+            continue;
+        }
+        if (c < 0x20 || c == 0x7f) {
+            continue;
+        }
+        if (pending_sep) {
+            if (pos + 4 >= outlen) {
+                break;
+            }
+            memcpy(out + pos, " | ", 3);
+            pos += 3;
+            pending_sep = 0;
+        }
+        out[pos++] = (char)c;
+    }
+    out[pos] = '\0';
+    dm_git_scrub(out, s->o->token);
+}
+
+/* Converts a libgit2 failure of `what` into err. */
+int dm_git_fail(struct dm_error *err, struct dm_git_session *s, int gitrc, const char *what)
+{
+    const git_error *e = git_error_last();
+    char msg[400];
+    int code = DM_ERR_IO;
+
+    snprintf(msg, sizeof(msg), "%s", e && e->message ? e->message : "unknown libgit2 error");
+    if (s) {
+        dm_git_scrub(msg, s->o->token);
+    }
+    if (s && (s->cancelled || dm_git_cancelled(s->o))) {
+        return dm_error_set(err, DM_ERR_CANCELLED, "cancelled while %s", what);
+    }
+    if (s && s->raced) {
+        return dm_error_set(err, DM_ERR_TRANSIENT, "%s: the remote branch changed meanwhile", what);
+    }
+    if (s && s->no_creds) {
+        return dm_error_set(err, DM_ERR_AUTH,
+                            "%s: the remote requires authentication and no token is configured",
+                            what);
+    }
+    if ((s && s->auth_failed) || gitrc == GIT_EAUTH) {
+        return dm_error_set(err, DM_ERR_AUTH,
+                            "%s: authentication failed, the remote refused the token (%s)", what,
+                            msg);
+    }
+    if (e && (e->klass == GIT_ERROR_NET || e->klass == GIT_ERROR_HTTP ||
+              e->klass == GIT_ERROR_SSH || e->klass == GIT_ERROR_SSL || e->klass == GIT_ERROR_OS)) {
+        if (strstr(msg, "404") || strstr(msg, "not found") || strstr(msg, "does not exist") ||
+            strstr(msg, "could not find repository") || strstr(msg, "No such file")) {
+            code = DM_ERR_NOTFOUND;
+        } else if (strstr(msg, "401") || strstr(msg, "403")) {
+            code = DM_ERR_AUTH;
+        } else if (e->klass != GIT_ERROR_OS || strstr(msg, "failed to connect") ||
+                   strstr(msg, "timed out") || strstr(msg, "failed to resolve address") ||
+                   strstr(msg, "Connection")) {
+            code = DM_ERR_TRANSIENT;
+        }
+    } else if (gitrc == GIT_ENOTFOUND && e && e->klass == GIT_ERROR_REPOSITORY) {
+        code = DM_ERR_NOTFOUND;
+    }
+    return dm_error_set(err, code, "%s: %s", what, msg);
+}
