@@ -79,12 +79,6 @@ int dm_slugify(char *out, size_t outlen, const char *s)
     return (int)n;
 }
 
-int dm_ref_name_valid(const char *name)
-{
-    /* One implementation of git's rules for the whole project. */
-    return dm_refname_valid(name);
-}
-
 /* Open-addressing set of the paths of a plan being built or loaded: index + 1 per slot. */
 #define PATHSET_SLOTS (2 * DM_PLAN_MAX_ITEMS)
 
@@ -208,7 +202,7 @@ int dm_plan_build(struct dm_plan **out, const struct dm_spec *spec, const char *
         rc = DM_ERR_NOMEM;
         goto out;
     }
-    if (!dm_ref_name_valid(pl->branch)) {
+    if (!dm_refname_valid(pl->branch)) {
         rc = dm_error_set(err, DM_ERR_INVALID,
                           "branch \"%.300s\" (prefix \"%.200s\") is not a valid git branch name",
                           pl->branch, branch_prefix);
@@ -278,7 +272,7 @@ int dm_plan_branch_alt(char **out, const struct dm_plan *plan, const char *job_i
         rc = dm_error_set(err, rc, "out of memory naming the branch");
         goto out;
     }
-    if (!dm_ref_name_valid(b.data)) {
+    if (!dm_refname_valid(b.data)) {
         rc = dm_error_set(err, DM_ERR_INVALID, "branch \"%.300s\" is not a valid git branch name",
                           b.data);
         goto out;
@@ -409,7 +403,7 @@ int dm_plan_from_json(struct dm_plan **out, const char *json, struct dm_error *e
     if (rc) {
         goto out;
     }
-    if (!dm_ref_name_valid(pl->branch)) {
+    if (!dm_refname_valid(pl->branch)) {
         rc = dm_error_set(err, DM_ERR_INVALID, "plan JSON: branch is not a valid git branch name");
         goto out;
     }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dream/core/buf.h"
+#include "dream/core/refname.h"
 #include "dream/domain/plan.h"
 #include "dream/domain/spec.h"
 
@@ -80,18 +81,18 @@ Test(plan_ref, valid_and_invalid_names)
     char name[300];
 
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        cr_assert(dm_ref_name_valid(good[i]), "%s should be valid", good[i]);
+        cr_assert(dm_refname_valid(good[i]), "%s should be valid", good[i]);
     }
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        cr_assert_not(dm_ref_name_valid(bad[i]), "\"%s\" should be invalid", bad[i]);
+        cr_assert_not(dm_refname_valid(bad[i]), "\"%s\" should be invalid", bad[i]);
     }
-    cr_assert_not(dm_ref_name_valid(NULL));
+    cr_assert_not(dm_refname_valid(NULL));
     memset(name, 'a', 255);
     name[255] = '\0';
-    cr_assert(dm_ref_name_valid(name));
+    cr_assert(dm_refname_valid(name));
     name[255] = 'a';
     name[256] = '\0';
-    cr_assert_not(dm_ref_name_valid(name));
+    cr_assert_not(dm_refname_valid(name));
 }
 
 Test(plan_build, prefixes)

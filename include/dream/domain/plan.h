@@ -13,7 +13,7 @@
  *     path equals an earlier item's is dropped.
  *   - description: the spec item's text for generated files; "Spec: <title>" for the spec
  *     document. The prompt module finds an item's nested context by kind + description.
- *   - branch = branch_prefix + title slug, and must pass dm_ref_name_valid().
+ *   - branch = branch_prefix + title slug, and must pass dm_refname_valid() (core/refname.h).
  *   - PR title "[Dream] <title>".
  *
  * Pure: no I/O, no globals; any thread.
@@ -77,15 +77,6 @@ int dm_plan_kind_parse(enum dm_plan_kind *kind, const char *name);
  * apply their fallback) or DM_ERR_INVALID when outlen is too small. Never fails otherwise.
  */
 int dm_slugify(char *out, size_t outlen, const char *s);
-
-/*
- * 1 if name is a valid branch name, 0 if not: the rules of `git check-ref-format --branch`
- * (refs/heads/<name> is a valid ref): not empty, not "@" or "HEAD", not starting with '-' or
- * '/', not ending with '/' or '.', no "//", "..", "@{", no component starting with '.' or ending
- * in ".lock", no byte < 0x20 or 0x7f, no space ~ ^ : ? * [ or backslash. Also at most 255 bytes
- * (dreamd's own cap). Non-ASCII bytes are allowed (git allows them). NULL → 0. Pure.
- */
-int dm_ref_name_valid(const char *name);
 
 /*
  * Builds the plan of spec. branch_prefix NULL = DM_PLAN_DEFAULT_PREFIX ("" allowed).
