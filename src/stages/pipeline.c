@@ -155,6 +155,19 @@ void stage_record_finish(struct pjob *pj, const struct dm_job_write *w, int done
     }
 }
 
+void stage_git_opts(const struct pjob *pj, struct dm_git_opts *opts)
+{
+    const struct dm_config *cfg = pj->p->cfg;
+    struct dm_git_opts init = DM_GIT_OPTS_INIT;
+
+    *opts = init;
+    opts->data_dir = cfg->data_dir;
+    opts->url_template = cfg->git_url;
+    opts->token = cfg->github_token;
+    opts->author_name = cfg->git_author_name;
+    opts->author_email = cfg->git_author_email;
+}
+
 /* ---- starting a stage ---- */
 
 static struct pjob *pjob_of(struct dm_job *job)

@@ -31,6 +31,7 @@
 #include "dream/domain/safety.h"
 #include "dream/domain/spec.h"
 #include "dream/domain/validate.h"
+#include "dream/io/git.h"
 #include "dream/io/llm.h"
 
 #define MAX_PROTECTED 32
@@ -233,6 +234,9 @@ void stage_record_spend(struct pjob *pj);
 
 /* The job's spend as the job hash stores it. */
 void stage_budget_fields(const struct pjob *pj, char *tokens, size_t tn, char *cost, size_t cn);
+
+/* The replica's git options (mirrors, remote, token, author); borrowed from the config. */
+void stage_git_opts(const struct pjob *pj, struct dm_git_opts *opts);
 
 /* Parses the spec and recovers or builds the plan; sizes the file table; sets up the budget. */
 int stage_load_plan(struct pjob *pj, struct dm_error *err);

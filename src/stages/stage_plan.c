@@ -177,7 +177,7 @@ static void plan_loaded(struct pjob *pj)
 {
     const struct dm_config *cfg = pj->p->cfg;
     const struct dm_jobreq *req = pj->job->req;
-    struct dm_git_opts opts = DM_GIT_OPTS_INIT;
+    struct dm_git_opts opts;
     struct dm_gitjob_tree_req tr;
     struct dm_error err;
 
@@ -187,9 +187,7 @@ static void plan_loaded(struct pjob *pj)
     }
     /* The model plans from the spec and the base branch's tree, read from the mirror off the
      * loop thread; every failure falls back to the rules. */
-    opts.data_dir = cfg->data_dir;
-    opts.url_template = cfg->git_url;
-    opts.token = cfg->github_token;
+    stage_git_opts(pj, &opts);
     memset(&tr, 0, sizeof(tr));
     tr.opts = &opts;
     tr.owner = req->repo_owner;
