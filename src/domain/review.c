@@ -1,8 +1,8 @@
 /*
  * review: the verdict side of the review stage — parsing the reviewer's verdict, the rule
- * verdict, the combination policy, the revise round's files and the PR body's review and cost
- * sections (contract in include/dream/domain/review.h; the reviewer's request is
- * review_prompt.c). Owns the verdicts and texts it returns; no state of its own; any thread.
+ * verdict, the combination policy, and the revise round's files (contract in
+ * include/dream/domain/review.h; the reviewer's request is review_prompt.c). Owns the verdicts and
+ * texts it returns; no state of its own; any thread.
  */
 #include "dream/domain/review.h"
 #include "dream/core/text.h"
@@ -16,15 +16,9 @@
 #include <string.h>
 #include <strings.h>
 
-#define ELLIPSIS DM_TEXT_ELLIPSIS
-#define MIDDOT "\xc2\xb7"
 #define WITHHELD "(withheld: the reviewer quoted a secret)"
 #define NO_SUMMARY "(no summary)"
 
-#define MD_COMMENTS 10
-#define MD_COMMENT_BYTES 300
-#define MD_PATH_BYTES 120
-#define MD_FINDINGS 30
 #define SUMMARY_RULES 12
 
 static const char *const decision_names[] = {"proceed", "pause", "reject"};
@@ -80,12 +74,6 @@ static int risk_parse(enum dm_severity *out, const char *name)
         }
     }
     return DM_ERR_INVALID;
-}
-
-/* The PR body sections below still cut with this name; text.c holds the rule. */
-static size_t utf8_cut(const char *s, size_t len, size_t max)
-{
-    return dm_text_cut(s, len, max);
 }
 
 /* 1 when the secret rules find anything in s (or the scan fails: assume the worst). */
@@ -457,234 +445,5 @@ int dm_review_revise_prompt(char **out, const struct dm_review_verdict *v, const
     }
     rc = dm_prompt_revise(out, path, comments, n, content, len, err);
     free(comments);
-    return rc;
-}
-
-/* ---- PR body sections -------------------------------------------------------------------- */
-
-/* Appends text for Markdown prose / table cells: '<' '>' '&' as entities, '|' escaped, control
- * bytes as spaces, cut to max bytes with "…". */
-static int put_md_text(struct dm_buf *out, const char *s, size_t max)
-{
-    size_t len = strlen(s);
-    size_t n = len <= max ? len : utf8_cut(s, len, max >= 3 ? max - 3 : 0);
-    int rc = 0;
-
-    for (size_t i = 0; i < n && !rc; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '<') {
-            rc = dm_buf_puts(out, "&lt;");
-        } else if (c == '>') {
-            rc = dm_buf_puts(out, "&gt;");
-        } else if (c == '&') {
-            rc = dm_buf_puts(out, "&amp;");
-        } else if (c == '|') {
-            rc = dm_buf_puts(out, "\\|");
-        } else if (c < 0x20 || c == 0x7f) {
-            rc = dm_buf_puts(out, " ");
-        } else {
-            rc = dm_buf_append(out, &s[i], 1);
-        }
-    }
-    if (!rc && n < len) {
-        rc = dm_buf_puts(out, ELLIPSIS);
-    }
-    return rc;
-}
-
-/* Appends a path for a code span: '`' → '\'', control bytes → '?', '|' escaped (tables). */
-static int put_md_path(struct dm_buf *out, const char *s, size_t max)
-{
-    size_t len = strlen(s);
-    size_t n = len <= max ? len : utf8_cut(s, len, max >= 3 ? max - 3 : 0);
-    int rc = 0;
-
-    for (size_t i = 0; i < n && !rc; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '`') {
-            rc = dm_buf_puts(out, "'");
-        } else if (c == '|') {
-            rc = dm_buf_puts(out, "\\|");
-        } else if (c < 0x20 || c == 0x7f) {
-            rc = dm_buf_puts(out, "?");
-        } else {
-            rc = dm_buf_append(out, &s[i], 1);
-        }
-    }
-    if (!rc && n < len) {
-        rc = dm_buf_puts(out, ELLIPSIS);
-    }
-    return rc;
-}
-
-/* "| `path:line` | rule | kind | severity |": static identifiers only, never the excerpt. */
-static int md_finding_row(struct dm_buf *out, const struct dm_finding *x)
-{
-    int rc = dm_buf_puts(out, "| `");
-
-    if (!rc) {
-        rc = put_md_path(out, x->path ? x->path : "?", MD_PATH_BYTES);
-    }
-    if (!rc) {
-        rc = dm_buf_printf(out, ":%lu` | %s | %s | %s |\n", x->line, x->rule ? x->rule : "?",
-                           dm_finding_kind_name(x->kind), dm_severity_name(x->severity));
-    }
-    return rc;
-}
-
-static const char *reviewed_by(unsigned sources)
-{
-    if ((sources & DM_REVIEW_BY_MODEL) && (sources & DM_REVIEW_BY_RULES)) {
-        return "model and rules";
-    }
-    return (sources & DM_REVIEW_BY_MODEL) ? "model" : "rules";
-}
-
-int dm_review_markdown(const struct dm_review_verdict *v, const struct dm_findings *findings,
-                       struct dm_buf *out)
-{
-    int rc = dm_buf_printf(
-        out, "**Decision**: %s " MIDDOT " **Risk**: %s " MIDDOT " **Reviewed by**: %s\n",
-        dm_review_decision_name(v->decision), dm_severity_name(v->risk), reviewed_by(v->sources));
-
-    if (!rc && v->model_decision >= 0 && v->rules_decision >= 0 &&
-        v->model_decision != v->rules_decision) {
-        int rules_stricter = v->rules_decision > v->model_decision;
-        rc = dm_buf_printf(
-            out, "\nThe %s decision (%s) is stricter than the %s (%s).\n",
-            rules_stricter ? "rule scan's" : "reviewer model's",
-            dm_review_decision_name(rules_stricter ? v->rules_decision : v->model_decision),
-            rules_stricter ? "model's" : "rule scan's",
-            dm_review_decision_name(rules_stricter ? v->model_decision : v->rules_decision));
-    }
-    if (!rc && v->summary && *v->summary) {
-        rc = dm_buf_puts(out, "\n");
-        if (!rc) {
-            rc = put_md_text(out, v->summary, DM_REVIEW_SUMMARY_MAX);
-        }
-        if (!rc) {
-            rc = dm_buf_puts(out, "\n");
-        }
-    }
-    if (!rc && v->rules_summary && *v->rules_summary) {
-        rc = dm_buf_puts(out, "\n");
-        if (!rc) {
-            rc = put_md_text(out, v->rules_summary, DM_REVIEW_SUMMARY_MAX);
-        }
-        if (!rc) {
-            rc = dm_buf_puts(out, "\n");
-        }
-    }
-    if (!rc && v->n_comments) {
-        size_t shown = v->n_comments < MD_COMMENTS ? v->n_comments : MD_COMMENTS;
-        rc = dm_buf_puts(out, "\n#### Comments\n\n");
-        for (size_t i = 0; i < shown && !rc; i++) {
-            rc = dm_buf_puts(out, "- `");
-            if (!rc) {
-                rc = put_md_path(out, v->comments[i].path, MD_PATH_BYTES);
-            }
-            if (!rc) {
-                rc = dm_buf_puts(out, "`: ");
-            }
-            if (!rc) {
-                rc = put_md_text(out, v->comments[i].comment, MD_COMMENT_BYTES);
-            }
-            if (!rc) {
-                rc = dm_buf_puts(out, "\n");
-            }
-        }
-        if (!rc && v->n_comments > shown) {
-            rc = dm_buf_printf(out, "- " ELLIPSIS " %zu more\n", v->n_comments - shown);
-        }
-    }
-    if (!rc && findings && findings->len + findings->dropped > 0) {
-        size_t shown = 0;
-        rc = dm_buf_puts(out, "\n#### Findings\n\n| Location | Rule | Kind | Severity |\n"
-                              "| --- | --- | --- | --- |\n");
-        /* Highest severity first (so the cap keeps the worst), scan order within one. */
-        for (int sev = DM_SEVERITY_CRITICAL; sev >= DM_SEVERITY_LOW && !rc; sev--) {
-            for (size_t i = 0; i < findings->len && shown < MD_FINDINGS && !rc; i++) {
-                if ((int)findings->items[i].severity == sev) {
-                    shown++;
-                    rc = md_finding_row(out, &findings->items[i]);
-                }
-            }
-        }
-        if (!rc && findings->len + findings->dropped > shown) {
-            rc = dm_buf_printf(out, "\n_" ELLIPSIS " and %zu more findings._\n",
-                               findings->len + findings->dropped - shown);
-        }
-    }
-    return rc;
-}
-
-static int put_cost(struct dm_buf *out, double usd)
-{
-    if (usd < 0) {
-        return dm_buf_puts(out, "?");
-    }
-    return dm_buf_printf(out, "$%.4f", usd);
-}
-
-int dm_review_cost_markdown(struct dm_buf *out, long long total_prompt_tokens,
-                            long long total_completion_tokens, double total_cost_usd,
-                            const struct dm_review_cost_row *rows, size_t n_rows)
-{
-    size_t shown = n_rows <= DM_REVIEW_COST_ROWS ? n_rows : DM_REVIEW_COST_ROWS - 1;
-    int rc = dm_buf_printf(out, "**Total**: %lld tokens (%lld prompt + %lld completion), ",
-                           total_prompt_tokens + total_completion_tokens, total_prompt_tokens,
-                           total_completion_tokens);
-
-    if (!rc) {
-        rc = put_cost(out, total_cost_usd);
-    }
-    if (!rc) {
-        rc = dm_buf_puts(out, "\n");
-    }
-    if (!rc && n_rows) {
-        rc = dm_buf_puts(out, "\n| Step | Model | Prompt | Completion | Cost |\n"
-                              "| --- | --- | ---: | ---: | ---: |\n");
-    }
-    for (size_t i = 0; i < shown && !rc; i++) {
-        rc = dm_buf_puts(out, "| `");
-        if (!rc) {
-            rc = put_md_path(out, rows[i].label ? rows[i].label : "?", MD_PATH_BYTES);
-        }
-        if (!rc) {
-            rc = dm_buf_puts(out, "` | ");
-        }
-        if (!rc) {
-            rc = rows[i].model && *rows[i].model ? put_md_text(out, rows[i].model, MD_PATH_BYTES)
-                                                 : dm_buf_puts(out, "-");
-        }
-        if (!rc) {
-            rc = dm_buf_printf(out, " | %lld | %lld | ", rows[i].prompt_tokens,
-                               rows[i].completion_tokens);
-        }
-        if (!rc) {
-            rc = put_cost(out, rows[i].cost_usd);
-        }
-        if (!rc) {
-            rc = dm_buf_puts(out, " |\n");
-        }
-    }
-    if (!rc && shown < n_rows) {
-        long long pt = 0;
-        long long ct = 0;
-        double usd = 0;
-        for (size_t i = shown; i < n_rows; i++) {
-            pt += rows[i].prompt_tokens;
-            ct += rows[i].completion_tokens;
-            usd = (usd < 0 || rows[i].cost_usd < 0) ? -1 : usd + rows[i].cost_usd;
-        }
-        rc = dm_buf_printf(out, "| " ELLIPSIS " %zu more | | %lld | %lld | ", n_rows - shown, pt,
-                           ct);
-        if (!rc) {
-            rc = put_cost(out, usd);
-        }
-        if (!rc) {
-            rc = dm_buf_puts(out, " |\n");
-        }
-    }
     return rc;
 }

@@ -6,6 +6,7 @@
  * database; patterns are compiled per call. Pure; any thread.
  */
 #include "dream/domain/validate.h"
+#include "dream/domain/prbody.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -694,21 +695,7 @@ void dm_validate_warnings_free(struct dm_validate_warnings *w)
 
 int dm_validate_warnings_markdown(const struct dm_validate_warnings *w, struct dm_buf *out)
 {
+    /* The list is the PR body's (prbody.c); this only adds a heading of its own. */
     int rc = dm_buf_puts(out, "### Validation warnings\n\n");
-
-    if (!rc && w->count == 0) {
-        rc = dm_buf_puts(out, "None.\n");
-    }
-    for (size_t i = 0; !rc && i < w->count; i++) {
-        const struct dm_validate_warning *it = &w->items[i];
-        rc = dm_buf_puts(out, "- `");
-        for (const char *p = it->path; !rc && *p; p++) {
-            rc = dm_buf_append(out, *p == '`' ? "'" : p, 1);
-        }
-        if (!rc) {
-            rc = it->line ? dm_buf_printf(out, "` (line %u): %s\n", it->line, it->message)
-                          : dm_buf_printf(out, "`: %s\n", it->message);
-        }
-    }
-    return rc;
+    return rc ? rc : dm_prbody_validation(w, out);
 }

@@ -214,52 +214,9 @@ size_t dm_review_files_to_revise(const struct dm_review_verdict *v, const char *
 int dm_review_revise_prompt(char **out, const struct dm_review_verdict *v, const char *path,
                             const char *content, size_t len, struct dm_error *err);
 
-/* ---- PR body sections ---------------------------------------------------------------------- */
-
-/*
- * Appends the review section's Markdown (the text for dm_pr_sections.review; dm_plan_pr_body()
- * adds the "### Review" heading) to out:
- *   "**Decision**: pause · **Risk**: high · **Reviewed by**: model and rules\n"
- *   ["\nThe rule scan's decision (pause) is stricter than the model's (proceed).\n"] or
- *   ["\nThe reviewer model's decision (reject) is stricter than the rule scan's (pause).\n"]
- *   "\n<summary>\n"
- *   ["\n<rules_summary>\n"]
- *   ["\n#### Comments\n\n- `<path>`: <comment>\n…"]                  (first 10, then "- … N more")
- *   ["\n#### Findings\n\n| Location | Rule | Kind | Severity |\n| --- | --- | --- | --- |\n"
- *    "| `<path>:<line>` | <rule> | <kind> | <severity> |\n…"]  (highest severity first, scan
- *                                             order within one; first 30, then "… N more")
- * Reviewed by: "model", "rules" or "model and rules". Comments are shown cut to 300 bytes, paths
- * to 120 bytes; backticks in paths become '\'', '|' and '<' '>' in table cells and comments are
- * escaped. Excerpts are never shown. findings may be NULL. Returns 0 or dm_buf's error
- * (DM_ERR_LIMIT when out's cap is hit, DM_ERR_NOMEM); out may then hold a part.
- */
-int dm_review_markdown(const struct dm_review_verdict *v, const struct dm_findings *findings,
-                       struct dm_buf *out);
-
-/* One row of the cost section: a file's generation, the review, the planner, … */
-struct dm_review_cost_row {
-    const char *label; /* e.g. the file's path, "review", "plan" */
-    const char *model; /* may be NULL */
-    long long prompt_tokens;
-    long long completion_tokens;
-    double cost_usd; /* < 0: unknown */
-};
-
-#define DM_REVIEW_COST_ROWS 25 /* rows shown; the rest are summed into one "… N more" row */
-
-/*
- * Appends the cost section's Markdown (for dm_pr_sections.cost; the heading is added there) to
- * out:
- *   "**Total**: 12345 tokens (10000 prompt + 2345 completion), $0.0123\n"
- *   ["\n| Step | Model | Prompt | Completion | Cost |\n| --- | --- | ---: | ---: | ---: |\n"
- *    "| `<label>` | <model or -> | 1000 | 200 | $0.0060 |\n…"]
- * total_* are the job's totals (they may differ from the rows' sum, e.g. failed attempts);
- * costs print with 4 decimals, an unknown (< 0) cost as "?". Labels are cut to 120 bytes.
- * With more than DM_REVIEW_COST_ROWS rows, the last row is "| … N more | | <sums> |".
- * Fits the PR body's 4 KiB cost cap for typical labels. Returns 0 or dm_buf's error.
- */
-int dm_review_cost_markdown(struct dm_buf *out, long long total_prompt_tokens,
-                            long long total_completion_tokens, double total_cost_usd,
-                            const struct dm_review_cost_row *rows, size_t n_rows);
+/* The PR body's review and cost sections moved to prbody.h; included here so that callers of
+ * dm_review_markdown() and dm_review_cost_markdown() compile unchanged. After the types above:
+ * prbody.h needs them. */
+#include "dream/domain/prbody.h"
 
 #endif

@@ -5,7 +5,9 @@
  * threadpool) and pull request (GitHub). It owns the services the stages share: the HTTP client
  * (one curl multi on the loop), the OpenRouter client, the price table, the prompts, the GitHub
  * client and the esbuild runner, and the replica-wide cap on LLM requests in flight.
- * Loop thread only (git runs on the threadpool with copied inputs).
+ * One file per stage in src/stages (stage_plan.c ... stage_pr.c); what they share is in the
+ * private src/stages/stage.h.
+ * Loop thread only (git runs on the threadpool through gitjob, with copied inputs).
  */
 #ifndef DREAM_PIPELINE_H
 #define DREAM_PIPELINE_H

@@ -1,0 +1,260 @@
+/*
+ * gitjob: git operations on libuv's threadpool (contract in include/dream/io/gitjob.h).
+ *
+ * A struct dm_gitjob holds everything its worker reads (owned copies of every string and file,
+ * an options struct pointing at them, its own cancel flag) and everything the worker writes
+ * (rc, error text, result). The loop thread fills it before uv_queue_work and reads it only in
+ * the after-work callback, so nothing is shared while the worker runs except the atomic cancel
+ * flag. The after-work callback calls the completion and frees the gitjob.
+ * Threads: dm_gitjob_* and the completions on the loop thread; on_*_work on a threadpool thread.
+ */
+#include "dream/io/gitjob.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum gitjob_kind { GITJOB_TREE, GITJOB_PUBLISH };
+
+struct dm_gitjob {
+    uv_work_t req;
+    enum gitjob_kind kind;
+    atomic_int cancel;
+    /* inputs (owned copies) */
+    struct dm_git_opts opts;
+    char *data_dir, *url_template, *token, *ssh_key_path, *author_name, *author_email;
+    char *owner, *repo, *base;
+    int refresh;
+    size_t max_paths;
+    char *branch, *alt_branch, *job_id, *spec_id, *message;
+    long long commit_time;
+    struct dm_git_file *files;
+    size_t nfiles;
+    dm_gitjob_tree_cb on_tree;
+    dm_gitjob_publish_cb on_publish;
+    void *arg;
+    /* outputs (written by the worker, read after it) */
+    int rc;
+    struct dm_error err;
+    struct dm_git_tree *tree;
+    struct dm_git_result result;
+    const char *used_branch; /* branch or alt_branch */
+};
+
+/* Copies s (NULL stays NULL); *failed is set when the copy could not be made. */
+static char *copy(const char *s, int *failed)
+{
+    char *c;
+    if (!s) {
+        return NULL;
+    }
+    c = strdup(s);
+    if (!c) {
+        *failed = 1;
+    }
+    return c;
+}
+
+static void gitjob_free(struct dm_gitjob *gj)
+{
+    dm_git_tree_free(gj->tree);
+    free(gj->data_dir);
+    free(gj->url_template);
+    free(gj->token);
+    free(gj->ssh_key_path);
+    free(gj->author_name);
+    free(gj->author_email);
+    free(gj->owner);
+    free(gj->repo);
+    free(gj->base);
+    free(gj->branch);
+    free(gj->alt_branch);
+    free(gj->job_id);
+    free(gj->spec_id);
+    free(gj->message);
+    for (size_t i = 0; i < gj->nfiles; i++) {
+        free((char *)gj->files[i].path);
+        free((char *)gj->files[i].content);
+    }
+    free(gj->files);
+    free(gj);
+}
+
+/* A gitjob with copies of what every operation reads: the options, owner, repo and base. */
+static struct dm_gitjob *gitjob_new(enum gitjob_kind kind, const struct dm_git_opts *opts,
+                                    const char *owner, const char *repo, const char *base)
+{
+    struct dm_gitjob *gj = calloc(1, sizeof(*gj));
+    int failed = 0;
+
+    if (!gj) {
+        return NULL;
+    }
+    gj->kind = kind;
+    gj->req.data = gj;
+    atomic_init(&gj->cancel, 0);
+    gj->data_dir = copy(opts->data_dir, &failed);
+    gj->url_template = copy(opts->url_template, &failed);
+    gj->token = copy(opts->token, &failed);
+    gj->ssh_key_path = copy(opts->ssh_key_path, &failed);
+    gj->author_name = copy(opts->author_name, &failed);
+    gj->author_email = copy(opts->author_email, &failed);
+    gj->owner = copy(owner, &failed);
+    gj->repo = copy(repo, &failed);
+    gj->base = copy(base, &failed);
+    gj->opts.data_dir = gj->data_dir;
+    gj->opts.url_template = gj->url_template;
+    gj->opts.token = gj->token;
+    gj->opts.ssh_key_path = gj->ssh_key_path;
+    gj->opts.author_name = gj->author_name;
+    gj->opts.author_email = gj->author_email;
+    gj->opts.lock_wait_ms = opts->lock_wait_ms;
+    gj->opts.cancel = &gj->cancel;
+    if (failed) {
+        gitjob_free(gj);
+        return NULL;
+    }
+    return gj;
+}
+
+/* ---- the threadpool side: only the gitjob's own copies ---- */
+
+static void on_tree_work(uv_work_t *req)
+{
+    struct dm_gitjob *gj = req->data;
+    gj->rc = dm_git_list_tree(&gj->tree, &gj->opts, gj->owner, gj->repo, gj->base, gj->refresh,
+                              gj->max_paths, &gj->err);
+}
+
+static void on_publish_work(uv_work_t *req)
+{
+    struct dm_gitjob *gj = req->data;
+
+    gj->used_branch = gj->branch;
+    gj->rc = dm_git_publish(&gj->result, &gj->opts, gj->owner, gj->repo, gj->base, gj->branch,
+                            gj->job_id, gj->spec_id, gj->message, gj->commit_time, gj->files,
+                            gj->nfiles, &gj->err);
+    if (gj->rc == DM_ERR_EXISTS && gj->alt_branch) {
+        /* The branch belongs to someone else: publish on the alternative name instead. */
+        struct dm_error first = gj->err;
+        gj->used_branch = gj->alt_branch;
+        gj->rc = dm_git_publish(&gj->result, &gj->opts, gj->owner, gj->repo, gj->base,
+                                gj->alt_branch, gj->job_id, gj->spec_id, gj->message,
+                                gj->commit_time, gj->files, gj->nfiles, &gj->err);
+        if (gj->rc == DM_ERR_EXISTS) {
+            dm_error_set(&gj->err, DM_ERR_EXISTS,
+                         "branches %s and %s both exist and were not made by this job (%s); "
+                         "nothing was pushed",
+                         gj->branch, gj->alt_branch, first.msg);
+        }
+    }
+}
+
+/* ---- the loop side ---- */
+
+static void on_work_done(uv_work_t *req, int status)
+{
+    struct dm_gitjob *gj = req->data;
+
+    if (status == UV_ECANCELED) {
+        gj->rc = DM_ERR_CANCELLED;
+        dm_error_set(&gj->err, DM_ERR_CANCELLED, "%s cancelled",
+                     gj->kind == GITJOB_TREE ? "tree listing" : "push");
+    }
+    if (gj->kind == GITJOB_TREE) {
+        gj->on_tree(gj->arg, gj->rc, gj->rc ? NULL : gj->tree, &gj->err);
+    } else {
+        struct dm_gitjob_published res;
+        res.git = gj->result;
+        res.branch = gj->used_branch;
+        gj->on_publish(gj->arg, gj->rc, gj->rc ? NULL : &res, &gj->err);
+    }
+    gitjob_free(gj);
+}
+
+static int queue(struct dm_gitjob **out, uv_loop_t *loop, struct dm_gitjob *gj, uv_work_cb work,
+                 struct dm_error *err)
+{
+    if (uv_queue_work(loop, &gj->req, work, on_work_done)) {
+        gitjob_free(gj);
+        return dm_error_set(err, DM_ERR_IO, "cannot queue the git work");
+    }
+    if (out) {
+        *out = gj;
+    }
+    return 0;
+}
+
+int dm_gitjob_list_tree(struct dm_gitjob **out, uv_loop_t *loop,
+                        const struct dm_gitjob_tree_req *req, struct dm_error *err)
+{
+    struct dm_gitjob *gj = gitjob_new(GITJOB_TREE, req->opts, req->owner, req->repo, req->base);
+
+    if (out) {
+        *out = NULL;
+    }
+    if (!gj) {
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    gj->refresh = req->refresh;
+    gj->max_paths = req->max_paths;
+    gj->on_tree = req->on_done;
+    gj->arg = req->arg;
+    return queue(out, loop, gj, on_tree_work, err);
+}
+
+int dm_gitjob_publish(struct dm_gitjob **out, uv_loop_t *loop,
+                      const struct dm_gitjob_publish_req *req, struct dm_error *err)
+{
+    struct dm_gitjob *gj = gitjob_new(GITJOB_PUBLISH, req->opts, req->owner, req->repo, req->base);
+    int failed = 0;
+
+    if (out) {
+        *out = NULL;
+    }
+    if (!gj) {
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    gj->branch = copy(req->branch, &failed);
+    gj->alt_branch = copy(req->alt_branch, &failed);
+    gj->job_id = copy(req->job_id, &failed);
+    gj->spec_id = copy(req->spec_id, &failed);
+    gj->message = copy(req->message, &failed);
+    gj->commit_time = req->commit_time;
+    gj->files = calloc(req->nfiles + 1, sizeof(*gj->files));
+    failed |= !gj->files;
+    for (size_t i = 0; !failed && i < req->nfiles; i++) {
+        const struct dm_git_file *f = &req->files[i];
+        char *content = malloc(f->len + 1);
+        char *path = copy(f->path, &failed);
+        if (!content || failed) {
+            free(content);
+            free(path);
+            failed = 1;
+            break;
+        }
+        if (f->len) {
+            memcpy(content, f->content, f->len);
+        }
+        content[f->len] = '\0';
+        gj->files[i] = *f;
+        gj->files[i].path = path;
+        gj->files[i].content = content;
+        gj->nfiles++;
+    }
+    if (failed) {
+        gitjob_free(gj);
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    gj->on_publish = req->on_done;
+    gj->arg = req->arg;
+    return queue(out, loop, gj, on_publish_work, err);
+}
+
+void dm_gitjob_cancel(struct dm_gitjob *gj)
+{
+    if (gj) {
+        atomic_store(&gj->cancel, 1);
+    }
+}

@@ -1,0 +1,210 @@
+/*
+ * stage_plan: the plan stage. The rules plan the files (plan.c), or, with --planner=model, a
+ * model plans them from the spec and the base branch's tree (read from the mirror through
+ * gitjob, off the loop thread); every failure of the model path falls back to the rules. The
+ * plan is checked against the safety policy and recorded (`plan`, `branch`, a `planned` event).
+ * Owns struct plan_state (the tree listing and the planner's metered call). Loop thread only.
+ */
+#include "dream/core/log.h"
+#include "dream/domain/planner.h"
+#include "dream/io/gitjob.h"
+
+#include "stage.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Checks and records the plan (whichever planner made it) and announces it; the stage ends once
+ * it is written. Returns 0 or a negative enum dm_err with job->error set (the stage goes on). */
+static int commit_plan(struct pjob *pj)
+{
+    struct dm_job *job = pj->job;
+    const struct dm_jobreq *req = job->req;
+    struct dm_error *err = &job->error;
+    enum dm_trust_action action;
+    const char **paths;
+    size_t *sizes;
+    char *json;
+    int rc;
+
+    rc = stage_load_plan(pj, err);
+    if (rc) {
+        return rc;
+    }
+    rc = dm_safety_check_branch(pj->plan->branch, req->branch_prefix, req->base_branch,
+                                &pj->p->policy, err);
+    if (rc) {
+        return rc;
+    }
+    action = dm_trust_decide(req->trust, pj->p->cfg->allow_workflows);
+    paths = calloc(pj->nfiles + 1, sizeof(char *));
+    sizes = calloc(pj->nfiles + 1, sizeof(size_t));
+    if (!paths || !sizes) {
+        free(paths);
+        free(sizes);
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < pj->nfiles && !rc; i++) {
+        paths[i] = pj->plan->items[i].path;
+        rc = dm_safety_check_path(paths[i], &pj->p->policy,
+                                  action == DM_TRUST_ACTION_BUILD_WORKFLOWS, err);
+    }
+    if (!rc) {
+        rc = dm_safety_check_limits(paths, sizes, pj->nfiles, &pj->p->policy, err);
+    }
+    json = rc ? NULL : dm_plan_to_json(pj->plan);
+    if (!rc && !json) {
+        rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    if (!rc) {
+        char tokens[32], cost[48], msg[160];
+        const char *fields[] = {"plan",   json,   "branch", pj->plan->branch,
+                                "tokens", tokens, "cost",   cost};
+        struct dm_event_extra x = {
+            .files = paths, .n_files = pj->nfiles, .branch = pj->plan->branch};
+        struct dm_job_write w = {
+            .status = "planned", .message = msg, .extra = &x, .fields = fields, .n_fields = 8};
+
+        snprintf(msg, sizeof(msg), "%zu files planned on branch %s", pj->nfiles, pj->plan->branch);
+        stage_budget_fields(pj, tokens, sizeof(tokens), cost, sizeof(cost));
+        if (!job->plan_json) {
+            /* The job keeps the plan it recorded (a retried stage records the same again). */
+            job->plan_json = json;
+            json = NULL;
+        }
+        stage_record_finish(pj, &w, 0, "could not record the plan");
+    }
+    free(json);
+    free(sizes);
+    free(paths);
+    return rc;
+}
+
+/* Records the rules' plan, or ends the stage when even that fails. */
+static void commit_or_fail(struct pjob *pj)
+{
+    int rc = commit_plan(pj);
+    if (rc) {
+        stage_finish(pj, rc, &pj->job->error);
+    }
+}
+
+static void plan_fallback(struct pjob *pj, const char *why)
+{
+    dm_warn("pipeline", pj->job->id, "model planner not used (%s); the rules plan the files", why);
+    commit_or_fail(pj);
+}
+
+static void on_planner_done(struct metered *mc, int rc, struct dm_llm_result *res,
+                            const struct dm_error *err)
+{
+    struct pjob *pj = mc->pj;
+    const struct dm_jobreq *req = pj->job->req;
+    struct dm_planner_opts po = DM_PLANNER_OPTS_INIT;
+    struct dm_plan *plan = NULL;
+    struct dm_error perr;
+    char *notes = NULL;
+
+    if (metered_interrupted(pj, rc, "planning")) {
+        return;
+    }
+    if (rc) {
+        plan_fallback(pj, err && err->msg[0] ? err->msg : dm_err_name(rc));
+        return;
+    }
+    po.branch_prefix = req->branch_prefix;
+    po.policy = &pj->p->policy;
+    po.allow_workflows =
+        dm_trust_decide(req->trust, pj->p->cfg->allow_workflows) == DM_TRUST_ACTION_BUILD_WORKFLOWS;
+    if (dm_planner_parse(&plan, &notes, res->content, res->content_len, pj->spec, &po, &perr)) {
+        plan_fallback(pj, perr.msg);
+        return;
+    }
+    if (notes && *notes) {
+        dm_info("pipeline", pj->job->id, "model plan adjusted: %s", notes);
+    }
+    free(notes);
+    dm_plan_free(pj->plan);
+    pj->plan = plan;
+    commit_or_fail(pj);
+}
+
+/* The base branch's tree is listed: ask the model for a plan. */
+static void on_tree_done(void *arg, int rc, const struct dm_git_tree *tree,
+                         const struct dm_error *err)
+{
+    struct pjob *pj = arg;
+    struct dm_pipeline *p = pj->p;
+    struct dm_planner_opts po = DM_PLANNER_OPTS_INIT;
+    struct dm_planner_prompt *prompt = NULL;
+    struct dm_llm_request r;
+    enum metered_step step;
+    struct dm_error perr;
+
+    pj->planner.tree = NULL;
+    pj->outstanding--;
+    if (!pj->job) {
+        pjob_maybe_free(pj);
+        return;
+    }
+    if (rc) {
+        plan_fallback(pj, err->msg);
+        return;
+    }
+    po.branch_prefix = pj->job->req->branch_prefix;
+    po.policy = &p->policy;
+    rc = dm_planner_prompt_build(&prompt, pj->spec, (const char *const *)tree->paths, tree->npaths,
+                                 &po, &perr);
+    if (!rc) {
+        memset(&r, 0, sizeof(r));
+        r.model = p->cfg->model;
+        r.system = prompt->system;
+        r.user = prompt->user;
+        r.max_tokens = DM_PLANNER_MAX_TOKENS;
+        r.temperature = DM_PLANNER_TEMPERATURE;
+        r.response_format = dm_planner_response_format();
+        r.job_id = pj->job->id;
+        rc = metered_start(&pj->planner.call, pj, &r, on_planner_done, NULL, &step, &perr);
+    }
+    dm_planner_prompt_free(prompt);
+    if (rc) {
+        plan_fallback(pj, perr.msg);
+    }
+}
+
+static void plan_loaded(struct pjob *pj)
+{
+    const struct dm_config *cfg = pj->p->cfg;
+    const struct dm_jobreq *req = pj->job->req;
+    struct dm_git_opts opts;
+    struct dm_gitjob_tree_req tr;
+    struct dm_error err;
+
+    if (pj->job->plan_json || strcmp(cfg->planner, "model") != 0) {
+        commit_or_fail(pj);
+        return;
+    }
+    /* The model plans from the spec and the base branch's tree, read from the mirror off the
+     * loop thread; every failure falls back to the rules. */
+    stage_git_opts(pj, &opts);
+    memset(&tr, 0, sizeof(tr));
+    tr.opts = &opts;
+    tr.owner = req->repo_owner;
+    tr.repo = req->repo_name;
+    tr.base = req->base_branch;
+    tr.refresh = 1;
+    tr.max_paths = DM_PLANNER_TREE_PATHS;
+    tr.on_done = on_tree_done;
+    tr.arg = pj;
+    if (dm_gitjob_list_tree(&pj->planner.tree, pj->p->loop, &tr, &err)) {
+        commit_or_fail(pj);
+        return;
+    }
+    pj->outstanding++;
+}
+
+int stage_plan_run(struct dm_job *job)
+{
+    return stage_begin(job, LOAD_SPEC, plan_loaded);
+}

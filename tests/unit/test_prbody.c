@@ -1,0 +1,387 @@
+/*
+ * Unit tests for prbody: the whole PR body from structured parts, byte for byte (every section,
+ * its heading, its order and its escaping), each optional part left out on its own, the
+ * validation list, the caps (a huge job still makes a body GitHub accepts, valid UTF-8, with
+ * its footer) and the cuts of the overview and the requirements. Findings come from the real
+ * scanner over real contents.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dream/core/buf.h"
+#include "dream/domain/prbody.h"
+#include "dream/domain/safety.h"
+
+static void setup(void)
+{
+    struct dm_error err;
+    cr_assert_eq(dm_safety_init(&err), 0, "%s", err.msg);
+}
+
+static void teardown(void)
+{
+    dm_safety_shutdown();
+}
+
+TestSuite(prbody, .init = setup, .fini = teardown);
+
+#define SPEC_MD                                                                                    \
+    "# Todo API\n\nTodos for teams.\n\n## Requirements\n\n- Create\n- List\n\n## API\n\n"          \
+    "- GET /todos\n"
+
+static struct dm_spec *parse(const char *md)
+{
+    struct dm_spec *s = NULL;
+    struct dm_error err;
+    cr_assert_eq(dm_spec_parse(&s, md, strlen(md), NULL, &err), 0, "%s", err.msg);
+    return s;
+}
+
+static struct dm_plan *build(const struct dm_spec *s)
+{
+    struct dm_plan *p = NULL;
+    struct dm_error err;
+    cr_assert_eq(dm_plan_build(&p, s, NULL, &err), 0, "%s", err.msg);
+    return p;
+}
+
+static void warn(struct dm_validate_warnings *w, const char *path, const char *text)
+{
+    cr_assert_geq(dm_validate_warn(w, path, text, strlen(text)), 0);
+}
+
+static void scan(struct dm_findings *f, const char *path, const char *text)
+{
+    struct dm_error err;
+    cr_assert_eq(dm_safety_scan(f, path, text, strlen(text), DM_SAFETY_RULES_ALL, &err), 0, "%s",
+                 err.msg);
+}
+
+/* A combined verdict: the model said proceed, the rules pause; one comment. Text that needs
+ * escaping everywhere. */
+static void verdict(struct dm_review_verdict *v)
+{
+    dm_review_verdict_init(v);
+    v->decision = DM_REVIEW_PAUSE;
+    v->risk = DM_SEVERITY_HIGH;
+    v->summary = strdup("Looks <odd> | fine & small");
+    v->comments = calloc(1, sizeof(*v->comments));
+    cr_assert_not_null(v->comments);
+    v->comments[0].path = strdup("src/routes/get`todos.ts");
+    v->comments[0].comment = strdup("use a|b <here>");
+    v->n_comments = 1;
+    v->model_decision = DM_REVIEW_PROCEED;
+    v->rules_decision = DM_REVIEW_PAUSE;
+    v->sources = DM_REVIEW_BY_MODEL | DM_REVIEW_BY_RULES;
+}
+
+/* The review section of verdict() over the findings of FINDINGS_SQL. */
+#define REVIEW_MD                                                                                  \
+    "**Decision**: pause \xc2\xb7 **Risk**: high \xc2\xb7 **Reviewed by**: model and rules\n"      \
+    "\n"                                                                                           \
+    "The rule scan's decision (pause) is stricter than the model's (proceed).\n"                   \
+    "\n"                                                                                           \
+    "Looks &lt;odd&gt; \\| fine &amp; small\n"                                                     \
+    "\n"                                                                                           \
+    "#### Comments\n"                                                                              \
+    "\n"                                                                                           \
+    "- `src/routes/get'todos.ts`: use a\\|b &lt;here&gt;\n"                                        \
+    "\n"                                                                                           \
+    "#### Findings\n"                                                                              \
+    "\n"                                                                                           \
+    "| Location | Rule | Kind | Severity |\n"                                                      \
+    "| --- | --- | --- | --- |\n"                                                                  \
+    "| `migrations/a\\|b.sql:2` | drop-table | destructive | critical |\n"
+
+#define FINDINGS_PATH "migrations/a|b.sql"
+#define FINDINGS_SQL "-- drop\nDROP TABLE users;\n"
+
+Test(prbody, exact_body_with_every_part)
+{
+    struct dm_spec *s = parse(SPEC_MD);
+    struct dm_plan *p = build(s);
+    struct dm_validate_warnings w;
+    struct dm_findings f = DM_FINDINGS_INIT;
+    struct dm_review_verdict v;
+    struct dm_prbody_cost cost = {1200, 0.0123, 100000, 2.5};
+    struct dm_prbody parts = {p, s, &w, &v, &f, &cost, "job-1"};
+    char *body;
+
+    dm_validate_warnings_init(&w);
+    warn(&w, "a`b.ts", "");
+    warn(&w, "m.sql", "DROP TABLE x;");
+    scan(&f, FINDINGS_PATH, FINDINGS_SQL);
+    verdict(&v);
+    body = dm_prbody_render(&parts);
+    cr_assert_not_null(body);
+    cr_assert_str_eq(body, "## Dream Machine Build\n"
+                           "\n"
+                           "**Spec**: Todo API\n"
+                           "\n"
+                           "### Overview\n"
+                           "\n"
+                           "Todos for teams.\n"
+                           "\n"
+                           "### Requirements\n"
+                           "\n"
+                           "- Create\n"
+                           "- List\n"
+                           "\n"
+                           "### Files changed\n"
+                           "\n"
+                           "- `docs/dream-specs/todo-api.md` (spec)\n"
+                           "- `src/routes/get-todos.ts` (route)\n"
+                           "\n"
+                           "### Validation\n"
+                           "\n"
+                           "- `a'b.ts`: empty file\n"
+                           "- `m.sql` (line 1): DROP TABLE without IF EXISTS\n"
+                           "\n"
+                           "### Review\n"
+                           "\n" REVIEW_MD "\n"
+                           "### Cost\n"
+                           "\n"
+                           "1200 tokens, $0.0123 (budget 100000 tokens, $2.50)\n"
+                           "\n"
+                           "---\n"
+                           "\n"
+                           "_Built by dreamd (Dream Machine) from the spec above, job `job-1`. "
+                           "Review every change before merging._\n");
+    free(body);
+    dm_review_verdict_free(&v);
+    dm_findings_free(&f);
+    dm_validate_warnings_free(&w);
+    dm_plan_free(p);
+    dm_spec_free(s);
+}
+
+/* Each optional part shows its section exactly when given, and the sections keep their order. */
+Test(prbody, each_part_alone_decides_its_section)
+{
+    static const char *const headings[] = {"\n### Overview\n\n", "\n### Requirements\n\n",
+                                           "\n### Validation\n\n", "\n### Review\n\n",
+                                           "\n### Cost\n\n"};
+    struct dm_spec *s = parse(SPEC_MD);
+    struct dm_plan *p = build(s);
+    struct dm_validate_warnings w;
+    struct dm_findings f = DM_FINDINGS_INIT;
+    struct dm_review_verdict v;
+    struct dm_prbody_cost cost = {1, 0.5, 2, 3};
+
+    dm_validate_warnings_init(&w);
+    warn(&w, "m.sql", "DROP TABLE x;");
+    scan(&f, FINDINGS_PATH, FINDINGS_SQL);
+    verdict(&v);
+    for (unsigned mask = 0; mask < 16; mask++) {
+        struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL};
+        int want[5];
+        const char *prev;
+        char *body;
+
+        parts.spec = (mask & 1) ? s : NULL;
+        parts.validation = (mask & 2) ? &w : NULL;
+        parts.review = (mask & 4) ? &v : NULL;
+        parts.findings = &f;
+        parts.cost = (mask & 8) ? &cost : NULL;
+        want[0] = want[1] = (mask & 1) != 0;
+        want[2] = (mask & 2) != 0;
+        want[3] = (mask & 4) != 0;
+        want[4] = (mask & 8) != 0;
+        body = dm_prbody_render(&parts);
+        cr_assert_not_null(body);
+        cr_assert(strncmp(body, "## Dream Machine Build\n\n**Spec**: Todo API\n", 42) == 0, "%s",
+                  body);
+        prev = strstr(body, "\n### Files changed\n\n- `docs/dream-specs/todo-api.md` (spec)\n"
+                            "- `src/routes/get-todos.ts` (route)\n");
+        cr_assert_not_null(prev, "mask %u: %s", mask, body);
+        for (size_t i = 0; i < 5; i++) {
+            const char *at = strstr(body, headings[i]);
+            cr_expect_eq(at != NULL, want[i], "mask %u, %s", mask, headings[i] + 5);
+            if (at && i >= 2) {
+                /* Results come after the files, in the order validation, review, cost. */
+                cr_expect_gt(at, prev, "mask %u: %s out of order", mask, headings[i] + 5);
+                prev = at;
+            }
+        }
+        cr_expect_eq(strstr(body, "drop-table") != NULL, want[3], "findings only with the review");
+        cr_expect(strstr(body, "\n---\n\n_Built by dreamd (Dream Machine) from the spec above. "
+                               "Review every change before merging._\n") != NULL,
+                  "mask %u: footer: %s", mask, body);
+        free(body);
+    }
+    dm_review_verdict_free(&v);
+    dm_findings_free(&f);
+    dm_validate_warnings_free(&w);
+    dm_plan_free(p);
+    dm_spec_free(s);
+}
+
+Test(prbody, plan_only)
+{
+    struct dm_spec *s = parse(SPEC_MD);
+    struct dm_plan *p = build(s);
+    struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL};
+    char *body = dm_prbody_render(&parts);
+
+    cr_assert_str_eq(body, "## Dream Machine Build\n\n**Spec**: Todo API\n\n### Files changed\n\n"
+                           "- `docs/dream-specs/todo-api.md` (spec)\n"
+                           "- `src/routes/get-todos.ts` (route)\n\n---\n\n"
+                           "_Built by dreamd (Dream Machine) from the spec above. Review every "
+                           "change before merging._\n");
+    free(body);
+    dm_plan_free(p);
+    dm_spec_free(s);
+}
+
+Test(prbody, validation_list)
+{
+    struct dm_validate_warnings w;
+    struct dm_buf b;
+
+    dm_validate_warnings_init(&w);
+    dm_buf_init(&b, 0);
+    cr_assert_eq(dm_prbody_validation(&w, &b), 0);
+    cr_assert_str_eq(b.data, "None.\n");
+    dm_buf_reset(&b);
+    warn(&w, "a`b.ts", "");
+    warn(&w, "m.sql", "DROP TABLE x;");
+    cr_assert_eq(dm_prbody_validation(&w, &b), 0);
+    cr_assert_str_eq(b.data, "- `a'b.ts`: empty file\n"
+                             "- `m.sql` (line 1): DROP TABLE without IF EXISTS\n");
+    /* The validate module's own section is the same list under its heading. */
+    dm_buf_reset(&b);
+    cr_assert_eq(dm_validate_warnings_markdown(&w, &b), 0);
+    cr_assert_str_eq(b.data, "### Validation warnings\n\n"
+                             "- `a'b.ts`: empty file\n"
+                             "- `m.sql` (line 1): DROP TABLE without IF EXISTS\n");
+    dm_buf_free(&b);
+    dm_validate_warnings_free(&w);
+}
+
+Test(prbody, validation_none)
+{
+    struct dm_spec *s = parse(SPEC_MD);
+    struct dm_plan *p = build(s);
+    struct dm_validate_warnings w;
+    struct dm_prbody parts = {p, NULL, &w, NULL, NULL, NULL, NULL};
+    char *body;
+
+    dm_validate_warnings_init(&w);
+    body = dm_prbody_render(&parts);
+    cr_assert(strstr(body, "\n### Validation\n\nNone.\n\n---\n") != NULL, "%s", body);
+    free(body);
+    dm_plan_free(p);
+    dm_spec_free(s);
+}
+
+Test(prbody, overview_and_requirements_are_cut)
+{
+    struct dm_buf md;
+    struct dm_spec *s;
+    struct dm_plan *p;
+    struct dm_prbody parts = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    char *body;
+
+    dm_buf_init(&md, 0);
+    dm_buf_puts(&md, "# T\n\n");
+    for (int i = 0; i < 600; i++) {
+        dm_buf_puts(&md, "\xc3\xa9"); /* é: 600 characters, 1200 bytes */
+    }
+    dm_buf_puts(&md, "\n\n## Requirements\n\n");
+    for (int i = 1; i <= 12; i++) {
+        dm_buf_printf(&md, "- req %d\n", i);
+    }
+    s = parse(md.data);
+    p = build(s);
+    parts.plan = p;
+    parts.spec = s;
+    body = dm_prbody_render(&parts);
+    {
+        const char *ov = strstr(body, "### Overview\n\n") + strlen("### Overview\n\n");
+        const char *end = strstr(ov, "\xe2\x80\xa6\n");
+        cr_assert_not_null(end);
+        cr_assert_eq(end - ov, 1000); /* 500 characters of 2 bytes, then … */
+    }
+    cr_assert(strstr(body, "- req 10\n- \xe2\x80\xa6 and 2 more\n"), "%s", body);
+    cr_assert_null(strstr(body, "req 11"));
+    free(body);
+    dm_plan_free(p);
+    dm_spec_free(s);
+    dm_buf_free(&md);
+}
+
+/* The largest job: 601 files, thousands of warnings, every comment and finding the review
+ * shows, multi-byte text everywhere. The body still fits GitHub, is valid UTF-8, says where it
+ * was cut and keeps its footer. */
+Test(prbody, body_is_capped)
+{
+    static const char *const heads[] = {"API", "UI", "DB"};
+    struct dm_buf md;
+    struct dm_buf sql;
+    struct dm_spec *s;
+    struct dm_plan *p;
+    struct dm_validate_warnings w;
+    struct dm_findings f = DM_FINDINGS_INIT;
+    struct dm_review_verdict v;
+    struct dm_prbody_cost cost = {123456789, 1234.5678, 999999999, 99999.99};
+    struct dm_prbody parts;
+    char *body;
+
+    dm_buf_init(&md, 0);
+    dm_buf_puts(&md, "# Big\n\n## Requirements\n\n");
+    for (int i = 0; i < 10; i++) {
+        dm_buf_puts(&md, "- ");
+        for (int k = 0; k < 400; k++) {
+            dm_buf_puts(&md, "\xf0\x9f\x8d\xb0"); /* 4-byte characters */
+        }
+        dm_buf_puts(&md, "\n");
+    }
+    for (int h = 0; h < 3; h++) {
+        dm_buf_printf(&md, "## %s\n\n", heads[h]);
+        for (int i = 0; i < 200; i++) {
+            dm_buf_printf(&md, "- %s item number %d with a long enough name to fill\n", heads[h],
+                          i);
+        }
+    }
+    s = parse(md.data);
+    p = build(s);
+    cr_assert_eq(p->count, 601);
+    dm_validate_warnings_init(&w);
+    dm_buf_init(&sql, 0);
+    for (int i = 0; i < 30; i++) {
+        dm_buf_puts(&sql, "DROP TABLE t;\n");
+    }
+    for (size_t i = 0; i < p->count; i++) {
+        warn(&w, p->items[i].path, sql.data);
+    }
+    scan(&f, FINDINGS_PATH, sql.data);
+    verdict(&v);
+    memset(&parts, 0, sizeof(parts));
+    parts.plan = p;
+    parts.spec = s;
+    parts.validation = &w;
+    parts.review = &v;
+    parts.findings = &f;
+    parts.cost = &cost;
+    parts.job_id = "j";
+    body = dm_prbody_render(&parts);
+    cr_assert_not_null(body);
+    cr_assert_lt(strlen(body), DM_PR_BODY_MAX);
+    cr_assert_eq(dm_spec_utf8_check(body, strlen(body), NULL), 0);
+    cr_assert(strstr(body, "\n### Validation\n\n- `"), "%s", body);
+    cr_assert(strstr(body, "\n### Review\n\n**Decision**: pause"));
+    cr_assert(strstr(body, "\n### Cost\n\n123456789 tokens, $1234.5678 (budget 999999999 "
+                           "tokens, $99999.99)\n"));
+    cr_assert(strstr(body, "_(truncated)_"));
+    cr_assert(strstr(body, "job `j`. Review every change before merging._\n"));
+    free(body);
+    dm_review_verdict_free(&v);
+    dm_findings_free(&f);
+    dm_validate_warnings_free(&w);
+    dm_buf_free(&sql);
+    dm_plan_free(p);
+    dm_spec_free(s);
+    dm_buf_free(&md);
+}
