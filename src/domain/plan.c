@@ -1,5 +1,5 @@
 /*
- * plan: work items, branch names, PR title/body and plan JSON (rules in
+ * plan: work items, branch names, the PR title and plan JSON (rules in
  * include/dream/domain/plan.h). Owns the plans it returns; no global state, any thread.
  */
 #include "dream/domain/plan.h"
@@ -10,19 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Caps of the PR body's parts; their sum plus headings stays below DM_PR_BODY_MAX. */
-#define BODY_TITLE_MAX 512
-#define BODY_OVERVIEW_CHARS 500
-#define BODY_REQUIREMENTS 10
-#define BODY_REQ_CHARS 300
-#define BODY_REQ_MAX (8 * 1024)
-#define BODY_FILES_MAX (16 * 1024)
-#define BODY_VALIDATION_MAX (12 * 1024)
-#define BODY_REVIEW_MAX (12 * 1024)
-#define BODY_COST_MAX (4 * 1024)
-#define BODY_JOB_ID_MAX 128
-#define TRUNCATED "\n\n_(truncated)_\n"
 
 static const char *const kind_names[] = {"spec", "route", "component", "migration", "file"};
 
@@ -473,145 +460,6 @@ out:
     cJSON_Delete(root);
     dm_plan_free(pl);
     return rc;
-}
-
-/* Appends text, cut at cap bytes (at a line end when there is one, never inside a UTF-8
- * sequence) with a truncation note. */
-static int append_capped(struct dm_buf *b, const char *text, size_t cap)
-{
-    size_t len = strlen(text);
-    size_t keep;
-    int rc;
-
-    if (len <= cap) {
-        return dm_buf_append(b, text, len);
-    }
-    keep = cap - (sizeof(TRUNCATED) - 1);
-    while (keep > 0 && ((unsigned char)text[keep] & 0xc0) == 0x80) {
-        keep--;
-    }
-    for (size_t i = keep; i > keep / 2; i--) {
-        if (text[i - 1] == '\n') {
-            keep = i - 1;
-            break;
-        }
-    }
-    rc = dm_buf_append(b, text, keep);
-    if (!rc) {
-        rc = dm_buf_puts(b, TRUNCATED);
-    }
-    return rc;
-}
-
-/* Appends the first max_chars characters of text, with "…" when it was cut. */
-static int append_chars(struct dm_buf *b, const char *text, size_t max_chars)
-{
-    size_t len = strlen(text);
-    size_t n = dm_spec_utf8_prefix(text, len, max_chars);
-    int rc = dm_buf_append(b, text, n);
-
-    if (!rc && n < len) {
-        rc = dm_buf_puts(b, "\xe2\x80\xa6");
-    }
-    return rc;
-}
-
-static int section(struct dm_buf *body, const char *heading, const char *text, size_t cap)
-{
-    int rc;
-
-    if (!text || !*text) {
-        return 0;
-    }
-    rc = dm_buf_printf(body, "\n### %s\n\n", heading);
-    if (!rc) {
-        rc = append_capped(body, text, cap);
-    }
-    if (!rc && body->data[body->len - 1] != '\n') {
-        rc = dm_buf_puts(body, "\n");
-    }
-    return rc;
-}
-
-char *dm_plan_pr_body(const struct dm_plan *plan, const struct dm_spec *spec,
-                      const struct dm_pr_sections *sections)
-{
-    struct dm_buf body;
-    struct dm_buf part;
-    char *res = NULL;
-    int rc;
-
-    dm_buf_init(&body, 0);
-    dm_buf_init(&part, 0);
-    rc = dm_buf_puts(&body, "## Dream Machine Build\n\n**Spec**: ");
-    if (!rc) {
-        rc = append_chars(&body, plan->title, BODY_TITLE_MAX / 4);
-    }
-    if (!rc) {
-        rc = dm_buf_puts(&body, "\n");
-    }
-    if (!rc && spec && *spec->overview) {
-        rc = append_chars(&part, spec->overview, BODY_OVERVIEW_CHARS);
-        if (!rc) {
-            rc = section(&body, "Overview", part.data, BODY_OVERVIEW_CHARS * 4 + 4);
-        }
-    }
-    dm_buf_reset(&part);
-    for (size_t i = 0; !rc && spec && i < spec->requirements.count; i++) {
-        if (i == BODY_REQUIREMENTS) {
-            rc =
-                dm_buf_printf(&part, "- \xe2\x80\xa6 and %zu more\n", spec->requirements.count - i);
-            break;
-        }
-        rc = dm_buf_puts(&part, "- ");
-        if (!rc) {
-            rc = append_chars(&part, spec->requirements.items[i].text, BODY_REQ_CHARS);
-        }
-        if (!rc) {
-            rc = dm_buf_puts(&part, "\n");
-        }
-    }
-    if (!rc && part.len) {
-        rc = section(&body, "Requirements", part.data, BODY_REQ_MAX);
-    }
-    dm_buf_reset(&part);
-    for (size_t i = 0; !rc && i < plan->count; i++) {
-        rc = dm_buf_printf(&part, "- `%s` (%s)\n", plan->items[i].path,
-                           dm_plan_kind_name(plan->items[i].kind));
-    }
-    if (!rc && part.len) {
-        rc = section(&body, "Files changed", part.data, BODY_FILES_MAX);
-    }
-    if (!rc && sections) {
-        rc = section(&body, "Validation", sections->validation, BODY_VALIDATION_MAX);
-        if (!rc) {
-            rc = section(&body, "Review", sections->review, BODY_REVIEW_MAX);
-        }
-        if (!rc) {
-            rc = section(&body, "Cost", sections->cost, BODY_COST_MAX);
-        }
-    }
-    if (!rc) {
-        rc = dm_buf_puts(&body, "\n---\n\n_Built by dreamd (Dream Machine) from the spec above");
-    }
-    if (!rc && sections && sections->job_id && *sections->job_id) {
-        rc = dm_buf_puts(&body, ", job `");
-        if (!rc) {
-            rc = append_chars(&body, sections->job_id, BODY_JOB_ID_MAX);
-        }
-        if (!rc) {
-            rc = dm_buf_puts(&body, "`");
-        }
-    }
-    if (!rc) {
-        rc = dm_buf_puts(&body, ". Review every change before merging._\n");
-    }
-    if (!rc) {
-        res = dm_buf_detach(&body);
-    }
-    dm_buf_free(&body);
-    dm_buf_free(&part);
-    return res;
 }
 
 void dm_plan_free(struct dm_plan *plan)

@@ -6,7 +6,6 @@
  * database; patterns are compiled per call. Pure; any thread.
  */
 #include "dream/domain/validate.h"
-#include "dream/domain/prbody.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -691,11 +690,4 @@ void dm_validate_warnings_free(struct dm_validate_warnings *w)
     }
     free(w->items);
     dm_validate_warnings_init(w);
-}
-
-int dm_validate_warnings_markdown(const struct dm_validate_warnings *w, struct dm_buf *out)
-{
-    /* The list is the PR body's (prbody.c); this only adds a heading of its own. */
-    int rc = dm_buf_puts(out, "### Validation warnings\n\n");
-    return rc ? rc : dm_prbody_validation(w, out);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "dream/domain/plan.h"
+#include "dream/domain/prbody.h"
 #include "dream/domain/prompt.h"
 #include "dream/domain/spec.h"
 
@@ -103,8 +104,7 @@ static void run(const char *md, size_t len, const char *cstr, const struct dm_sp
         dm_prompt_free(p);
     }
     {
-        struct dm_pr_sections sec = {cstr, cstr, cstr, cstr};
-        body = dm_plan_pr_body(plan, spec, &sec);
+        body = dm_prbody_render(&(struct dm_prbody){.plan = plan, .spec = spec, .job_id = cstr});
         CHECK(body && strlen(body) < DM_PR_BODY_MAX);
     }
     json = dm_plan_to_json(plan);

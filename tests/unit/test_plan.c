@@ -12,6 +12,7 @@
 #include "dream/core/buf.h"
 #include "dream/core/refname.h"
 #include "dream/domain/plan.h"
+#include "dream/domain/prbody.h"
 #include "dream/domain/spec.h"
 
 static struct dm_spec *parse(const char *md)
@@ -251,7 +252,7 @@ Test(plan_json, round_trip_every_corpus_plan)
             cr_assert_str_eq(q->items[k].description, p->items[k].description);
             cr_assert_eq(q->items[k].kind, p->items[k].kind);
         }
-        char *body = dm_plan_pr_body(p, s, NULL);
+        char *body = dm_prbody_render(&(struct dm_prbody){.plan = p, .spec = s});
         cr_assert_lt(strlen(body), DM_PR_BODY_MAX);
         free(body);
         free(j1);
@@ -377,147 +378,6 @@ Test(plan_json, item_count_limit)
     cr_assert_eq(dm_plan_from_json(&p, b.data, &err), DM_ERR_LIMIT);
     cr_assert(strstr(err.msg, "1025 items"), "%s", err.msg);
     dm_buf_free(&b);
-}
-
-Test(plan_pr, exact_body)
-{
-    struct dm_spec *s = parse("# Todo API\n\nTodos for teams.\n\n## Requirements\n\n- Create\n"
-                              "- List\n\n## API\n\n- GET /todos\n");
-    struct dm_plan *p = build(s, NULL);
-    struct dm_pr_sections sec = {"- `x.ts`: empty file", "Risk: low", "1200 tokens, $0.01",
-                                 "job-1"};
-    char *body = dm_plan_pr_body(p, s, &sec);
-
-    cr_assert_str_eq(body, "## Dream Machine Build\n"
-                           "\n"
-                           "**Spec**: Todo API\n"
-                           "\n"
-                           "### Overview\n"
-                           "\n"
-                           "Todos for teams.\n"
-                           "\n"
-                           "### Requirements\n"
-                           "\n"
-                           "- Create\n"
-                           "- List\n"
-                           "\n"
-                           "### Files changed\n"
-                           "\n"
-                           "- `docs/dream-specs/todo-api.md` (spec)\n"
-                           "- `src/routes/get-todos.ts` (route)\n"
-                           "\n"
-                           "### Validation\n"
-                           "\n"
-                           "- `x.ts`: empty file\n"
-                           "\n"
-                           "### Review\n"
-                           "\n"
-                           "Risk: low\n"
-                           "\n"
-                           "### Cost\n"
-                           "\n"
-                           "1200 tokens, $0.01\n"
-                           "\n"
-                           "---\n"
-                           "\n"
-                           "_Built by dreamd (Dream Machine) from the spec above, job `job-1`. "
-                           "Review every change before merging._\n");
-    free(body);
-    /* No spec, no sections: only title, files and footer. */
-    body = dm_plan_pr_body(p, NULL, NULL);
-    cr_assert_str_eq(body, "## Dream Machine Build\n\n**Spec**: Todo API\n\n### Files changed\n\n"
-                           "- `docs/dream-specs/todo-api.md` (spec)\n"
-                           "- `src/routes/get-todos.ts` (route)\n\n---\n\n"
-                           "_Built by dreamd (Dream Machine) from the spec above. Review every "
-                           "change before merging._\n");
-    free(body);
-    dm_plan_free(p);
-    dm_spec_free(s);
-}
-
-Test(plan_pr, overview_and_requirements_are_cut)
-{
-    struct dm_buf md;
-    struct dm_spec *s;
-    struct dm_plan *p;
-    char *body;
-
-    dm_buf_init(&md, 0);
-    dm_buf_puts(&md, "# T\n\n");
-    for (int i = 0; i < 600; i++) {
-        dm_buf_puts(&md, "\xc3\xa9"); /* é: 600 characters, 1200 bytes */
-    }
-    dm_buf_puts(&md, "\n\n## Requirements\n\n");
-    for (int i = 1; i <= 12; i++) {
-        dm_buf_printf(&md, "- req %d\n", i);
-    }
-    s = parse(md.data);
-    p = build(s, NULL);
-    body = dm_plan_pr_body(p, s, NULL);
-    {
-        const char *ov = strstr(body, "### Overview\n\n") + strlen("### Overview\n\n");
-        const char *end = strstr(ov, "\xe2\x80\xa6\n");
-        cr_assert_not_null(end);
-        cr_assert_eq(end - ov, 1000); /* 500 characters of 2 bytes, then … */
-    }
-    cr_assert(strstr(body, "- req 10\n- \xe2\x80\xa6 and 2 more\n"), "%s", body);
-    cr_assert_null(strstr(body, "req 11"));
-    free(body);
-    dm_plan_free(p);
-    dm_spec_free(s);
-    dm_buf_free(&md);
-}
-
-Test(plan_pr, body_is_capped)
-{
-    struct dm_buf md;
-    struct dm_buf big;
-    struct dm_spec *s;
-    struct dm_plan *p;
-    struct dm_pr_sections sec;
-    char *body;
-
-    dm_buf_init(&md, 0);
-    dm_buf_puts(&md, "# Big\n\n## Requirements\n\n");
-    for (int i = 0; i < 10; i++) {
-        dm_buf_puts(&md, "- ");
-        for (int k = 0; k < 400; k++) {
-            dm_buf_puts(&md, "\xf0\x9f\x8d\xb0"); /* 4-byte characters */
-        }
-        dm_buf_puts(&md, "\n");
-    }
-    static const char *const heads[] = {"API", "UI", "DB"};
-    for (int h = 0; h < 3; h++) {
-        dm_buf_printf(&md, "## %s\n\n", heads[h]);
-        for (int i = 0; i < 200; i++) {
-            dm_buf_printf(&md, "- %s item number %d with a long enough name to fill\n", heads[h],
-                          i);
-        }
-    }
-    s = parse(md.data);
-    p = build(s, NULL);
-    cr_assert_eq(p->count, 601);
-    dm_buf_init(&big, 0);
-    for (int i = 0; i < 5000; i++) {
-        dm_buf_puts(&big, "- line of a big validation report\n");
-    }
-    sec.validation = big.data;
-    sec.review = big.data;
-    sec.cost = big.data;
-    sec.job_id = "j";
-    body = dm_plan_pr_body(p, s, &sec);
-    cr_assert_lt(strlen(body), DM_PR_BODY_MAX);
-    cr_assert_eq(dm_spec_utf8_check(body, strlen(body), NULL), 0);
-    cr_assert(strstr(body, "### Validation"));
-    cr_assert(strstr(body, "### Review"));
-    cr_assert(strstr(body, "### Cost"));
-    cr_assert(strstr(body, "_(truncated)_"));
-    cr_assert(strstr(body, "job `j`. Review every change before merging._\n"));
-    free(body);
-    dm_buf_free(&big);
-    dm_plan_free(p);
-    dm_spec_free(s);
-    dm_buf_free(&md);
 }
 
 Test(plan_kind, names)

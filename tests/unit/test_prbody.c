@@ -250,12 +250,6 @@ Test(prbody, validation_list)
     cr_assert_eq(dm_prbody_validation(&w, &b), 0);
     cr_assert_str_eq(b.data, "- `a'b.ts`: empty file\n"
                              "- `m.sql` (line 1): DROP TABLE without IF EXISTS\n");
-    /* The validate module's own section is the same list under its heading. */
-    dm_buf_reset(&b);
-    cr_assert_eq(dm_validate_warnings_markdown(&w, &b), 0);
-    cr_assert_str_eq(b.data, "### Validation warnings\n\n"
-                             "- `a'b.ts`: empty file\n"
-                             "- `m.sql` (line 1): DROP TABLE without IF EXISTS\n");
     dm_buf_free(&b);
     dm_validate_warnings_free(&w);
 }

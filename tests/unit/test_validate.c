@@ -301,22 +301,3 @@ Test(validate_warn, capped_per_file)
     cr_assert_str_eq(w.items[20].message, "10 more warnings left out");
     dm_validate_warnings_free(&w);
 }
-
-Test(validate_warn, markdown)
-{
-    struct dm_validate_warnings w;
-    struct dm_buf b;
-    dm_validate_warnings_init(&w);
-    dm_buf_init(&b, 0);
-    cr_assert_eq(dm_validate_warnings_markdown(&w, &b), 0);
-    cr_assert_str_eq(b.data, "### Validation warnings\n\nNone.\n");
-    dm_buf_reset(&b);
-    warn(&w, "a`b.ts", "");
-    warn(&w, "m.sql", "DROP TABLE x;");
-    cr_assert_eq(dm_validate_warnings_markdown(&w, &b), 0);
-    cr_assert_str_eq(b.data, "### Validation warnings\n\n"
-                             "- `a'b.ts`: empty file\n"
-                             "- `m.sql` (line 1): DROP TABLE without IF EXISTS\n");
-    dm_buf_free(&b);
-    dm_validate_warnings_free(&w);
-}

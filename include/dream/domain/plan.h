@@ -1,7 +1,7 @@
 /*
- * plan: parsed spec → work plan (files to write, branch name, PR title and body), and the plan's
- * JSON form stored in the job hash (DESIGN.md: {"title","branch","prTitle","items":[{"path",
- * "kind","description"}]}).
+ * plan: parsed spec → work plan (files to write, branch name, PR title; the body is prbody.h), and
+ * the plan's JSON form stored in the job hash (DESIGN.md:
+ * {"title","branch","prTitle","items":[{"path", "kind","description"}]}).
  *
  * Rules (ORIGINAL.md "Plan" with DESIGN.md's fixes):
  *   - Items in order: the spec document `docs/dream-specs/<title-slug>.md` (kind spec), then
@@ -32,7 +32,6 @@
 #define DM_PLAN_MAX_ITEMS 1024      /* items a plan may hold (also from JSON) */
 #define DM_PLAN_MAX_PATH 1024       /* bytes of one path (JSON) */
 #define DM_PLAN_MAX_JSON (1u << 22) /* bytes of plan JSON accepted by dm_plan_from_json() */
-#define DM_PR_BODY_MAX 65000        /* the PR body is always shorter than this (GitHub: 65536) */
 
 enum dm_plan_kind {
     DM_PLAN_KIND_SPEC = 0,
@@ -54,14 +53,6 @@ struct dm_plan {
     char *pr_title; /* "[Dream] <title>" */
     struct dm_plan_item *items;
     size_t count; /* >= 1; items[0] is the spec document when built by dm_plan_build() */
-};
-
-/* Optional PR body sections filled by later stages (Markdown; NULL or "" = left out). */
-struct dm_pr_sections {
-    const char *validation; /* validation warnings; each capped at 12 KiB in the body */
-    const char *review;     /* reviewer result */
-    const char *cost;       /* tokens and dollars, capped at 4 KiB */
-    const char *job_id;     /* named in the footer when set */
 };
 
 /* "spec", "route", "component", "migration", "file"; "file" for anything unknown. */
@@ -106,18 +97,6 @@ char *dm_plan_to_json(const struct dm_plan *plan);
  * DM_ERR_INVALID with the offending member named, DM_ERR_LIMIT, DM_ERR_NOMEM.
  */
 int dm_plan_from_json(struct dm_plan **out, const char *json, struct dm_error *err);
-
-/*
- * The PR body (Markdown), malloc'd (free()); NULL only on NOMEM. spec may be NULL (a plan
- * reloaded without its spec: overview and requirements are left out); sections may be NULL.
- * Layout: "## Dream Machine Build", "**Spec**: <title>", "### Overview" (first 500 characters,
- * "…" when cut), "### Requirements" (first 10, then "- … and N more"), "### Files changed"
- * ("- `path` (kind)" per item), then "### Validation", "### Review", "### Cost" when given, then
- * a footer after "---". Every part has its own cap, so the body is always < DM_PR_BODY_MAX bytes;
- * a cut part ends in "_(truncated)_".
- */
-char *dm_plan_pr_body(const struct dm_plan *plan, const struct dm_spec *spec,
-                      const struct dm_pr_sections *sections);
 
 /* Frees a plan; NULL is fine. */
 void dm_plan_free(struct dm_plan *plan);

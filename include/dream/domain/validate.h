@@ -98,9 +98,4 @@ void dm_validate_warnings_free(struct dm_validate_warnings *w);
 int dm_validate_warn(struct dm_validate_warnings *w, const char *path, const char *text,
                      size_t len);
 
-/* Appends "### Validation warnings\n\n" and the warnings as the PR body lists them
- * (dm_prbody_validation() in prbody.h, which renders the body's own section):
- *   "- `path` (line 3): message\n..." or "None.\n". Returns 0 or dm_buf's error. */
-int dm_validate_warnings_markdown(const struct dm_validate_warnings *w, struct dm_buf *out);
-
 #endif
