@@ -242,7 +242,7 @@ static void on_park_written(struct dm_job *job, int rc, int cancel)
         w.status = "cancelled";
         w.message = "cancelled while parking";
         w.extra = &x;
-        w.flags = "UT";
+        w.flags = DM_JOB_WRITE_UNPARK | DM_JOB_WRITE_TERMINAL;
         w.fields = fields;
         w.n_fields = 4;
         job->io->write(job, &w, NULL);
@@ -1692,7 +1692,7 @@ static void gate_loaded(struct pjob *pj)
         w.status = "paused_approval";
         w.message = msg;
         w.extra = &x;
-        w.flags = "AP";
+        w.flags = DM_JOB_WRITE_ACK | DM_JOB_WRITE_PARK;
         w.fields = fields;
         w.n_fields = 2;
         dm_info("pipeline", job->id, "parked: %s", msg);
