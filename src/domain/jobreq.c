@@ -921,9 +921,9 @@ int dm_jobreq_build(char **json_out, struct dm_jobreq **out, const struct dm_job
          cJSON_AddStringToObject(o, "repoName", d->repo_name ? d->repo_name : "") &&
          cJSON_AddStringToObject(o, "baseBranch",
                                  d->base_branch ? d->base_branch : DM_JOBREQ_BASE_BRANCH_DEFAULT) &&
-         cJSON_AddStringToObject(o, "branchPrefix", d->branch_prefix
-                                                        ? d->branch_prefix
-                                                        : DM_JOBREQ_BRANCH_PREFIX_DEFAULT) &&
+         cJSON_AddStringToObject(o, "branchPrefix",
+                                 d->branch_prefix ? d->branch_prefix
+                                                  : DM_JOBREQ_BRANCH_PREFIX_DEFAULT) &&
          cJSON_AddStringToObject(o, "specMarkdown", d->spec_markdown ? d->spec_markdown : "");
     if (ok && d->effort) {
         ok = cJSON_AddStringToObject(o, "estimatedEffort", d->effort) != NULL;
@@ -934,13 +934,12 @@ int dm_jobreq_build(char **json_out, struct dm_jobreq **out, const struct dm_job
     if (ok && d->callback_url) {
         ok = cJSON_AddStringToObject(o, "callbackUrl", d->callback_url) != NULL;
     }
-    ok = ok &&
-         cJSON_AddNumberToObject(
-             b, "maxTokens",
-             (double)(d->max_tokens ? d->max_tokens : DM_JOBREQ_DRAFT_MAX_TOKENS)) &&
-         cJSON_AddNumberToObject(b, "maxDollars",
-                                 d->max_dollars != 0 ? d->max_dollars
-                                                     : DM_JOBREQ_DRAFT_MAX_DOLLARS);
+    ok =
+        ok &&
+        cJSON_AddNumberToObject(
+            b, "maxTokens", (double)(d->max_tokens ? d->max_tokens : DM_JOBREQ_DRAFT_MAX_TOKENS)) &&
+        cJSON_AddNumberToObject(b, "maxDollars",
+                                d->max_dollars != 0 ? d->max_dollars : DM_JOBREQ_DRAFT_MAX_DOLLARS);
     if (ok) {
         cJSON_AddItemToObject(o, "budget", b);
         b = NULL;
