@@ -227,9 +227,38 @@ static int script_refused(struct ctl *ctl, const char *verb, const char *done, c
     return ctl_fail(ctl, DM_CTL_EXIT_FAILED, "cannot %s %s: %s", verb, id, err);
 }
 
+/* One call of an approver script (scripts.c APPROVE, REJECT, CANCEL): they share KEYS 1 job
+ * hash, 2 job events, 3 global events and ARGV 1 jobId, 2 who, 3 ts, 4 now ms, 5 events
+ * channel, 6 global maxlen, 7 job events maxlen; keys 4-5 and args 8-9 are the script's own. */
+struct approver_call {
+    char k_hash[DM_KEYS_MAX], k_events[DM_KEYS_MAX], k_files[DM_KEYS_MAX];
+    char ts[32], now[24];
+    const char *keys[5];
+    const char *args[9];
+};
+
+static void approver_call_init(struct approver_call *a, const struct ctl *ctl, const char *id)
+{
+    ctl_job_key(a->k_hash, ctl, id, DM_JOB_KEY_HASH);
+    ctl_job_key(a->k_events, ctl, id, DM_JOB_KEY_EVENTS);
+    ctl_job_key(a->k_files, ctl, id, DM_JOB_KEY_FILES);
+    dm_time_rfc3339(-1, a->ts, sizeof(a->ts));
+    snprintf(a->now, sizeof(a->now), "%lld", dm_time_now_ms());
+    a->keys[0] = a->k_hash;
+    a->keys[1] = a->k_events;
+    a->keys[2] = ctl->keys.events;
+    a->args[0] = id;
+    a->args[1] = ctl->who;
+    a->args[2] = a->ts;
+    a->args[3] = a->now;
+    a->args[4] = ctl->keys.events;
+    a->args[5] = ctl->gmax;
+    a->args[6] = DM_KEYS_JOB_EVENTS_MAXLEN;
+}
+
 int ctl_run_approve(struct ctl *ctl)
 {
-    char k_hash[DM_KEYS_MAX], k_ev[DM_KEYS_MAX], ts[32], now[24];
+    struct approver_call a;
     const char *id;
     redisReply *r;
     int rc;
@@ -237,16 +266,10 @@ int ctl_run_approve(struct ctl *ctl)
     if ((rc = job_arg(ctl, &id))) {
         return rc;
     }
-    ctl_job_key(k_hash, ctl, id, DM_JOB_KEY_HASH);
-    ctl_job_key(k_ev, ctl, id, DM_JOB_KEY_EVENTS);
-    dm_time_rfc3339(-1, ts, sizeof(ts));
-    snprintf(now, sizeof(now), "%lld", dm_time_now_ms());
-    {
-        const char *keys[] = {k_hash, k_ev, ctl->keys.events, ctl->keys.jobs, ctl->keys.parked};
-        const char *args[] = {
-            id, ctl->who, ts, now, ctl->keys.events, ctl->gmax, DM_KEYS_JOB_EVENTS_MAXLEN};
-        r = ctl_eval(ctl, dm_script_approve, 5, keys, 7, args);
-    }
+    approver_call_init(&a, ctl, id);
+    a.keys[3] = ctl->keys.jobs;
+    a.keys[4] = ctl->keys.parked;
+    r = ctl_eval(ctl, dm_script_approve, 5, a.keys, 7, a.args);
     if (!r) {
         return DM_CTL_EXIT_UNREACHABLE;
     }
@@ -275,7 +298,7 @@ int ctl_run_approve(struct ctl *ctl)
 
 int ctl_run_reject(struct ctl *ctl)
 {
-    char k_hash[DM_KEYS_MAX], k_ev[DM_KEYS_MAX], k_files[DM_KEYS_MAX], ts[32], now[24];
+    struct approver_call a;
     const char *reason = ctl_opt(ctl, "reason");
     const char *id;
     redisReply *r;
@@ -284,24 +307,12 @@ int ctl_run_reject(struct ctl *ctl)
     if ((rc = job_arg(ctl, &id))) {
         return rc;
     }
-    ctl_job_key(k_hash, ctl, id, DM_JOB_KEY_HASH);
-    ctl_job_key(k_ev, ctl, id, DM_JOB_KEY_EVENTS);
-    ctl_job_key(k_files, ctl, id, DM_JOB_KEY_FILES);
-    dm_time_rfc3339(-1, ts, sizeof(ts));
-    snprintf(now, sizeof(now), "%lld", dm_time_now_ms());
-    {
-        const char *keys[] = {k_hash, k_ev, ctl->keys.events, ctl->keys.parked, k_files};
-        const char *args[] = {id,
-                              ctl->who,
-                              ts,
-                              now,
-                              ctl->keys.events,
-                              ctl->gmax,
-                              DM_KEYS_JOB_EVENTS_MAXLEN,
-                              reason ? reason : "",
-                              ctl->ttl};
-        r = ctl_eval(ctl, dm_script_reject, 5, keys, 9, args);
-    }
+    approver_call_init(&a, ctl, id);
+    a.keys[3] = ctl->keys.parked;
+    a.keys[4] = a.k_files;
+    a.args[7] = reason ? reason : "";
+    a.args[8] = ctl->ttl;
+    r = ctl_eval(ctl, dm_script_reject, 5, a.keys, 9, a.args);
     if (!r) {
         return DM_CTL_EXIT_UNREACHABLE;
     }
@@ -328,7 +339,7 @@ int ctl_run_reject(struct ctl *ctl)
 
 int ctl_run_cancel(struct ctl *ctl)
 {
-    char k_hash[DM_KEYS_MAX], k_ev[DM_KEYS_MAX], k_files[DM_KEYS_MAX], ts[32], now[24];
+    struct approver_call a;
     const char *id;
     redisReply *r;
     int rc;
@@ -336,24 +347,12 @@ int ctl_run_cancel(struct ctl *ctl)
     if ((rc = job_arg(ctl, &id))) {
         return rc;
     }
-    ctl_job_key(k_hash, ctl, id, DM_JOB_KEY_HASH);
-    ctl_job_key(k_ev, ctl, id, DM_JOB_KEY_EVENTS);
-    ctl_job_key(k_files, ctl, id, DM_JOB_KEY_FILES);
-    dm_time_rfc3339(-1, ts, sizeof(ts));
-    snprintf(now, sizeof(now), "%lld", dm_time_now_ms());
-    {
-        const char *keys[] = {k_hash, k_ev, ctl->keys.events, ctl->keys.parked, k_files};
-        const char *args[] = {id,
-                              ctl->who,
-                              ts,
-                              now,
-                              ctl->keys.events,
-                              ctl->gmax,
-                              DM_KEYS_JOB_EVENTS_MAXLEN,
-                              ctl->ttl,
-                              ctl->keys.control};
-        r = ctl_eval(ctl, dm_script_cancel, 5, keys, 9, args);
-    }
+    approver_call_init(&a, ctl, id);
+    a.keys[3] = ctl->keys.parked;
+    a.keys[4] = a.k_files;
+    a.args[7] = ctl->ttl;
+    a.args[8] = ctl->keys.control;
+    r = ctl_eval(ctl, dm_script_cancel, 5, a.keys, 9, a.args);
     if (!r) {
         return DM_CTL_EXIT_UNREACHABLE;
     }
