@@ -30,7 +30,6 @@ void dm_engine_observe(struct dm_engine *e, struct dm_metrics *metrics,
 }
 
 /* POSTs an event to the job's callbackUrl; never blocks or fails the job. */
-
 void eng_post_callback(struct dm_engine *e, const struct dm_job *job, const char *ev, size_t len)
 {
     struct dm_error err;

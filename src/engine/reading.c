@@ -29,7 +29,6 @@ static const redisReply *field(const redisReply *fields, const char *name)
 }
 
 /* One entry: [id, [field, value, ...]] (fields nil when the entry was deleted). */
-
 void eng_handle_entry(struct dm_engine *e, const redisReply *entry, int claimed)
 {
     const redisReply *fields;

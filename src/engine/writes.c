@@ -48,7 +48,6 @@ static void wreq_free(struct wreq *w)
 }
 
 /* Drops queued writes (their callbacks see rc); used when fenced or shutting down hard. */
-
 void eng_drop_writes(struct ejob *ej, int rc)
 {
     while (ej->wq_head && !ej->writing) {
