@@ -199,7 +199,7 @@ void dm_job_finish(struct dm_job *job, const char *status, const char *message,
     w.status = status;
     w.message = message;
     w.extra = extra;
-    w.flags = "AT";
+    w.flags = DM_JOB_WRITE_ACK | DM_JOB_WRITE_TERMINAL;
     w.fields = fields;
     w.n_fields = n;
     if (strcmp(status, "failed") == 0) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -443,7 +444,7 @@ static int validate(struct dm_jobreq *job, const cJSON *root, const struct dm_jo
     if ((rc = get_str(&s, root, "baseBranch", "baseBranch", 0, DM_REFNAME_MAX, err))) {
         return rc;
     }
-    s = s ? s : "main";
+    s = s ? s : DM_JOBREQ_BASE_BRANCH_DEFAULT;
     {
         const char *why = dm_refname_problem(s);
         if (why) {
@@ -458,7 +459,7 @@ static int validate(struct dm_jobreq *job, const cJSON *root, const struct dm_jo
     if ((rc = get_str(&s, root, "branchPrefix", "branchPrefix", 0, DM_JOBREQ_PREFIX_MAX, err))) {
         return rc;
     }
-    s = s ? s : "dream/";
+    s = s ? s : DM_JOBREQ_BRANCH_PREFIX_DEFAULT;
     if (!s[0]) {
         return fail(err, "branchPrefix", "must not be empty");
     }
@@ -831,4 +832,92 @@ int dm_jobreq_peek_id(char *out, size_t outlen, const char *json, size_t len)
         }
         sc.p++;
     }
+}
+
+/* ---- building a job ---------------------------------------------------------------------- */
+
+int dm_jobreq_id_make(char *out, size_t outlen, long long now_s, const unsigned char rnd[4])
+{
+    time_t t = (time_t)now_s;
+    struct tm tm;
+    char when[32];
+    int n;
+
+    if (!gmtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y%m%d-%H%M%S", &tm)) {
+        return DM_ERR_INVALID;
+    }
+    n = snprintf(out, outlen, "job-%s-%02x%02x%02x%02x", when, rnd[0], rnd[1], rnd[2], rnd[3]);
+    return n < 0 || (size_t)n >= outlen ? DM_ERR_LIMIT : 0;
+}
+
+int dm_jobreq_build(char **json_out, struct dm_jobreq **out, const struct dm_jobreq_draft *d,
+                    const struct dm_jobreq_opts *opts, struct dm_error *err)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *b = cJSON_CreateObject();
+    struct dm_jobreq *job = NULL;
+    char *json = NULL;
+    int ok, rc;
+
+    *json_out = NULL;
+    if (out) {
+        *out = NULL;
+    }
+    /* The order is the one producers have always written; cJSON skips a NULL value. */
+    ok = o && b && cJSON_AddStringToObject(o, "jobId", d->job_id ? d->job_id : "") &&
+         cJSON_AddStringToObject(o, "specId", d->spec_id ? d->spec_id : "") &&
+         cJSON_AddStringToObject(o, "userId", d->user_id ? d->user_id : "") &&
+         cJSON_AddStringToObject(o, "targetRepoType",
+                                 d->repo_type ? d->repo_type
+                                              : dm_jobreq_repo_type_name(DM_REPO_TYPE_CUSTOM)) &&
+         cJSON_AddStringToObject(o, "repoOwner", d->repo_owner ? d->repo_owner : "") &&
+         cJSON_AddStringToObject(o, "repoName", d->repo_name ? d->repo_name : "") &&
+         cJSON_AddStringToObject(o, "baseBranch",
+                                 d->base_branch ? d->base_branch : DM_JOBREQ_BASE_BRANCH_DEFAULT) &&
+         cJSON_AddStringToObject(o, "branchPrefix",
+                                 d->branch_prefix ? d->branch_prefix
+                                                  : DM_JOBREQ_BRANCH_PREFIX_DEFAULT) &&
+         cJSON_AddStringToObject(o, "specMarkdown", d->spec_markdown ? d->spec_markdown : "");
+    if (ok && d->effort) {
+        ok = cJSON_AddStringToObject(o, "estimatedEffort", d->effort) != NULL;
+    }
+    ok = ok && cJSON_AddStringToObject(o, "priority",
+                                       d->priority ? d->priority
+                                                   : dm_jobreq_priority_name(DM_PRIORITY_MEDIUM));
+    if (ok && d->callback_url) {
+        ok = cJSON_AddStringToObject(o, "callbackUrl", d->callback_url) != NULL;
+    }
+    ok =
+        ok &&
+        cJSON_AddNumberToObject(
+            b, "maxTokens", (double)(d->max_tokens ? d->max_tokens : DM_JOBREQ_DRAFT_MAX_TOKENS)) &&
+        cJSON_AddNumberToObject(b, "maxDollars",
+                                d->max_dollars != 0 ? d->max_dollars : DM_JOBREQ_DRAFT_MAX_DOLLARS);
+    if (ok) {
+        cJSON_AddItemToObject(o, "budget", b);
+        b = NULL;
+    }
+    if (ok && d->trust) {
+        ok = cJSON_AddStringToObject(o, "trustLevel", d->trust) != NULL;
+    }
+    if (!ok || !(json = cJSON_PrintUnformatted(o))) {
+        rc = dm_error_set(err, DM_ERR_NOMEM, "job: out of memory");
+        goto out;
+    }
+    /* One validation for every producer: the worker's own. */
+    if ((rc = dm_jobreq_parse(&job, json, strlen(json), opts, err))) {
+        goto out;
+    }
+    *json_out = json;
+    json = NULL;
+    if (out) {
+        *out = job;
+        job = NULL;
+    }
+out:
+    cJSON_Delete(b);
+    cJSON_Delete(o);
+    free(json);
+    dm_jobreq_free(job);
+    return rc;
 }

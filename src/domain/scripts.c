@@ -127,7 +127,8 @@ const char dm_script_start[] = LUA_EMIT
  * TRANSITION
  * KEYS: 1 job hash, 2 job events, 3 global events, 4 jobs stream, 5 parked, 6 files
  * ARGV: 1 epoch, 2 op id, 3 event status ("" = none), 4 message, 5 extra JSON fragment, 6 ts,
- *       7 worker, 8 flags (A ack, P park, U unpark, T terminal: TTL), 9 entry id, 10 group,
+ *       7 worker, 8 flags (A ack, P park, U unpark, T terminal: TTL; the engine spells enum
+ *       dm_job_write_flag this way), 9 entry id, 10 group,
  *       11 global maxlen, 12 channel, 13 ttl s, 14 job events maxlen, 15 now ms, 16 jobId,
  *       17 file path ("" = none), 18 file content, 19.. field/value pairs for the job hash
  * Returns {seq, cancel, event JSON ('' without an event)} or the error "FENCED ...".
@@ -274,6 +275,8 @@ const char dm_script_cancel[] = LUA_EMIT
  * `requeued`, attempts 0, error and cancel cleared, TTLs removed, and a `retrying` event says
  * who requeued it (so a watcher does not stop at the old terminal event). The job resumes at its
  * recorded stage with its checkpointed files.
+ * The job's keys are derived here from the prefix (the jobId is known only inside Redis); they
+ * spell the schema of include/dream/core/keys.h: <p>:job:<id>, its :events and :files.
  * Returns {new entry id, jobId or ""}, or the errors "NOTFOUND ..." / "EMPTY ...".
  */
 const char dm_script_requeue[] = LUA_EMIT

@@ -134,7 +134,7 @@ static void on_park_written(struct dm_job *job, int rc, int cancel)
                                  .extra = &x,
                                  .fields = fields,
                                  .n_fields = 4};
-        w.flags = "UT";
+        w.flags = DM_JOB_WRITE_UNPARK | DM_JOB_WRITE_TERMINAL;
         stage_emit(pj, &w);
         job->final_status = "cancelled";
     }

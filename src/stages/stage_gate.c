@@ -25,7 +25,7 @@ static void park(struct pjob *pj)
     struct dm_job_write w = {
         .status = "paused_approval", .message = msg, .extra = &x, .fields = fields, .n_fields = 2};
 
-    w.flags = "AP";
+    w.flags = DM_JOB_WRITE_ACK | DM_JOB_WRITE_PARK;
     snprintf(msg, sizeof(msg), "waiting for approval: %s", summary ? summary : "review");
     dm_info("pipeline", job->id, "parked: %s", msg);
     stage_record_finish(pj, &w, DM_JOB_PARKED, "could not park the job");

@@ -18,44 +18,13 @@
 #include "dream/core/error.h"
 #include "dream/domain/job.h"
 
-/* ---- the flags of a write ----
- * The one place that knows how struct dm_job_write spells its flags: a string of letters today
- * ("AT": A ack, P park, U unpark, T terminal), an unsigned bitmask (DM_JOB_WRITE_ACK = 1,
- * PARK = 2, UNPARK = 4, TERMINAL = 8) once flags become named constants. The tests use TF_*. */
-enum { TF_ACK = 1, TF_PARK = 2, TF_UNPARK = 4, TF_TERMINAL = 8 };
-
-static unsigned write_flags(const struct dm_job_write *w)
-{
-    unsigned f = 0;
-    for (const char *p = w->flags; p && *p; p++) {
-        f |= *p == 'A'   ? TF_ACK
-             : *p == 'P' ? TF_PARK
-             : *p == 'U' ? TF_UNPARK
-             : *p == 'T' ? TF_TERMINAL
-                         : 0;
-    }
-    return f;
-}
-
-/* Sets w's flags; buf (5 bytes at least) holds them while w is in use. */
-static void set_write_flags(struct dm_job_write *w, unsigned f, char *buf)
-{
-    size_t n = 0;
-    if (f & TF_ACK) {
-        buf[n++] = 'A';
-    }
-    if (f & TF_PARK) {
-        buf[n++] = 'P';
-    }
-    if (f & TF_UNPARK) {
-        buf[n++] = 'U';
-    }
-    if (f & TF_TERMINAL) {
-        buf[n++] = 'T';
-    }
-    buf[n] = '\0';
-    w->flags = n ? buf : NULL;
-}
+/* The flags of a write, short names for the tests. */
+enum {
+    TF_ACK = DM_JOB_WRITE_ACK,
+    TF_PARK = DM_JOB_WRITE_PARK,
+    TF_UNPARK = DM_JOB_WRITE_UNPARK,
+    TF_TERMINAL = DM_JOB_WRITE_TERMINAL,
+};
 
 /* ---- the fake engine ---- */
 
@@ -127,7 +96,7 @@ static int fake_write(struct dm_job *job, const struct dm_job_write *w, dm_job_w
         snprintf(r->step, sizeof(r->step), "%s", w->extra->step ? w->extra->step : "");
         snprintf(r->error, sizeof(r->error), "%s", w->extra->error ? w->extra->error : "");
     }
-    r->flags = write_flags(w);
+    r->flags = w->flags;
     cr_assert_eq(w->n_fields % 2, 0, "fields come in pairs");
     cr_assert_leq(w->n_fields, MAXF);
     r->n_fields = w->n_fields;
@@ -201,22 +170,20 @@ static int fake_run(struct dm_job *job)
     if (W.stage_rc == DM_JOB_PARKED) {
         /* The gate parks the job itself: status, event and ack in one write. */
         static const char *const f[] = {"status", "paused_approval"};
-        char flags[8];
         struct dm_job_write w = {0};
         w.status = "paused_approval";
         w.message = "waiting for approval";
         w.fields = f;
         w.n_fields = 2;
-        set_write_flags(&w, TF_ACK | TF_PARK, flags);
+        w.flags = TF_ACK | TF_PARK;
         cr_assert_eq(job->io->write(job, &w, NULL), 0);
     } else if (s == DM_STAGE_GATE && job->approved) {
         /* Resumed after approval: the gate takes the job out of the parked set. */
         static const char *const f[] = {"status", "running"};
-        char flags[8];
         struct dm_job_write w = {0};
         w.fields = f;
         w.n_fields = 2;
-        set_write_flags(&w, TF_UNPARK, flags);
+        w.flags = TF_UNPARK;
         cr_assert_eq(job->io->write(job, &w, NULL), 0);
     }
     return 0;

@@ -1,6 +1,7 @@
 /*
  * ctl: the contract of `dreamctl`, the command-line producer and operator tool
- * (src/cmd/dreamctl.c): its exit codes, which scripts and tests rely on. Just constants; no code.
+ * (src/cmd/dreamctl.c and the ctl_*.c beside it): its exit codes, which scripts and tests rely on.
+ * Just constants; no code.
  */
 #ifndef DREAM_CTL_H
 #define DREAM_CTL_H

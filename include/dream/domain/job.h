@@ -67,13 +67,21 @@ int dm_event_extra_append(struct dm_buf *b, const struct dm_event_extra *x);
 
 struct dm_job;
 
+/* What a job write does besides setting fields and emitting its event (a bitmask). */
+enum dm_job_write_flag {
+    DM_JOB_WRITE_ACK = 1,      /* acknowledge the job's stream entry: the job is not redelivered */
+    DM_JOB_WRITE_PARK = 2,     /* add the job to the parked set (paused_approval) */
+    DM_JOB_WRITE_UNPARK = 4,   /* remove the job from the parked set */
+    DM_JOB_WRITE_TERMINAL = 8, /* the job is over: its keys get the job TTL */
+};
+
 /* One fenced write of a job (hash fields, optional file checkpoint, optional event, flags).
  * Everything is borrowed for the duration of the call that takes it (the engine copies). */
 struct dm_job_write {
     const char *status;  /* event status, NULL = no event */
     const char *message; /* event message */
     const struct dm_event_extra *extra;
-    const char *flags; /* "A" ack the entry, "P" park, "U" unpark, "T" terminal (TTL) */
+    unsigned flags; /* enum dm_job_write_flag, or-ed; 0 = none */
     const char *file_path;
     const char *file_content;
     size_t file_len;

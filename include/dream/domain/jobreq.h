@@ -28,6 +28,15 @@
 #define DM_JOBREQ_MAX_TOKENS_MAX 1000000000LL /* budget.maxTokens upper bound */
 #define DM_JOBREQ_MAX_DOLLARS_MAX 1000000.0   /* budget.maxDollars upper bound */
 
+/* Defaults of optional fields, applied by dm_jobreq_parse() (and shown by readers of a stored
+ * job that omits them). targetRepoType defaults to custom, priority to medium. */
+#define DM_JOBREQ_BASE_BRANCH_DEFAULT "main"
+#define DM_JOBREQ_BRANCH_PREFIX_DEFAULT "dream/"
+
+/* A producer's budget when it names none (budget is required in a job; dreamctl fills these). */
+#define DM_JOBREQ_DRAFT_MAX_TOKENS 200000LL
+#define DM_JOBREQ_DRAFT_MAX_DOLLARS 5.0
+
 enum dm_priority {
     DM_PRIORITY_CRITICAL = 0,
     DM_PRIORITY_HIGH = 1,
@@ -113,6 +122,35 @@ int dm_jobreq_peek_id(char *out, size_t outlen, const char *json, size_t len);
 /* Checks s against the jobId rule: 1..128 bytes of [A-Za-z0-9._-], first one alphanumeric.
  * Returns 1 or 0. */
 int dm_jobreq_id_valid(const char *s);
+
+/* Writes a fresh jobId, "job-YYYYmmdd-HHMMSS-xxxxxxxx" (UTC time now_s, then the four bytes of
+ * rnd in hex), into out (outlen >= 32). The result always satisfies the jobId rule. Returns 0 or
+ * DM_ERR_LIMIT. The caller supplies the clock and the randomness, so this stays pure. */
+int dm_jobreq_id_make(char *out, size_t outlen, long long now_s, const unsigned char rnd[4]);
+
+/* A job as a producer describes it: borrowed strings, NULL for "not given". */
+struct dm_jobreq_draft {
+    const char *job_id, *spec_id, *user_id;
+    const char *repo_type; /* NULL: the default (custom) */
+    const char *repo_owner, *repo_name;
+    const char *base_branch;   /* NULL: DM_JOBREQ_BASE_BRANCH_DEFAULT */
+    const char *branch_prefix; /* NULL: DM_JOBREQ_BRANCH_PREFIX_DEFAULT */
+    const char *spec_markdown;
+    const char *effort;   /* estimatedEffort, NULL: absent */
+    const char *priority; /* NULL: the default (medium) */
+    const char *callback_url;
+    long long max_tokens; /* 0: DM_JOBREQ_DRAFT_MAX_TOKENS */
+    double max_dollars;   /* 0: DM_JOBREQ_DRAFT_MAX_DOLLARS */
+    const char *trust;    /* NULL: absent (a token must supply it) */
+};
+
+/* Builds the job JSON of a draft (defaults written out, so a reader sees them) and validates it
+ * exactly as a worker will, under opts. On success *json_out is the compact JSON (caller frees
+ * with free()) and, when out is not NULL, *out the parsed job (dm_jobreq_free()). On failure both
+ * are NULL and err is as dm_jobreq_parse() reports it. Returns 0, DM_ERR_INVALID, DM_ERR_LIMIT or
+ * DM_ERR_NOMEM. Any thread. */
+int dm_jobreq_build(char **json_out, struct dm_jobreq **out, const struct dm_jobreq_draft *d,
+                    const struct dm_jobreq_opts *opts, struct dm_error *err);
 
 /* Names and parsers of the enums ("critical"…, "storia-digital"…). The parsers return 0 or
  * DM_ERR_INVALID; the name functions return a static string ("unknown" when out of range). */

@@ -1,7 +1,8 @@
 /*
  * scripts: the Lua scripts that make each multi-key write of a job one atomic step (job hash +
  * events + ack + parked set), fenced on the job's epoch. Shared by dreamd and dreamctl. Pure
- * (just text); the argument layouts are documented at each script in src/domain/scripts.c.
+ * (just text); the argument layouts are documented at each script in src/domain/scripts.c. The
+ * key names passed as KEYS come from include/dream/core/keys.h.
  */
 #ifndef DREAM_SCRIPTS_H
 #define DREAM_SCRIPTS_H

@@ -1,0 +1,155 @@
+/*
+ * leases: keeping this replica's jobs owned and taking over those of dead replicas. Owns the
+ * job heartbeat (the HEARTBEAT script resets the idle time of our pending entries and names the
+ * ones another replica took: those jobs are fenced and stopped), the reclaim sweep (XAUTOCLAIM
+ * of entries idle past the lease, walking the whole pending list with its cursor) and each
+ * job's stage deadline timer. Loop thread only.
+ */
+#include "engine_int.h"
+
+#include "dream/core/error.h"
+#include "dream/core/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void on_heartbeat_reply(void *arg, redisReply *reply, const char *why)
+{
+    struct dm_engine *e = arg;
+
+    (void)why;
+    e->cmds--;
+    if (reply && reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < reply->elements; i++) {
+            const char *lost = reply->element[i]->str;
+            for (struct ejob *ej = e->jobs; ej; ej = ej->next) {
+                if (!ej->job.over && !ej->starting && strcmp(ej->job.entry, lost) == 0) {
+                    dm_warn("engine", ej->job.id,
+                            "entry %s was taken over by another replica; dropping the job", lost);
+                    ej->job.fenced = 1;
+                    if (ej->job.running && e->stages->cancel) {
+                        e->stages->cancel(&ej->job);
+                    }
+                }
+            }
+        }
+    } else if (reply && reply->type == REDIS_REPLY_ERROR) {
+        dm_warn("engine", NULL, "heartbeat failed: %s", reply->str);
+    }
+    eng_maybe_finish_stop(e);
+}
+
+static void on_hb_timer(uv_timer_t *t)
+{
+    struct dm_engine *e = t->data;
+    const char **args;
+    int n = 0;
+
+    if (!e->jobs || !dm_redis_is_up(e->cmd)) {
+        return;
+    }
+    args = calloc((size_t)e->inflight + 3, sizeof(char *));
+    if (!args) {
+        return;
+    }
+    args[n++] = e->keys.jobs;
+    args[n++] = DM_KEYS_GROUP;
+    args[n++] = e->cfg->consumer;
+    for (struct ejob *ej = e->jobs; ej && n < e->inflight + 3; ej = ej->next) {
+        if (!ej->job.over && !ej->starting && !ej->job.fenced) {
+            args[n++] = ej->job.entry;
+        }
+    }
+    if (n > 3 &&
+        dm_redis_eval(e->cmd, &e->s_heartbeat, on_heartbeat_reply, e, 1, n, args, NULL) == 0) {
+        e->cmds++;
+    }
+    free(args);
+}
+
+static void on_sweep_reply(void *arg, redisReply *reply, const char *why)
+{
+    struct dm_engine *e = arg;
+
+    (void)why;
+    e->cmds--;
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
+        reply->element[0]->type == REDIS_REPLY_STRING) {
+        snprintf(e->sweep_cursor, sizeof(e->sweep_cursor), "%s", reply->element[0]->str);
+    }
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
+        reply->element[1]->type == REDIS_REPLY_ARRAY && !e->stopping) {
+        const redisReply *entries = reply->element[1];
+        if (entries->elements) {
+            dm_info("engine", NULL, "reclaimed %zu entries idle past the lease", entries->elements);
+        }
+        for (size_t i = 0; i < entries->elements; i++) {
+            eng_handle_entry(e, entries->element[i], 1);
+        }
+        /* Redis 7 lists entries deleted while pending: acknowledge them. */
+        if (reply->elements >= 3 && reply->element[2]->type == REDIS_REPLY_ARRAY) {
+            for (size_t i = 0; i < reply->element[2]->elements; i++) {
+                eng_dead_letter(e, reply->element[2]->element[i]->str, NULL, 0,
+                                "entry was deleted from the stream while pending");
+            }
+        }
+    } else if (reply && reply->type == REDIS_REPLY_ERROR &&
+               strncmp(reply->str, "NOGROUP", 7) == 0) {
+        e->group_ready = 0;
+        eng_ensure_group(e);
+    }
+    eng_maybe_finish_stop(e);
+}
+
+static void on_sweep_timer(uv_timer_t *t)
+{
+    struct dm_engine *e = t->data;
+    int free_slots = (int)e->cfg->max_jobs - e->inflight;
+    char count[16], idle[24];
+
+    if (e->stopping || free_slots <= 0 || !e->group_ready || !dm_redis_is_up(e->cmd)) {
+        return;
+    }
+    snprintf(count, sizeof(count), "%d", free_slots);
+    snprintf(idle, sizeof(idle), "%lld", e->cfg->lease_ms);
+    if (dm_redis_cmdf(e->cmd, on_sweep_reply, e, "XAUTOCLAIM %s %s %s %s %s COUNT %s", e->keys.jobs,
+                      DM_KEYS_GROUP, e->cfg->consumer, idle,
+                      e->sweep_cursor[0] ? e->sweep_cursor : "0-0", count) == 0) {
+        e->cmds++;
+    }
+}
+
+static void on_deadline_timer(uv_timer_t *t)
+{
+    struct ejob *ej = t->data;
+    void (*fn)(struct dm_job *) = ej->deadline_fn;
+    ej->deadline_fn = NULL;
+    if (fn) {
+        fn(&ej->job);
+    }
+}
+
+int eng_io_deadline(struct dm_job *job, long ms, void (*fn)(struct dm_job *job))
+{
+    struct ejob *ej = (struct ejob *)job;
+    if (ej->closing) {
+        return DM_ERR_UNAVAILABLE;
+    }
+    if (ms <= 0) {
+        ej->deadline_fn = NULL;
+        uv_timer_stop(&ej->deadline_timer);
+        return 0;
+    }
+    ej->deadline_fn = fn;
+    return uv_timer_start(&ej->deadline_timer, on_deadline_timer, (uint64_t)ms, 0) ? DM_ERR_IO : 0;
+}
+
+void eng_leases_start(struct dm_engine *e)
+{
+    long lease = (long)e->cfg->lease_ms;
+
+    /* Three beats per lease: one lost beat never costs a job. */
+    uv_timer_start(&e->hb_timer, on_hb_timer, (uint64_t)(lease / 3), (uint64_t)(lease / 3));
+    uv_timer_start(&e->sweep_timer, on_sweep_timer, (uint64_t)(lease / 2), (uint64_t)(lease / 2));
+}
