@@ -5,6 +5,7 @@
  * and is reported as "<field>: <rule>". Pure (cJSON); any thread.
  */
 #include "dream/domain/jobreq.h"
+#include "dream/domain/forge_proto.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -145,6 +146,7 @@ static int take_id(char **dst, const cJSON *root, const char *field, int strict,
 static int take_repo_part(char **dst, const cJSON *root, const char *field, struct dm_error *err)
 {
     const char *s;
+    const char *why;
     int rc;
 
     /* Check the length in characters after the charset, so a long name gets the clearer
@@ -153,14 +155,9 @@ static int take_repo_part(char **dst, const cJSON *root, const char *field, stru
     if (rc) {
         return rc;
     }
-    if (!s[0] || !all_in(s, "._-")) {
-        return fail(err, field, "must match ^[a-zA-Z0-9._-]+$");
-    }
-    if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
-        return fail(err, field, "must not be \".\" or \"..\"");
-    }
-    if (strlen(s) > DM_JOBREQ_REPO_PART_MAX) {
-        return fail(err, field, "must be at most 100 characters");
+    why = dm_forge_name_problem(s); /* GitHub's rule for owner and repository names */
+    if (why) {
+        return fail(err, field, why);
     }
     return dup_into(dst, s);
 }

@@ -669,3 +669,70 @@ Test(jobreq, broken_escapes_are_refused_not_cut)
         cr_assert_not_null(strstr(err.msg, "not valid JSON"), "%s", err.msg);
     }
 }
+
+/* ---- building a job from a producer's draft (dreamctl submit) ---- */
+
+static struct dm_jobreq_draft minimal_draft(void)
+{
+    struct dm_jobreq_draft d = {0};
+    d.job_id = "job-7";
+    d.spec_id = "spec-7";
+    d.user_id = "ana";
+    d.repo_owner = "acme";
+    d.repo_name = "todo-app";
+    d.spec_markdown = "# Todo\n\n- list todos\n";
+    d.trust = "builder";
+    return d;
+}
+
+Test(jobreq_build, minimal_draft_gets_the_defaults_and_parses_back)
+{
+    struct dm_jobreq_draft d = minimal_draft();
+    struct dm_jobreq *job = NULL, *again = NULL;
+    struct dm_error err = {0};
+    char *json = NULL;
+
+    cr_assert_eq(dm_jobreq_build(&json, &job, &d, NULL, &err), 0, "%s", err.msg);
+    cr_assert_not_null(json);
+    cr_assert_str_eq(job->job_id, "job-7");
+    cr_assert_str_eq(job->base_branch, DM_JOBREQ_BASE_BRANCH_DEFAULT);
+    cr_assert_str_eq(job->branch_prefix, DM_JOBREQ_BRANCH_PREFIX_DEFAULT);
+    cr_assert_eq(job->budget_tokens, DM_JOBREQ_DRAFT_MAX_TOKENS);
+    cr_assert_float_eq(job->budget_dollars, DM_JOBREQ_DRAFT_MAX_DOLLARS, 1e-9);
+    /* The defaults are written out, so a reader of the stream sees them. */
+    cr_assert_not_null(strstr(json, "\"baseBranch\":\"main\""), "%s", json);
+    cr_assert_not_null(strstr(json, "\"branchPrefix\":\"dream/\""), "%s", json);
+    /* What a worker parses is what was built. */
+    cr_assert_eq(dm_jobreq_parse(&again, json, strlen(json), NULL, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(again->spec_markdown, d.spec_markdown);
+    dm_jobreq_free(again);
+    dm_jobreq_free(job);
+    free(json);
+}
+
+Test(jobreq_build, invalid_draft_gives_the_worker_s_message_and_no_output)
+{
+    struct dm_jobreq_draft d = minimal_draft();
+    struct dm_jobreq *job = (struct dm_jobreq *)1;
+    struct dm_error err = {0};
+    char *json = (char *)1;
+
+    d.repo_name = "../etc";
+    cr_assert_eq(dm_jobreq_build(&json, &job, &d, NULL, &err), DM_ERR_INVALID);
+    cr_assert_null(json);
+    cr_assert_null(job);
+    cr_assert_str_eq(err.msg, "repoName: must match ^[a-zA-Z0-9._-]+$");
+}
+
+Test(jobreq_build, generated_ids_follow_the_rule)
+{
+    const unsigned char rnd[4] = {0xde, 0xad, 0xbe, 0xef};
+    char id[64];
+
+    cr_assert_eq(dm_jobreq_id_make(id, sizeof(id), 0, rnd), 0);
+    cr_assert_str_eq(id, "job-19700101-000000-deadbeef");
+    cr_assert(dm_jobreq_id_valid(id));
+    cr_assert_eq(dm_jobreq_id_make(id, sizeof(id), 1733450000, rnd), 0);
+    cr_assert_str_eq(id, "job-20241206-015320-deadbeef");
+    cr_assert_eq(dm_jobreq_id_make(id, 8, 0, rnd), DM_ERR_LIMIT);
+}

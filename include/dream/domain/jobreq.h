@@ -15,18 +15,19 @@
 #include <stddef.h>
 
 #include "dream/domain/auth.h"
+#include "dream/domain/forge_proto.h"
 #include "dream/core/error.h"
 
 /* Limits (bytes unless said otherwise). */
-#define DM_JOBREQ_JSON_MAX (4u * 1024 * 1024) /* the whole `job` field */
-#define DM_JOBREQ_SPEC_MAX (256u * 1024)      /* specMarkdown */
-#define DM_JOBREQ_ID_MAX 128                  /* jobId, specId, userId */
-#define DM_JOBREQ_REPO_PART_MAX 100           /* repoOwner, repoName */
-#define DM_JOBREQ_URL_MAX 2048                /* callbackUrl */
-#define DM_JOBREQ_PREFIX_MAX 64               /* branchPrefix */
-#define DM_JOBREQ_EFFORT_MAX 64               /* estimatedEffort, in characters (code points) */
-#define DM_JOBREQ_MAX_TOKENS_MAX 1000000000LL /* budget.maxTokens upper bound */
-#define DM_JOBREQ_MAX_DOLLARS_MAX 1000000.0   /* budget.maxDollars upper bound */
+#define DM_JOBREQ_JSON_MAX (4u * 1024 * 1024)     /* the whole `job` field */
+#define DM_JOBREQ_SPEC_MAX (256u * 1024)          /* specMarkdown */
+#define DM_JOBREQ_ID_MAX 128                      /* jobId, specId, userId */
+#define DM_JOBREQ_REPO_PART_MAX DM_FORGE_NAME_MAX /* repoOwner, repoName (forge_proto.h) */
+#define DM_JOBREQ_URL_MAX 2048                    /* callbackUrl */
+#define DM_JOBREQ_PREFIX_MAX 64                   /* branchPrefix */
+#define DM_JOBREQ_EFFORT_MAX 64                   /* estimatedEffort, in characters (code points) */
+#define DM_JOBREQ_MAX_TOKENS_MAX 1000000000LL     /* budget.maxTokens upper bound */
+#define DM_JOBREQ_MAX_DOLLARS_MAX 1000000.0       /* budget.maxDollars upper bound */
 
 /* Defaults of optional fields, applied by dm_jobreq_parse() (and shown by readers of a stored
  * job that omits them). targetRepoType defaults to custom, priority to medium. */
