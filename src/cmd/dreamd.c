@@ -138,9 +138,16 @@ int main(int argc, char **argv)
         /* The signal watchers are unref'd; the engine's handles keep the loop alive. */
         uv_run(&loop, UV_RUN_DEFAULT);
     }
-    if (dm_loop_drain_close(&loop) != 0) {
-        dm_errorf("main", NULL, "loop did not close cleanly");
-        rc = rc ? rc : DM_ERR_IO;
+    {
+        int left = dm_loop_drain_close(&loop);
+        if (left > 0) {
+            dm_errorf("main", NULL, "loop did not close cleanly: %d handle(s) left open", left);
+        } else if (left < 0) {
+            dm_errorf("main", NULL, "loop did not close cleanly: %s", uv_strerror(left));
+        }
+        if (left != 0) {
+            rc = rc ? rc : DM_ERR_IO;
+        }
     }
     dm_admin_stop(app.admin);
     dm_metrics_free(app.metrics);
