@@ -32,7 +32,7 @@ fuzz_seconds=${DREAM_FUZZ_SECONDS:-20}
 if [ "$fuzz_seconds" != 0 ] && command -v clang >/dev/null 2>&1 && ls tests/fuzz/fuzz_*.c >/dev/null 2>&1; then
     fbuild="$build-fuzz"
     rm -rf "$fbuild"
-    CC=clang cmake -S "$top" -B "$fbuild" -DCMAKE_BUILD_TYPE=Debug -DDREAM_FUZZ=ON -DDREAM_TESTS=OFF >/dev/null
+    CC=clang cmake -S "$top" -B "$fbuild" -DCMAKE_BUILD_TYPE=Debug -DDREAM_FUZZ=ON -DDREAM_TESTS=OFF -DDREAM_WERROR=ON >/dev/null
     cmake --build "$fbuild" -j"$(nproc)"
     for f in tests/fuzz/fuzz_*.c; do
         name=$(basename "$f" .c)

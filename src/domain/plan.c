@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const kind_names[] = {"spec", "route", "component", "migration", "file"};
+static const char *const kind_names[] = {"spec", "route", "component", "migration",
+                                         "file", "test",  "edit"};
 
 const char *dm_plan_kind_name(enum dm_plan_kind kind)
 {
@@ -142,7 +143,7 @@ static int push_list(struct dm_plan *pl, struct pathset *set, const struct dm_sp
 }
 
 int dm_plan_build(struct dm_plan **out, const struct dm_spec *spec, const char *branch_prefix,
-                  struct dm_error *err)
+                  const struct dm_repo *repo, struct dm_error *err)
 {
     struct dm_plan *pl;
     struct dm_buf b;
@@ -151,6 +152,7 @@ int dm_plan_build(struct dm_plan **out, const struct dm_spec *spec, const char *
     struct pathset *set = calloc(1, sizeof(*set));
     int rc = 0;
 
+    (void)repo; /* not read yet: plans follow the default conventions */
     *out = NULL;
     dm_buf_init(&b, 0);
     if (!set) {
@@ -473,7 +475,14 @@ void dm_plan_free(struct dm_plan *plan)
     for (size_t i = 0; i < plan->count; i++) {
         free(plan->items[i].path);
         free(plan->items[i].description);
+        free(plan->items[i].exports);
+        free(plan->items[i].usage);
+        for (size_t k = 0; k < plan->items[i].n_covers; k++) {
+            free(plan->items[i].covers[k]);
+        }
+        free(plan->items[i].covers);
     }
+    free(plan->stack);
     free(plan->items);
     free(plan);
 }

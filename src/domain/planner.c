@@ -452,7 +452,7 @@ int dm_planner_parse(struct dm_plan **out, char **notes, const char *reply, size
         rc = dm_error_set(err, DM_ERR_INVALID, "planner reply: no file proposed");
         goto out;
     }
-    rc = dm_plan_build(&plan, spec, opts ? opts->branch_prefix : NULL, err);
+    rc = dm_plan_build(&plan, spec, opts ? opts->branch_prefix : NULL, NULL, err);
     if (rc) {
         goto out;
     }

@@ -222,7 +222,7 @@ int stage_load_plan(struct pjob *pj, struct dm_error *err)
         if (job->plan_json) {
             rc = dm_plan_from_json(&pj->plan, job->plan_json, err);
         } else {
-            rc = dm_plan_build(&pj->plan, pj->spec, req->branch_prefix, err);
+            rc = dm_plan_build(&pj->plan, pj->spec, req->branch_prefix, NULL, err);
         }
         if (rc) {
             return dm_error_wrap(err, "plan");

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dream/core/refname.h"
 #include "dream/domain/plan.h"
 #include "dream/domain/prbody.h"
 #include "dream/domain/prompt.h"
@@ -60,7 +61,7 @@ static char *sanitise(const uint8_t *d, size_t n)
 static void check_plan(const struct dm_plan *p)
 {
     CHECK(p->count >= 1 && p->items[0].kind == DM_PLAN_KIND_SPEC);
-    CHECK(dm_ref_name_valid(p->branch));
+    CHECK(dm_refname_valid(p->branch));
     for (size_t i = 0; i < p->count; i++) {
         const char *path = p->items[i].path;
         size_t n = strlen(path);
@@ -88,7 +89,7 @@ static void run(const char *md, size_t len, const char *cstr, const struct dm_sp
         return;
     }
     CHECK(spec->title[0] != '\0');
-    if (dm_plan_build(&plan, spec, NULL, &err) != 0) {
+    if (dm_plan_build(&plan, spec, NULL, NULL, &err) != 0) {
         CHECK(plan == NULL);
         goto out;
     }
@@ -113,7 +114,7 @@ static void run(const char *md, size_t len, const char *cstr, const struct dm_sp
     json2 = dm_plan_to_json(back);
     CHECK(json2 && strcmp(json, json2) == 0);
     if (dm_plan_branch_alt(&alt, plan, cstr, &err) == 0) {
-        CHECK(dm_ref_name_valid(alt));
+        CHECK(dm_refname_valid(alt));
     }
 out:
     free(alt);
@@ -158,7 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The bytes as plan JSON: must be refused or accepted cleanly. */
     if (dm_plan_from_json(&p, text, &err) == 0) {
         char *j = dm_plan_to_json(p);
-        CHECK(p->count >= 1 && dm_ref_name_valid(p->branch) && j);
+        CHECK(p->count >= 1 && dm_refname_valid(p->branch) && j);
         free(j);
         dm_plan_free(p);
     }

@@ -28,7 +28,7 @@ static struct dm_plan *build(const struct dm_spec *s, const char *prefix)
 {
     struct dm_plan *p = NULL;
     struct dm_error err;
-    int rc = dm_plan_build(&p, s, prefix, &err);
+    int rc = dm_plan_build(&p, s, prefix, NULL, &err);
     cr_assert_eq(rc, 0, "%s", err.msg);
     return p;
 }
@@ -118,7 +118,7 @@ Test(plan_build, prefixes)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         p = (struct dm_plan *)1;
         dm_error_clear(&err);
-        cr_assert_eq(dm_plan_build(&p, s, bad[i], &err), DM_ERR_INVALID, "%s", bad[i]);
+        cr_assert_eq(dm_plan_build(&p, s, bad[i], NULL, &err), DM_ERR_INVALID, "%s", bad[i]);
         cr_assert_null(p);
         cr_assert(strstr(err.msg, "not a valid git branch name"), "%s", err.msg);
     }

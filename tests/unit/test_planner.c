@@ -85,7 +85,7 @@ Test(planner, good_plan_keeps_spec_item_first)
     char *json;
     struct dm_error err;
 
-    cr_assert_eq(dm_plan_build(&rule, s, "feature/", &err), 0);
+    cr_assert_eq(dm_plan_build(&rule, s, "feature/", NULL, &err), 0);
     struct dm_planner_opts o = DM_PLANNER_OPTS_INIT;
     o.branch_prefix = "feature/";
     cr_assert_eq(plan_reply(&p, &notes, s, good_reply, &o, &err), 0, "%s", err.msg);

@@ -43,7 +43,7 @@ static struct dm_plan *build(const struct dm_spec *s)
 {
     struct dm_plan *p = NULL;
     struct dm_error err;
-    cr_assert_eq(dm_plan_build(&p, s, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(dm_plan_build(&p, s, NULL, NULL, &err), 0, "%s", err.msg);
     return p;
 }
 

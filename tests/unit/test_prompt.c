@@ -29,7 +29,7 @@ static void load(struct fixture *f, const char *md)
 {
     struct dm_error err;
     cr_assert_eq(dm_spec_parse(&f->spec, md, strlen(md), NULL, &err), 0, "%s", err.msg);
-    cr_assert_eq(dm_plan_build(&f->plan, f->spec, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(dm_plan_build(&f->plan, f->spec, NULL, NULL, &err), 0, "%s", err.msg);
 }
 
 static void unload(struct fixture *f)
@@ -132,7 +132,8 @@ Test(prompt_build, kinds_pick_their_system_text)
     unload(&f);
 
     /* Kind file maps by path. */
-    struct dm_plan_item it = {"src/routes/x.ts", DM_PLAN_KIND_FILE, "x"};
+    struct dm_plan_item it = {
+        .path = "src/routes/x.ts", .kind = DM_PLAN_KIND_FILE, .description = "x"};
     cr_assert_eq(dm_prompt_kind_of(&it), DM_PROMPT_KIND_ROUTE);
     it.path = "src/components/X.tsx";
     cr_assert_eq(dm_prompt_kind_of(&it), DM_PROMPT_KIND_COMPONENT);

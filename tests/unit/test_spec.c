@@ -120,7 +120,7 @@ static void run_corpus(const char *name)
                              spec->sections[i].heading);
         }
     }
-    cr_assert_eq(dm_plan_build(&plan, spec, NULL, &err), 0, "%s: %s", name, err.msg);
+    cr_assert_eq(dm_plan_build(&plan, spec, NULL, NULL, &err), 0, "%s: %s", name, err.msg);
     {
         char *json = dm_plan_to_json(plan);
         cJSON *got = cJSON_Parse(json);

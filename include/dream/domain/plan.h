@@ -26,6 +26,8 @@
 #include "dream/core/error.h"
 #include "dream/domain/spec.h"
 
+struct dm_repo;
+
 #define DM_SLUG_MAX 50
 #define DM_PLAN_DEFAULT_PREFIX "dream/"
 #define DM_PLAN_SPEC_DIR "docs/dream-specs/"
@@ -39,12 +41,23 @@ enum dm_plan_kind {
     DM_PLAN_KIND_COMPONENT,
     DM_PLAN_KIND_MIGRATION,
     DM_PLAN_KIND_FILE,
+    DM_PLAN_KIND_TEST, /* a test next to a new module (when the repository has a test runner) */
+    DM_PLAN_KIND_EDIT, /* an existing file of the base, rewritten whole (entry, barrel, router) */
 };
 
 struct dm_plan_item {
     char *path; /* repository-relative, '/'-separated */
     enum dm_plan_kind kind;
     char *description;
+    /* The contract of the whole change (NULL when none): what this file exports, e.g. "default:
+     * a Hono app handling GET /todos, POST /todos and PATCH /todos/:id", and how the rest of the
+     * change uses it, e.g. "mounted at /todos by src/index.ts". Every file's prompt carries the
+     * contract of the others, so that imports and names agree. */
+    char *exports;
+    char *usage;
+    /* The spec items this file implements (their texts), for the PR body's checklist. */
+    char **covers;
+    size_t n_covers;
 };
 
 struct dm_plan {
@@ -53,9 +66,12 @@ struct dm_plan {
     char *pr_title; /* "[Dream] <title>" */
     struct dm_plan_item *items;
     size_t count; /* >= 1; items[0] is the spec document when built by dm_plan_build() */
+    char *stack;  /* the detected stack, e.g. "Hono + React + SQL migrations (TypeScript,
+                     Vitest)", or NULL (a plan of an older version, or no repository read) */
 };
 
-/* "spec", "route", "component", "migration", "file"; "file" for anything unknown. */
+/* "spec", "route", "component", "migration", "file", "test", "edit"; "file" for anything unknown.
+ */
 const char *dm_plan_kind_name(enum dm_plan_kind kind);
 
 /* Parses a kind name; 0 and *kind set, or DM_ERR_INVALID. */
@@ -70,12 +86,13 @@ int dm_plan_kind_parse(enum dm_plan_kind *kind, const char *name);
 int dm_slugify(char *out, size_t outlen, const char *s);
 
 /*
- * Builds the plan of spec. branch_prefix NULL = DM_PLAN_DEFAULT_PREFIX ("" allowed).
+ * Builds the plan of spec. branch_prefix NULL = DM_PLAN_DEFAULT_PREFIX ("" allowed). repo is
+ * the base of the change (dream/domain/repo.h), or NULL when it is not known.
  * *out is the caller's (dm_plan_free()). Errors: DM_ERR_INVALID when prefix + slug is not a
  * valid branch name (message says so), DM_ERR_NOMEM. *out is NULL on error.
  */
 int dm_plan_build(struct dm_plan **out, const struct dm_spec *spec, const char *branch_prefix,
-                  struct dm_error *err);
+                  const struct dm_repo *repo, struct dm_error *err);
 
 /*
  * The alternative branch when the first one belongs to someone else: plan->branch + '-' + the
