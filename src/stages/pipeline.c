@@ -302,7 +302,7 @@ static void on_files_read(struct dm_job *job, int rc, size_t n, const char *cons
     stage_continue(pj);
 }
 
-int stage_begin(struct dm_job *job, enum stage_load load, void (*next)(struct pjob *pj))
+int stage_begin(struct dm_job *job, unsigned load, void (*next)(struct pjob *pj))
 {
     struct pjob *pj = pjob_of(job);
     int rc;
@@ -313,13 +313,13 @@ int stage_begin(struct dm_job *job, enum stage_load load, void (*next)(struct pj
     pj->stage_active = 1;
     pj->gen.failed = 0;
     pj->cancelling = 0;
-    rc = load == LOAD_SPEC ? load_spec(pj, &job->error) : stage_load_plan(pj, &job->error);
+    rc = (load & LOAD_FILES) ? stage_load_plan(pj, &job->error) : load_spec(pj, &job->error);
     if (rc) {
         pj->stage_active = 0;
         return rc;
     }
     pj->next = next;
-    if (load == LOAD_SPEC || pj->files_loaded) {
+    if (!(load & LOAD_FILES) || pj->files_loaded) {
         /* Never end a stage inside its run call: continue on the next loop turn. */
         rc = job->io->after(job, 0, on_next_turn);
         if (rc) {

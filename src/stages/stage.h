@@ -27,6 +27,7 @@
 #include "dream/domain/job.h"
 #include "dream/domain/jobreq.h"
 #include "dream/domain/plan.h"
+#include "dream/domain/repo.h"
 #include "dream/domain/review.h"
 #include "dream/domain/safety.h"
 #include "dream/domain/spec.h"
@@ -185,6 +186,7 @@ struct pjob {
     int files_loaded; /* the checkpointed files were read back */
     struct dm_budget budget;
     int budget_ready;
+    const struct dm_repo *repo; /* LOAD_REPO: the base of the change, or NULL (not read) */
     int budget_wait; /* a call did not fit yet: start nothing until one in flight settles */
     /* the running stage */
     int stage_active;
@@ -202,16 +204,19 @@ struct pjob {
 
 /* ---- the path of every stage (pipeline.c) ---- */
 
-/* What a stage needs before its work starts. */
+/* What a stage needs before its work starts (flags; LOAD_FILES implies the spec). */
 enum stage_load {
-    LOAD_SPEC,  /* the parsed spec and the budget (the plan stage makes the plan) */
-    LOAD_FILES, /* spec, plan, budget and every checkpointed file */
+    LOAD_SPEC = 1,  /* the parsed spec and the budget (the plan stage makes the plan) */
+    LOAD_FILES = 2, /* spec, plan, budget and every checkpointed file */
+    LOAD_REPO = 4,  /* pj->repo: the base of the change (dream/domain/repo.h), shared from the
+                       pipeline's per-commit cache; NULL while the base cannot be read yet */
 };
 
-/* Starts a stage (its run op): loads what it needs, then calls next(pj) on a later loop turn
- * unless the job was cancelled meanwhile (then the stage ends cancelled). Returns 0 or a negative
- * enum dm_err with job->error set (the stage did not start). */
-int stage_begin(struct dm_job *job, enum stage_load load, void (*next)(struct pjob *pj));
+/* Starts a stage (its run op): loads what it needs (load: enum stage_load flags), then calls
+ * next(pj) on a later loop turn unless the job was cancelled meanwhile (then the stage ends
+ * cancelled). Returns 0 or a negative enum dm_err with job->error set (the stage did not
+ * start). */
+int stage_begin(struct dm_job *job, unsigned load, void (*next)(struct pjob *pj));
 
 /* Ends the running stage: exactly once (later calls do nothing), after every piece of its work
  * came back. A failed stage drops what was not checkpointed, so a retry starts clean. */

@@ -117,6 +117,21 @@ const struct dm_repo_text *dm_repo_find(const struct dm_repo *r, const char *pat
 /* 1 when path exists in the tree. */
 int dm_repo_has(const struct dm_repo *r, const char *path);
 
+/* Names for the PR body and the plan: "Hono", "React", "SQL migrations", "Vitest", ... ("" for
+ * NONE). */
+const char *dm_repo_http_name(enum dm_repo_http v);
+const char *dm_repo_ui_name(enum dm_repo_ui v);
+const char *dm_repo_db_name(enum dm_repo_db v);
+const char *dm_repo_test_name(enum dm_repo_test v);
+
+/* The stack in one line: the parts found joined by " + ", then the language and test runner in
+ * parentheses, e.g. "Hono + React + SQL migrations (TypeScript, Vitest)"; "JavaScript" alone
+ * when nothing was recognised. malloc'd (free()); NULL on NOMEM. */
+char *dm_stack_describe(const struct dm_stack *s);
+
+/* Frees the strings of s and zeroes it; NULL is fine. */
+void dm_stack_clear(struct dm_stack *s);
+
 /* Frees r and everything it owns; NULL is fine. */
 void dm_repo_free(struct dm_repo *r);
 
