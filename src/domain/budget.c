@@ -3,6 +3,8 @@
  * Owns nothing but the numbers in the structs it is given. Pure; loop thread.
  */
 #include "dream/domain/budget.h"
+
+#include <math.h>
 #include "dream/core/error.h"
 
 #include <string.h>
@@ -103,7 +105,7 @@ void dm_budget_settle(struct dm_budget *b, struct dm_budget_hold *hold, long lon
     if (tokens > 0) {
         b->spent_tokens += tokens;
     }
-    if (usd > 0) {
+    if (usd > 0 && isfinite(usd)) {
         b->spent_usd += usd;
     }
 }

@@ -7,6 +7,7 @@
 #include "dream/core/error.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,35 +163,55 @@ static void read_error(const cJSON *e, struct dm_sse_api_error *out)
     }
 }
 
-static long long num_ll(const cJSON *o, const char *name)
+/* A token count: an integer-valued number from 0 to 2^53 (beyond, a double no longer counts
+ * tokens exactly). Anything else sets *bad and counts 0. */
+static long long num_ll(const cJSON *o, const char *name, int *bad)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (cJSON_IsNumber(v) && v->valuedouble >= 0) {
-        return (long long)v->valuedouble;
+    if (!v) {
+        return 0;
     }
-    return 0;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0 ||
+        v->valuedouble > DM_SSE_TOKENS_MAX) {
+        *bad = 1;
+        return 0;
+    }
+    return (long long)v->valuedouble;
 }
 
+/* Numbers from the API are data, not trust: a count or a cost out of range (1e999 parses as
+ * infinity, negative, past 2^53 tokens or DM_SSE_COST_MAX dollars) is refused, never stored,
+ * and marked suspect so the caller warns and estimates instead. */
 static void read_usage(const cJSON *u, struct dm_sse_usage *out)
 {
     const cJSON *cost;
+    int bad = 0;
+
     if (!cJSON_IsObject(u)) {
         return;
     }
     out->known = 1;
-    out->prompt_tokens = num_ll(u, "prompt_tokens");
-    out->completion_tokens = num_ll(u, "completion_tokens");
-    out->total_tokens = num_ll(u, "total_tokens");
-    if (out->total_tokens == 0) {
+    out->prompt_tokens = num_ll(u, "prompt_tokens", &bad);
+    out->completion_tokens = num_ll(u, "completion_tokens", &bad);
+    out->total_tokens = num_ll(u, "total_tokens", &bad);
+    if (bad) {
+        out->known = 0; /* the counts cannot be trusted: the caller estimates them */
+        out->prompt_tokens = out->completion_tokens = out->total_tokens = 0;
+        out->suspect = 1;
+    } else if (out->total_tokens == 0) {
         out->total_tokens = out->prompt_tokens + out->completion_tokens;
     }
     cost = cJSON_GetObjectItemCaseSensitive(u, "cost");
-    if (cJSON_IsNumber(cost) && cost->valuedouble >= 0) {
-        out->has_cost = 1;
-        out->cost = cost->valuedouble;
-    } else {
-        out->has_cost = 0;
-        out->cost = 0;
+    out->has_cost = 0;
+    out->cost = 0;
+    if (cost) {
+        if (cJSON_IsNumber(cost) && isfinite(cost->valuedouble) && cost->valuedouble >= 0 &&
+            cost->valuedouble <= DM_SSE_COST_MAX) {
+            out->has_cost = 1;
+            out->cost = cost->valuedouble;
+        } else if (!cJSON_IsNull(cost)) {
+            out->suspect = 1;
+        }
     }
 }
 

@@ -234,6 +234,12 @@ static void account(struct dm_llm_call *c)
     if (c->chat.id[0]) {
         snprintf(r->id, sizeof(r->id), "%s", c->chat.id);
     }
+    if (u->suspect) {
+        dm_warn("llm", c->job_id,
+                "reply %s reported usage out of range (token counts or cost refused); "
+                "estimating from the reply and the price table",
+                r->id[0] ? r->id : "(no id)");
+    }
     if (u->known) {
         r->usage_known = 1;
         r->prompt_tokens = u->prompt_tokens;

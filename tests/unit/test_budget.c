@@ -132,3 +132,18 @@ Test(budget, randomized_spend_never_exceeds_limits)
         }
     }
 }
+
+Test(budget, a_cost_that_is_not_a_number_is_never_added)
+{
+    struct dm_budget b;
+    struct dm_budget_hold h = {0};
+    struct dm_error err = {0};
+
+    dm_budget_init(&b, 100000, 1.0);
+    cr_assert_eq(dm_budget_reserve(&b, &SONNET, 1000, 1000, &h, &err), 0);
+    dm_budget_settle(&b, &h, 2000, 1.0 / 0.0);
+    cr_assert_float_eq(dm_budget_cost_usd(&b), 0.0, 1e-12, "infinity left the spend alone");
+    cr_assert_eq(dm_budget_reserve(&b, &SONNET, 1000, 1000, &h, &err), 0);
+    dm_budget_settle(&b, &h, 2000, 0.0 / 0.0);
+    cr_assert_float_eq(dm_budget_cost_usd(&b), 0.0, 1e-12, "NaN left the spend alone");
+}

@@ -224,3 +224,58 @@ Test(sse, retry_after_seconds_and_dates)
     cr_assert_eq(dm_sse_retry_after_ms("-3", 0, &ms), DM_ERR_INVALID);
     cr_assert_eq(dm_sse_retry_after_ms("5x", 0, &ms), DM_ERR_INVALID);
 }
+
+/* The usage of a non-streamed reply whose usage object is usage_json. */
+static struct dm_sse_usage usage_of(const char *usage_json)
+{
+    struct dm_sse_chat c;
+    struct dm_error err = {0};
+    struct dm_sse_usage u;
+    char body[512];
+
+    snprintf(body, sizeof(body),
+             "{\"id\":\"gen-u\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+             "\"content\":\"x\"},\"finish_reason\":\"stop\"}],\"usage\":%s}",
+             usage_json);
+    dm_sse_chat_init(&c, 0);
+    cr_assert_eq(dm_sse_chat_parse(&c, body, strlen(body), &err), 0, "%s", err.msg);
+    u = c.usage;
+    dm_sse_chat_free(&c);
+    return u;
+}
+
+Test(sse_chat, numbers_out_of_range_are_refused_not_stored)
+{
+    struct dm_sse_usage u;
+
+    u = usage_of("{\"prompt_tokens\":3,\"completion_tokens\":4,\"cost\":0.5}");
+    cr_assert(u.known && u.has_cost && !u.suspect);
+    cr_assert_float_eq(u.cost, 0.5, 1e-12);
+
+    /* 1e999 parses as infinity: never a cost, never "inf" in an event. */
+    u = usage_of("{\"prompt_tokens\":3,\"completion_tokens\":4,\"cost\":1e999}");
+    cr_assert(u.known && !u.has_cost && u.suspect);
+    cr_assert_eq(u.cost, 0);
+    u = usage_of("{\"prompt_tokens\":3,\"completion_tokens\":4,\"cost\":-1}");
+    cr_assert(!u.has_cost && u.suspect);
+    u = usage_of("{\"prompt_tokens\":3,\"completion_tokens\":4,\"cost\":2e6}");
+    cr_assert(!u.has_cost && u.suspect);
+    u = usage_of("{\"prompt_tokens\":3,\"completion_tokens\":4,\"cost\":\"0.1\"}");
+    cr_assert(!u.has_cost && u.suspect);
+    u = usage_of("{\"prompt_tokens\":3,\"completion_tokens\":4,\"cost\":null}");
+    cr_assert(!u.has_cost && !u.suspect);
+
+    /* Token counts past 2^53, negative or infinite: the counts are not trusted at all (the
+     * caller estimates them), and nothing is cast out of range. */
+    u = usage_of("{\"prompt_tokens\":1e20,\"completion_tokens\":4}");
+    cr_assert(!u.known && u.suspect);
+    cr_assert_eq(u.prompt_tokens, 0);
+    cr_assert_eq(u.completion_tokens, 0);
+    u = usage_of("{\"prompt_tokens\":3,\"completion_tokens\":-4}");
+    cr_assert(!u.known && u.suspect);
+    u = usage_of("{\"prompt_tokens\":3,\"completion_tokens\":1e999}");
+    cr_assert(!u.known && u.suspect);
+    u = usage_of("{\"prompt_tokens\":9007199254740992,\"completion_tokens\":1}");
+    cr_assert(u.known && !u.suspect);
+    cr_assert_eq(u.prompt_tokens, 9007199254740992LL);
+}

@@ -50,13 +50,19 @@ void dm_sse_free(struct dm_sse *p);
 
 /* --- chat completions --------------------------------------------------------------------- */
 
+/* Bounds of the numbers a reply may report (see dm_sse_usage.suspect). */
+#define DM_SSE_TOKENS_MAX 9007199254740992.0 /* 2^53 tokens */
+#define DM_SSE_COST_MAX 1000000.0            /* dollars for one reply */
+
 struct dm_sse_usage {
-    int known; /* a usage object was seen */
+    int known; /* a usage object with trustworthy token counts was seen */
     long long prompt_tokens;
     long long completion_tokens;
     long long total_tokens;
-    int has_cost; /* usage.cost was present (USD) */
+    int has_cost; /* usage.cost was present and in range (USD) */
     double cost;
+    int suspect; /* a count or the cost was out of range (infinite, negative, past the bounds
+                    above): it was refused, not stored; the caller warns and estimates */
 };
 
 /* An error reported by OpenRouter, in an error body or inside a 200 reply. */
