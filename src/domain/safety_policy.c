@@ -41,6 +41,29 @@ static int is_git_dir(const char *seg, size_t n)
            (n == 5 && strncasecmp(seg, "git~1", 5) == 0);
 }
 
+/* 1 when s holds a code point HFS+ ignores in names or that hides in text: U+00AD, U+200B-U+200F,
+ * U+202A-U+202E, U+2060-U+2064, U+206A-U+206F, U+FEFF. s is valid UTF-8. */
+static int has_ignorable(const char *s)
+{
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (c[0] == 0xC2 && c[1] == 0xAD) {
+            return 1;
+        }
+        if (c[0] == 0xE2 && c[1] == 0x80 &&
+            ((c[2] >= 0x8B && c[2] <= 0x8F) || (c[2] >= 0xAA && c[2] <= 0xAE))) {
+            return 1;
+        }
+        if (c[0] == 0xE2 && c[1] == 0x81 &&
+            ((c[2] >= 0xA0 && c[2] <= 0xA4) || (c[2] >= 0xAA && c[2] <= 0xAF))) {
+            return 1;
+        }
+        if (c[0] == 0xEF && c[1] == 0xBB && c[2] == 0xBF) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int path_fail(struct dm_error *err, const char *path, const char *rule)
 {
     char clean[160];
@@ -76,6 +99,16 @@ int dm_safety_check_path(const char *path, const struct dm_safety_policy *p, int
         (len >= 2 && path[1] == ':' &&
          ((path[0] >= 'a' && path[0] <= 'z') || (path[0] >= 'A' && path[0] <= 'Z')))) {
         return path_fail(err, path, "must be relative");
+    }
+    /* NTFS reads "a::$DATA" and ".git::$INDEX_ALLOCATION" as streams of "a" and ".git". */
+    if (strchr(path, ':')) {
+        return path_fail(err, path, "must not contain ':' (NTFS streams alias other names)");
+    }
+    /* HFS+ ignores these when it compares names, so ".g\u200cit" is ".git" there. */
+    if (has_ignorable(path)) {
+        return path_fail(err, path,
+                         "must not contain invisible Unicode characters (zero-width, "
+                         "direction marks, BOM, soft hyphen)");
     }
     seg = path;
     for (const char *c = path;; c++) {
@@ -204,6 +237,43 @@ int dm_safety_check_limits(const char *const *paths, const size_t *sizes, size_t
     if (total > max_total) {
         return dm_error_set(err, DM_ERR_LIMIT, "files: at most %zu bytes in total (got %zu)",
                             max_total, total);
+    }
+    return paths ? dm_safety_check_twins(paths, n, NULL, 0, err) : 0;
+}
+
+/* a and b differ only in ASCII case (equal bytes otherwise, not identical). */
+static int case_twins(const char *a, const char *b)
+{
+    return strcasecmp(a, b) == 0 && strcmp(a, b) != 0;
+}
+
+static int twin_fail(struct dm_error *err, const char *a, const char *b, const char *where)
+{
+    char ca[160], cb[160];
+    sanitize(ca, sizeof(ca), a);
+    sanitize(cb, sizeof(cb), b);
+    return dm_error_set(err, DM_ERR_UNSAFE,
+                        "path \"%s\": differs only by case from \"%s\"%s (one file on a "
+                        "case-insensitive checkout)",
+                        ca, cb, where);
+}
+
+int dm_safety_check_twins(const char *const *paths, size_t n, const char *const *base,
+                          size_t n_base, struct dm_error *err)
+{
+    /* Quadratic, but n is bounded by the file-count limit and n_base by the tree listing cap;
+     * the tree is only walked once per path of the change. */
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = i + 1; k < n; k++) {
+            if (case_twins(paths[i], paths[k])) {
+                return twin_fail(err, paths[k], paths[i], " in the change");
+            }
+        }
+        for (size_t k = 0; base && k < n_base; k++) {
+            if (base[k] && case_twins(paths[i], base[k])) {
+                return twin_fail(err, paths[i], base[k], " on the base");
+            }
+        }
     }
     return 0;
 }

@@ -688,8 +688,56 @@ Test(safety, path_rules)
         {".github/CODEOWNERS", 1, UNSAFE, "path \".github/CODEOWNERS\": " ROOTS_MSG},
         {".github/workflows/../../x", 1, UNSAFE,
          "path \".github/workflows/../../x\": must not contain a \"..\" segment"},
+        /* NTFS streams and HFS+-ignored characters alias ".git" (and other names). */
+        {"src/.git::$INDEX_ALLOCATION/hooks/x", 0, UNSAFE,
+         "path \"src/.git::$INDEX_ALLOCATION/hooks/x\": must not contain ':' (NTFS streams alias "
+         "other names)"},
+        {"src/a.ts:stream", 0, UNSAFE,
+         "path \"src/a.ts:stream\": must not contain ':' (NTFS streams alias other names)"},
+        {"src/.g\xe2\x80\x8cit/config", 0, UNSAFE, NULL},
+        {"src/a\xe2\x80\x8b.ts", 0, UNSAFE, NULL},
+        {"src/\xef\xbb\xbf"
+         "a.ts",
+         0, UNSAFE, NULL},
+        {"src/a\xc2\xad"
+         "b.ts",
+         0, UNSAFE, NULL},
+        {"src/a\xe2\x81\xa0"
+         "b.ts",
+         0, UNSAFE, NULL},
+        {"src/a\xe2\x80\xae"
+         "b.ts",
+         0, UNSAFE, NULL},
+        {"src/\xe2\x80\x94"
+         "dash.ts",
+         0, 0, NULL}, /* an em dash is visible: fine */
     };
     check_prows(rows, sizeof(rows) / sizeof(rows[0]), NULL);
+}
+
+Test(safety, case_twins_are_refused)
+{
+    const char *change[] = {"src/routes/todos.ts", "src/components/TodoList.tsx"};
+    const char *twins[] = {"src/routes/todos.ts", "src/routes/Todos.ts"};
+    const char *base[] = {"src/index.ts", "src/components/todolist.tsx"};
+    const size_t sizes[] = {10, 10};
+    struct dm_error err;
+
+    dm_error_clear(&err);
+    cr_assert_eq(dm_safety_check_twins(change, 2, NULL, 0, &err), 0, "%s", err.msg);
+    cr_assert_eq(dm_safety_check_twins(twins, 2, NULL, 0, &err), DM_ERR_UNSAFE);
+    cr_assert_str_eq(err.msg, "path \"src/routes/Todos.ts\": differs only by case from "
+                              "\"src/routes/todos.ts\" in the change (one file on a "
+                              "case-insensitive checkout)");
+    cr_assert_eq(dm_safety_check_twins(change, 2, base, 2, &err), DM_ERR_UNSAFE);
+    cr_assert_str_eq(err.msg, "path \"src/components/TodoList.tsx\": differs only by case from "
+                              "\"src/components/todolist.tsx\" on the base (one file on a "
+                              "case-insensitive checkout)");
+    /* The same path as on the base is an edit, not a twin. */
+    cr_assert_eq(dm_safety_check_twins(base, 2, base, 2, &err), 0);
+    /* The limits check applies the rule within the change. */
+    cr_assert_eq(dm_safety_check_limits(twins, sizes, 2, NULL, &err), DM_ERR_UNSAFE);
+    cr_assert_eq(dm_safety_check_limits(change, sizes, 2, NULL, &err), 0);
 }
 
 Test(safety, path_roots_from_policy)

@@ -145,9 +145,10 @@ struct dm_safety_policy {
     }
 
 /* Checks a generated file's repository path: not empty, <= DM_SAFETY_PATH_MAX bytes, valid
- * UTF-8, no control characters or '\', relative (no leading '/', no "C:"), normalised (no
- * empty, "." or trailing segment), no ".." segment, no ".git" segment (any case, also ".git."
- * and "git~1"), each segment <= 255 bytes, and under an allowed root — or under
+ * UTF-8, no control characters, '\' or ':' (NTFS streams), no invisible Unicode characters
+ * (zero-width, direction marks, BOM, soft hyphen: HFS+ ignores them), relative (no leading '/'),
+ * normalised (no empty, "." or trailing segment), no ".." segment, no ".git" segment (any case,
+ * also ".git." and "git~1"), each segment <= 255 bytes, and under an allowed root — or under
  * ".github/workflows/" when allow_workflows (dm_trust_decide() gave BUILD_WORKFLOWS).
  * p may be NULL. Returns 0 or DM_ERR_UNSAFE with "path \"…\": <rule>" (path sanitised). */
 int dm_safety_check_path(const char *path, const struct dm_safety_policy *p, int allow_workflows,
@@ -162,8 +163,16 @@ int dm_safety_check_branch(const char *branch, const char *prefix, const char *b
 /* Checks n files with sizes[i] bytes (paths[i] names them in messages; paths may be NULL)
  * against the file-count, per-file and total limits. Returns 0 or DM_ERR_LIMIT with
  * "files: at most 50 files (got 51)", "path \"…\": at most 262144 bytes (got …)" or
- * "files: at most 2097152 bytes in total (got …)". */
+ * "files: at most 2097152 bytes in total (got …)"; then, when paths is given, the case-twin rule
+ * (dm_safety_check_twins) within the change. */
 int dm_safety_check_limits(const char *const *paths, const size_t *sizes, size_t n,
                            const struct dm_safety_policy *p, struct dm_error *err);
+
+/* Refuses a path of the change that differs only by (ASCII) case from another path of the
+ * change or from a path of the base tree (base: n_base paths, may be NULL): on a
+ * case-insensitive checkout they are one file. Returns 0 or DM_ERR_UNSAFE with
+ * "path \"…\": differs only by case from \"…\" in the change|on the base (…)". */
+int dm_safety_check_twins(const char *const *paths, size_t n, const char *const *base,
+                          size_t n_base, struct dm_error *err);
 
 #endif
