@@ -44,6 +44,7 @@ static void on_engine_stopped(struct dm_engine *e, void *arg)
     /* The stages' services close after the last job is gone. */
     dm_pipeline_close(app->pipeline, NULL, NULL);
     app->pipeline = NULL;
+    dm_admin_unwatch_loop(app->admin);
     dm_loop_close(&app->sig);
 }
 
@@ -125,6 +126,9 @@ int main(int argc, char **argv)
                 dm_redis_url_redacted(cfg->redis_url, red, sizeof(red)), cfg->max_jobs,
                 cfg->stages);
     }
+    if (dm_admin_watch_loop(app.admin, &loop, DM_ADMIN_STALL_MS)) {
+        dm_warn("main", NULL, "cannot start the loop heartbeat: /healthz answers without it");
+    }
     rc = dm_engine_start(&app.engine, &loop, cfg, &stages, on_engine_stopped, &app);
     if (!rc) {
         dm_engine_observe(app.engine, app.metrics,
@@ -132,6 +136,7 @@ int main(int argc, char **argv)
     }
     if (rc) {
         dm_errorf("main", NULL, "cannot start the engine: %s", dm_err_name(rc));
+        dm_admin_unwatch_loop(app.admin);
         dm_pipeline_close(app.pipeline, NULL, NULL);
         dm_loop_close(&app.sig);
     } else {

@@ -3,12 +3,15 @@
  * src/domain/metrics_registry.c.
  *
  * Owns the libmicrohttpd daemon with its internal polling thread, which only renders the
- * registry and reads the readiness flag. Started and stopped from the loop thread.
+ * registry and reads atomics (the readiness flag, the loop's heartbeat), and the heartbeat's
+ * timer on the loop. Started and stopped from the loop thread.
  */
 #include "dream/io/metrics.h"
 #include "dream/core/log.h"
 
 #include <microhttpd.h>
+#include <stdatomic.h>
+#include <uv.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,7 +25,18 @@ struct dm_admin {
     struct MHD_Daemon *daemon;
     struct dm_metrics *m;
     int port;
+    /* The loop's heartbeat: a timer on the loop stamps beat_ms; /healthz (on MHD's thread)
+     * fails when the stamp is older than stall_ms, i.e. the loop stopped turning. */
+    uv_timer_t beat;
+    int watching;
+    unsigned stall_ms;
+    atomic_llong beat_ms;
 };
+
+static long long mono_ms(void)
+{
+    return (long long)(uv_hrtime() / 1000000u);
+}
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -95,6 +109,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len, 1);
     }
     if (!strcmp(url, "/healthz")) {
+        if (a->watching) {
+            long long age = mono_ms() - atomic_load(&a->beat_ms);
+            if (age > (long long)a->stall_ms) {
+                char *body = malloc(96);
+                if (!body) {
+                    return MHD_NO;
+                }
+                snprintf(body, 96, "loop stalled: no turn for %lld ms\n", age);
+                dm_warn("admin", NULL, "healthz: the loop has not turned for %lld ms", age);
+                return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, text, body, strlen(body), 1);
+            }
+        }
         return reply(c, MHD_HTTP_OK, text, "ok\n", 3, 0);
     }
     if (!strcmp(url, "/readyz")) {
@@ -207,6 +233,40 @@ out:
 int dm_admin_port(const struct dm_admin *a)
 {
     return a ? a->port : 0;
+}
+
+static void on_beat_timer(uv_timer_t *t)
+{
+    struct dm_admin *a = t->data;
+    atomic_store(&a->beat_ms, mono_ms());
+}
+
+int dm_admin_watch_loop(struct dm_admin *a, uv_loop_t *loop, unsigned stall_ms)
+{
+    unsigned every;
+
+    if (!a || a->watching) {
+        return 0;
+    }
+    a->stall_ms = stall_ms ? stall_ms : DM_ADMIN_STALL_MS;
+    every = a->stall_ms / 4 ? a->stall_ms / 4 : 1;
+    atomic_store(&a->beat_ms, mono_ms());
+    if (uv_timer_init(loop, &a->beat)) {
+        return DM_ERR_IO;
+    }
+    a->beat.data = a;
+    uv_timer_start(&a->beat, on_beat_timer, every, every);
+    uv_unref((uv_handle_t *)&a->beat); /* the heartbeat alone keeps no loop alive */
+    a->watching = 1;
+    return 0;
+}
+
+void dm_admin_unwatch_loop(struct dm_admin *a)
+{
+    if (a && a->watching) {
+        a->watching = 0; /* /healthz stops looking at the stamp first */
+        uv_close((uv_handle_t *)&a->beat, NULL);
+    }
 }
 
 void dm_admin_stop(struct dm_admin *a)

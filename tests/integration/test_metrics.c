@@ -11,10 +11,13 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "dmtest.h"
 #include "dream/core/buf.h"
+#include "dream/io/loop.h"
 #include "dream/io/metrics.h"
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
@@ -319,5 +322,59 @@ Test(metrics, disabled_bad_and_busy_addresses)
         cr_assert_gt(dm_admin_port(a), 0);
         dm_admin_stop(a);
     }
+    dm_metrics_free(m);
+}
+
+/* ---- /healthz answers from the loop's own heartbeat ---- */
+
+struct stall {
+    struct dm_admin *a;
+    int port;
+    long healthy_status;
+    long stalled_status;
+    char *stalled_body;
+    uv_timer_t t;
+};
+
+/* Runs on the loop: first asks /healthz while the loop is fine, then blocks the loop on purpose
+ * (the condition under test) past the stall time and asks again from inside the block. */
+static void on_stall_timer(uv_timer_t *t)
+{
+    struct stall *s = t->data;
+    struct timespec block = {0, 600 * 1000000L};
+
+    s->healthy_status = fetch(s->port, "GET", "/healthz", NULL, NULL, 0);
+    nanosleep(&block, NULL);
+    s->stalled_status = fetch(s->port, "GET", "/healthz", &s->stalled_body, NULL, 0);
+    dm_admin_unwatch_loop(s->a);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+Test(metrics, healthz_fails_while_the_loop_is_blocked)
+{
+    struct dm_metrics *m = NULL;
+    struct stall s;
+    uv_loop_t loop;
+    char *body = NULL;
+
+    memset(&s, 0, sizeof(s));
+    cr_assert_eq(dm_metrics_new(&m), 0);
+    s.a = start(m);
+    s.port = dm_admin_port(s.a);
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    cr_assert_eq(dm_admin_watch_loop(s.a, &loop, 200), 0);
+    s.t.data = &s;
+    uv_timer_init(&loop, &s.t);
+    uv_timer_start(&s.t, on_stall_timer, 100, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(s.healthy_status, 200, "a turning loop is healthy");
+    cr_assert_eq(s.stalled_status, 503, "a loop blocked past the stall time is not");
+    cr_assert_not_null(strstr(s.stalled_body, "loop stalled: no turn for "), "%s", s.stalled_body);
+    free(s.stalled_body);
+    cr_assert_eq(dm_loop_drain_close(&loop), 0, "the heartbeat's timer was closed");
+    /* Not watched any more: healthy again whatever the stamp says. */
+    cr_assert_eq(fetch(s.port, "GET", "/healthz", &body, NULL, 0), 200);
+    free(body);
+    dm_admin_stop(s.a);
     dm_metrics_free(m);
 }

@@ -9,12 +9,15 @@
 #ifndef DREAM_METRICS_H
 #define DREAM_METRICS_H
 
+#include <uv.h>
+
 #include "dream/core/error.h"
 #include "dream/domain/metrics_registry.h" /* struct dm_metrics and its updates, kept for callers */
 
 /* ---- admin HTTP endpoint (libmicrohttpd, its own thread) ------------------------------------
  *   GET/HEAD /metrics  200, text/plain; version=0.0.4 — dm_metrics_render
- *   GET/HEAD /healthz  200 "ok" while the process runs
+ *   GET/HEAD /healthz  200 "ok" while the loop turns (dm_admin_watch_loop); 503 "loop stalled:
+ *                      no turn for N ms" once it has not turned for the stall time
  *   GET/HEAD /readyz   200 "ready" when dm_metrics_ready, else 503 "not ready"
  *   other paths 404; other methods 405.
  */
@@ -27,6 +30,18 @@ struct dm_admin; /* opaque */
  * address), DM_ERR_IO (cannot bind or start: err says why) or DM_ERR_NOMEM. */
 int dm_admin_start(struct dm_admin **out, struct dm_metrics *m, const char *addr,
                    struct dm_error *err);
+
+/* Default stall time of /healthz: a loop that has not turned for this long is unhealthy. */
+#define DM_ADMIN_STALL_MS 10000u
+
+/* Makes /healthz answer from the loop's own heartbeat: a timer on loop (unref'd) stamps the
+ * time every stall_ms / 4 ms, and /healthz fails once the stamp is older than stall_ms (0 =
+ * DM_ADMIN_STALL_MS). Loop thread. Returns 0 (also when a is NULL) or DM_ERR_IO. */
+int dm_admin_watch_loop(struct dm_admin *a, uv_loop_t *loop, unsigned stall_ms);
+
+/* Stops the heartbeat and closes its timer (its close completes on the next loop turn): call it
+ * on the loop thread before the loop is drained. a may be NULL. */
+void dm_admin_unwatch_loop(struct dm_admin *a);
 
 /* The port actually bound (useful with port 0). */
 int dm_admin_port(const struct dm_admin *a);
