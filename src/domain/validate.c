@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -23,6 +24,15 @@
 #define WARN_MAX_PER_FILE 20
 /* Progress-handler calls (of 1000 VM steps each) allowed for the schema statements of a file. */
 #define SQL_PROGRESS_MAX 2000
+/* What validation may cost, whatever the model wrote: a value (string, blob, row) at most
+ * SQL_VALUE_MAX bytes, an expression at most SQL_EXPR_DEPTH deep, a statement at most
+ * SQL_VDBE_OPS instructions, all of SQLite's heap at most SQL_HEAP_MAX (process-wide: dreamd
+ * uses SQLite only to check generated SQL), and SQL_DEADLINE_MS of wall time per file. */
+#define SQL_VALUE_MAX (1 << 20)
+#define SQL_EXPR_DEPTH 100
+#define SQL_VDBE_OPS 50000
+#define SQL_HEAP_MAX ((sqlite3_int64)64 << 20)
+#define SQL_DEADLINE_MS 2000
 /* Tables stubbed to re-check a statement that referenced an unknown one. */
 #define SQL_STUBS_MAX 64
 
@@ -163,10 +173,98 @@ static const char *sql_statement_end(char *p, char *end)
     return end;
 }
 
+static long long sql_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct sql_budget {
+    int calls;
+    long long deadline_ms;
+};
+
 static int on_sql_progress(void *arg)
 {
-    int *calls = arg;
-    return ++*calls > SQL_PROGRESS_MAX;
+    struct sql_budget *b = arg;
+    return ++b->calls > SQL_PROGRESS_MAX || sql_now_ms() > b->deadline_ms;
+}
+
+/* The next token of a statement: a word, a quoted name ("x", `x`, [x], 'x') or one other byte.
+ * Comments and white space are skipped. Returns the token's start (its length in *n), or NULL
+ * at the end. */
+static const char *sql_token(const char **pp, size_t *n)
+{
+    const char *p = *pp;
+    const char *start;
+
+    p = sql_skip_space(p, p + strlen(p));
+    if (!*p) {
+        *pp = p;
+        return NULL;
+    }
+    start = p;
+    if (*p == '"' || *p == '`' || *p == '[' || *p == '\'') {
+        char close = *p == '[' ? ']' : *p;
+        for (p++; *p; p++) {
+            if (*p == close) {
+                if (close != ']' && p[1] == close) {
+                    p++; /* a doubled quote inside the name */
+                    continue;
+                }
+                p++;
+                break;
+            }
+        }
+    } else if (isalnum((unsigned char)*p) || *p == '_') {
+        while (isalnum((unsigned char)*p) || *p == '_' || *p == '$') {
+            p++;
+        }
+    } else {
+        p++;
+    }
+    *n = (size_t)(p - start);
+    *pp = p;
+    return start;
+}
+
+static int sql_word(const char *tok, size_t n, const char *word)
+{
+    return tok && n == strlen(word) && !strncasecmp(tok, word, n);
+}
+
+/* 1 for CREATE [TEMP|TEMPORARY] TABLE [IF NOT EXISTS] name AS ...: a schema statement that
+ * runs a query and copies its rows, which validation never does. */
+static int sql_is_create_as(const char *sql)
+{
+    const char *p = sql;
+    const char *t;
+    size_t n = 0;
+
+    t = sql_token(&p, &n);
+    if (!sql_word(t, n, "create")) {
+        return 0;
+    }
+    t = sql_token(&p, &n);
+    if (sql_word(t, n, "temp") || sql_word(t, n, "temporary")) {
+        t = sql_token(&p, &n);
+    }
+    if (!sql_word(t, n, "table")) {
+        return 0;
+    }
+    t = sql_token(&p, &n);
+    if (sql_word(t, n, "if")) {
+        sql_token(&p, &n); /* not */
+        sql_token(&p, &n); /* exists */
+        t = sql_token(&p, &n);
+    }
+    t = sql_token(&p, &n); /* after the name: "(", ".", or AS */
+    if (t && n == 1 && *t == '.') {
+        sql_token(&p, &n); /* the name after its schema */
+        t = sql_token(&p, &n);
+    }
+    return sql_word(t, n, "as");
 }
 
 static void sql_run_schema(sqlite3_stmt *stmt)
@@ -238,7 +336,7 @@ int dm_validate_sql(const char *text, size_t len, struct dm_error *err)
     char *copy = NULL;
     char *p;
     char *end;
-    int progress = 0;
+    struct sql_budget progress = {0, 0};
     int stubs = 0;
     int rc = 0;
 
@@ -260,6 +358,10 @@ int dm_validate_sql(const char *text, size_t len, struct dm_error *err)
     }
     memcpy(copy, text, len);
     copy[len] = '\0';
+    /* Process-wide and idempotent: however many checks run at once, SQLite's heap stays capped. */
+    if (sqlite3_hard_heap_limit64(-1) == 0 || sqlite3_hard_heap_limit64(-1) > SQL_HEAP_MAX) {
+        sqlite3_hard_heap_limit64(SQL_HEAP_MAX);
+    }
     if (sqlite3_open_v2(":memory:", &db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
@@ -269,6 +371,11 @@ int dm_validate_sql(const char *text, size_t len, struct dm_error *err)
     }
     sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
     sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+    sqlite3_limit(db, SQLITE_LIMIT_LENGTH, SQL_VALUE_MAX);
+    sqlite3_limit(db, SQLITE_LIMIT_EXPR_DEPTH, SQL_EXPR_DEPTH);
+    sqlite3_limit(db, SQLITE_LIMIT_VDBE_OP, SQL_VDBE_OPS);
+    sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
+    progress.deadline_ms = sql_now_ms() + SQL_DEADLINE_MS;
     sqlite3_progress_handler(db, 1000, on_sql_progress, &progress);
 
     p = copy;
@@ -280,6 +387,14 @@ int dm_validate_sql(const char *text, size_t len, struct dm_error *err)
         int prc = sqlite3_prepare_v2(db, p, (int)(end - p) + 1, &stmt, &tail);
 
         if (prc == SQLITE_OK) {
+            if (stmt && sql_is_create_as(sqlite3_sql(stmt))) {
+                sqlite3_finalize(stmt);
+                rc = sql_fail(err, copy, p, end, -1,
+                              "CREATE TABLE ... AS copies the rows of a query: a migration is "
+                              "checked by applying its schema only; create the table with its "
+                              "columns, then fill it");
+                goto out;
+            }
             if (stmt && sql_is_schema(sqlite3_sql(stmt))) {
                 sql_run_schema(stmt);
             }

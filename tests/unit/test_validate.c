@@ -149,13 +149,27 @@ Test(validate_sql, embedded_nul_fails)
     cr_assert(strstr(err.msg, "line 2") && strstr(err.msg, "NUL"), "%s", err.msg);
 }
 
-Test(validate_sql, runaway_schema_statement_is_bounded)
+Test(validate_sql, statements_that_copy_rows_are_refused_not_run)
 {
     struct dm_error err;
-    /* A recursive CTE inside a CREATE TABLE AS would run for ever if executed unbounded. */
-    const char *m = "CREATE TABLE big AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
-                    "FROM c) SELECT x FROM c;\nSELECT 1;\n";
-    cr_assert_eq(sql(m, &err), 0, "%s", err.msg);
+    /* Executed, each would run for ever or allocate gigabytes on the checking thread. */
+    const char *bad[] = {
+        "CREATE TABLE big AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+        "SELECT x FROM c;\n",
+        "CREATE TABLE t AS SELECT randomblob(900000000), randomblob(900000000);\n",
+        "-- fill\nCREATE TABLE IF NOT EXISTS \"main\".\"t\" /* x */ AS SELECT 1;\n",
+        "create temporary table [t] as values (1);\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(sql(bad[i], &err), DM_ERR_INVALID, "%zu", i);
+        cr_assert(strstr(err.msg, "CREATE TABLE ... AS copies the rows of a query"), "%s", err.msg);
+    }
+    cr_assert(strstr(err.msg, "line 1") != NULL, "%s", err.msg);
+    /* A table, a view and an index named "as" are schema. */
+    cr_assert_eq(sql("CREATE TABLE t (x INTEGER);\nCREATE VIEW v AS SELECT x FROM t;\n"
+                     "CREATE TABLE \"as\" (y);\nCREATE INDEX i ON t(x);\n",
+                     &err),
+                 0, "%s", err.msg);
 }
 
 Test(validate_json, valid_and_invalid)

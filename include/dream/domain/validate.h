@@ -50,11 +50,14 @@ const char *dm_validate_esbuild_loader(const char *path);
  * Schema statements (CREATE, ALTER, DROP) that prepare cleanly are also executed in that
  * database, so later statements of the same file that use the tables, columns and indexes they
  * create resolve as they would in a real migration. Nothing else is executed (no INSERT,
- * ATTACH, PRAGMA); execution is bounded by a progress handler, and runtime errors of those
- * statements are ignored (they are not syntax). A statement whose only problem is a reference
- * to a schema object the file does not create ("no such table", "no such column", "no such
- * index", "no such view", "no such trigger", "no such module", "table ... has no column named")
- * passes: it may exist in the target database. Every other prepare error fails.
+ * ATTACH, PRAGMA), and no statement that copies the rows of a query (CREATE TABLE ... AS
+ * SELECT fails the file). Execution is capped in values (1 MiB), expression depth, program
+ * size, SQLite's heap (64 MiB, process-wide) and time (2 s per file, and a progress-step
+ * limit); runtime errors of those statements are ignored (they are not syntax). A statement whose
+ * only problem is a reference to a schema object the file does not create ("no such table", "no
+ * such column", "no such index", "no such view", "no such trigger", "no such module", "table ...
+ * has no column named") passes: it may exist in the target database. Every other prepare error
+ * fails.
  *
  * Returns 0 when every statement is valid (an empty or comment-only file is valid here; see the
  * warnings). On the first failure returns DM_ERR_INVALID with err->msg
