@@ -1,0 +1,107 @@
+/*
+ * Hardening end to end (issue 14): model output that would take a replica down fails its own job
+ * and the replica goes on serving. The real dreamd against a real redis-server, the fake
+ * OpenRouter (scripted to answer a hostile migration), the fake GitHub and a bare repository.
+ */
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "dme2e.h"
+
+static struct dmt_world world;
+
+static void setup(void)
+{
+    dmt_world_start(&world, NULL);
+}
+
+static void teardown(void)
+{
+    dmt_world_stop(&world);
+}
+
+TestSuite(hardening, .init = setup, .fini = teardown, .timeout = 240);
+
+#if defined(__SANITIZE_ADDRESS__)
+#define DMT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DMT_ASAN 1
+#endif
+#endif
+
+/* Starts a replica whose memory is capped: under AddressSanitizer (which reserves terabytes of
+ * address space, so `ulimit -v` cannot apply) by ASan's own hard RSS limit, else by
+ * RLIMIT_AS (`prlimit`, the `ulimit -v` of a running process). Past the cap the replica dies. */
+static void capped_replica(struct dmt_replica *rep, unsigned mib)
+{
+#ifdef DMT_ASAN
+    const char *old = getenv("ASAN_OPTIONS");
+    char *saved = old ? strdup(old) : NULL;
+    char opts[512];
+    snprintf(opts, sizeof(opts), "%s%shard_rss_limit_mb=%u", old ? old : "", old ? ":" : "", mib);
+    setenv("ASAN_OPTIONS", opts, 1);
+    dmt_world_replica(&world, rep, "capped", NULL);
+    if (saved) {
+        setenv("ASAN_OPTIONS", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("ASAN_OPTIONS");
+    }
+#else
+    char cmd[128];
+    dmt_world_replica(&world, rep, "capped", NULL);
+    snprintf(cmd, sizeof(cmd), "prlimit --pid %d --as=%llu", (int)rep->pid,
+             (unsigned long long)mib << 20);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+#endif
+}
+
+static void submit(const char *id, const char *spec)
+{
+    char *job = dmt_world_job(id, spec, "builder", 200000, 5.0);
+    redisReply *r = redisCommand(world.rc, "XADD dream:jobs * type build job %s", job);
+    cr_assert(r && r->type == REDIS_REPLY_STRING, "XADD");
+    freeReplyObject(r);
+    free(job);
+}
+
+/* `CREATE TABLE t AS SELECT randomblob(900000000), ...` run by a validator would allocate
+ * gigabytes on the replica; redelivered, it would kill every replica in turn. It must fail its
+ * job as that job's error, and the same replica must serve the next job. */
+Test(hardening, a_migration_that_copies_rows_fails_its_job_and_the_replica_serves_the_next)
+{
+    static const char spec[] = "# Blob Farm\n\nStore blobs.\n\n## Database\n- blobs table\n";
+    struct dmt_replica rep;
+    char *err;
+    char *status;
+
+    dmt_fakeor_script(&world.llm,
+                      "[{\"match\": \"migrations/\", \"behaviour\": \"reply\", \"content\": "
+                      "\"CREATE TABLE blobs AS SELECT randomblob(900000000) AS a, "
+                      "randomblob(900000000) AS b;\\n\"}]");
+    capped_replica(&rep, 512);
+    submit("h-blob", spec);
+    cr_assert(dmt_world_wait_status(&world, "h-blob", "failed,dead_lettered,complete", 90000),
+              "the job ended");
+    status = dmt_world_hget(&world, "h-blob", "status");
+    cr_assert_str_eq(status, "failed", "the job failed as its own error, not a dead replica");
+    err = dmt_world_hget(&world, "h-blob", "error");
+    cr_assert_not_null(strstr(err, "migrations/"), "names the file: %s", err);
+    cr_assert_not_null(strstr(err, "CREATE TABLE ... AS copies the rows of a query"), "%s", err);
+    free(err);
+    free(status);
+    cr_assert_eq(kill(rep.pid, 0), 0, "the replica is still alive");
+
+    /* The same replica serves the next job. */
+    dmt_fakeor_script(&world.llm, "[]");
+    submit("h-next", NULL);
+    cr_assert(dmt_world_wait_status(&world, "h-next", "complete", 90000), "next job completes");
+    cr_assert_eq(kill(rep.pid, 0), 0);
+    cr_assert_eq(dmt_replica_stop(&rep, 10000), 0, "exits cleanly");
+}
