@@ -14,6 +14,7 @@
 #include "dream/stages/stages_test.h"
 
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -82,6 +83,11 @@ int main(int argc, char **argv)
     dm_log_parse_level(cfg->log_level, &level);
     dm_log_set_level(level);
 
+    /* Secrets live in this process's memory: no core dump, no ptrace by other users' tools,
+     * no /proc/<pid>/mem for anyone but root. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        dm_warn("main", NULL, "cannot make the process non-dumpable");
+    }
     memset(&app, 0, sizeof(app));
     if (dm_metrics_new(&app.metrics)) {
         fprintf(stderr, "dreamd: out of memory\n");

@@ -3,6 +3,7 @@
  * See include/dream/core/config.h. Pure; called once at start-up on the main thread.
  */
 #include "dream/core/config.h"
+#include "dream/core/secret.h"
 #include "dream/core/error.h"
 #include "dream/core/log.h"
 
@@ -295,6 +296,7 @@ static char *read_secret_file(const char *path, char *why, size_t whylen)
     n = fread(buf, 1, 65536, f);
     if (n == 65536 && fgetc(f) != EOF) {
         fclose(f);
+        dm_secret_wipe(buf, n);
         free(buf);
         snprintf(why, whylen, "file '%s' is larger than 64 KiB", path);
         return NULL;
@@ -458,7 +460,7 @@ int dm_config_load(struct dm_config **out, enum dm_config_action *action, int ar
                     continue;
                 }
                 apply(c, s, secret, &p);
-                free(secret);
+                dm_secret_free(secret);
                 continue;
             }
         }
@@ -556,7 +558,7 @@ void dm_redis_addr_clear(struct dm_redis_addr *a)
 {
     free(a->host);
     free(a->unix_path);
-    free(a->password);
+    dm_secret_free(a->password);
     free(a->username);
     memset(a, 0, sizeof(*a));
 }
@@ -685,7 +687,13 @@ void dm_config_free(struct dm_config *c)
     }
     for (size_t i = 0; i < NSETTINGS; i++) {
         if (settings[i].kind == K_STR) {
-            free(*str_at(c, &settings[i]));
+            char *v = *str_at(c, &settings[i]);
+            /* The URL holds Redis's password; secrets are secrets. */
+            if (settings[i].secret || settings[i].off == offsetof(struct dm_config, redis_url)) {
+                dm_secret_free(v);
+            } else {
+                free(v);
+            }
         }
     }
     dm_redis_addr_clear(&c->redis);

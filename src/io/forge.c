@@ -9,6 +9,7 @@
  * re-arms the timer for the earliest pending one. Loop thread only.
  */
 #include "dream/io/forge.h"
+#include "dream/core/secret.h"
 
 #include "dream/core/buf.h"
 #include "dream/core/log.h"
@@ -151,7 +152,7 @@ static void on_timer_closed(uv_handle_t *h)
     free(f->api);
     if (f->auth_header) {
         memset(f->auth_header, 0, strlen(f->auth_header));
-        free(f->auth_header);
+        dm_secret_free(f->auth_header);
     }
     free(f);
     if (done) {

@@ -7,6 +7,7 @@
  * fire exactly once. Loop thread only.
  */
 #include "dream/io/llm.h"
+#include "dream/core/secret.h"
 #include "dream/domain/budget.h"
 #include "dream/core/log.h"
 #include "dream/domain/sse.h"
@@ -150,25 +151,13 @@ out:
     return 0;
 }
 
-static void free_secret(char *s)
-{
-    if (s) {
-        /* The key should not linger in freed heap memory. */
-        volatile char *p = s;
-        while (*p) {
-            *p++ = 0;
-        }
-        free(s);
-    }
-}
-
 void dm_llm_free(struct dm_llm *llm)
 {
     if (!llm) {
         return;
     }
     free(llm->url);
-    free_secret(llm->auth_header);
+    dm_secret_free(llm->auth_header);
     free(llm->referer_header);
     free(llm->title_header);
     free(llm);
