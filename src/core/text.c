@@ -333,3 +333,20 @@ int dm_text_put_fenced(struct dm_buf *b, size_t fence, const char *info, const c
     }
     return rc;
 }
+
+void dm_text_line_col(const char *text, size_t off, unsigned *line, unsigned *col)
+{
+    unsigned l = 1;
+    size_t last_nl = 0;
+    int seen = 0;
+
+    for (size_t i = 0; i < off; i++) {
+        if (text[i] == '\n') {
+            l++;
+            last_nl = i;
+            seen = 1;
+        }
+    }
+    *line = l;
+    *col = (unsigned)(seen ? off - last_nl : off + 1);
+}

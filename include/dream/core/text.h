@@ -66,6 +66,9 @@ int dm_text_put_cut(struct dm_buf *b, const char *s, size_t len, size_t max);
  */
 char *dm_text_clean_line(const char *s, size_t max);
 
+/* The 1-based line and column (in bytes) of offset off in text. */
+void dm_text_line_col(const char *text, size_t off, unsigned *line, unsigned *col);
+
 /* 1 when s starts (ends) with prefix (suffix), byte for byte. */
 int dm_text_starts_with(const char *s, const char *prefix);
 int dm_text_ends_with(const char *s, const char *suffix);
