@@ -1,9 +1,8 @@
 /*
- * validate: syntax checks of generated SQL and JSON, the choice of the external TS/JS check, and
- * the advisory warnings for the PR body (see include/dream/domain/validate.h).
+ * validate: the choice of check per file, the JSON check, and the advisory warnings for the PR
+ * body (see include/dream/domain/validate.h); the SQL check is validate_sql.c.
  *
- * Owns nothing beyond one call: each SQL check opens and closes its own in-memory SQLite
- * database; patterns are compiled per call. Pure; any thread.
+ * Owns nothing beyond one call: patterns are compiled per call. Pure; any thread.
  */
 #include "dream/domain/validate.h"
 #include "dream/core/text.h"
