@@ -351,3 +351,65 @@ int dm_editguard_spec_allows_removal(const struct dm_spec *spec)
            list_has_removal(&spec->api_routes) || list_has_removal(&spec->db_changes) ||
            list_has_removal(&spec->ui_components);
 }
+
+int dm_editguard_flag(struct dm_findings *found, const char *path, const char *base,
+                      size_t base_len, const char *edited, size_t edited_len,
+                      unsigned max_removed_pct, struct dm_error *err)
+{
+    struct dm_error why;
+    struct dm_finding *it;
+    const char *m;
+    size_t o = 0;
+    int rc = dm_editguard_check(path, base, base_len, edited, edited_len, max_removed_pct, &why);
+
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc != DM_ERR_INVALID && rc != DM_ERR_UNSAFE) {
+        return dm_error_set(err, rc, "%s", why.msg);
+    }
+    found->count[DM_FINDING_DESTRUCTIVE]++;
+    if ((int)DM_SEVERITY_HIGH > found->max_severity) {
+        found->max_severity = (int)DM_SEVERITY_HIGH;
+    }
+    if (found->len >= DM_SAFETY_FINDINGS_MAX) {
+        found->dropped++;
+        return 0;
+    }
+    if (found->len == found->cap) {
+        size_t cap = found->cap ? found->cap * 2 : 8;
+        struct dm_finding *items = realloc(found->items, cap * sizeof(*items));
+        if (!items) {
+            return dm_error_set(err, DM_ERR_NOMEM, "edit guard: out of memory");
+        }
+        found->items = items;
+        found->cap = cap;
+    }
+    it = &found->items[found->len];
+    memset(it, 0, sizeof(*it));
+    it->path = strdup(path ? path : "");
+    if (!it->path) {
+        return dm_error_set(err, DM_ERR_NOMEM, "edit guard: out of memory");
+    }
+    it->kind = DM_FINDING_DESTRUCTIVE;
+    it->severity = DM_SEVERITY_HIGH;
+    it->rule = rc == DM_ERR_UNSAFE ? "manifest-edit" : "edit-removes";
+    it->line = 1;
+    /* The message after "edit of <path> ": what was dropped, printable ASCII only. */
+    m = why.msg;
+    if (path && strncmp(m, "edit of ", 8) == 0 && strncmp(m + 8, path, strlen(path)) == 0) {
+        m += 8 + strlen(path);
+        m += *m == ' ';
+    }
+    for (; *m && o + 4 < DM_SAFETY_EXCERPT_MAX - 1 && o < 60; m++) {
+        unsigned char c = (unsigned char)*m;
+        it->excerpt[o++] = c >= 0x20 && c < 0x7f ? (char)c : ' ';
+    }
+    if (*m) {
+        memcpy(it->excerpt + o, DM_TEXT_ELLIPSIS, strlen(DM_TEXT_ELLIPSIS));
+        o += strlen(DM_TEXT_ELLIPSIS);
+    }
+    it->excerpt[o] = '\0';
+    found->len++;
+    return 0;
+}

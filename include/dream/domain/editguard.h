@@ -25,6 +25,7 @@
 #include <stddef.h>
 
 #include "dream/core/error.h"
+#include "dream/domain/safety.h"
 #include "dream/domain/spec.h"
 
 #define DM_EDITGUARD_MAX_REMOVED_PCT 20 /* default share of non-blank base lines that may go */
@@ -51,6 +52,17 @@ int dm_editguard_path_allowed(const char *path, struct dm_error *err);
  */
 int dm_editguard_check(const char *path, const char *base, size_t base_len, const char *edited,
                        size_t edited_len, unsigned max_removed_pct, struct dm_error *err);
+
+/*
+ * For the gate: runs dm_editguard_check() and, when the edit drops something (DM_ERR_INVALID)
+ * or edits a manifest (DM_ERR_UNSAFE), adds one DM_FINDING_DESTRUCTIVE finding to found (rule
+ * "edit-removes" or "manifest-edit", severity high, line 1, the start of the guard's message as
+ * the excerpt), so that the gate parks the job for approval like any destructive change.
+ * Returns 0 (finding added or not needed) or DM_ERR_NOMEM. Pure.
+ */
+int dm_editguard_flag(struct dm_findings *found, const char *path, const char *base,
+                      size_t base_len, const char *edited, size_t edited_len,
+                      unsigned max_removed_pct, struct dm_error *err);
 
 /*
  * The rule for "the spec asks for a removal": the spec's title, overview, preamble or any item
