@@ -644,13 +644,19 @@ static int existing_line(struct dm_buf *line, const struct dm_repo_text *t)
         return rc;
     }
     if (e.n_names || e.n_routes) {
+        int cut = 0;
         rc = dm_buf_printf(line, "- `%s`:", t->path);
-        for (size_t i = 0; !rc && i < e.n_names; i++) {
+        for (size_t i = 0; !rc && !cut && i < e.n_names; i++) {
             rc = dm_buf_printf(line, "%s%s", i ? ", " : " exports ", e.names[i]);
+            cut = line->len > DM_PROMPT_EXISTING_LINE && i + 1 < e.n_names;
         }
-        for (size_t i = 0; !rc && i < e.n_routes; i++) {
+        for (size_t i = 0; !rc && !cut && i < e.n_routes; i++) {
             rc = dm_buf_printf(line, "%s%s", i ? ", " : (e.n_names ? "; routes " : " routes "),
                                e.routes[i]);
+            cut = line->len > DM_PROMPT_EXISTING_LINE && i + 1 < e.n_routes;
+        }
+        if (!rc && cut) {
+            rc = dm_buf_printf(line, ", %s", ellipsis);
         }
         if (!rc) {
             rc = dm_buf_puts(line, "\n");
@@ -671,6 +677,7 @@ static int put_existing(struct dm_buf *b, const struct dm_repo *repo, const stru
     struct dm_buf line;
     int rc = 0;
     int any = 0;
+    int more = 0;
     const char *firsts[2] = {repo->stack.entry, repo->stack.barrel};
 
     for (int k = 0; k < 2; k++) {
@@ -679,13 +686,18 @@ static int put_existing(struct dm_buf *b, const struct dm_repo *repo, const stru
             order[n++] = t;
         }
     }
-    for (size_t i = 0; i < repo->n_files && n < DM_PROMPT_EXISTING_FILES; i++) {
+    for (size_t i = 0; i < repo->n_files; i++) {
         const struct dm_repo_text *t = &repo->files[i];
         int dup = 0;
         for (size_t k = 0; k < n; k++) {
             dup |= order[k] == t;
         }
-        if (!dup && worth_listing(repo, plan, t)) {
+        if (!dup && worth_listing(repo, plan, t) && strcmp(t->path, self->path) != 0 &&
+            dm_exports_path_is_script(t->path)) {
+            if (n == DM_PROMPT_EXISTING_FILES) {
+                more = 1;
+                break;
+            }
             order[n++] = t;
         }
     }
@@ -702,7 +714,7 @@ static int put_existing(struct dm_buf *b, const struct dm_repo *repo, const stru
             continue;
         }
         if (bytes + line.len > DM_PROMPT_EXISTING_BYTES) {
-            rc = dm_buf_printf(b, "- %s and more\n", ellipsis);
+            more = 1;
             break;
         }
         if (!any) {
@@ -714,6 +726,9 @@ static int put_existing(struct dm_buf *b, const struct dm_repo *repo, const stru
             rc = dm_buf_append(b, line.data, line.len);
             bytes += line.len;
         }
+    }
+    if (!rc && any && more) {
+        rc = dm_buf_printf(b, "- %s and more\n", ellipsis);
     }
     dm_buf_free(&line);
     return rc;

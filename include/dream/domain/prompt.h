@@ -56,8 +56,9 @@
  *            "- `<path>`: exports a, b; routes GET /x, ROUTE /y\n" for the entry, the barrel,
  *            then every read TS/JS file in the folder of the entry or of a plan item (not the
  *            item itself), with at least one export or route; at most
- *            DM_PROMPT_EXISTING_FILES files and DM_PROMPT_EXISTING_BYTES bytes. Only with a
- *            base.
+ *            DM_PROMPT_EXISTING_FILES files and DM_PROMPT_EXISTING_BYTES bytes (then
+ *            "- … and more\n"), a line cut after DM_PROMPT_EXISTING_LINE bytes (", …"). Only
+ *            with a base.
  *   A listed item is "- <text, first 300 chars>" followed by its context (first 300 chars)
  *   indented two spaces under it. Cut text ends in "…". Empty lists are left out.
  *   The item's own context is found as the first item of its spec list (route: API, component:
@@ -95,6 +96,7 @@
 #define DM_PROMPT_CONTRACT_ITEMS 30       /* plan items listed in the contract */
 #define DM_PROMPT_EXISTING_FILES 24       /* existing files whose exports are listed */
 #define DM_PROMPT_EXISTING_BYTES 6000     /* bytes of the existing files' section */
+#define DM_PROMPT_EXISTING_LINE 600       /* bytes of one existing file's line (then ", …") */
 #define DM_PROMPT_EDIT_MAX (256 * 1024)   /* bytes of a base file carried by an edit */
 
 enum dm_prompt_part {
