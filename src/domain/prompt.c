@@ -6,6 +6,8 @@
 #include "dream/domain/prompt.h"
 #include "dream/core/buf.h"
 #include "dream/core/text.h"
+#include "dream/domain/editguard.h"
+#include "dream/domain/exports.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,61 +16,173 @@
 #include <sys/stat.h>
 
 struct dm_prompts {
-    char *text[DM_PROMPT_PART_COUNT];
+    char *text[DM_PROMPT_STACK_COUNT][DM_PROMPT_PART_COUNT];
 };
 
 static const char *const file_names[DM_PROMPT_PART_COUNT] = {
     "system-route.md", "system-component.md", "system-migration.md", "system-file.md", "stack.md",
-    "rules.md",        "repair.md",
+    "rules.md",        "repair.md",           "system-edit.md",      "system-test.md",
 };
 
-static const char *const defaults[DM_PROMPT_PART_COUNT] = {
-    /* DM_PROMPT_SYSTEM_ROUTE */
-    "You write one HTTP route module: a Hono 4 route handler for Cloudflare Workers, in strict "
-    "TypeScript. Create a Hono app typed with the Workers bindings (for example "
-    "`new Hono<{ Bindings: Env }>()`), register the handlers this route needs, validate every "
-    "request input, answer with JSON and the right HTTP status codes (400 for bad input, 404 "
-    "for missing records), and `export default` the app so it can be mounted with "
-    "`app.route()`. Reach the database through the D1 binding `c.env.DB` with prepared "
-    "statements and bound parameters, never by building SQL from strings.",
-    /* DM_PROMPT_SYSTEM_COMPONENT */
-    "You write one UI component: a React 19 function component in TypeScript (TSX). Declare "
-    "and export an interface for its props, export the component by name and as the default "
-    "export, keep state in hooks, handle loading, empty and error states, and use accessible, "
-    "semantic HTML. No class components and no UI libraries the spec does not name.",
-    /* DM_PROMPT_SYSTEM_MIGRATION */
-    "You write one database migration: SQL for SQLite as run by Cloudflare D1. Use "
-    "`CREATE TABLE IF NOT EXISTS` and `CREATE INDEX IF NOT EXISTS`, explicit column types, "
-    "primary keys, NOT NULL, defaults and foreign keys where they belong. Never drop or "
-    "truncate tables and never delete rows. Only statements SQLite accepts; comments start "
-    "with `--`.",
-    /* DM_PROMPT_SYSTEM_FILE */
-    "You write one source file. Unless its path says otherwise it is strict TypeScript for "
-    "Cloudflare Workers, with explicit types and named exports.",
-    /* DM_PROMPT_STACK */
-    "Target stack: TypeScript (strict) on Cloudflare Workers; HTTP routes with Hono 4; UI "
-    "components with React 19; the database is SQLite on Cloudflare D1, changed through SQL "
-    "migration files in `migrations/`.",
-    /* DM_PROMPT_RULES */
-    "Rules:\n"
-    "- Output only the content of the file: no explanation before or after it and no "
-    "Markdown code fences.\n"
-    "- The file must be valid and self-contained: it must compile or run exactly as written.\n"
-    "- Put all imports first. Import only packages of the target stack and files of this "
-    "change.\n"
-    "- No TODO, FIXME or placeholder code: implement everything the spec asks of this file.\n"
-    "- Write only the file at the target path below; no secrets, credentials or destructive "
-    "operations.",
-    /* DM_PROMPT_REPAIR */
-    "A validator refused the file you wrote for the path below. Fix every problem it reports "
-    "and anything else that is wrong, keep what was right, and do not add features.",
+static const char *const stack_names[DM_PROMPT_STACK_COUNT] = {"hono", "express", "generic"};
+
+/* The parts every stack shares. */
+#define RULES_TEXT                                                                                 \
+    "Rules:\n"                                                                                     \
+    "- Output only the content of the file: no explanation before or after it and no "             \
+    "Markdown code fences.\n"                                                                      \
+    "- The file must be valid and self-contained: it must compile or run exactly as written.\n"    \
+    "- Put all imports first. Import only packages of the target stack and files of this "         \
+    "change.\n"                                                                                    \
+    "- No TODO, FIXME or placeholder code: implement everything the spec asks of this file.\n"     \
+    "- Write only the file at the target path below; no secrets, credentials or destructive "      \
+    "operations."
+#define REPAIR_TEXT                                                                                \
+    "A validator refused the file you wrote for the path below. Fix every problem it reports "     \
+    "and anything else that is wrong, keep what was right, and do not add features."
+#define EDIT_TEXT_END                                                                              \
+    " You are given the file's current content and reply with the whole new file. Keep every "     \
+    "existing import, export, route registration and line the task does not ask to change, in "    \
+    "the same order and style; add only what the task asks. Never remove, rename or reorder "      \
+    "existing code unless the task says so, and import only names the contract or the existing "   \
+    "files below export."
+
+static const char *const defaults[DM_PROMPT_STACK_COUNT][DM_PROMPT_PART_COUNT] = {
+    [DM_PROMPT_STACK_HONO] =
+        {
+            /* DM_PROMPT_SYSTEM_ROUTE */
+            "You write one HTTP route module: a Hono 4 route handler for Cloudflare Workers, in "
+            "strict TypeScript. Create a Hono app typed with the Workers bindings (for example "
+            "`new Hono<{ Bindings: Env }>()`), register the handlers this route needs, validate "
+            "every request input, answer with JSON and the right HTTP status codes (400 for bad "
+            "input, 404 for missing records), and `export default` the app so it can be mounted "
+            "with `app.route()`. Reach the database through the D1 binding `c.env.DB` with "
+            "prepared statements and bound parameters, never by building SQL from strings.",
+            /* DM_PROMPT_SYSTEM_COMPONENT */
+            "You write one UI component: a React 19 function component in TypeScript (TSX). "
+            "Declare and export an interface for its props, export the component by name and as "
+            "the default export, keep state in hooks, handle loading, empty and error states, "
+            "and use accessible, semantic HTML. No class components and no UI libraries the spec "
+            "does not name.",
+            /* DM_PROMPT_SYSTEM_MIGRATION */
+            "You write one database migration: SQL for SQLite as run by Cloudflare D1. Use "
+            "`CREATE TABLE IF NOT EXISTS` and `CREATE INDEX IF NOT EXISTS`, explicit column "
+            "types, primary keys, NOT NULL, defaults and foreign keys where they belong. Never "
+            "drop or truncate tables and never delete rows. Only statements SQLite accepts; "
+            "comments start with `--`.",
+            /* DM_PROMPT_SYSTEM_FILE */
+            "You write one source file. Unless its path says otherwise it is strict TypeScript "
+            "for Cloudflare Workers, with explicit types and named exports.",
+            /* DM_PROMPT_STACK */
+            "Target stack: TypeScript (strict) on Cloudflare Workers; HTTP routes with Hono 4; UI "
+            "components with React 19; the database is SQLite on Cloudflare D1, changed through "
+            "SQL migration files in `migrations/`.",
+            /* DM_PROMPT_RULES */
+            RULES_TEXT,
+            /* DM_PROMPT_REPAIR */
+            REPAIR_TEXT,
+            /* DM_PROMPT_SYSTEM_EDIT */
+            "You edit one existing file of a Hono application: typically its entry, which mounts "
+            "each route module with `app.route('/todos', todos)` after importing its default "
+            "export, or a barrel that re-exports components (`export { TodoList } from "
+            "'./TodoList'`)." EDIT_TEXT_END,
+            /* DM_PROMPT_SYSTEM_TEST */
+            "You write one test file for a module of this change, with the repository's test "
+            "runner (Vitest unless the stack below says otherwise). Exercise the Hono app "
+            "through `app.request()` and check status codes and JSON bodies, including bad "
+            "input; no network, no real database: stub the D1 binding.",
+        },
+    [DM_PROMPT_STACK_EXPRESS] =
+        {
+            /* DM_PROMPT_SYSTEM_ROUTE */
+            "You write one HTTP route module: an Express router. Create it with "
+            "`express.Router()` (TypeScript: `import { Router } from 'express'`), register the "
+            "handlers this resource needs with paths relative to where it is mounted, validate "
+            "every request input, answer with `res.status(...).json(...)` and the right HTTP "
+            "status codes (400 for bad input, 404 for missing records), pass errors to `next`, "
+            "and export the router (the module system the repository uses: `export default "
+            "router` or `module.exports = router`) so the app mounts it with "
+            "`app.use('/todos', router)`. Reach the database through the repository's Knex "
+            "instance with the query builder and bound values, never by building SQL from "
+            "strings.",
+            /* DM_PROMPT_SYSTEM_COMPONENT */
+            "You write one UI component: a React function component (TSX in a TypeScript "
+            "repository, JSX otherwise). Export the component by name and as the default "
+            "export, type its props when the repository uses TypeScript, keep state in hooks, "
+            "handle loading, empty and error states, and use accessible, semantic HTML. No class "
+            "components and no UI libraries the spec does not name.",
+            /* DM_PROMPT_SYSTEM_MIGRATION */
+            "You write one Knex migration: a module exporting `up(knex)` and `down(knex)` "
+            "(async functions returning the schema builder's promise). `up` uses "
+            "`knex.schema.createTable`/`alterTable` with explicit column types, primary keys, "
+            "`notNullable()`, defaults and foreign keys where they belong; `down` undoes exactly "
+            "what `up` did and nothing else. Never touch tables or rows this migration did not "
+            "create.",
+            /* DM_PROMPT_SYSTEM_FILE */
+            "You write one source file of a Node.js application built on Express and Knex, in "
+            "the repository's language (TypeScript or JavaScript) and module system.",
+            /* DM_PROMPT_STACK */
+            "Target stack: Node.js; HTTP routes with Express (one `express.Router` per resource, "
+            "mounted by the app with `app.use`); UI components with React; the database through "
+            "Knex: queries with the query builder, schema changes as Knex migrations in the "
+            "repository's migrations folder.",
+            /* DM_PROMPT_RULES */
+            RULES_TEXT,
+            /* DM_PROMPT_REPAIR */
+            REPAIR_TEXT,
+            /* DM_PROMPT_SYSTEM_EDIT */
+            "You edit one existing file of an Express application: typically the app's entry, "
+            "which mounts each router with `app.use('/todos', todosRouter)` after importing or "
+            "requiring it, or a barrel that re-exports components." EDIT_TEXT_END,
+            /* DM_PROMPT_SYSTEM_TEST */
+            "You write one test file for a module of this change, with the repository's test "
+            "runner (Jest unless the stack below says otherwise). Exercise the Express router "
+            "through a small app (supertest when the repository has it) and check status codes "
+            "and JSON bodies, including bad input; no network, no real database.",
+        },
+    [DM_PROMPT_STACK_GENERIC] =
+        {
+            /* DM_PROMPT_SYSTEM_ROUTE */
+            "You write one HTTP route module in the web framework this repository already uses "
+            "(named below). Follow the conventions of its existing route modules: how handlers "
+            "are registered, exported and mounted. Validate every request input, answer with "
+            "JSON and the right HTTP status codes (400 for bad input, 404 for missing records), "
+            "and reach the database through the repository's own data layer with bound "
+            "parameters, never by building SQL from strings.",
+            /* DM_PROMPT_SYSTEM_COMPONENT */
+            "You write one UI component in the UI library this repository already uses (named "
+            "below), in its language and style. Export it the way the existing components are "
+            "exported, handle loading, empty and error states, and use accessible, semantic "
+            "HTML. No UI libraries the repository and the spec do not name.",
+            /* DM_PROMPT_SYSTEM_MIGRATION */
+            "You write one database migration in the form this repository uses (named below). "
+            "Only add: create tables and indexes if they do not exist, add columns; explicit "
+            "types, primary keys, not-null constraints, defaults and foreign keys where they "
+            "belong. Never drop or truncate tables and never delete rows.",
+            /* DM_PROMPT_SYSTEM_FILE */
+            "You write one source file in the repository's language and module system, "
+            "following the conventions of its existing files.",
+            /* DM_PROMPT_STACK */
+            "Target stack: the one this repository already uses (detected below). Use only its "
+            "framework, UI library, database layer and packages.",
+            /* DM_PROMPT_RULES */
+            RULES_TEXT,
+            /* DM_PROMPT_REPAIR */
+            REPAIR_TEXT,
+            /* DM_PROMPT_SYSTEM_EDIT */
+            "You edit one existing file of this application: typically its entry, which "
+            "registers each route module the way it registers the existing ones, or a barrel "
+            "that re-exports components." EDIT_TEXT_END,
+            /* DM_PROMPT_SYSTEM_TEST */
+            "You write one test file for a module of this change, with the repository's test "
+            "runner (named below). Check status codes and JSON bodies, including bad input; no "
+            "network, no real database.",
+        },
 };
 
 static const char *const task_verbs[] = {
-    "Implement the API route: ",
-    "Implement the UI component: ",
-    "Write the database migration: ",
-    "Write the file: ",
+    "Implement the API route: ", "Implement the UI component: ", "Write the database migration: ",
+    "Write the file: ",          "Edit the existing file: ",     "Write the tests: ",
 };
 
 static const char ellipsis[] = DM_TEXT_ELLIPSIS;
@@ -81,12 +195,54 @@ const char *dm_prompts_file_name(enum dm_prompt_part part)
     return file_names[part];
 }
 
-const char *dm_prompts_text(const struct dm_prompts *set, enum dm_prompt_part part)
+const char *dm_prompt_stack_name(enum dm_prompt_stack stack)
 {
-    if ((unsigned)part >= DM_PROMPT_PART_COUNT) {
+    if ((unsigned)stack >= DM_PROMPT_STACK_COUNT) {
+        return NULL;
+    }
+    return stack_names[stack];
+}
+
+enum dm_prompt_stack dm_prompt_stack_of(const struct dm_repo *repo)
+{
+    const struct dm_stack *st;
+
+    if (!repo) {
+        return DM_PROMPT_STACK_HONO;
+    }
+    st = &repo->stack;
+    switch (st->http) {
+    case DM_REPO_HTTP_HONO:
+        return DM_PROMPT_STACK_HONO;
+    case DM_REPO_HTTP_EXPRESS:
+        return DM_PROMPT_STACK_EXPRESS;
+    case DM_REPO_HTTP_NONE:
+        break;
+    default:
+        return DM_PROMPT_STACK_GENERIC;
+    }
+    if (st->db == DM_REPO_DB_KNEX) {
+        return DM_PROMPT_STACK_EXPRESS;
+    }
+    if ((st->ui != DM_REPO_UI_NONE && st->ui != DM_REPO_UI_REACT) ||
+        (st->db != DM_REPO_DB_NONE && st->db != DM_REPO_DB_SQL)) {
+        return DM_PROMPT_STACK_GENERIC;
+    }
+    return DM_PROMPT_STACK_HONO;
+}
+
+const char *dm_prompts_stack_text(const struct dm_prompts *set, enum dm_prompt_stack stack,
+                                  enum dm_prompt_part part)
+{
+    if ((unsigned)part >= DM_PROMPT_PART_COUNT || (unsigned)stack >= DM_PROMPT_STACK_COUNT) {
         return "";
     }
-    return set ? set->text[part] : defaults[part];
+    return set ? set->text[stack][part] : defaults[stack][part];
+}
+
+const char *dm_prompts_text(const struct dm_prompts *set, enum dm_prompt_part part)
+{
+    return dm_prompts_stack_text(set, DM_PROMPT_STACK_HONO, part);
 }
 
 void dm_prompts_free(struct dm_prompts *set)
@@ -94,8 +250,10 @@ void dm_prompts_free(struct dm_prompts *set)
     if (!set) {
         return;
     }
-    for (int i = 0; i < DM_PROMPT_PART_COUNT; i++) {
-        free(set->text[i]);
+    for (int s = 0; s < DM_PROMPT_STACK_COUNT; s++) {
+        for (int i = 0; i < DM_PROMPT_PART_COUNT; i++) {
+            free(set->text[s][i]);
+        }
     }
     free(set);
 }
@@ -178,18 +336,31 @@ int dm_prompts_load_dir(struct dm_prompts **out, const char *dir, struct dm_erro
         goto out;
     }
     for (int i = 0; i < DM_PROMPT_PART_COUNT; i++) {
-        char *text = NULL;
+        char *common = NULL;
         dm_buf_reset(&path);
         rc = dm_buf_printf(&path, "%s/%s", dir, file_names[i]);
         if (!rc) {
-            rc = read_part(&text, path.data, file_names[i], err);
+            rc = read_part(&common, path.data, file_names[i], err);
         }
+        for (int s = 0; !rc && s < DM_PROMPT_STACK_COUNT; s++) {
+            char *text = NULL;
+            char name[64];
+            snprintf(name, sizeof(name), "%s/%s", stack_names[s], file_names[i]);
+            dm_buf_reset(&path);
+            rc = dm_buf_printf(&path, "%s/%s", dir, name);
+            if (!rc) {
+                rc = read_part(&text, path.data, name, err);
+            }
+            if (rc) {
+                break;
+            }
+            set->text[s][i] = text ? text : strdup(common ? common : defaults[s][i]);
+            if (!set->text[s][i]) {
+                rc = DM_ERR_NOMEM;
+            }
+        }
+        free(common);
         if (rc) {
-            goto out;
-        }
-        set->text[i] = text ? text : strdup(defaults[i]);
-        if (!set->text[i]) {
-            rc = DM_ERR_NOMEM;
             goto out;
         }
     }
@@ -213,6 +384,10 @@ enum dm_prompt_kind dm_prompt_kind_of(const struct dm_plan_item *item)
         return DM_PROMPT_KIND_COMPONENT;
     case DM_PLAN_KIND_MIGRATION:
         return DM_PROMPT_KIND_MIGRATION;
+    case DM_PLAN_KIND_EDIT:
+        return DM_PROMPT_KIND_EDIT;
+    case DM_PLAN_KIND_TEST:
+        return DM_PROMPT_KIND_TEST;
     default:
         break;
     }
@@ -325,19 +500,59 @@ static int put_part(struct dm_buf *b, const char *text)
     return rc;
 }
 
+/* "This repository: <stack>; entry <x>; routes in <dir>; ..." from what the base showed. */
+static int put_detected(struct dm_buf *b, const struct dm_repo *repo)
+{
+    const struct dm_stack *st = &repo->stack;
+    char *desc = dm_stack_describe(st);
+    int rc;
+
+    if (!desc) {
+        return DM_ERR_NOMEM;
+    }
+    rc = dm_buf_printf(b, "%sThis repository: %s", b->len ? "\n\n" : "", desc);
+    free(desc);
+    if (!rc && st->entry) {
+        rc = dm_buf_printf(b, "; app entry `%s`", st->entry);
+    }
+    if (!rc && st->routes_dir) {
+        rc = dm_buf_printf(b, "; routes in `%s`", st->routes_dir);
+    }
+    if (!rc && st->components_dir) {
+        rc = dm_buf_printf(b, "; components in `%s`", st->components_dir);
+    }
+    if (!rc && st->barrel) {
+        rc = dm_buf_printf(b, " (re-exported by `%s`)", st->barrel);
+    }
+    if (!rc && st->migrations_dir) {
+        rc = dm_buf_printf(b, "; migrations in `%s`", st->migrations_dir);
+    }
+    if (!rc && st->tests_dir) {
+        rc = dm_buf_printf(b, "; tests in `%s`", st->tests_dir);
+    }
+    if (!rc) {
+        rc = dm_buf_puts(b, ".");
+    }
+    return rc;
+}
+
 static int build_system(struct dm_buf *b, const struct dm_prompts *set, enum dm_prompt_kind kind,
-                        const char *path)
+                        const char *path, const struct dm_repo *repo)
 {
     static const enum dm_prompt_part system_part[] = {
         DM_PROMPT_SYSTEM_ROUTE, DM_PROMPT_SYSTEM_COMPONENT, DM_PROMPT_SYSTEM_MIGRATION,
-        DM_PROMPT_SYSTEM_FILE};
-    int rc = put_part(b, dm_prompts_text(set, system_part[kind]));
+        DM_PROMPT_SYSTEM_FILE,  DM_PROMPT_SYSTEM_EDIT,      DM_PROMPT_SYSTEM_TEST};
+    enum dm_prompt_stack stack = dm_prompt_stack_of(repo);
+    int rc = put_part(b, dm_prompts_stack_text(set, stack, system_part[kind]));
 
     if (!rc) {
-        rc = put_part(b, dm_prompts_text(set, DM_PROMPT_STACK));
+        rc = put_part(b, dm_prompts_stack_text(set, stack, DM_PROMPT_STACK));
+    }
+    if (!rc && repo) {
+        rc = put_detected(b, repo);
     }
     if (!rc) {
-        rc = put_part(b, dm_prompts_text(set, DM_PROMPT_RULES));
+        rc = put_part(b, dm_prompts_stack_text(set, stack, DM_PROMPT_RULES));
     }
     if (!rc) {
         rc = dm_buf_printf(b, "%sTarget path: `%s`", b->len ? "\n\n" : "", path);
@@ -345,8 +560,183 @@ static int build_system(struct dm_buf *b, const struct dm_prompts *set, enum dm_
     return rc;
 }
 
+/* The contract: every plan item with exports or usage. */
+static int put_contract(struct dm_buf *b, const struct dm_plan *plan,
+                        const struct dm_plan_item *self)
+{
+    size_t listed = 0;
+    int rc = 0;
+
+    for (size_t i = 0; !rc && i < plan->count; i++) {
+        const struct dm_plan_item *it = &plan->items[i];
+        if (!it->exports && !it->usage) {
+            continue;
+        }
+        if (listed == DM_PROMPT_CONTRACT_ITEMS) {
+            rc = dm_buf_printf(b, "- %s and more\n", ellipsis);
+            break;
+        }
+        if (!listed) {
+            rc = dm_buf_puts(b, "\nContract of this change (names and paths every file must "
+                                "agree on):\n");
+        }
+        listed++;
+        if (!rc) {
+            rc = dm_buf_printf(b, "- `%s` (%s%s)", it->path, dm_plan_kind_name(it->kind),
+                               it == self ? ", this file" : "");
+        }
+        if (!rc && it->exports) {
+            rc = dm_buf_puts(b, ": exports ");
+            if (!rc) {
+                rc = put_chars(b, it->exports, DM_PROMPT_ITEM_CHARS);
+            }
+        }
+        if (!rc && it->usage) {
+            rc = dm_buf_puts(b, it->exports ? "; " : ": ");
+            if (!rc) {
+                rc = put_chars(b, it->usage, DM_PROMPT_ITEM_CHARS);
+            }
+        }
+        if (!rc) {
+            rc = dm_buf_puts(b, "\n");
+        }
+    }
+    return rc;
+}
+
+/* 1 when path's folder is dir's folder ("src/a.ts" and "src/routes/x.ts" differ). */
+static int same_folder(const char *path, const char *other)
+{
+    const char *a = strrchr(path, '/');
+    const char *b = strrchr(other, '/');
+    size_t na = a ? (size_t)(a - path) : 0;
+    size_t nb = b ? (size_t)(b - other) : 0;
+    return na == nb && memcmp(path, other, na) == 0;
+}
+
+static int worth_listing(const struct dm_repo *repo, const struct dm_plan *plan,
+                         const struct dm_repo_text *t)
+{
+    if (repo->stack.entry &&
+        (strcmp(t->path, repo->stack.entry) == 0 || same_folder(t->path, repo->stack.entry))) {
+        return 1;
+    }
+    if (repo->stack.barrel && strcmp(t->path, repo->stack.barrel) == 0) {
+        return 1;
+    }
+    for (size_t i = 0; i < plan->count; i++) {
+        if (plan->items[i].kind != DM_PLAN_KIND_SPEC && same_folder(t->path, plan->items[i].path)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* One existing file's line "- `<path>`: exports a, b; routes GET /x\n" into line ("" when it
+ * has neither). */
+static int existing_line(struct dm_buf *line, const struct dm_repo_text *t)
+{
+    struct dm_exports e;
+    struct dm_error err;
+    int rc = dm_exports_read(&e, t->content, t->len, &err);
+
+    if (rc) {
+        return rc;
+    }
+    if (e.n_names || e.n_routes) {
+        int cut = 0;
+        rc = dm_buf_printf(line, "- `%s`:", t->path);
+        for (size_t i = 0; !rc && !cut && i < e.n_names; i++) {
+            rc = dm_buf_printf(line, "%s%s", i ? ", " : " exports ", e.names[i]);
+            cut = line->len > DM_PROMPT_EXISTING_LINE && i + 1 < e.n_names;
+        }
+        for (size_t i = 0; !rc && !cut && i < e.n_routes; i++) {
+            rc = dm_buf_printf(line, "%s%s", i ? ", " : (e.n_names ? "; routes " : " routes "),
+                               e.routes[i]);
+            cut = line->len > DM_PROMPT_EXISTING_LINE && i + 1 < e.n_routes;
+        }
+        if (!rc && cut) {
+            rc = dm_buf_printf(line, ", %s", ellipsis);
+        }
+        if (!rc) {
+            rc = dm_buf_puts(line, "\n");
+        }
+    }
+    dm_exports_clear(&e);
+    return rc;
+}
+
+/* The existing files' exports: the entry, the barrel, then the read files in the folders the
+ * change touches (see prompt.h). */
+static int put_existing(struct dm_buf *b, const struct dm_repo *repo, const struct dm_plan *plan,
+                        const struct dm_plan_item *self)
+{
+    const struct dm_repo_text *order[DM_PROMPT_EXISTING_FILES];
+    size_t n = 0;
+    size_t bytes = 0;
+    struct dm_buf line;
+    int rc = 0;
+    int any = 0;
+    int more = 0;
+    const char *firsts[2] = {repo->stack.entry, repo->stack.barrel};
+
+    for (int k = 0; k < 2; k++) {
+        const struct dm_repo_text *t = firsts[k] ? dm_repo_find(repo, firsts[k]) : NULL;
+        if (t && n < DM_PROMPT_EXISTING_FILES && (n == 0 || order[0] != t)) {
+            order[n++] = t;
+        }
+    }
+    for (size_t i = 0; i < repo->n_files; i++) {
+        const struct dm_repo_text *t = &repo->files[i];
+        int dup = 0;
+        for (size_t k = 0; k < n; k++) {
+            dup |= order[k] == t;
+        }
+        if (!dup && worth_listing(repo, plan, t) && strcmp(t->path, self->path) != 0 &&
+            dm_exports_path_is_script(t->path)) {
+            if (n == DM_PROMPT_EXISTING_FILES) {
+                more = 1;
+                break;
+            }
+            order[n++] = t;
+        }
+    }
+    dm_buf_init(&line, 0);
+    for (size_t i = 0; !rc && i < n; i++) {
+        const struct dm_repo_text *t = order[i];
+        if (strcmp(t->path, self->path) == 0 || !dm_exports_path_is_script(t->path) ||
+            !t->content) {
+            continue;
+        }
+        dm_buf_reset(&line);
+        rc = existing_line(&line, t);
+        if (rc || !line.len) {
+            continue;
+        }
+        if (bytes + line.len > DM_PROMPT_EXISTING_BYTES) {
+            more = 1;
+            break;
+        }
+        if (!any) {
+            rc = dm_buf_puts(b, "\nExisting files of the repository (their real exports; import "
+                                "only these):\n");
+            any = 1;
+        }
+        if (!rc) {
+            rc = dm_buf_append(b, line.data, line.len);
+            bytes += line.len;
+        }
+    }
+    if (!rc && any && more) {
+        rc = dm_buf_printf(b, "- %s and more\n", ellipsis);
+    }
+    dm_buf_free(&line);
+    return rc;
+}
+
 static int build_user(struct dm_buf *b, const struct dm_spec *spec, const struct dm_plan *plan,
-                      const struct dm_plan_item *item, enum dm_prompt_kind kind)
+                      const struct dm_plan_item *item, enum dm_prompt_kind kind,
+                      const struct dm_repo *repo, const struct dm_repo_text *base)
 {
     const struct dm_spec_item *own = own_item(spec, item);
     int rc;
@@ -399,16 +789,80 @@ static int build_user(struct dm_buf *b, const struct dm_spec *spec, const struct
         }
     }
     if (!rc) {
+        rc = put_contract(b, plan, item);
+    }
+    if (!rc && repo) {
+        rc = put_existing(b, repo, plan, item);
+    }
+    if (!rc && base) {
+        rc = dm_buf_printf(b, "\nCurrent content of `%s` on the base branch:\n", item->path);
+        if (!rc) {
+            rc = dm_text_put_fenced(b, 0, dm_text_lang_of(item->path).fence_info, base->content,
+                                    base->len);
+        }
+        if (!rc) {
+            rc = dm_buf_printf(b,
+                               "\n\nReply with the whole new content of `%s`: keep every "
+                               "existing import, export, route registration and line above that "
+                               "the task does not ask to change, and add what the task asks.\n",
+                               item->path);
+        }
+    } else if (!rc) {
         rc = dm_buf_printf(b, "\nWrite the complete content of `%s`.\n", item->path);
     }
     return rc;
+}
+
+/* The base's version of an edit's file, or an error: an edit is never generated blind. */
+static int edit_base(const struct dm_repo_text **out, const struct dm_repo *repo, const char *path,
+                     struct dm_error *err)
+{
+    const struct dm_repo_text *t;
+
+    *out = NULL;
+    if (!dm_editguard_path_allowed(path, err)) {
+        return DM_ERR_UNSAFE;
+    }
+    if (!repo) {
+        return dm_error_set(err, DM_ERR_INVALID, "cannot edit %.300s: the base was not read", path);
+    }
+    t = dm_repo_find(repo, path);
+    if (!t) {
+        return dm_error_set(err, DM_ERR_INVALID,
+                            dm_repo_has(repo, path)
+                                ? "cannot edit %.300s: it was not read from the base (over the "
+                                  "context limits), and an edit is never written blind"
+                                : "cannot edit %.300s: it does not exist on the base",
+                            path);
+    }
+    if (t->cut) {
+        return dm_error_set(err, DM_ERR_INVALID,
+                            "cannot edit %.300s: only the first %zu bytes were read from the "
+                            "base (the file is larger than the context limit), and an edit is "
+                            "never written blind",
+                            path, t->len);
+    }
+    if (t->len > DM_PROMPT_EDIT_MAX || memchr(t->content, '\0', t->len)) {
+        return dm_error_set(err, DM_ERR_LIMIT, "cannot edit %.300s: %zu bytes (limit %d)", path,
+                            t->len, DM_PROMPT_EDIT_MAX);
+    }
+    *out = t;
+    return 0;
 }
 
 int dm_prompt_build(struct dm_prompt **out, const struct dm_prompts *set,
                     const struct dm_spec *spec, const struct dm_plan *plan, size_t index,
                     struct dm_error *err)
 {
+    return dm_prompt_build_repo(out, set, spec, plan, index, NULL, err);
+}
+
+int dm_prompt_build_repo(struct dm_prompt **out, const struct dm_prompts *set,
+                         const struct dm_spec *spec, const struct dm_plan *plan, size_t index,
+                         const struct dm_repo *repo, struct dm_error *err)
+{
     struct dm_prompt *p = NULL;
+    const struct dm_repo_text *base = NULL;
     const struct dm_plan_item *item;
     struct dm_buf sys;
     struct dm_buf user;
@@ -427,15 +881,21 @@ int dm_prompt_build(struct dm_prompt **out, const struct dm_prompts *set,
                           item->path);
         goto out;
     }
+    if (item->kind == DM_PLAN_KIND_EDIT) {
+        rc = edit_base(&base, repo, item->path, err);
+        if (rc) {
+            goto out;
+        }
+    }
     p = calloc(1, sizeof(*p));
     if (!p) {
         rc = DM_ERR_NOMEM;
         goto out;
     }
     p->kind = dm_prompt_kind_of(item);
-    rc = build_system(&sys, set, p->kind, item->path);
+    rc = build_system(&sys, set, p->kind, item->path, repo);
     if (!rc) {
-        rc = build_user(&user, spec, plan, item, p->kind);
+        rc = build_user(&user, spec, plan, item, p->kind, repo, base);
     }
     if (rc) {
         goto out;
@@ -513,6 +973,13 @@ int dm_prompt_repair(char **out, const struct dm_prompts *set, const char *path,
                      const char *previous, size_t previous_len, const char *error,
                      struct dm_error *err)
 {
+    return dm_prompt_repair_edit(out, set, path, previous, previous_len, NULL, 0, error, err);
+}
+
+int dm_prompt_repair_edit(char **out, const struct dm_prompts *set, const char *path,
+                          const char *previous, size_t previous_len, const char *base,
+                          size_t base_len, const char *error, struct dm_error *err)
+{
     struct dm_buf b;
     struct dm_buf e;
     int rc;
@@ -526,6 +993,9 @@ int dm_prompt_repair(char **out, const struct dm_prompts *set, const char *path,
     }
     rc = content_ok("repair prompt", "previous content", previous, previous_len,
                     DM_PROMPT_REPAIR_MAX, err);
+    if (!rc && base) {
+        rc = content_ok("repair prompt", "base content", base, base_len, DM_PROMPT_EDIT_MAX, err);
+    }
     if (rc) {
         goto out;
     }
@@ -538,6 +1008,13 @@ int dm_prompt_repair(char **out, const struct dm_prompts *set, const char *path,
     }
     if (!rc) {
         rc = dm_text_put_fenced(&b, 0, "", e.data, e.len);
+    }
+    if (!rc && base) {
+        rc = dm_buf_puts(&b, "\n\nThe file on the base branch (keep all of it, add what the task "
+                             "asks):\n");
+        if (!rc) {
+            rc = dm_text_put_fenced(&b, 0, dm_text_lang_of(path).fence_info, base, base_len);
+        }
     }
     rc = finish_file_message(out, &b, rc, "\n\nPrevious content:\n", path, previous, previous_len,
                              "\n\nReply with the complete corrected file only.\n", "repair prompt",

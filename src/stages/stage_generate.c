@@ -5,11 +5,18 @@
  * secrets, and checkpointed in the same write that announces it; the budget is never exceeded.
  * The same round regenerates the files of the review's revise round (gen_state.round_done).
  *
+ * Edits of existing files (plan kind edit) need the base (LOAD_REPO): the prompt carries the
+ * file's current content, and every version the model returns passes the edit guard
+ * (domain/editguard.h) before the usual validation; a removal beyond the guard goes to repair
+ * with the guard's message and the base's content, unless the spec asks for a removal: then
+ * the file is accepted and the gate parks the job (its scan flags the edit again).
+ *
  * Owns the files' generation state (struct gen_file, struct gen_state) and the pipeline's queue
  * of files waiting for a request slot under the replica-wide cap (wait_head/wait_tail).
  * Loop thread only.
  */
 #include "dream/core/log.h"
+#include "dream/domain/editguard.h"
 #include "dream/domain/prompt.h"
 #include "dream/io/validate_run.h"
 
@@ -184,6 +191,9 @@ static void file_invalid(struct gen_file *f, const char *why)
 {
     struct pjob *pj = f->pj;
     const struct dm_plan_item *it = &pj->plan->items[f->index];
+    /* An edit's repair carries the base's version, so what was dropped can come back. */
+    const struct dm_repo_text *base =
+        it->kind == DM_PLAN_KIND_EDIT && pj->repo ? dm_repo_find(pj->repo, it->path) : NULL;
     struct dm_error err;
     char *user = NULL;
 
@@ -196,8 +206,9 @@ static void file_invalid(struct gen_file *f, const char *why)
     f->repairs++;
     dm_info("pipeline", pj->job->id, "%s is invalid (%s); asking for repair %d of %lld", it->path,
             why, f->repairs, pj->p->cfg->max_repairs);
-    if (dm_prompt_repair(&user, pj->p->prompts, it->path, f->content ? f->content : "",
-                         f->content ? f->len : 0, why, &err)) {
+    if (dm_prompt_repair_edit(&user, pj->p->prompts, it->path, f->content ? f->content : "",
+                              f->content ? f->len : 0, base ? base->content : NULL,
+                              base ? base->len : 0, why, &err)) {
         file_failed(f, err.code, &err);
         return;
     }
@@ -233,12 +244,50 @@ static void on_validated(void *arg, int status, const char *message)
     file_invalid(f, message ? message : dm_err_name(status));
 }
 
+/* The edit guard on an edit of an existing file. Returns 1 when f was refused (failed or sent
+ * to repair), 0 when it may go on to validation. */
+static int guard_edit(struct gen_file *f)
+{
+    struct pjob *pj = f->pj;
+    const char *path = pj->plan->items[f->index].path;
+    const struct dm_repo_text *base = pj->repo ? dm_repo_find(pj->repo, path) : NULL;
+    struct dm_error err;
+    int rc;
+
+    if (!base) {
+        dm_error_set(&err, DM_ERR_INVALID, "cannot check the edit of %s: the base was not read",
+                     path);
+        file_failed(f, DM_ERR_INVALID, &err);
+        return 1;
+    }
+    rc = dm_editguard_check(path, base->content, base->len, f->content, f->len,
+                            DM_EDITGUARD_MAX_REMOVED_PCT, &err);
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc == DM_ERR_INVALID && dm_editguard_spec_allows_removal(pj->spec)) {
+        /* The spec asks for a removal: a person decides, at the gate. */
+        dm_info("pipeline", pj->job->id, "%s (the spec asks for a removal: approval needed)",
+                err.msg);
+        return 0;
+    }
+    if (rc == DM_ERR_INVALID) {
+        file_invalid(f, err.msg);
+    } else {
+        file_failed(f, rc, &err);
+    }
+    return 1;
+}
+
 static void validate_file(struct gen_file *f)
 {
     struct pjob *pj = f->pj;
     const char *path = pj->plan->items[f->index].path;
     struct dm_error err;
 
+    if (pj->plan->items[f->index].kind == DM_PLAN_KIND_EDIT && guard_edit(f)) {
+        return;
+    }
     if (dm_validate_file(path, f->content, f->len, &err)) {
         file_invalid(f, err.msg);
         return;
@@ -422,7 +471,8 @@ static void start_file(struct gen_file *f)
     if (!f->system) {
         struct dm_event_extra x = {.step = it->path, .path = it->path};
         struct dm_job_write w = {.status = "writing", .message = msg, .extra = &x};
-        if (dm_prompt_build(&prompt, pj->p->prompts, pj->spec, pj->plan, f->index, &err)) {
+        if (dm_prompt_build_repo(&prompt, pj->p->prompts, pj->spec, pj->plan, f->index, pj->repo,
+                                 &err)) {
             file_failed(f, err.code ? err.code : DM_ERR_INVALID, &err);
             return;
         }
@@ -516,5 +566,5 @@ static void generate_loaded(struct pjob *pj)
 
 int stage_generate_run(struct dm_job *job)
 {
-    return stage_begin(job, LOAD_FILES, generate_loaded);
+    return stage_begin(job, LOAD_FILES | LOAD_REPO, generate_loaded);
 }

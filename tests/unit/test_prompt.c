@@ -468,3 +468,393 @@ Test(prompt_revise, exact_and_errors)
                  DM_ERR_LIMIT);
     cr_expect_null(r);
 }
+
+/* ---- the base of the change: stacks, edits, the contract ---- */
+
+static const char todo_spec[] = "# Todo API\n\nTodos for the Acme app.\n\n## API\n\n"
+                                "- GET /todos lists the user's todos\n"
+                                "- POST /todos creates a todo\n\n"
+                                "## Database\n\n- todos table with id, title, done\n\n"
+                                "## UI\n\n- TodoList shows the todos\n";
+
+static const char hono_index[] = "import { Hono } from 'hono';\n"
+                                 "import users from './routes/users';\n\n"
+                                 "const app = new Hono();\n"
+                                 "app.get('/health', (c) => c.json({ ok: true }));\n"
+                                 "app.route('/users', users);\n\n"
+                                 "export default app;\n";
+
+static void add_text(struct dm_repo *r, const char *path, const char *content, int cut)
+{
+    r->files = realloc(r->files, (r->n_files + 1) * sizeof(*r->files));
+    r->files[r->n_files].path = strdup(path);
+    r->files[r->n_files].content = strdup(content);
+    r->files[r->n_files].len = strlen(content);
+    r->files[r->n_files].cut = cut;
+    r->n_files++;
+    r->tree = realloc(r->tree, (r->n_tree + 1) * sizeof(*r->tree));
+    r->tree[r->n_tree].path = strdup(path);
+    r->tree[r->n_tree].size = strlen(content);
+    r->n_tree++;
+}
+
+/* A Hono + React + SQL repository like examples/target-repo, or an Express + React + Knex one. */
+static struct dm_repo *make_repo(int express)
+{
+    struct dm_repo *r = calloc(1, sizeof(*r));
+    memset(r->commit, 'a', 40);
+    r->stack.ui = DM_REPO_UI_REACT;
+    r->stack.typescript = !express;
+    r->stack.routes_dir = strdup("src/routes/");
+    r->stack.components_dir = strdup("src/components/");
+    if (express) {
+        r->stack.http = DM_REPO_HTTP_EXPRESS;
+        r->stack.db = DM_REPO_DB_KNEX;
+        r->stack.test = DM_REPO_TEST_JEST;
+        r->stack.entry = strdup("src/app.js");
+        r->stack.migrations_dir = strdup("db/migrations/");
+        add_text(r, "src/app.js",
+                 "const express = require('express');\n"
+                 "const users = require('./routes/users');\n"
+                 "const app = express();\n"
+                 "app.use(express.json());\n"
+                 "app.use('/users', users);\n"
+                 "module.exports = app;\n",
+                 0);
+        add_text(r, "src/db.js", "const knex = require('knex');\nmodule.exports = knex({});\n", 0);
+        add_text(r, "src/routes/users.js",
+                 "const { Router } = require('express');\nconst router = Router();\n"
+                 "router.get('/', list);\nmodule.exports = router;\n",
+                 0);
+    } else {
+        r->stack.http = DM_REPO_HTTP_HONO;
+        r->stack.db = DM_REPO_DB_SQL;
+        r->stack.test = DM_REPO_TEST_VITEST;
+        r->stack.entry = strdup("src/index.ts");
+        r->stack.barrel = strdup("src/components/index.ts");
+        r->stack.migrations_dir = strdup("migrations/");
+        add_text(r, "src/index.ts", hono_index, 0);
+        add_text(r, "src/components/index.ts", "export { UserCard } from './UserCard';\n", 0);
+        add_text(r, "src/routes/users.ts",
+                 "import { Hono } from 'hono';\nconst users = new Hono();\n"
+                 "users.get('/', (c) => c.json([]));\nexport default users;\n",
+                 0);
+        add_text(r, "README.md", "export nothing here\n", 0);
+        add_text(r, "lib/far.ts", "export const far = 1;\n", 0);
+    }
+    return r;
+}
+
+/* Appends an item to f's plan. */
+static void add_item(struct fixture *f, const char *path, enum dm_plan_kind kind,
+                     const char *description)
+{
+    struct dm_plan *plan = f->plan;
+    plan->items = realloc(plan->items, (plan->count + 1) * sizeof(*plan->items));
+    memset(&plan->items[plan->count], 0, sizeof(plan->items[0]));
+    plan->items[plan->count].path = strdup(path);
+    plan->items[plan->count].kind = kind;
+    plan->items[plan->count].description = strdup(description);
+    plan->count++;
+}
+
+static struct dm_prompt *prompt_repo(struct fixture *f, size_t i, const struct dm_repo *repo,
+                                     const struct dm_prompts *set)
+{
+    struct dm_prompt *p = NULL;
+    struct dm_error err;
+    cr_assert_eq(dm_prompt_build_repo(&p, set, f->spec, f->plan, i, repo, &err), 0, "%s", err.msg);
+    return p;
+}
+
+Test(prompt_stack, express_and_hono_prompts_for_the_same_spec)
+{
+    struct dm_repo *hono = make_repo(0);
+    struct dm_repo *express = make_repo(1);
+    struct fixture f;
+    struct dm_prompt *p;
+
+    load(&f, todo_spec);
+    cr_assert_eq(dm_prompt_stack_of(express), DM_PROMPT_STACK_EXPRESS);
+    cr_assert_eq(dm_prompt_stack_of(hono), DM_PROMPT_STACK_HONO);
+    cr_assert_eq(dm_prompt_stack_of(NULL), DM_PROMPT_STACK_HONO);
+    cr_assert_eq(f.plan->items[1].kind, DM_PLAN_KIND_ROUTE);
+
+    p = prompt_repo(&f, 1, express, NULL);
+    cr_assert(strstr(p->system, "express.Router"), "%s", p->system);
+    cr_assert(strstr(p->system, "Knex"), "%s", p->system);
+    cr_assert(strstr(p->system, "app.use('/todos', router)"), "%s", p->system);
+    cr_assert_null(strstr(p->system, "Hono"), "%s", p->system);
+    cr_assert_null(strstr(p->system, "D1"), "%s", p->system);
+    cr_assert(strstr(p->system, "This repository: Express + React + Knex (JavaScript, Jest); app "
+                                "entry `src/app.js`; routes in `src/routes/`"),
+              "%s", p->system);
+    dm_prompt_free(p);
+
+    p = prompt_repo(&f, 1, hono, NULL);
+    cr_assert(strstr(p->system, "Hono 4"), "%s", p->system);
+    cr_assert(strstr(p->system, "SQL migration files"), "%s", p->system);
+    cr_assert_null(strstr(p->system, "Knex"), "%s", p->system);
+    cr_assert_null(strstr(p->system, "express"), "%s", p->system);
+    cr_assert(strstr(p->system, "This repository: Hono + React + SQL migrations (TypeScript, "
+                                "Vitest); app entry `src/index.ts`"),
+              "%s", p->system);
+    dm_prompt_free(p);
+
+    /* The migration: Knex for Express, SQLite for Hono. */
+    for (size_t i = 0; i < f.plan->count; i++) {
+        if (f.plan->items[i].kind != DM_PLAN_KIND_MIGRATION) {
+            continue;
+        }
+        p = prompt_repo(&f, i, express, NULL);
+        cr_assert(strstr(p->system, "Knex migration"), "%s", p->system);
+        cr_assert(strstr(p->system, "`up(knex)`"), "%s", p->system);
+        dm_prompt_free(p);
+        p = prompt_repo(&f, i, hono, NULL);
+        cr_assert(strstr(p->system, "SQL for SQLite"), "%s", p->system);
+        dm_prompt_free(p);
+    }
+    unload(&f);
+    dm_repo_free(hono);
+    dm_repo_free(express);
+}
+
+Test(prompt_stack, other_stacks_fall_back_to_generic)
+{
+    struct dm_repo *r = make_repo(0);
+    struct fixture f;
+    struct dm_prompt *p;
+
+    r->stack.http = DM_REPO_HTTP_FASTIFY;
+    cr_assert_eq(dm_prompt_stack_of(r), DM_PROMPT_STACK_GENERIC);
+    load(&f, todo_spec);
+    p = prompt_repo(&f, 1, r, NULL);
+    cr_assert(strstr(p->system, "web framework this repository already uses"), "%s", p->system);
+    cr_assert(strstr(p->system, "This repository: Fastify"), "%s", p->system);
+    cr_assert_null(strstr(p->system, "Hono 4"));
+    dm_prompt_free(p);
+    r->stack.http = DM_REPO_HTTP_NONE;
+    r->stack.db = DM_REPO_DB_NONE;
+    r->stack.ui = DM_REPO_UI_NONE;
+    cr_assert_eq(dm_prompt_stack_of(r), DM_PROMPT_STACK_HONO, "nothing recognised: today's");
+    r->stack.ui = DM_REPO_UI_VUE;
+    cr_assert_eq(dm_prompt_stack_of(r), DM_PROMPT_STACK_GENERIC);
+    cr_assert_str_eq(dm_prompt_stack_name(DM_PROMPT_STACK_EXPRESS), "express");
+    cr_assert_null(dm_prompt_stack_name(DM_PROMPT_STACK_COUNT));
+    unload(&f);
+    dm_repo_free(r);
+}
+
+Test(prompt_edit, carries_the_current_content_and_asks_for_the_whole_file)
+{
+    struct dm_repo *r = make_repo(0);
+    struct fixture f;
+    struct dm_prompt *p;
+    const char *at;
+
+    load(&f, todo_spec);
+    add_item(&f, "src/index.ts", DM_PLAN_KIND_EDIT, "mount src/routes/todos.ts at /todos");
+    p = prompt_repo(&f, f.plan->count - 1, r, NULL);
+    cr_assert_eq(p->kind, DM_PROMPT_KIND_EDIT);
+    cr_assert(strstr(p->system, "You edit one existing file of a Hono application"), "%s",
+              p->system);
+    cr_assert(strstr(p->system, "Keep every existing import, export, route registration"));
+    cr_assert(strncmp(p->user,
+                      "Task: Edit the existing file: mount src/routes/todos.ts at /todos\n"
+                      "Path: src/index.ts\n",
+                      84) == 0,
+              "%s", p->user);
+    at = strstr(p->user, "\nCurrent content of `src/index.ts` on the base branch:\n```ts\n");
+    cr_assert_not_null(at, "%s", p->user);
+    cr_assert(strstr(at, hono_index), "%s", p->user);
+    cr_assert(strstr(p->user, "```\n\nReply with the whole new content of `src/index.ts`: keep "
+                              "every existing import, export, route registration and line above "
+                              "that the task does not ask to change, and add what the task "
+                              "asks.\n"),
+              "%s", p->user);
+    cr_assert_null(strstr(p->user, "Write the complete content"));
+    /* The file being edited is not listed again among the existing files. */
+    cr_assert_null(strstr(p->user, "- `src/index.ts`:"), "%s", p->user);
+    dm_prompt_free(p);
+    unload(&f);
+    dm_repo_free(r);
+}
+
+Test(prompt_edit, never_blind)
+{
+    struct dm_repo *r = make_repo(0);
+    struct fixture f;
+    struct dm_prompt *p = NULL;
+    struct dm_error err;
+    size_t last;
+
+    load(&f, todo_spec);
+    add_item(&f, "src/index.ts", DM_PLAN_KIND_EDIT, "mount todos");
+    last = f.plan->count - 1;
+    cr_assert_eq(dm_prompt_build_repo(&p, NULL, f.spec, f.plan, last, NULL, &err), DM_ERR_INVALID);
+    cr_assert_str_eq(err.msg, "cannot edit src/index.ts: the base was not read");
+    cr_assert_null(p);
+    cr_assert_eq(dm_prompt_build(&p, NULL, f.spec, f.plan, last, &err), DM_ERR_INVALID);
+
+    r->files[0].cut = 1;
+    cr_assert_eq(dm_prompt_build_repo(&p, NULL, f.spec, f.plan, last, r, &err), DM_ERR_INVALID);
+    cr_assert(strstr(err.msg, "cannot edit src/index.ts: only the first"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "never written blind"), "%s", err.msg);
+    r->files[0].cut = 0;
+
+    free(f.plan->items[last].path);
+    f.plan->items[last].path = strdup("src/missing.ts");
+    cr_assert_eq(dm_prompt_build_repo(&p, NULL, f.spec, f.plan, last, r, &err), DM_ERR_INVALID);
+    cr_assert_str_eq(err.msg, "cannot edit src/missing.ts: it does not exist on the base");
+    r->tree = realloc(r->tree, (r->n_tree + 1) * sizeof(*r->tree));
+    r->tree[r->n_tree].path = strdup("src/missing.ts");
+    r->tree[r->n_tree++].size = 1 << 20;
+    cr_assert_eq(dm_prompt_build_repo(&p, NULL, f.spec, f.plan, last, r, &err), DM_ERR_INVALID);
+    cr_assert(strstr(err.msg, "cannot edit src/missing.ts: it was not read from the base"), "%s",
+              err.msg);
+
+    free(f.plan->items[last].path);
+    f.plan->items[last].path = strdup("package.json");
+    cr_assert_eq(dm_prompt_build_repo(&p, NULL, f.spec, f.plan, last, r, &err), DM_ERR_UNSAFE);
+    cr_assert(strstr(err.msg, "package.json refused"), "%s", err.msg);
+    unload(&f);
+    dm_repo_free(r);
+}
+
+Test(prompt_contract, every_prompt_carries_the_contract_and_the_existing_exports)
+{
+    struct dm_repo *r = make_repo(0);
+    struct fixture f;
+    struct dm_prompt *p;
+
+    load(&f, todo_spec);
+    cr_assert_str_eq(f.plan->items[1].path, "src/routes/get-todos-lists-the-user-s-todos.ts");
+    f.plan->items[1].exports = strdup("default: a Hono app handling GET /todos");
+    f.plan->items[1].usage = strdup("mounted at /todos by src/index.ts");
+    add_item(&f, "src/index.ts", DM_PLAN_KIND_EDIT, "mount todos");
+    f.plan->items[f.plan->count - 1].usage = strdup("imports src/routes/todos.ts");
+
+    /* A new file: the contract, then the existing files, then the closing line. */
+    p = prompt_repo(&f, 1, r, NULL);
+    cr_assert(strstr(p->user,
+                     "\nContract of this change (names and paths every file must agree on):\n"
+                     "- `src/routes/get-todos-lists-the-user-s-todos.ts` (route, this file): "
+                     "exports default: a Hono app handling GET /todos; mounted at /todos by "
+                     "src/index.ts\n"
+                     "- `src/index.ts` (edit): imports src/routes/todos.ts\n"
+                     "\nExisting files of the repository (their real exports; import only "
+                     "these):\n"
+                     "- `src/index.ts`: exports default; routes GET /health, ROUTE /users\n"
+                     "- `src/components/index.ts`: exports UserCard\n"
+                     "- `src/routes/users.ts`: exports default; routes GET /\n"
+                     "\nWrite the complete content of "
+                     "`src/routes/get-todos-lists-the-user-s-todos.ts`.\n"),
+              "%s", p->user);
+    /* Files outside the change's folders, and non-script files, are not listed. */
+    cr_assert_null(strstr(p->user, "lib/far.ts"));
+    cr_assert_null(strstr(p->user, "README.md`:"));
+    dm_prompt_free(p);
+
+    /* The edit carries the same contract (it is "this file" there). */
+    p = prompt_repo(&f, f.plan->count - 1, r, NULL);
+    cr_assert(strstr(p->user, "- `src/index.ts` (edit, this file): imports src/routes/todos.ts\n"),
+              "%s", p->user);
+    cr_assert(strstr(p->user, "- `src/routes/get-todos-lists-the-user-s-todos.ts` (route): "
+                              "exports default"),
+              "%s", p->user);
+    dm_prompt_free(p);
+
+    /* No base: the contract alone; no fields and no base: no section at all. */
+    p = prompt_repo(&f, 1, NULL, NULL);
+    cr_assert(strstr(p->user, "\nContract of this change"));
+    cr_assert_null(strstr(p->user, "Existing files"));
+    cr_assert_null(strstr(p->system, "This repository:"));
+    dm_prompt_free(p);
+    unload(&f);
+    dm_repo_free(r);
+}
+
+Test(prompt_contract, existing_section_is_capped)
+{
+    struct dm_repo *r = make_repo(0);
+    struct fixture f;
+    struct dm_prompt *p;
+    char path[64];
+    char content[600];
+
+    for (int i = 0; i < 40; i++) {
+        size_t n = 0;
+        snprintf(path, sizeof(path), "src/routes/r%02d.ts", i);
+        for (int k = 0; k < 20; k++) {
+            n += (size_t)snprintf(content + n, sizeof(content) - n,
+                                  "export const name%02d_%02d = 1;\n", i, k);
+        }
+        add_text(r, path, content, 0);
+    }
+    load(&f, todo_spec);
+    p = prompt_repo(&f, 1, r, NULL);
+    {
+        const char *s = strstr(p->user, "\nExisting files");
+        const char *e = strstr(p->user, "\nWrite the complete content");
+        cr_assert(s && e);
+        cr_assert_lt((size_t)(e - s), DM_PROMPT_EXISTING_BYTES + 200);
+        cr_assert(strstr(s, "- \xe2\x80\xa6 and more\n"), "%s", s);
+    }
+    dm_prompt_free(p);
+    unload(&f);
+    dm_repo_free(r);
+}
+
+Test(prompt_dir, per_stack_subfolders)
+{
+    char *dir = make_dir();
+    struct dm_prompts *set = NULL;
+    struct dm_error err;
+    struct dm_buf sub;
+
+    dm_buf_init(&sub, 0);
+    dm_buf_printf(&sub, "%s/express", dir);
+    cr_assert_eq(mkdir(sub.data, 0700), 0);
+    write_file(dir, "rules.md", "ALL RULES", 9);
+    write_file(dir, "express/system-route.md", "EXPRESS ROUTE", 13);
+    write_file(dir, "express/rules.md", "EXPRESS RULES", 13);
+    write_file(dir, "system-edit.md", "EDIT", 4);
+    cr_assert_eq(dm_prompts_load_dir(&set, dir, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(dm_prompts_stack_text(set, DM_PROMPT_STACK_EXPRESS, DM_PROMPT_SYSTEM_ROUTE),
+                     "EXPRESS ROUTE");
+    cr_assert_str_eq(dm_prompts_stack_text(set, DM_PROMPT_STACK_EXPRESS, DM_PROMPT_RULES),
+                     "EXPRESS RULES");
+    cr_assert_str_eq(dm_prompts_stack_text(set, DM_PROMPT_STACK_HONO, DM_PROMPT_RULES),
+                     "ALL RULES");
+    cr_assert_str_eq(dm_prompts_stack_text(set, DM_PROMPT_STACK_GENERIC, DM_PROMPT_RULES),
+                     "ALL RULES");
+    cr_assert_str_eq(dm_prompts_stack_text(set, DM_PROMPT_STACK_HONO, DM_PROMPT_SYSTEM_ROUTE),
+                     dm_prompts_stack_text(NULL, DM_PROMPT_STACK_HONO, DM_PROMPT_SYSTEM_ROUTE));
+    cr_assert_str_eq(dm_prompts_stack_text(set, DM_PROMPT_STACK_GENERIC, DM_PROMPT_SYSTEM_EDIT),
+                     "EDIT");
+    cr_assert_str_eq(dm_prompts_file_name(DM_PROMPT_SYSTEM_EDIT), "system-edit.md");
+    cr_assert_str_eq(dm_prompts_file_name(DM_PROMPT_SYSTEM_TEST), "system-test.md");
+    cr_assert_str_eq(dm_prompts_stack_text(NULL, DM_PROMPT_STACK_COUNT, DM_PROMPT_RULES), "");
+    dm_prompts_free(set);
+    dm_buf_free(&sub);
+    remove_dir(dir);
+    free(dir);
+}
+
+Test(prompt_repair, edit_repair_carries_the_base)
+{
+    char *r = NULL;
+    struct dm_error err;
+
+    cr_assert_eq(dm_prompt_repair_edit(&r, NULL, "src/index.ts", "new", 3, "base();", 7,
+                                       "edit of src/index.ts drops route registrations: ROUTE /x",
+                                       &err),
+                 0, "%s", err.msg);
+    cr_assert(strstr(r, "ROUTE /x\n```\n\nThe file on the base branch (keep all of it, add what "
+                        "the task asks):\n```ts\nbase();\n```\n\nPrevious content:\n```ts\nnew\n"),
+              "%s", r);
+    free(r);
+    cr_assert_eq(dm_prompt_repair_edit(&r, NULL, "a.ts", "x", 1, "a\0b", 3, "e", &err),
+                 DM_ERR_INVALID);
+    cr_assert_null(r);
+}
