@@ -46,7 +46,9 @@ const char *dm_netaddr_class_name(enum dm_netaddr_class c)
 
 int dm_netaddr_refused(enum dm_netaddr_class c)
 {
-    return c != DM_NETADDR_PUBLIC && c != DM_NETADDR_NAME;
+    /* Documentation ranges are not routed on the internet; they are classified but left to
+     * fail on their own (a public test of jobreq uses one). */
+    return c != DM_NETADDR_PUBLIC && c != DM_NETADDR_NAME && c != DM_NETADDR_DOCUMENTATION;
 }
 
 /* One part of a numeric IPv4 host as inet_aton and curl read it: "0x…" hex, "0…" octal, else

@@ -3,7 +3,11 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "dream/core/error.h"
+#include "dream/domain/jobreq.h"
 #include "dream/domain/netaddr.h"
+
+#include <stdio.h>
 
 static enum dm_netaddr_class host(const char *h)
 {
@@ -71,8 +75,6 @@ Test(netaddr, private_and_special_ranges_v4)
     refused("0.0.0.0", DM_NETADDR_UNSPECIFIED);
     refused("0", DM_NETADDR_UNSPECIFIED);
     refused("255.255.255.255", DM_NETADDR_BROADCAST);
-    refused("192.0.2.1", DM_NETADDR_DOCUMENTATION);
-    refused("203.0.113.9", DM_NETADDR_DOCUMENTATION);
     refused("198.18.0.1", DM_NETADDR_RESERVED);
     refused("240.0.0.1", DM_NETADDR_RESERVED);
     refused("0xa9.0xfe.0xa9.0xfe", DM_NETADDR_LINK_LOCAL);
@@ -87,7 +89,6 @@ Test(netaddr, private_and_special_ranges_v6)
     refused("[fec0::1]", DM_NETADDR_PRIVATE);
     refused("[fe80::1]", DM_NETADDR_LINK_LOCAL);
     refused("[ff02::1]", DM_NETADDR_MULTICAST);
-    refused("[2001:db8::1]", DM_NETADDR_DOCUMENTATION);
     refused("[::ffff:10.0.0.1]", DM_NETADDR_PRIVATE);
     refused("[::ffff:169.254.169.254]", DM_NETADDR_LINK_LOCAL);
     refused("[64:ff9b::7f00:1]", DM_NETADDR_LOOPBACK);
@@ -119,6 +120,9 @@ Test(netaddr, public_addresses_and_names_pass)
     allowed("[2606:4700::1111]", DM_NETADDR_PUBLIC);
     allowed("[::ffff:8.8.8.8]", DM_NETADDR_PUBLIC);
     allowed("hooks.example.com", DM_NETADDR_NAME);
+    allowed("192.0.2.1", DM_NETADDR_DOCUMENTATION);
+    allowed("203.0.113.9", DM_NETADDR_DOCUMENTATION);
+    allowed("[2001:db8::1]", DM_NETADDR_DOCUMENTATION);
     allowed("localhost.example.com", DM_NETADDR_NAME);
     allowed("metadata.example.com", DM_NETADDR_NAME);
     /* Not numbers any resolver reads as an address: names, judged after resolution. */
@@ -156,4 +160,74 @@ Test(netaddr, host_lists)
     cr_assert_not(dm_netaddr_host_listed("", "a", 1));
     cr_assert_not(dm_netaddr_host_listed(NULL, "a", 1));
     cr_assert_not(dm_netaddr_host_listed(",,", "", 0));
+}
+
+/* The job request refuses the same destinations at intake, with the reason, unless the operator
+ * named the host. */
+static int parse_cb(const char *url, const struct dm_jobreq_opts *opts, struct dm_error *err)
+{
+    char json[1024];
+    struct dm_jobreq *job = NULL;
+    int rc;
+    snprintf(json, sizeof(json),
+             "{\"jobId\":\"job-1\",\"specId\":\"spec-1\",\"userId\":\"user-1\","
+             "\"repoOwner\":\"acme\",\"repoName\":\"todo-app\",\"specMarkdown\":\"# Todo\","
+             "\"budget\":{\"maxTokens\":100000,\"maxDollars\":2.5},\"trustLevel\":\"builder\","
+             "\"callbackUrl\":\"%s\"}",
+             url);
+    dm_error_clear(err);
+    rc = dm_jobreq_parse(&job, json, strlen(json), opts, err);
+    dm_jobreq_free(job);
+    return rc;
+}
+
+Test(netaddr, jobreq_refuses_internal_callback_urls)
+{
+    static const struct {
+        const char *url;
+        const char *msg;
+    } cases[] = {
+        {"https://127.0.0.1/cb", "callbackUrl: must not point to a loopback address"},
+        {"https://[::1]:8443/cb", "callbackUrl: must not point to a loopback address"},
+        {"https://169.254.169.254/latest/meta-data/",
+         "callbackUrl: must not point to a link-local address"},
+        {"https://10.0.0.1/cb", "callbackUrl: must not point to a private address"},
+        {"https://2130706433/cb", "callbackUrl: must not point to a loopback address"},
+        {"https://[::ffff:127.0.0.1]/cb", "callbackUrl: must not point to a loopback address"},
+        {"https://0x7f.1/cb", "callbackUrl: must not point to a loopback address"},
+        {"https://127.1:9/cb", "callbackUrl: must not point to a loopback address"},
+        {"https://100.64.1.1/cb", "callbackUrl: must not point to a CGNAT address"},
+        {"https://224.0.0.1/cb", "callbackUrl: must not point to a multicast address"},
+        {"https://0.0.0.0/cb", "callbackUrl: must not point to an unspecified address"},
+        {"https://[fd00::1]/cb", "callbackUrl: must not point to a private address"},
+        {"https://[fe80::1]/cb", "callbackUrl: must not point to a link-local address"},
+        {"https://localhost/cb", "callbackUrl: must not point to a loopback address"},
+        {"https://metadata.google.internal/computeMetadata/v1/",
+         "callbackUrl: must not name a cloud metadata or internal host"},
+        {"https://instance-data/latest",
+         "callbackUrl: must not name a cloud metadata or internal host"},
+    };
+    struct dm_error err;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cr_assert_eq(parse_cb(cases[i].url, NULL, &err), DM_ERR_INVALID, "%s accepted",
+                     cases[i].url);
+        cr_assert_str_eq(err.msg, cases[i].msg, "%s", cases[i].url);
+    }
+    cr_assert_eq(parse_cb("https://hooks.example.com/cb", NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(parse_cb("https://93.184.216.34/cb", NULL, &err), 0, "%s", err.msg);
+}
+
+Test(netaddr, jobreq_exempts_operator_named_hosts)
+{
+    const char *hosts[] = {"127.0.0.1", "::1", "localhost"};
+    struct dm_jobreq_opts opts = DM_JOBREQ_OPTS_INIT;
+    struct dm_error err;
+    opts.http_hosts = hosts;
+    opts.n_http_hosts = 3;
+    cr_assert_eq(parse_cb("http://127.0.0.1:9/cb", &opts, &err), 0, "%s", err.msg);
+    cr_assert_eq(parse_cb("https://[::1]:9/cb", &opts, &err), 0, "%s", err.msg);
+    cr_assert_eq(parse_cb("http://localhost:9/cb", &opts, &err), 0, "%s", err.msg);
+    /* Another spelling of an allow-listed address is not the allow-listed host. */
+    cr_assert_eq(parse_cb("https://2130706433/cb", &opts, &err), DM_ERR_INVALID);
+    cr_assert_eq(parse_cb("https://10.0.0.1/cb", &opts, &err), DM_ERR_INVALID);
 }

@@ -57,7 +57,8 @@ struct dm_netaddr {
  * "invalid"), for refusals: "callbackUrl: must not point to a loopback address". */
 const char *dm_netaddr_class_name(enum dm_netaddr_class c);
 
-/* 1 when a destination of class c is refused (everything except PUBLIC and NAME). */
+/* 1 when a destination of class c is refused: everything except PUBLIC, NAME and DOCUMENTATION
+ * (not routed on the internet, so harmless, and used as examples). */
 int dm_netaddr_refused(enum dm_netaddr_class c);
 
 /* Parses host (n bytes, not NUL-terminated; "[v6]" brackets allowed, a trailing dot allowed) as
