@@ -272,7 +272,9 @@ static int check_url(const char *url, const struct dm_jobreq_opts *opts, struct 
         }
         if (dm_netaddr_refused(c)) {
             char why[96];
-            snprintf(why, sizeof(why), "must not point to a %s address", dm_netaddr_class_name(c));
+            const char *name = dm_netaddr_class_name(c);
+            snprintf(why, sizeof(why), "must not point to %s %s address",
+                     strchr("aeiou", name[0]) ? "an" : "a", name);
             return fail(err, f, why);
         }
     }
