@@ -249,6 +249,7 @@ static int url_parts(const char *url, char *host, size_t hostlen, long *port, in
     return rc;
 }
 
+#ifndef DM_HTTP_HAS_CONNECT_TO
 /* cur's URL with its host replaced by the checked address, so curl connects to nothing else. */
 static char *pinned_url(const char *url, const struct dm_netaddr *a)
 {
@@ -270,6 +271,7 @@ static char *pinned_url(const char *url, const struct dm_netaddr *a)
     curl_url_cleanup(u);
     return out;
 }
+#endif
 
 /* Starts one attempt for j->cur, to the checked address pin (NULL: as the URL says, for
  * allow-listed hosts and literal public addresses). Returns 0 or the error of dm_http_start
@@ -283,8 +285,14 @@ static int send_attempt(struct job *j, const struct dm_netaddr *pin, struct dm_e
     char seq[48];
     char jobh[JOB_ID_MAX + 32];
     char attempt[48];
-    char hosth[HOST_MAX + 32];
     char *url = NULL;
+#ifdef DM_HTTP_HAS_CONNECT_TO
+    char pinline[2 * HOST_MAX];
+    char lit[INET6_ADDRSTRLEN];
+    const char *pins[2] = {NULL, NULL};
+#else
+    char hosth[HOST_MAX + 32];
+#endif
     int n = 0;
     int rc;
 
@@ -314,16 +322,13 @@ static int send_attempt(struct job *j, const struct dm_netaddr *pin, struct dm_e
         if (url_parts(j->cur->url, host, sizeof(host), &port, &https)) {
             return dm_error_set(err, DM_ERR_INVALID, "callback URL is not usable");
         }
-#ifdef DM_HTTP_HAS_RESOLVE
-        {
-            char line[HOST_MAX + INET6_ADDRSTRLEN + 16];
-            char lit[INET6_ADDRSTRLEN];
-            const char *resolve[2] = {line, NULL};
-            dm_netaddr_format(pin, lit, sizeof(lit));
-            snprintf(line, sizeof(line), pin->family == 6 ? "%s:%ld:[%s]" : "%s:%ld:%s", host, port,
-                     lit);
-            req.resolve = resolve;
-        }
+#ifdef DM_HTTP_HAS_CONNECT_TO
+        /* Connect to the checked address; TLS is still verified against the URL's host. */
+        (void)https;
+        snprintf(pinline, sizeof(pinline), pin->family == 6 ? "%s:%ld:[%s]:%ld" : "%s:%ld:%s:%ld",
+                 host, port, dm_netaddr_format(pin, lit, sizeof(lit)), port);
+        pins[0] = pinline;
+        req.connect_to = pins;
 #else
         if (!https) {
             /* Plain http: send to the address itself with the original Host header. */
@@ -339,7 +344,7 @@ static int send_attempt(struct job *j, const struct dm_netaddr *pin, struct dm_e
             }
             headers[n++] = hosth;
         }
-        /* https without dm_http's resolve pin: curl resolves the name again (see header). */
+        /* https without dm_http's connect_to: curl resolves the name again (see the header). */
 #endif
     }
     headers[n] = NULL;
