@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define JOB_ID_MAX 512
@@ -804,7 +805,7 @@ int dm_callback_post(struct dm_callbacks *cb, const char *url, const char *event
     if (cb->closing) {
         return dm_error_set(err, DM_ERR_CANCELLED, "callbacks are closing");
     }
-    if (!url || (strncmp(url, "https://", 8) && strncmp(url, "http://", 7))) {
+    if (!url || (strncasecmp(url, "https://", 8) && strncasecmp(url, "http://", 7))) {
         return dm_error_set(err, DM_ERR_INVALID, "callback URL must be http:// or https://");
     }
     rc = parse_event(event_json, len, id, sizeof(id), &seq, err);

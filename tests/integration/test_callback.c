@@ -761,3 +761,32 @@ Test(callback, backlog_cap_drops_the_oldest_with_counter_and_log, .fini = teardo
     dm_metrics_free(metrics);
     close(silent_fd);
 }
+
+static void post_unresolvable(void)
+{
+    post_url("http://dream-test.invalid/cb", 1, 1);
+    run_until_idle(5000);
+}
+
+Test(callback, an_unresolvable_name_is_retried_then_given_up, .init = setup_fast, .fini = teardown)
+{
+    char *log = with_log(post_unresolvable);
+    cr_assert_not_null(strstr(log, "attempt 1/3 failed (cannot resolve dream-test.invalid"), "%s",
+                       log);
+    cr_assert_not_null(strstr(log, "attempt 3/3 failed (cannot resolve dream-test.invalid"), "%s",
+                       log);
+    cr_assert_not_null(strstr(log, "giving up"), "%s", log);
+    free(log);
+}
+
+Test(callback, close_while_resolving_and_waiting_for_a_slot, .fini = teardown)
+{
+    struct dm_callback_opts o = DM_CALLBACK_OPTS_INIT;
+    o.max_connections = 1;
+    setup_with(&o);
+    post_url("http://dream-test.invalid/cb", 1, 1); /* resolving: holds the only slot */
+    post("/ok", 2, 1, "started");                   /* waits for the slot */
+    cr_assert_eq(dm_callbacks_pending(cbs), 2);
+    /* teardown closes now: the resolution is cancelled or awaited, the waiter dropped, and the
+     * loop closes clean. */
+}

@@ -113,7 +113,8 @@ size_t dm_callbacks_jobs(const struct dm_callbacks *cb);
 typedef void (*dm_callbacks_closed_cb)(void *arg);
 
 /* Stops: refuses new events, drops every queued one (logging how many per job), cancels the
- * requests in flight (dm_http_cancel) and stops backoff timers, then frees everything after the
+ * requests in flight (dm_http_cancel) and the name resolutions (uv_cancel; one already running
+ * on the threadpool is waited for), stops backoff timers, then frees everything after the
  * last close callback and calls done (may be NULL) from the loop. cb may be NULL. For a graceful
  * shutdown, wait for dm_callbacks_pending() == 0 (with a deadline) before calling this. */
 void dm_callbacks_close(struct dm_callbacks *cb, dm_callbacks_closed_cb done, void *arg);
