@@ -8,6 +8,7 @@
 #include "dream/core/error.h"
 #include "dream/domain/job.h"
 #include "dream/core/log.h"
+#include "dream/io/callback.h"
 #include "dream/io/loop.h"
 #include "dream/io/metrics.h"
 #include "dream/stages/pipeline.h"
@@ -119,6 +120,14 @@ int main(int argc, char **argv)
             return 2;
         }
         dm_pipeline_stage_ops(app.pipeline, &stages);
+        /* Callback destinations: the operator's test hosts (DREAM_CALLBACK_ALLOW_HTTP) are
+         * exempt from the address checks; dropped events are counted. */
+        dm_callbacks_set_metrics(dm_pipeline_callbacks(app.pipeline), app.metrics);
+        if (dm_callbacks_allow_hosts(dm_pipeline_callbacks(app.pipeline), cfg->callback_allow_http,
+                                     &err)) {
+            fprintf(stderr, "dreamd: %s\n", err.msg);
+            return 1;
+        }
     }
 
     if (dm_loop_init(&app.sig, &loop, on_shutdown, &app)) {

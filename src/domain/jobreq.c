@@ -6,6 +6,7 @@
  */
 #include "dream/domain/jobreq.h"
 #include "dream/domain/forge_proto.h"
+#include "dream/domain/netaddr.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -172,8 +173,13 @@ static int is_blank(const char *s)
     return 1;
 }
 
+/* Hosts the operator named (compared without IPv6 brackets, so "::1" can be listed). */
 static int host_allowed(const char *host, size_t n, const struct dm_jobreq_opts *opts)
 {
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+        host++;
+        n -= 2;
+    }
     for (size_t i = 0; opts && i < opts->n_http_hosts; i++) {
         const char *h = opts->http_hosts[i];
         if (h && strlen(h) == n && strncasecmp(h, host, n) == 0) {
@@ -253,16 +259,23 @@ static int check_url(const char *url, const struct dm_jobreq_opts *opts, struct 
             return fail(err, f, "must have a valid port");
         }
     }
-    if (!https) {
-        /* Compare without IPv6 brackets so "::1" can be allow-listed. */
-        const char *h = host;
-        size_t n = host_len;
-        if (*h == '[') {
-            h++;
-            n -= 2;
+    if (!https && !host_allowed(host, host_len, opts)) {
+        return fail(err, f, "must be an https URL (plain http only for allow-listed hosts)");
+    }
+    /* SSRF: a job must not aim the replica at itself, its network or the cloud metadata
+     * service. Literal addresses (in any spelling a resolver accepts) and known internal names
+     * are refused here; other names are checked again after resolution, at delivery. */
+    if (!host_allowed(host, host_len, opts)) {
+        enum dm_netaddr_class c = dm_netaddr_classify_host(host, host_len);
+        if (c == DM_NETADDR_METADATA) {
+            return fail(err, f, "must not name a cloud metadata or internal host");
         }
-        if (!host_allowed(h, n, opts)) {
-            return fail(err, f, "must be an https URL (plain http only for allow-listed hosts)");
+        if (dm_netaddr_refused(c)) {
+            char why[96];
+            const char *name = dm_netaddr_class_name(c);
+            snprintf(why, sizeof(why), "must not point to %s %s address",
+                     strchr("aeiou", name[0]) ? "an" : "a", name);
+            return fail(err, f, why);
         }
     }
     return 0;

@@ -38,6 +38,7 @@ struct dm_metrics {
     atomic_ullong reclaims;
     atomic_ullong dead_letters;
     atomic_ullong reconnects;
+    atomic_ullong callback_dropped;
     atomic_llong group_lag; /* < 0: unknown */
     atomic_llong group_pending;
     atomic_int ready;
@@ -91,6 +92,7 @@ int dm_metrics_new(struct dm_metrics **out)
     atomic_init(&m->reclaims, 0);
     atomic_init(&m->dead_letters, 0);
     atomic_init(&m->reconnects, 0);
+    atomic_init(&m->callback_dropped, 0);
     atomic_init(&m->group_lag, -1);
     atomic_init(&m->group_pending, 0);
     atomic_init(&m->ready, 0);
@@ -171,6 +173,13 @@ void dm_metrics_redis_reconnected(struct dm_metrics *m)
 {
     if (m) {
         atomic_fetch_add(&m->reconnects, 1);
+    }
+}
+
+void dm_metrics_callback_dropped(struct dm_metrics *m, uint64_t n)
+{
+    if (m) {
+        atomic_fetch_add(&m->callback_dropped, n);
     }
 }
 
@@ -287,6 +296,11 @@ int dm_metrics_render(const struct dm_metrics *cm, struct dm_buf *b)
     TRY(header(b, "redis_reconnects_total", "counter", "Times the Redis connection came back."));
     TRY(dm_buf_printf(b, "dreamd_redis_reconnects_total %llu\n",
                       (unsigned long long)atomic_load(&m->reconnects)));
+    TRY(header(b, "callback_events_dropped_total", "counter",
+               "Callback events dropped unsent: the replica's callback backlog or a job's queue "
+               "was full."));
+    TRY(dm_buf_printf(b, "dreamd_callback_events_dropped_total %llu\n",
+                      (unsigned long long)atomic_load(&m->callback_dropped)));
 
     lag = atomic_load(&m->group_lag);
     TRY(header(b, "group_lag", "gauge",

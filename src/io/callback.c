@@ -1,25 +1,32 @@
 /*
- * callback: signed, retried, per-job ordered POSTs of job events to callback URLs (see
- * include/dream/io/callback.h).
+ * callback: signed, retried, per-job ordered POSTs of job events to callback URLs, checked
+ * against SSRF and capped replica-wide (see include/dream/io/callback.h).
  *
  * Owns the list of jobs with events to deliver; per job a FIFO of events, the one event being
- * delivered, its struct dm_http_call while a request is in flight, and a backoff timer embedded
- * in the job (the job is freed in that timer's close callback). The HTTP client is borrowed.
- * Loop thread only.
+ * delivered, its struct dm_http_call while a request is in flight, its uv_getaddrinfo_t while
+ * its host is being resolved, and a backoff timer embedded in the job (the job is freed in that
+ * timer's close callback). Jobs waiting for a delivery slot are chained in a FIFO. The HTTP
+ * client is borrowed. Loop thread only.
  */
 #include "dream/io/callback.h"
 #include "dream/core/log.h"
+#include "dream/domain/metrics_registry.h"
+#include "dream/domain/netaddr.h"
 #include "dream/domain/sse.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #define JOB_ID_MAX 512
 #define RETRY_AFTER_MAX_MS 60000L
+#define HOST_MAX 256
 
 struct event {
     struct event *next;
@@ -27,7 +34,7 @@ struct event {
     char *body;
     size_t len;
     long long seq;
-    char sig[80]; /* "sha256=<hex>", empty when unsigned */
+    unsigned long long order; /* replica-wide post order: the backlog drops the lowest */
 };
 
 struct job {
@@ -38,9 +45,15 @@ struct job {
     struct event *head; /* waiting, oldest first */
     struct event *tail;
     size_t queued;
-    struct event *cur; /* being delivered (in flight or waiting out a backoff) */
+    struct event *cur; /* being delivered (in flight, resolving, waiting for a slot or a backoff) */
     unsigned attempt;  /* attempts made for cur */
     struct dm_http_call *call;
+    uv_getaddrinfo_t gai;
+    int resolving;    /* gai in flight */
+    int has_slot;     /* counted in cb->active */
+    int waiting_slot; /* in cb's slot queue */
+    struct job *wait_next;
+    char host[HOST_MAX]; /* cur's URL host (as curl reports it) while resolving */
     uv_timer_t timer;
     int released;
 };
@@ -48,17 +61,26 @@ struct job {
 struct dm_callbacks {
     uv_loop_t *loop;
     struct dm_http *http;
+    struct dm_metrics *metrics;
     char *secret;
     size_t secret_len;
+    char *allow;
     unsigned attempts;
     unsigned backoff_ms;
     long timeout_ms;
     size_t max_queue;
     size_t max_resp;
+    size_t max_events;
+    size_t max_conns;
     struct job *jobs;
-    size_t n_jobs;  /* jobs in the list */
-    size_t live;    /* jobs not yet freed (in the list or closing) */
-    size_t pending; /* events queued or current */
+    size_t n_jobs;         /* jobs in the list */
+    size_t live;           /* jobs not yet freed (in the list or closing) */
+    size_t pending;        /* events queued or current */
+    size_t active;         /* deliveries holding a slot (resolving or in flight) */
+    struct job *wait_head; /* jobs whose cur waits for a slot, FIFO */
+    struct job *wait_tail;
+    unsigned long long order;
+    unsigned long long dropped;
     uv_timer_t anchor;
     int closing;
     dm_callbacks_closed_cb done;
@@ -130,7 +152,7 @@ static void job_release_if_idle(struct job *j)
 {
     struct dm_callbacks *cb = j->cb;
 
-    if (j->released || j->cur || j->head || j->call) {
+    if (j->released || j->cur || j->head || j->call || j->resolving) {
         return;
     }
     j->released = 1;
@@ -146,41 +168,143 @@ static void job_release_if_idle(struct job *j)
     uv_close((uv_handle_t *)&j->timer, on_job_closed);
 }
 
-/* Forgets the current event (delivered, given up, or dropped). */
+static void count_dropped(struct dm_callbacks *cb)
+{
+    cb->dropped++;
+    dm_metrics_callback_dropped(cb->metrics, 1);
+}
+
+static void unwait(struct job *j)
+{
+    struct dm_callbacks *cb = j->cb;
+    struct job *prev = NULL;
+
+    if (!j->waiting_slot) {
+        return;
+    }
+    for (struct job *w = cb->wait_head; w; prev = w, w = w->wait_next) {
+        if (w == j) {
+            if (prev) {
+                prev->wait_next = w->wait_next;
+            } else {
+                cb->wait_head = w->wait_next;
+            }
+            if (cb->wait_tail == w) {
+                cb->wait_tail = prev;
+            }
+            break;
+        }
+    }
+    j->wait_next = NULL;
+    j->waiting_slot = 0;
+}
+
+static void kick_waiting(struct dm_callbacks *cb);
+
+static void release_slot(struct job *j)
+{
+    if (j->has_slot) {
+        j->has_slot = 0;
+        j->cb->active--;
+    }
+}
+
+/* Forgets the current event (delivered, given up, or dropped) and gives back its slot. */
 static void drop_current(struct job *j)
 {
     event_free(j->cur);
     j->cur = NULL;
     j->attempt = 0;
     j->cb->pending--;
+    release_slot(j);
 }
 
 static void on_http_done(void *arg, int rc, struct dm_http_response *resp,
                          const struct dm_error *err);
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res);
 static void pump(struct job *j);
+static int begin(struct job *j);
 
-/* Starts one attempt for j->cur. Returns 0 or the error of dm_http_start (err filled). */
-static int send_attempt(struct job *j, struct dm_error *err)
+/* The pieces of cur's URL that delivery needs. Returns 0 or -1 (unusable URL). */
+static int url_parts(const char *url, char *host, size_t hostlen, long *port, int *https)
+{
+    CURLU *u = curl_url();
+    char *h = NULL;
+    char *p = NULL;
+    char *scheme = NULL;
+    int rc = -1;
+
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK && strlen(h) < hostlen) {
+        snprintf(host, hostlen, "%s", h);
+        *port = strtol(p, NULL, 10);
+        *https = !strcmp(scheme, "https");
+        rc = 0;
+    }
+    curl_free(h);
+    curl_free(p);
+    curl_free(scheme);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+#ifndef DM_HTTP_HAS_CONNECT_TO
+/* cur's URL with its host replaced by the checked address, so curl connects to nothing else. */
+static char *pinned_url(const char *url, const struct dm_netaddr *a)
+{
+    CURLU *u = curl_url();
+    char addr[INET6_ADDRSTRLEN + 2];
+    char lit[INET6_ADDRSTRLEN];
+    char *out = NULL;
+
+    dm_netaddr_format(a, lit, sizeof(lit));
+    snprintf(addr, sizeof(addr), a->family == 6 ? "[%s]" : "%s", lit);
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_HOST, addr, 0) == CURLUE_OK) {
+        char *s = NULL;
+        if (curl_url_get(u, CURLUPART_URL, &s, 0) == CURLUE_OK) {
+            out = strdup(s);
+        }
+        curl_free(s);
+    }
+    curl_url_cleanup(u);
+    return out;
+}
+#endif
+
+/* Starts one attempt for j->cur, to the checked address pin (NULL: as the URL says, for
+ * allow-listed hosts and literal public addresses). Returns 0 or the error of dm_http_start
+ * (err filled). */
+static int send_attempt(struct job *j, const struct dm_netaddr *pin, struct dm_error *err)
 {
     struct dm_callbacks *cb = j->cb;
     struct dm_http_request req;
     const char *headers[8];
-    char *auth = NULL;
-    char sig[128];
+    char sig[DM_CALLBACK_SIG_LEN + 32];
     char seq[48];
     char jobh[JOB_ID_MAX + 32];
     char attempt[48];
+    char *url = NULL;
+#ifdef DM_HTTP_HAS_CONNECT_TO
+    char pinline[2 * HOST_MAX];
+    char lit[INET6_ADDRSTRLEN];
+    const char *pins[2] = {NULL, NULL};
+#else
+    char hosth[HOST_MAX + 32];
+#endif
     int n = 0;
     int rc;
 
     j->attempt++;
     headers[n++] = "Content-Type: application/json";
     if (cb->secret) {
-        if (asprintf(&auth, "Authorization: Bearer %s", cb->secret) < 0) {
-            return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        int k = snprintf(sig, sizeof(sig), "X-Dream-Signature: ");
+        if (!dm_callback_sign(sig + k, sizeof(sig) - (size_t)k, cb->secret, cb->secret_len,
+                              (long long)time(NULL), j->cur->body, j->cur->len)) {
+            return dm_error_set(err, DM_ERR_NOMEM, "callback: HMAC failed");
         }
-        headers[n++] = auth;
-        snprintf(sig, sizeof(sig), "X-Dream-Signature: %s", j->cur->sig);
         headers[n++] = sig;
     }
     snprintf(seq, sizeof(seq), "X-Dream-Event-Seq: %lld", j->cur->seq);
@@ -189,69 +313,274 @@ static int send_attempt(struct job *j, struct dm_error *err)
     headers[n++] = jobh;
     snprintf(attempt, sizeof(attempt), "X-Dream-Attempt: %u", j->attempt);
     headers[n++] = attempt;
-    headers[n] = NULL;
 
     memset(&req, 0, sizeof(req));
-    req.method = "POST";
     req.url = j->cur->url;
+    if (pin) {
+        char host[HOST_MAX];
+        long port = 0;
+        int https = 0;
+        if (url_parts(j->cur->url, host, sizeof(host), &port, &https)) {
+            return dm_error_set(err, DM_ERR_INVALID, "callback URL is not usable");
+        }
+#ifdef DM_HTTP_HAS_CONNECT_TO
+        /* Connect to the checked address; TLS is still verified against the URL's host. */
+        (void)https;
+        snprintf(pinline, sizeof(pinline), pin->family == 6 ? "%s:%ld:[%s]:%ld" : "%s:%ld:%s:%ld",
+                 host, port, dm_netaddr_format(pin, lit, sizeof(lit)), port);
+        pins[0] = pinline;
+        req.connect_to = pins;
+#else
+        if (!https) {
+            /* Plain http: send to the address itself with the original Host header. */
+            url = pinned_url(j->cur->url, pin);
+            if (!url) {
+                return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+            }
+            req.url = url;
+            if (port != 80) {
+                snprintf(hosth, sizeof(hosth), "Host: %s:%ld", host, port);
+            } else {
+                snprintf(hosth, sizeof(hosth), "Host: %s", host);
+            }
+            headers[n++] = hosth;
+        }
+        /* https without dm_http's connect_to: curl resolves the name again (see the header). */
+#endif
+    }
+    headers[n] = NULL;
+
+    req.method = "POST";
     req.headers = headers;
     req.body = j->cur->body;
     req.body_len = j->cur->len;
     req.timeout_ms = cb->timeout_ms;
     req.max_response_bytes = cb->max_resp;
+    req.follow_redirects = 0; /* a 3xx is a failed delivery, never a new destination */
     req.on_done = on_http_done;
     req.arg = j;
     rc = dm_http_start(cb->http, &req, &j->call, err);
-    if (auth) {
-        OPENSSL_cleanse(auth, strlen(auth));
-        free(auth);
-    }
+    free(url);
+    OPENSSL_cleanse(sig, sizeof(sig));
     return rc;
 }
 
 static void on_backoff(uv_timer_t *t);
 
-/* The attempt failed: waits and tries again, or gives up and goes on with the next event. */
-static void attempt_failed(struct job *j, int retryable, long retry_after_ms, const char *why)
+/* Gives up on cur: logs why and forgets it. The caller goes on with the next event. */
+static void give_up(struct job *j, const char *why)
+{
+    char where[512];
+
+    url_for_log(j->cur->url, where, sizeof(where));
+    dm_warn("callback", j->id,
+            "callback seq %lld to %s: attempt %u/%u failed (%s); giving up on this event",
+            j->cur->seq, where, j->attempt, j->cb->attempts, why);
+    drop_current(j);
+}
+
+/* The attempt failed: schedules another (returns 0) or gives up (returns 1: cur is gone). */
+static int attempt_failed(struct job *j, int retryable, long retry_after_ms, const char *why)
 {
     struct dm_callbacks *cb = j->cb;
     char where[512];
 
-    url_for_log(j->cur->url, where, sizeof(where));
+    release_slot(j);
     if (retryable && j->attempt < cb->attempts && !cb->closing) {
         long delay = (long)cb->backoff_ms << (j->attempt - 1 < 16 ? j->attempt - 1 : 16);
         if (retry_after_ms > delay) {
             delay = retry_after_ms;
         }
+        url_for_log(j->cur->url, where, sizeof(where));
         dm_warn("callback", j->id,
                 "callback seq %lld to %s: attempt %u/%u failed (%s); retrying in %ld ms",
                 j->cur->seq, where, j->attempt, cb->attempts, why, delay);
         uv_timer_start(&j->timer, on_backoff, (uint64_t)delay, 0);
-        return;
+        return 0;
     }
-    dm_warn("callback", j->id,
-            "callback seq %lld to %s: attempt %u/%u failed (%s); giving up on this event",
-            j->cur->seq, where, j->attempt, cb->attempts, why);
-    drop_current(j);
-    pump(j);
+    give_up(j, why);
+    return 1;
 }
 
-static void try_send(struct job *j)
+/* Refuses cur for good: its destination is internal. */
+static void refuse(struct job *j, const char *host, const char *what)
+{
+    char where[512];
+
+    url_for_log(j->cur->url, where, sizeof(where));
+    dm_warn("callback", j->id,
+            "callback seq %lld to %s refused: %s %s (add the host to DREAM_CALLBACK_HOSTS to "
+            "allow it)",
+            j->cur->seq, where, host, what);
+    drop_current(j);
+}
+
+/* Sends cur to pin; on a failure to start, handles it like a failed attempt. Returns 1 when
+ * cur is gone (the caller goes on), else 0. */
+static int send_or_fail(struct job *j, const struct dm_netaddr *pin)
 {
     struct dm_error err;
 
     dm_error_clear(&err);
-    if (send_attempt(j, &err) == 0) {
-        return;
+    if (send_attempt(j, pin, &err) == 0) {
+        return 0;
     }
     /* Could not even start: INVALID/CANCELLED will not get better, anything else might. */
-    attempt_failed(j, err.code != DM_ERR_INVALID && err.code != DM_ERR_CANCELLED, 0, err.msg);
+    return attempt_failed(j, err.code != DM_ERR_INVALID && err.code != DM_ERR_CANCELLED, 0,
+                          err.msg);
 }
 
-/* Starts the next event of j when none is being delivered; frees j when all is done. */
+/* Starts (or restarts after a backoff) the delivery of cur: takes a slot or queues for one,
+ * then checks the destination. Returns 1 when cur was finished synchronously (refused or
+ * unusable: the caller goes on with the next event), 0 when delivery goes on asynchronously. */
+static int begin(struct job *j)
+{
+    struct dm_callbacks *cb = j->cb;
+    struct addrinfo hints;
+    struct dm_netaddr lit;
+    enum dm_netaddr_class c;
+    long port = 0;
+    int https = 0;
+    int rc;
+
+    if (!j->has_slot) {
+        if (cb->active >= cb->max_conns || (cb->wait_head && cb->wait_head != j)) {
+            if (!j->waiting_slot) {
+                j->waiting_slot = 1;
+                j->wait_next = NULL;
+                if (cb->wait_tail) {
+                    cb->wait_tail->wait_next = j;
+                } else {
+                    cb->wait_head = j;
+                }
+                cb->wait_tail = j;
+            }
+            return 0;
+        }
+        unwait(j);
+        j->has_slot = 1;
+        cb->active++;
+    }
+    if (url_parts(j->cur->url, j->host, sizeof(j->host), &port, &https)) {
+        j->attempt++;
+        give_up(j, "unusable URL");
+        return 1;
+    }
+    if (cb->allow && dm_netaddr_host_listed(cb->allow, j->host, strlen(j->host))) {
+        return send_or_fail(j, NULL);
+    }
+    c = dm_netaddr_classify_host(j->host, strlen(j->host));
+    if (dm_netaddr_refused(c)) {
+        char what[96];
+        snprintf(what, sizeof(what), "is a %s %s", dm_netaddr_class_name(c),
+                 c == DM_NETADDR_METADATA ? "name" : "address");
+        refuse(j, j->host, what);
+        return 1;
+    }
+    if (dm_netaddr_parse(j->host, strlen(j->host), &lit)) {
+        return send_or_fail(j, NULL); /* a public literal: nothing to resolve */
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    rc = uv_getaddrinfo(cb->loop, &j->gai, on_resolved, j->host, NULL, &hints);
+    if (rc) {
+        char why[128];
+        snprintf(why, sizeof(why), "cannot resolve: %s", uv_strerror(rc));
+        j->attempt++;
+        return attempt_failed(j, 1, 0, why);
+    }
+    j->gai.data = j;
+    j->resolving = 1;
+    return 0;
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct job *j = req->data;
+    struct dm_callbacks *cb = j->cb;
+    struct dm_netaddr pin;
+    int have = 0;
+    int done = 0;
+
+    j->resolving = 0;
+    if (cb->closing || status == UV_ECANCELED || !j->cur) {
+        if (j->cur) {
+            drop_current(j);
+        }
+        release_slot(j);
+        uv_freeaddrinfo(res);
+        pump(j);
+        kick_waiting(cb);
+        return;
+    }
+    if (status) {
+        char why[HOST_MAX + 128];
+        snprintf(why, sizeof(why), "cannot resolve %s: %s", j->host, uv_strerror(status));
+        j->attempt++;
+        done = attempt_failed(j, 1, 0, why);
+        goto out;
+    }
+    /* Every address must be public: curl may try any of them, and a name that mixes public and
+     * internal addresses is an attack or a mistake either way. */
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        struct dm_netaddr a;
+        enum dm_netaddr_class c;
+        memset(&a, 0, sizeof(a));
+        if (ai->ai_family == AF_INET) {
+            a.family = 4;
+            memcpy(a.bytes, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
+        } else if (ai->ai_family == AF_INET6) {
+            a.family = 6;
+            memcpy(a.bytes, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
+        } else {
+            continue;
+        }
+        c = dm_netaddr_classify(&a);
+        if (dm_netaddr_refused(c)) {
+            char what[128];
+            char lit[INET6_ADDRSTRLEN];
+            snprintf(what, sizeof(what), "resolves to %s, a %s address",
+                     dm_netaddr_format(&a, lit, sizeof(lit)), dm_netaddr_class_name(c));
+            refuse(j, j->host, what);
+            done = 1;
+            goto out;
+        }
+        if (!have) {
+            pin = a;
+            have = 1;
+        }
+    }
+    if (!have) {
+        j->attempt++;
+        done = attempt_failed(j, 1, 0, "the name has no IPv4 or IPv6 address");
+        goto out;
+    }
+    done = send_or_fail(j, &pin);
+out:
+    uv_freeaddrinfo(res);
+    if (done) {
+        pump(j);
+    }
+    kick_waiting(cb);
+}
+
+/* Starts jobs waiting for a slot while slots are free. */
+static void kick_waiting(struct dm_callbacks *cb)
+{
+    while (cb->wait_head && cb->active < cb->max_conns && !cb->closing) {
+        struct job *j = cb->wait_head;
+        if (begin(j)) { /* takes the slot and leaves the queue */
+            pump(j);
+        }
+    }
+}
+
+/* Delivers the job's events one by one until one goes on asynchronously; frees the job when
+ * all is done. */
 static void pump(struct job *j)
 {
-    if (!j->cur && j->head && !j->cb->closing) {
+    while (!j->cur && j->head && !j->cb->closing) {
         j->cur = j->head;
         j->head = j->cur->next;
         if (!j->head) {
@@ -260,8 +589,9 @@ static void pump(struct job *j)
         j->cur->next = NULL;
         j->queued--;
         j->attempt = 0;
-        try_send(j);
-        return;
+        if (!begin(j)) {
+            return;
+        }
     }
     job_release_if_idle(j);
 }
@@ -269,8 +599,8 @@ static void pump(struct job *j)
 static void on_backoff(uv_timer_t *t)
 {
     struct job *j = t->data;
-    if (j->cur) {
-        try_send(j);
+    if (j->cur && begin(j)) {
+        pump(j);
     }
 }
 
@@ -294,29 +624,37 @@ static void on_http_done(void *arg, int rc, struct dm_http_response *resp,
     struct job *j = arg;
     struct dm_callbacks *cb = j->cb;
     char why[DM_ERROR_MSG_MAX + 32];
+    int done;
 
     j->call = NULL;
     if (cb->closing || rc == DM_ERR_CANCELLED) {
         drop_current(j);
         pump(j);
+        kick_waiting(cb);
         return;
     }
     if (rc == 0 && resp->status >= 200 && resp->status < 300) {
         dm_debug("callback", j->id, "callback seq %lld delivered (HTTP %ld, attempt %u)",
                  j->cur->seq, resp->status, j->attempt);
         drop_current(j);
-        pump(j);
-        return;
-    }
-    if (rc != 0) {
+        done = 1;
+    } else if (rc != 0) {
         snprintf(why, sizeof(why), "%s", err->msg[0] ? err->msg : dm_err_name(rc));
-        attempt_failed(j, 1, 0, why);
-        return;
+        done = attempt_failed(j, 1, 0, why);
+    } else if (resp->status >= 300 && resp->status < 400) {
+        snprintf(why, sizeof(why), "HTTP %ld: redirects are not followed", resp->status);
+        done = attempt_failed(j, 0, 0, why);
+    } else {
+        snprintf(why, sizeof(why), "HTTP %ld", resp->status);
+        done = attempt_failed(
+            j,
+            resp->status == 408 || resp->status == 429 || resp->status >= 500 || resp->status < 200,
+            resp->status == 429 || resp->status == 503 ? retry_after(resp) : 0, why);
     }
-    snprintf(why, sizeof(why), "HTTP %ld", resp->status);
-    attempt_failed(
-        j, resp->status == 408 || resp->status == 429 || resp->status >= 500 || resp->status < 200,
-        resp->status == 429 || resp->status == 503 ? retry_after(resp) : 0, why);
+    if (done) {
+        pump(j);
+    }
+    kick_waiting(cb);
 }
 
 int dm_callbacks_new(struct dm_callbacks **out, uv_loop_t *loop, struct dm_http *http,
@@ -342,6 +680,11 @@ int dm_callbacks_new(struct dm_callbacks **out, uv_loop_t *loop, struct dm_http 
     cb->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 10000;
     cb->max_queue = opts->max_queue_per_job ? opts->max_queue_per_job : 256;
     cb->max_resp = opts->max_response_bytes ? opts->max_response_bytes : 65536;
+    cb->max_conns = opts->max_connections ? opts->max_connections : 64;
+    cb->max_events = opts->max_events ? opts->max_events : 10000;
+    if (cb->max_events <= cb->max_conns) {
+        cb->max_events = cb->max_conns + 1; /* so something not in flight can always be dropped */
+    }
     if (opts->secret && *opts->secret) {
         cb->secret = strdup(opts->secret);
         if (!cb->secret) {
@@ -351,8 +694,7 @@ int dm_callbacks_new(struct dm_callbacks **out, uv_loop_t *loop, struct dm_http 
         cb->secret_len = strlen(cb->secret);
     } else {
         dm_warn("callback", NULL,
-                "no callback secret configured: callbacks are sent without Authorization and "
-                "signature");
+                "no callback secret configured: callbacks are sent without a signature");
     }
     if (uv_timer_init(loop, &cb->anchor) != 0) {
         rc = dm_error_set(err, DM_ERR_IO, "callback: cannot make a timer");
@@ -403,6 +745,54 @@ out:
     return rc;
 }
 
+/* Drops the replica's oldest event that is not in flight (waiting in a queue, for a slot or out
+ * a backoff). Returns 1, or 0 when every event is in flight. */
+static int drop_oldest(struct dm_callbacks *cb)
+{
+    struct job *victim = NULL;
+    int is_cur = 0;
+    unsigned long long best = 0;
+    struct event *e;
+
+    for (struct job *j = cb->jobs; j; j = j->next) {
+        if (j->cur && !j->call && !j->resolving && (!victim || j->cur->order < best)) {
+            victim = j;
+            is_cur = 1;
+            best = j->cur->order;
+        }
+        if (j->head && (!victim || j->head->order < best)) {
+            victim = j;
+            is_cur = 0;
+            best = j->head->order;
+        }
+    }
+    if (!victim) {
+        return 0;
+    }
+    e = is_cur ? victim->cur : victim->head;
+    count_dropped(cb);
+    dm_warn("callback", victim->id,
+            "callback backlog full (%zu events on this replica): dropping the oldest undelivered "
+            "event, seq %lld",
+            cb->max_events, e->seq);
+    if (is_cur) {
+        uv_timer_stop(&victim->timer);
+        unwait(victim);
+        drop_current(victim);
+        pump(victim);
+        kick_waiting(cb);
+    } else {
+        victim->head = e->next;
+        if (!victim->head) {
+            victim->tail = NULL;
+        }
+        victim->queued--;
+        cb->pending--;
+        event_free(e);
+    }
+    return 1;
+}
+
 int dm_callback_post(struct dm_callbacks *cb, const char *url, const char *event_json, size_t len,
                      struct dm_error *err)
 {
@@ -415,7 +805,7 @@ int dm_callback_post(struct dm_callbacks *cb, const char *url, const char *event
     if (cb->closing) {
         return dm_error_set(err, DM_ERR_CANCELLED, "callbacks are closing");
     }
-    if (!url || (strncmp(url, "https://", 8) && strncmp(url, "http://", 7))) {
+    if (!url || (strncasecmp(url, "https://", 8) && strncasecmp(url, "http://", 7))) {
         return dm_error_set(err, DM_ERR_INVALID, "callback URL must be http:// or https://");
     }
     rc = parse_event(event_json, len, id, sizeof(id), &seq, err);
@@ -430,10 +820,9 @@ int dm_callback_post(struct dm_callbacks *cb, const char *url, const char *event
     memcpy(e->body, event_json, len);
     e->len = len;
     e->seq = seq;
-    if (cb->secret &&
-        !dm_callback_sign(e->sig, sizeof(e->sig), cb->secret, cb->secret_len, e->body, e->len)) {
-        event_free(e);
-        return dm_error_set(err, DM_ERR_NOMEM, "callback: HMAC failed");
+    e->order = ++cb->order;
+    /* The replica's backlog first: dropping may finish (and free) a job, the poster's too. */
+    while (cb->pending >= cb->max_events && drop_oldest(cb)) {
     }
     j = job_find(cb, id);
     if (!j) {
@@ -464,6 +853,7 @@ int dm_callback_post(struct dm_callbacks *cb, const char *url, const char *event
         }
         j->queued--;
         cb->pending--;
+        count_dropped(cb);
         dm_warn("callback", j->id, "callback queue full (%zu): dropping event seq %lld",
                 cb->max_queue, old->seq);
         event_free(old);
@@ -478,6 +868,28 @@ int dm_callback_post(struct dm_callbacks *cb, const char *url, const char *event
     cb->pending++;
     pump(j);
     return 0;
+}
+
+int dm_callbacks_allow_hosts(struct dm_callbacks *cb, const char *hosts, struct dm_error *err)
+{
+    char *copy = NULL;
+
+    if (hosts && *hosts && !(copy = strdup(hosts))) {
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    free(cb->allow);
+    cb->allow = copy;
+    return 0;
+}
+
+void dm_callbacks_set_metrics(struct dm_callbacks *cb, struct dm_metrics *m)
+{
+    cb->metrics = m;
+}
+
+unsigned long long dm_callbacks_dropped(const struct dm_callbacks *cb)
+{
+    return cb->dropped;
 }
 
 size_t dm_callbacks_pending(const struct dm_callbacks *cb)
@@ -500,6 +912,7 @@ static void on_anchor_closed(uv_handle_t *h)
         OPENSSL_cleanse(cb->secret, cb->secret_len);
         free(cb->secret);
     }
+    free(cb->allow);
     free(cb);
     if (done) {
         done(arg);
@@ -538,6 +951,12 @@ void dm_callbacks_close(struct dm_callbacks *cb, dm_callbacks_closed_cb done, vo
         }
         j->tail = NULL;
         j->queued = 0;
+        unwait(j);
+        if (j->resolving) {
+            /* Its completion (cancelled, or done anyway) drops cur and releases the job. */
+            uv_cancel((uv_req_t *)&j->gai);
+            continue;
+        }
         if (j->call) {
             dm_http_cancel(j->call); /* its completion drops cur and releases the job */
             continue;

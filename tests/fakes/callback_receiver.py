@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
 """A producer's callback endpoint for end-to-end tests.
 
-Accepts POSTs of dreamd events, checks `Authorization: Bearer <secret>` and
-`X-Dream-Signature: sha256=<hex HMAC-SHA256 of the body>`, and records each delivery.
-  GET /_received  -> [{"ok": bool, "seq": n, "status": s, "jobId": id, "attempt": a}, ...]
+Accepts POSTs of dreamd events and verifies them the way a real receiver should:
+`X-Dream-Signature: t=<unix>,v1=<hex>` where v1 is the HMAC-SHA256, keyed by the shared secret,
+of "<t>.<body>"; the timestamp must be within --tolerance seconds of now (replays are refused).
+It also records whether any header carried the secret (none may: the callback URL is the job's,
+not the operator's). Each delivery is recorded:
+  GET /_received  -> [{"ok": bool, "sig_ok": bool, "fresh": bool, "secret_seen": bool,
+                       "authorization": bool, "seq": n, "status": s, "jobId": id,
+                       "attempt": a}, ...]
   --fail-first N  -> answer 503 to the first N deliveries of every (jobId, seq)
+  --tolerance S   -> accepted age (either side) of the signature's timestamp, default 300
 Prints PORT=<n> first when started with --port 0.
 """
 import argparse
@@ -12,6 +18,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 lock = threading.Lock()
@@ -19,7 +26,21 @@ received = []
 attempts = {}
 
 
-def make_handler(secret, fail_first):
+def verify(header, secret, body, tolerance, now=None):
+    """(signature valid, timestamp within tolerance) of an X-Dream-Signature value."""
+    parts = [p.split("=", 1) for p in (header or "").split(",") if "=" in p]
+    ts = [v for k, v in parts if k == "t"]
+    sigs = [v for k, v in parts if k == "v1"]
+    if len(ts) != 1 or not ts[0].isdigit() or not sigs:
+        return False, False
+    t = int(ts[0])
+    want = hmac.new(secret.encode(), ts[0].encode() + b"." + body, hashlib.sha256).hexdigest()
+    ok = any(hmac.compare_digest(s, want) for s in sigs)
+    now = time.time() if now is None else now
+    return ok, abs(now - t) <= tolerance
+
+
+def make_handler(secret, fail_first, tolerance):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -44,9 +65,10 @@ def make_handler(secret, fail_first):
         def do_POST(self):
             n = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(n)
-            want = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-            ok = (self.headers.get("Authorization") == "Bearer " + secret and
-                  hmac.compare_digest(self.headers.get("X-Dream-Signature", ""), want))
+            sig_ok, fresh = verify(self.headers.get("X-Dream-Signature"), secret, body,
+                                   tolerance)
+            secret_seen = any(secret in k or secret in v for k, v in self.headers.items())
+            ok = sig_ok and fresh and not secret_seen
             try:
                 ev = json.loads(body)
             except ValueError:
@@ -55,7 +77,10 @@ def make_handler(secret, fail_first):
             with lock:
                 attempts[key] = attempts.get(key, 0) + 1
                 a = attempts[key]
-                received.append({"ok": ok, "seq": ev.get("seq"), "status": ev.get("status"),
+                received.append({"ok": ok, "sig_ok": sig_ok, "fresh": fresh,
+                                 "secret_seen": secret_seen,
+                                 "authorization": "Authorization" in self.headers,
+                                 "seq": ev.get("seq"), "status": ev.get("status"),
                                  "jobId": ev.get("jobId"), "attempt": a})
             if a <= fail_first:
                 self.reply(503)
@@ -70,8 +95,10 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--secret", required=True)
     ap.add_argument("--fail-first", type=int, default=0)
+    ap.add_argument("--tolerance", type=int, default=300)
     a = ap.parse_args()
-    srv = ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(a.secret, a.fail_first))
+    srv = ThreadingHTTPServer(("127.0.0.1", a.port),
+                              make_handler(a.secret, a.fail_first, a.tolerance))
     print("PORT=%d" % srv.server_address[1], flush=True)
     srv.serve_forever()
 

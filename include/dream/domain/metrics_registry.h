@@ -15,6 +15,8 @@
  *   dreamd_reclaims_total                        counter  entries reclaimed from other replicas
  *   dreamd_dead_letters_total                    counter  entries written to <prefix>:dead
  *   dreamd_redis_reconnects_total                counter
+ *   dreamd_callback_events_dropped_total         counter  callback events dropped unsent
+ *                                                         (backlog or job queue full)
  *   dreamd_group_lag                             gauge    consumer group lag (NaN until known)
  *   dreamd_group_pending                         gauge    consumer group pending entries
  *   dreamd_ready                                 gauge    1 when /readyz answers 200
@@ -75,6 +77,8 @@ void dm_metrics_reclaimed(struct dm_metrics *m, uint64_t n);
 void dm_metrics_dead_lettered(struct dm_metrics *m);
 /* The Redis connection was re-established. */
 void dm_metrics_redis_reconnected(struct dm_metrics *m);
+/* n callback events were dropped without being delivered (dream/io/callback.h). */
+void dm_metrics_callback_dropped(struct dm_metrics *m, uint64_t n);
 /* From the engine's periodic XINFO GROUPS: lag < 0 means unknown (Redis reports nil). */
 void dm_metrics_set_group(struct dm_metrics *m, int64_t lag, int64_t pending);
 /* Readiness, set by the engine: Redis connected and not shutting down. */
