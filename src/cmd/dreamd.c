@@ -120,13 +120,18 @@ int main(int argc, char **argv)
             return 2;
         }
         dm_pipeline_stage_ops(app.pipeline, &stages);
-        /* Callback destinations: the operator's test hosts (DREAM_CALLBACK_ALLOW_HTTP) are
-         * exempt from the address checks; dropped events are counted. */
+        /* Callback destinations: the operator's own receivers (DREAM_CALLBACK_HOSTS) and test
+         * hosts (DREAM_CALLBACK_ALLOW_HTTP) are exempt from the address checks; dropped events
+         * are counted. */
         dm_callbacks_set_metrics(dm_pipeline_callbacks(app.pipeline), app.metrics);
-        if (dm_callbacks_allow_hosts(dm_pipeline_callbacks(app.pipeline), cfg->callback_allow_http,
-                                     &err)) {
-            fprintf(stderr, "dreamd: %s\n", err.msg);
-            return 1;
+        {
+            char hosts[4096];
+            snprintf(hosts, sizeof(hosts), "%s,%s", cfg->callback_hosts ? cfg->callback_hosts : "",
+                     cfg->callback_allow_http ? cfg->callback_allow_http : "");
+            if (dm_callbacks_allow_hosts(dm_pipeline_callbacks(app.pipeline), hosts, &err)) {
+                fprintf(stderr, "dreamd: %s\n", err.msg);
+                return 1;
+            }
         }
     }
 

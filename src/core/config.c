@@ -115,7 +115,10 @@ static const struct setting settings[] = {
     {"allow-workflows", "DREAM_ALLOW_WORKFLOWS", K_BOOL, S(allow_workflows), "false", 0, 1, 0, NULL,
      "let shipper jobs write .github/workflows/"},
     {"callback-secret", "DREAM_CALLBACK_SECRET", K_STR, S(callback_secret), NULL, 0, 0, 1, NULL,
-     "Bearer token and HMAC key for job callbacks"},
+     "HMAC key of the callbacks' X-Dream-Signature (never sent)"},
+    {"callback-hosts", "DREAM_CALLBACK_HOSTS", K_STR, S(callback_hosts), NULL, 0, 0, 0, NULL,
+     "comma-separated hosts a callbackUrl may name although they are or resolve to internal "
+     "addresses (your own receivers)"},
     {"callback-allow-http", "DREAM_CALLBACK_ALLOW_HTTP", K_STR, S(callback_allow_http), NULL, 0, 0,
      0, NULL, "comma-separated hosts whose callbackUrl may be plain http (tests)"},
     {"admin-addr", "DREAM_ADMIN_ADDR", K_STR, S(admin_addr), "127.0.0.1:9464", 0, 0, 0, check_admin,

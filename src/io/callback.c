@@ -225,54 +225,27 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 static void pump(struct job *j);
 static int begin(struct job *j);
 
-/* The pieces of cur's URL that delivery needs. Returns 0 or -1 (unusable URL). */
-static int url_parts(const char *url, char *host, size_t hostlen, long *port, int *https)
+/* The host and port of a callback URL. Returns 0 or -1 (unusable URL). */
+static int url_parts(const char *url, char *host, size_t hostlen, long *port)
 {
     CURLU *u = curl_url();
     char *h = NULL;
     char *p = NULL;
-    char *scheme = NULL;
     int rc = -1;
 
     if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK && strlen(h) < hostlen) {
+        strlen(h) < hostlen) {
         snprintf(host, hostlen, "%s", h);
         *port = strtol(p, NULL, 10);
-        *https = !strcmp(scheme, "https");
         rc = 0;
     }
     curl_free(h);
     curl_free(p);
-    curl_free(scheme);
     curl_url_cleanup(u);
     return rc;
 }
-
-#ifndef DM_HTTP_HAS_CONNECT_TO
-/* cur's URL with its host replaced by the checked address, so curl connects to nothing else. */
-static char *pinned_url(const char *url, const struct dm_netaddr *a)
-{
-    CURLU *u = curl_url();
-    char addr[INET6_ADDRSTRLEN + 2];
-    char lit[INET6_ADDRSTRLEN];
-    char *out = NULL;
-
-    dm_netaddr_format(a, lit, sizeof(lit));
-    snprintf(addr, sizeof(addr), a->family == 6 ? "[%s]" : "%s", lit);
-    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_set(u, CURLUPART_HOST, addr, 0) == CURLUE_OK) {
-        char *s = NULL;
-        if (curl_url_get(u, CURLUPART_URL, &s, 0) == CURLUE_OK) {
-            out = strdup(s);
-        }
-        curl_free(s);
-    }
-    curl_url_cleanup(u);
-    return out;
-}
-#endif
 
 /* Starts one attempt for j->cur, to the checked address pin (NULL: as the URL says, for
  * allow-listed hosts and literal public addresses). Returns 0 or the error of dm_http_start
@@ -286,14 +259,9 @@ static int send_attempt(struct job *j, const struct dm_netaddr *pin, struct dm_e
     char seq[48];
     char jobh[JOB_ID_MAX + 32];
     char attempt[48];
-    char *url = NULL;
-#ifdef DM_HTTP_HAS_CONNECT_TO
     char pinline[2 * HOST_MAX];
     char lit[INET6_ADDRSTRLEN];
     const char *pins[2] = {NULL, NULL};
-#else
-    char hosth[HOST_MAX + 32];
-#endif
     int n = 0;
     int rc;
 
@@ -319,34 +287,14 @@ static int send_attempt(struct job *j, const struct dm_netaddr *pin, struct dm_e
     if (pin) {
         char host[HOST_MAX];
         long port = 0;
-        int https = 0;
-        if (url_parts(j->cur->url, host, sizeof(host), &port, &https)) {
+        if (url_parts(j->cur->url, host, sizeof(host), &port)) {
             return dm_error_set(err, DM_ERR_INVALID, "callback URL is not usable");
         }
-#ifdef DM_HTTP_HAS_CONNECT_TO
         /* Connect to the checked address; TLS is still verified against the URL's host. */
-        (void)https;
         snprintf(pinline, sizeof(pinline), pin->family == 6 ? "%s:%ld:[%s]:%ld" : "%s:%ld:%s:%ld",
                  host, port, dm_netaddr_format(pin, lit, sizeof(lit)), port);
         pins[0] = pinline;
         req.connect_to = pins;
-#else
-        if (!https) {
-            /* Plain http: send to the address itself with the original Host header. */
-            url = pinned_url(j->cur->url, pin);
-            if (!url) {
-                return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-            }
-            req.url = url;
-            if (port != 80) {
-                snprintf(hosth, sizeof(hosth), "Host: %s:%ld", host, port);
-            } else {
-                snprintf(hosth, sizeof(hosth), "Host: %s", host);
-            }
-            headers[n++] = hosth;
-        }
-        /* https without dm_http's connect_to: curl resolves the name again (see the header). */
-#endif
     }
     headers[n] = NULL;
 
@@ -360,7 +308,6 @@ static int send_attempt(struct job *j, const struct dm_netaddr *pin, struct dm_e
     req.on_done = on_http_done;
     req.arg = j;
     rc = dm_http_start(cb->http, &req, &j->call, err);
-    free(url);
     OPENSSL_cleanse(sig, sizeof(sig));
     return rc;
 }
@@ -440,7 +387,6 @@ static int begin(struct job *j)
     struct dm_netaddr lit;
     enum dm_netaddr_class c;
     long port = 0;
-    int https = 0;
     int rc;
 
     if (!j->has_slot) {
@@ -461,7 +407,7 @@ static int begin(struct job *j)
         j->has_slot = 1;
         cb->active++;
     }
-    if (url_parts(j->cur->url, j->host, sizeof(j->host), &port, &https)) {
+    if (url_parts(j->cur->url, j->host, sizeof(j->host), &port)) {
         j->attempt++;
         give_up(j, "unusable URL");
         return 1;

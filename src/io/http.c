@@ -40,6 +40,7 @@ struct dm_http_call {
     struct dm_http *h;
     CURL *easy;
     struct curl_slist *headers;
+    struct curl_slist *connect_to;
     dm_http_data_cb on_data;
     dm_http_done_cb on_done;
     void *arg;
@@ -145,6 +146,7 @@ static void call_free(struct dm_http_call *c)
         curl_easy_cleanup(c->easy);
     }
     curl_slist_free_all(c->headers);
+    curl_slist_free_all(c->connect_to);
     dm_buf_free(&c->resp.body);
     dm_buf_free(&c->resp.headers);
     free(c);
@@ -609,8 +611,19 @@ int dm_http_start(struct dm_http *h, const struct dm_http_request *req, struct d
         }
         c->headers = n;
     }
+    for (const char *const *t = req->connect_to; t && *t; t++) {
+        struct curl_slist *n = curl_slist_append(c->connect_to, *t);
+        if (!n) {
+            rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        c->connect_to = n;
+    }
     CURL *e = c->easy;
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)c);
+    if (c->connect_to) {
+        curl_easy_setopt(e, CURLOPT_CONNECT_TO, c->connect_to);
+    }
     curl_easy_setopt(e, CURLOPT_URL, req->url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");

@@ -73,6 +73,7 @@ struct dm_config {
     /* Callbacks */
     char *callback_secret; /* secret */
     char *callback_allow_http;
+    char *callback_hosts;
     /* Operations */
     char *admin_addr;
     char *esbuild;

@@ -18,10 +18,9 @@
  * resolved off the loop (uv_getaddrinfo) and every address it resolves to is classified
  * (dream/domain/netaddr.h); a loopback, private, CGNAT, link-local, multicast, unspecified,
  * broadcast or reserved address, "localhost" or a cloud metadata name refuses the event (logged,
- * not retried). The request then goes to the address that was checked (an http:// URL is sent
- * to that address with the original Host header; an https:// URL needs dm_http's resolve pin,
- * see DM_HTTP_HAS_RESOLVE), so DNS rebinding cannot switch it. Redirects are never followed: a
- * 3xx answer is a failed delivery and is not retried.
+ * not retried). The request then connects to the address that was checked (dm_http's
+ * connect_to; TLS is still verified against the URL's host), so DNS rebinding cannot switch it.
+ * Redirects are never followed: a 3xx answer is a failed delivery and is not retried.
  *
  * Delivery: any 2xx answer delivers the event. A transport error, a timeout (10 s by default),
  * a failed resolution, 408, 429 or 5xx is retried after a backoff (1 s, then 2 s: doubling) up to

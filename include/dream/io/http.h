@@ -79,9 +79,13 @@ struct dm_http_request {
     long low_speed_time_s;      /* abort if slower than low_speed_limit for this many seconds */
     size_t max_response_bytes;  /* body cap, 0 = DM_HTTP_DEFAULT_MAX_RESPONSE */
     int follow_redirects;       /* non-zero: follow up to 5 redirects (same method rules as curl) */
-    dm_http_data_cb on_data;    /* optional streaming callback, see above */
-    dm_http_done_cb on_done;    /* required */
-    void *arg;                  /* passed to on_data and on_done */
+    /* NULL-terminated "host:port:address:port" lines (IPv6 address in brackets), copied: connect
+     * to that address instead of resolving host again (TLS is still checked against host). For
+     * destinations whose address was checked before (callbacks: no DNS rebinding). May be NULL. */
+    const char *const *connect_to;
+    dm_http_data_cb on_data; /* optional streaming callback, see above */
+    dm_http_done_cb on_done; /* required */
+    void *arg;               /* passed to on_data and on_done */
 };
 
 /* The response as seen by the completion callback. Fields are read-only for callers. */
