@@ -424,7 +424,8 @@ def migration_target(path, text):
                 table = t.group(1).lower()
                 break
     if not table:
-        return snake(slug_of(path)), None, []
+        # A numbered path keeps its name without the number (0002_todos -> todos).
+        return snake(rest if rest != base and rest else slug_of(path)), None, []
     cols = []
     c = re.search(r"(?i)\b" + re.escape(table) + r"\b\s+table\s+(?:with|of|holding)\s+([^\n]+)",
                   text)
