@@ -14,7 +14,65 @@ Replies are deterministic: a request whose messages name a target path (a line "
 "Path: `<path>`" or "Target path: `<path>`"; the regex is --path-regex) gets valid code for that
 file type (.ts route, .tsx component, .sql migration, .json, .md, anything else TypeScript).
 A request without a path gets --default-reply (for a request with response_format: a JSON
-review verdict, --review-reply). Usage: prompt_tokens = ceil(bytes of all message contents / 4),
+review verdict, --review-reply).
+
+Repository-aware replies (the prompt is read as free text; every rule falls back to the generic
+answer above; GET /_fake/requests shows what was chosen as "reply_kind"):
+  route module     a .ts/.js/... path under routes/ or api/ (not a test) whose resource (the
+                   file's name, less a .routes/-router suffix) has endpoints in the prompt
+                   ("GET /todos", "PATCH /api/todos/{id}": method + path whose first segment after
+                   an optional /api is the resource): one handler per endpoint, relative to the
+                   mount ('/', '/:id'). Hono ("route:hono") when the prompt names Hono (new Hono,
+                   from 'hono'), Express ("route:express") when it names Express (express.Router,
+                   express()); when it names both, the one on a line that says "stack", else the
+                   first named; when neither, Express for .js and Hono otherwise. Hono: `const
+                   <resource> = new Hono();` ... `export default <resource>;`, without type
+                   arguments (they fail on untyped modules). Express: `express.Router()`,
+                   CommonJS (`module.exports = router;`) for .js/.cjs unless the prompt says ESM,
+                   ES modules or "type": "module"; .ts: `export default router;`. Without
+                   endpoints a Hono route is the generic answer (an Express one gets GET and POST
+                   '/').
+  component        .tsx/.jsx ("component"): a named export (and default export) of the component
+                   named by the file (TodoList.tsx -> TodoList; todo-list.tsx -> TodoList); .jsx
+                   without TypeScript.
+  SQL migration    .sql ("migration:sql"): `ALTER TABLE <t> ADD COLUMN <c> TEXT;` when the path is
+                   [<n>_]add_<c>_to_<t> or the Task line says "add a <c> column to <t>"; else
+                   `CREATE TABLE IF NOT EXISTS <t>` where <t> comes from the path
+                   ([<n>_]create_<t>), else the Task line ("<t> table ...", "table <t>"), else the
+                   path's name without its number; with the columns of "<t> table with a, b, c"
+                   when the prompt has that (id, *_id, *_at, done/is_* typed), else the generic
+                   columns.
+  Knex migration   a code file under migrations/ ("migration:knex"): `exports.up`/`exports.down`
+                   (createTable/dropTableIfExists, or alterTable for an added column); .ts:
+                   `export async function up(knex: Knex)`; ESM .js when the prompt says so.
+  test file        *.test.*, *.spec.*, __tests__/ ("test:vitest", "test:jest", "test:node"): the
+                   runner the prompt names (vitest, jest, node:test; else Vitest for TS, Jest
+                   for JS) and an import of the module under test: a path in the prompt with the
+                   same name, else ./<name> beside it (a test under tests/ imports
+                   ../src/routes/<name>); Hono routes also get a request test.
+  edit             the prompt carries the file's current content: a fenced block (``` or ~~~,
+                   any length) whose heading (the nearest non-empty lines before it) names the
+                   path, its file name, or says current/existing/original/base content, in a
+                   prompt that asks for the whole/complete/entire/full file (or content) and is
+                   not a repair ("Validator error", "A validator refused"; a heading saying
+                   "previous" never counts) or a revise ("Reviewer comments"). The answer is that
+                   content with additions:
+                   - an entry ("edit:entry": it holds new Hono, express(), app.use( or .route('/'):
+                     every route module the prompt names (a path under routes/, not a test, not
+                     already imported) is imported after the last import/require and mounted
+                     after the last existing mount (else before export default / module.exports):
+                     Hono `import todos from './routes/todos';` + `app.route('/todos', todos);`,
+                     Express CommonJS `const todosRouter = require('./routes/todos');` +
+                     `app.use('/todos', todosRouter);` (ESM import when the file has no require).
+                     The mount point is the one on a line naming the module and "mount"/
+                     "mounted"/"mounts" (at|on|under) "/x" (e.g. "src/routes/todos.ts
+                     default-exports a Hono app mounted at /todos"), else "/" + its resource.
+                     The app variable is the one assigned new Hono/express(), else app.
+                   - a barrel ("edit:barrel": index.* with export ... from lines): one
+                     `export { Name } from './Name';` per component file (.tsx/.jsx) the prompt
+                     names in the barrel's folder that it does not export yet, after its last
+                     export.
+                   - anything else ("edit:unchanged"): the content as it is. Usage: prompt_tokens = ceil(bytes of all message contents / 4),
 completion_tokens = ceil(bytes of content / 4); cost at the built-in prices (switch off with
 --no-cost or POST /_fake/config {"cost": false}, so the client must price from its table). A
 reply longer than max_tokens is truncated and ends with finish_reason "length", like a model.
@@ -26,7 +84,22 @@ Misbehaviour, per request, selected either by a marker in the request's messages
   script   POST /_fake/script  [{"match": "substring or empty for any", "behaviour": "429",
            "param": "1", "times": 2}, ...]  (replaces the script; ?append=1 appends). Rules are
            tried in order; a rule with times left (or no times) whose match is in the messages
-           applies and uses one time.
+           applies and uses one time. More rule members:
+             "path": "src/index.ts"   the rule applies only to requests whose target path
+                                      matches this fnmatch pattern ("migrations/*.sql"); every
+                                      prompt lists the change's files, so "match" cannot aim
+                                      at one file
+             "require": "text" or ["text", ...]   the prompt must contain every text (e.g. the
+                                      current content of an edited file: "app.route('/users'");
+                                      "behaviour" may then be omitted ("ok"). A request the rule
+                                      applies to that lacks one is refused: its behaviour is
+                                      "refused", its record's "refused" lists the missing texts
+                                      (null otherwise), /_fake/stats "refused" counts them, and
+                                      the answer is per "refuse":
+             "refuse": "broken"       (default) invalid code for the path (fails validation)
+                       "400"          HTTP 400 whose message names the missing texts
+                       "blind"        the file written from scratch, as if it had no content
+                                      (a valid file that loses what the base had)
 Behaviours (PARAM in brackets):
   ok                 normal answer
   wait[ms]           wait ms (default 1000), then answer normally
@@ -56,12 +129,27 @@ Behaviours (PARAM in brackets):
   fenced             the valid code wrapped in a ``` fence
   nocost             usage without cost
   reply[text]        reply with text as content (script rules may give "content" instead)
+  ts-missing-export  code files (not tests): the module without its default export (and its
+                     exported functions/consts/classes made local), so the entry's import fails
+                     the type-check ("Module has no default export")
+  ts-bad-import[m]   code files: an import of m (default './does-not-exist'), used in an export
+  ts-type-error      .ts/.tsx: adds `export const fakeCount: number = 'not a number';` (TS2322)
+  drop-route         edits: the edited content without its first route registration (a mount
+                     `.route('/...'` / `.use('/...'`, else a handler `.get('/...'`...): a removal
+                     the edit guard must refuse; the import stays
+  sql-dup-table[t]   .sql: `CREATE TABLE <t> (...)` without IF NOT EXISTS (default users) before
+                     the normal migration, so replaying it after the base fails ("already exists")
+  Each of these applies to its kind of file only; any other file gets the normal answer (a
+  marker's *TIMES is used all the same). Markers are in every prompt of a job that carries the
+  spec: to aim at one file use a script rule with "path".
 Control endpoints:
   GET /_fake/requests  recorded requests (newest last, at most 2000): n, path, model, stream,
                        max_tokens, temperature, behaviour, headers, body, client_port (the
-                       client's TCP port: equal ports mean a reused connection)
+                       client's TCP port: equal ports mean a reused connection), refused (the
+                       texts a "require" rule missed, or null), reply_kind (what the answer was
+                       made as: "route:hono", "edit:entry", ... or null: see above)
   GET /_fake/stats     {"total", "chat", "models", "in_flight", "peak_in_flight",
-                        "per_path": {path: n}, "per_behaviour": {b: n}}
+                        "per_path": {path: n}, "per_behaviour": {b: n}, "refused": n}
   POST /_fake/reset    clears records, counts, peak, script and marker counters
   POST /_fake/config   {"cost": bool, "latency_ms": n, "path_regex": str, "chunk_bytes": n}
 Command line: --port N (0: pick one; the first stdout line is then PORT=<n>), --host,
