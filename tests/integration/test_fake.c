@@ -9,6 +9,7 @@
  * it (so a missing export or a bad import fails), SQLite replays the migrations, and, when the
  * TypeScript compiler is installed in .tools/, tsc type-checks it.
  */
+#include "dme2e.h"
 #include "dmtest.h"
 #include "fakeor.h"
 #include "fixture.h"
@@ -650,4 +651,56 @@ Test(fake, earlier_answers_are_kept)
     out = ask("x", "hello");
     cr_assert_str_eq(out, "OK");
     free(out);
+}
+
+/* ---- the fixture as the world's repository, through today's whole pipeline ---- */
+
+static struct dmt_world world;
+
+static void world_teardown(void)
+{
+    dmt_world_stop(&world);
+}
+
+TestSuite(fake_world, .fini = world_teardown, .timeout = 180);
+
+Test(fake_world, a_job_on_the_hono_fixture_keeps_the_base_and_its_pr_body_is_readable)
+{
+    struct dmt_replica rep;
+    char *job, *files, *body, *kept, *base, *head;
+
+    dmt_world_start(&world, NULL);
+    dmt_world_use_fixture(&world, "hono");
+    head = dmt_world_rev(&world, "main");
+    base = dmt_fixture_head(world.bare);
+    cr_assert_str_eq(head, base, "main is the fixture's commit");
+    free(head);
+    free(base);
+    dmt_world_replica(&world, &rep, "solo", NULL);
+    job = dmt_world_job("fixture-1", NULL, NULL, 200000, 5.0);
+    free(dmt_submit(world.rc, job));
+    free(job);
+    cr_assert(dmt_world_wait_status(&world, "fixture-1", "complete,failed", 90000), "job ended");
+    body = dmt_world_hget(&world, "fixture-1", "status");
+    cr_assert_str_eq(body, "complete", "error: %s", dmt_world_hget(&world, "fixture-1", "error"));
+    free(body);
+    files = dmt_world_branch_files(&world, "dream/todo-api");
+    cr_assert_not_null(files, "the branch exists");
+    cr_assert_not_null(strstr(files, "src/routes/users.ts"), "base kept: %s", files);
+    cr_assert_not_null(strstr(files, "migrations/0001_init.sql"), "base kept: %s", files);
+    cr_assert_not_null(strstr(files, "src/components/index.ts"), "base kept: %s", files);
+    cr_assert_not_null(strstr(files, "docs/dream-specs/todo-api.md"), "%s", files);
+    kept = dmt_world_branch_file(&world, "dream/todo-api", "src/index.ts");
+    base = dmt_fixture_file("hono", "src/index.ts");
+    assert_keeps_lines(base, kept);
+    free(kept);
+    free(base);
+    body = dmt_world_pr_body(&world, "dream/todo-api");
+    cr_assert_not_null(body, "a pull request for the branch");
+    cr_assert_not_null(strstr(body, "docs/dream-specs/todo-api.md"), "the body lists files: %s",
+                       body);
+    cr_assert_null(dmt_world_pr_body(&world, "dream/no-such-branch"));
+    free(body);
+    free(files);
+    cr_assert_geq(dmt_replica_stop(&rep, 30000), 0);
 }
