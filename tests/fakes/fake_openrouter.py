@@ -306,6 +306,7 @@ ROUTE_PATH_RE = re.compile(
 COMPONENT_EXTS = (".tsx", ".jsx")
 FENCE_RE = re.compile(r"^(?P<fence>`{3,}|~{3,})[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$",
                       re.M | re.S)
+FILE_TOKEN_RE = re.compile(r"(?<![\w./-])((?:[\w.-]+/)*[\w-][\w.-]*\.[A-Za-z]{1,5})(?![\w/-])")
 WHOLE_FILE_RE = re.compile(r"(?i)\b(?:whole|complete|entire|full)\b[^\n]{0,60}\b(?:file|content)")
 NOT_EDIT_RE = re.compile(r"(?i)validator refused|validator error|reviewer commented|"
                          r"reviewer comments")
@@ -401,13 +402,13 @@ def endpoints_for(text, resource):
     out = []
     want = {resource.lower(), resource.lower().replace("_", "-"), resource.lower().replace("-", "_")}
     for m in ENDPOINT_RE.finditer(text):
-        segs = [s for s in m.group(2).split("/") if s]
+        segs = [s for s in m.group(2).rstrip(".:").split("/") if s]
         if segs and segs[0].lower() == "api":
             segs = segs[1:]
         if not segs or segs[0].lower() not in want:
             continue
         sub = "/" + "/".join(re.sub(r"^\{(\w+)\}$", r":\1", s) for s in segs[1:])
-        pair = (m.group(1).lower(), sub.rstrip(".") or "/")
+        pair = (m.group(1).lower(), sub or "/")
         if pair not in out:
             out.append(pair)
     return out
@@ -684,8 +685,12 @@ def current_content(path, text):
         heading = "\n".join(l for l in before if l.strip())
         if re.search(r"(?i)previous|validator|error", heading):
             continue
-        if path in heading or base in heading or re.search(
-                r"(?i)\b(current|existing|original|base)\b", heading):
+        names = FILE_TOKEN_RE.findall(heading)
+        target = [t for t in names if t == path or t == base]
+        others = [t for t in names if t != path and t != base]
+        # A block headed by another file (an excerpt of what this file imports) is not ours.
+        if target or (not others and re.search(r"(?i)\b(current|existing|original|base)\b",
+                                                heading)):
             found = m.group("body")
     return found
 
@@ -699,9 +704,10 @@ def contract_mounts(text, edit_path):
         paths = [p for p in ROUTE_PATH_RE.findall(line) if p != edit_path and not is_test_path(p)]
         if len(paths) != 1:
             continue
-        at = re.search(r"(?i)\bmount\w*\b[^\n]*?(?:at|on|under)?\s*`?(/[\w/:.-]*)", line)
+        # The first "/x" after the word (a slash inside a file path does not count).
+        at = re.search(r"(?i)\bmount\w*\b.*?(?<![\w.-])(/[\w/:{}.-]*)", line)
         if at:
-            mounts[paths[0]] = at.group(1).rstrip(".") or "/"
+            mounts[paths[0]] = at.group(1).rstrip(".:") or "/"
     for p in ROUTE_PATH_RE.findall(text):
         if p != edit_path and not is_test_path(p) and p not in mounts:
             mounts[p] = "/" + route_resource(p)
