@@ -131,7 +131,8 @@ Behaviours (PARAM in brackets):
   reply[text]        reply with text as content (script rules may give "content" instead)
   ts-missing-export  code files (not tests): the module without its default export (and its
                      exported functions/consts/classes made local), so the entry's import fails
-                     the type-check ("Module has no default export")
+                     the type-check ("Module has no default export"); ES module syntax only:
+                     a CommonJS file comes back unchanged
   ts-bad-import[m]   code files: an import of m (default './does-not-exist'), used in an export
   ts-type-error      .ts/.tsx: adds `export const fakeCount: number = 'not a number';` (TS2322)
   drop-route         edits: the edited content without its first route registration (a mount
