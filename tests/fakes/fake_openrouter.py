@@ -53,10 +53,12 @@ answer above; GET /_fake/requests shows what was chosen as "reply_kind"):
   edit             the prompt carries the file's current content: a fenced block (``` or ~~~,
                    any length) whose heading (the nearest non-empty lines before it) names the
                    path, its file name, or says current/existing/original/base content, in a
-                   prompt that asks for the whole/complete/entire/full file (or content) and is
-                   not a repair ("Validator error", "A validator refused"; a heading saying
-                   "previous" never counts) or a revise ("Reviewer comments"). The answer is that
-                   content with additions:
+                   prompt that asks for the whole/complete/entire/full file (or content). A
+                   heading saying "previous", "validator" or "error" never counts; in a repair
+                   ("Validator error", "A validator refused") or a revise ("Reviewer comments")
+                   only a block headed as the base or original version counts, so their own
+                   blocks (the model's last answer) are not taken for the file. The answer is
+                   that content with additions:
                    - an entry ("edit:entry": it holds new Hono, express(), app.use( or .route('/'):
                      every route module the prompt names (a path under routes/, not a test, not
                      already imported) is imported after the last import/require and mounted
@@ -677,8 +679,12 @@ def current_content(path, text):
     nearest non-empty lines before it) names the path or says current/existing/original/base
     content (never "previous": that is a repair), in a prompt that asks for the whole file and is
     not a repair or a reviewer's revise. None otherwise."""
-    if NOT_EDIT_RE.search(text) or not WHOLE_FILE_RE.search(text):
+    if not WHOLE_FILE_RE.search(text):
         return None
+    # In a repair or revise only a block headed as the base/original version counts (their own
+    # blocks are headed "Previous content" / "Current content": the model's last answer).
+    generic = r"(?i)\b(original|base)\b" if NOT_EDIT_RE.search(text) else \
+        r"(?i)\b(current|existing|original|base)\b"
     base = path.rsplit("/", 1)[-1]
     found = None
     for m in FENCE_RE.finditer(text):
@@ -690,8 +696,9 @@ def current_content(path, text):
         target = [t for t in names if t == path or t == base]
         others = [t for t in names if t != path and t != base]
         # A block headed by another file (an excerpt of what this file imports) is not ours.
-        if target or (not others and re.search(r"(?i)\b(current|existing|original|base)\b",
-                                                heading)):
+        if NOT_EDIT_RE.search(text) and not re.search(generic, heading):
+            continue
+        if target or (not others and re.search(generic, heading)):
             found = m.group("body")
     return found
 

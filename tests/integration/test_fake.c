@@ -653,6 +653,30 @@ Test(fake, earlier_answers_are_kept)
     free(out);
 }
 
+Test(fake, a_repair_of_an_edit_heals_from_the_base_version_it_carries)
+{
+    char *base = dmt_fixture_file("hono", "src/index.ts");
+    char *p = NULL, *out, *kind;
+
+    cr_assert(asprintf(&p,
+                       "A validator refused the file you wrote for the path below.\n\n"
+                       "Path: `src/index.ts`\n\nValidator error:\n```\nsrc/index.ts:3:1: "
+                       "expected ;\n```\n\nPrevious content:\n```ts\nexport const broken = {;\n"
+                       "```\n\nThe base version of `src/index.ts`:\n```ts\n%s```\n\n" HONO_FILES
+                       "\nReply with the complete corrected file only.\n",
+                       base) > 0);
+    out = ask(HONO_SYSTEM, p);
+    kind = last_member("reply_kind");
+    cr_assert_str_eq(kind, "edit:entry");
+    assert_keeps_lines(base, out);
+    cr_assert_not_null(strstr(out, "app.route('/todos', todos);"), "%s", out);
+    cr_assert_null(strstr(out, "broken"), "%s", out);
+    free(kind);
+    free(out);
+    free(p);
+    free(base);
+}
+
 /* ---- the fixture as the world's repository, through today's whole pipeline ---- */
 
 static struct dmt_world world;
