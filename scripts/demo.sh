@@ -2,8 +2,11 @@
 # The README's first command: sets up (bootstrap, release build), starts a private redis-server,
 # a bare git repository seeded from examples/target-repo/ as the target, the fake OpenRouter and
 # fake GitHub (unless OPENROUTER_API_KEY / GITHUB_TOKEN are set: then the real services), and two
-# dreamd replicas; submits every spec in examples/specs/ with dreamctl, watches each to the end,
-# prints each pull request URL and the files on each branch, and stops everything it started.
+# dreamd replicas; shows the target's layout, submits every spec in examples/specs/ with
+# dreamctl, watches each to the end, prints for each job its planned files (kind, path and, when
+# the plan has them, the contract and the detected stack), the pull request URL and the files its
+# branch adds or changes, then the body of one pull request (from the fake GitHub; with a real
+# GITHUB_TOKEN, from the GitHub API), and stops everything it started.
 #
 #   DEMO_REPO=owner/name   the GitHub repository to target when GITHUB_TOKEN is set (required then)
 #   DEMO_KEEP=1            leave the working directory (logs, repositories) in place
@@ -73,6 +76,8 @@ else
     git -C "$seed" add -A
     git -C "$seed" -c user.name=demo -c user.email=demo@localhost commit -qm "Acme app"
     git -C "$seed" push -q "$work/remotes/acme/app.git" main
+    echo "demo: the target repository (acme/app, branch main):"
+    git --git-dir="$work/remotes/acme/app.git" ls-tree -r --name-only main | sed 's/^/    /'
     gh_port=$(free_port)
     export GITHUB_TOKEN="ghp_demo_fake_token"
     python3 "$top/tests/fakes/fake_github.py" --port "$gh_port" --token "$GITHUB_TOKEN" \
@@ -128,14 +133,79 @@ for id in "${ids[@]}"; do
     esac
 done
 
+# The plan of a job as the job hash holds it (dreamctl status --json): one line per file, then
+# the stack when the plan records one.
+print_plan() {
+    python3 -c '
+import json, sys
+job = json.load(sys.stdin)
+plan = job.get("plan")
+if isinstance(plan, str):
+    try:
+        plan = json.loads(plan)
+    except ValueError:
+        plan = None
+if not isinstance(plan, dict):
+    print("  (no plan recorded)")
+    sys.exit(0)
+print("  planned files:")
+for it in plan.get("items") or []:
+    line = "    %-9s %s" % (it.get("kind", "?"), it.get("path", "?"))
+    usage = it.get("usage") or it.get("exports")
+    if isinstance(usage, list):
+        usage = ", ".join(str(u) for u in usage)
+    if usage:
+        line += "  (" + str(usage) + ")"
+    print(line)
+if plan.get("stack"):
+    print("  stack: " + str(plan["stack"]))
+'
+}
+
+# The body of the newest pull request whose head is $1: from the fake GitHub, or from the real
+# API when GITHUB_TOKEN targets github.com.
+pr_body() {
+    local json
+    if [ -n "${gh_port:-}" ]; then
+        json=$(curl -fsS "http://127.0.0.1:$gh_port/_fake/pulls") || return 1
+    else
+        json=$(curl -fsS -H "Authorization: Bearer $GITHUB_TOKEN" \
+            -H "Accept: application/vnd.github+json" \
+            "${DREAM_GITHUB_API_URL:-https://api.github.com}/repos/$repo/pulls?state=all&per_page=50") \
+            || return 1
+    fi
+    printf '%s' "$json" | python3 -c '
+import json, sys
+head = sys.argv[1]
+pulls = [p for p in json.load(sys.stdin) if (p.get("head") or {}).get("ref") == head]
+if not pulls:
+    sys.exit(1)
+print(max(pulls, key=lambda p: p.get("number", 0)).get("body") or "")
+' "$1"
+}
+
 echo
+shown=""
 for id in "${ids[@]}"; do
-    pr=$("$dreamctl" status "$id" --json | python3 -c 'import json,sys; print(json.load(sys.stdin).get("pr_url",""))')
-    branch=$("$dreamctl" status "$id" --json | python3 -c 'import json,sys; print(json.load(sys.stdin).get("branch",""))')
+    st=$("$dreamctl" status "$id" --json)
+    pr=$(printf '%s' "$st" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("pr_url",""))')
+    branch=$(printf '%s' "$st" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("branch",""))')
     echo "job $id: pull request ${pr:-none}"
-    if [ -n "$branch" ] && [ -d "$work/remotes" ]; then
-        echo "  files on $branch:"
-        git --git-dir="$work/remotes/acme/app.git" ls-tree -r --name-only "$branch" | sed 's/^/    /'
+    printf '%s' "$st" | print_plan
+    if [ -n "$branch" ] && [ -d "$work/remotes" ] &&
+        git --git-dir="$work/remotes/acme/app.git" rev-parse -q --verify "refs/heads/$branch" >/dev/null; then
+        echo "  files $branch adds (A) or changes (M):"
+        git --git-dir="$work/remotes/acme/app.git" diff --name-status main "$branch" | sed 's/^/    /'
+    fi
+    if [ -z "$shown" ] && [ -n "$pr" ] && [ -n "$branch" ]; then
+        shown="$id $branch"
     fi
 done
+
+if [ -n "$shown" ]; then
+    set -- $shown
+    echo
+    echo "== pull request body of job $1 (branch $2)"
+    pr_body "$2" || echo "demo: could not read the pull request of $2"
+fi
 exit $status

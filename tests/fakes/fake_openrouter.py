@@ -14,7 +14,67 @@ Replies are deterministic: a request whose messages name a target path (a line "
 "Path: `<path>`" or "Target path: `<path>`"; the regex is --path-regex) gets valid code for that
 file type (.ts route, .tsx component, .sql migration, .json, .md, anything else TypeScript).
 A request without a path gets --default-reply (for a request with response_format: a JSON
-review verdict, --review-reply). Usage: prompt_tokens = ceil(bytes of all message contents / 4),
+review verdict, --review-reply).
+
+Repository-aware replies (the prompt is read as free text; every rule falls back to the generic
+answer above; GET /_fake/requests shows what was chosen as "reply_kind"):
+  route module     a .ts/.js/... path under routes/ or api/ (not a test) whose resource (the
+                   file's name, less a .routes/-router suffix) has endpoints in the prompt
+                   ("GET /todos", "PATCH /api/todos/{id}": method + path whose first segment after
+                   an optional /api is the resource): one handler per endpoint, relative to the
+                   mount ('/', '/:id'). Hono ("route:hono") when the prompt names Hono (new Hono,
+                   from 'hono'), Express ("route:express") when it names Express (express.Router,
+                   express()); when it names both, the one on a line that says "stack", else the
+                   first named; when neither, Express for .js and Hono otherwise. Hono: `const
+                   <resource> = new Hono();` ... `export default <resource>;`, without type
+                   arguments (they fail on untyped modules). Express: `express.Router()`,
+                   CommonJS (`module.exports = router;`) for .js/.cjs unless the prompt says ESM,
+                   ES modules or "type": "module"; .ts: `export default router;`. Without
+                   endpoints a Hono route is the generic answer (an Express one gets GET and POST
+                   '/').
+  component        .tsx/.jsx ("component"): a named export (and default export) of the component
+                   named by the file (TodoList.tsx -> TodoList; todo-list.tsx -> TodoList); .jsx
+                   without TypeScript.
+  SQL migration    .sql ("migration:sql"): `ALTER TABLE <t> ADD COLUMN <c> TEXT;` when the path is
+                   [<n>_]add_<c>_to_<t> or the Task line says "add a <c> column to <t>"; else
+                   `CREATE TABLE IF NOT EXISTS <t>` where <t> comes from the path
+                   ([<n>_]create_<t>), else the Task line ("<t> table ...", "table <t>"), else the
+                   path's name without its number; with the columns of "<t> table with a, b, c"
+                   when the prompt has that (id, *_id, *_at, done/is_* typed), else the generic
+                   columns.
+  Knex migration   a code file under migrations/ ("migration:knex"): `exports.up`/`exports.down`
+                   (createTable/dropTableIfExists, or alterTable for an added column); .ts:
+                   `export async function up(knex: Knex)`; ESM .js when the prompt says so.
+  test file        *.test.*, *.spec.*, __tests__/ ("test:vitest", "test:jest", "test:node"): the
+                   runner the prompt names (vitest, jest, node:test; else Vitest for TS, Jest
+                   for JS) and an import of the module under test: a path in the prompt with the
+                   same name, else ./<name> beside it (a test under tests/ imports
+                   ../src/routes/<name>); Hono routes also get a request test.
+  edit             the prompt carries the file's current content: a fenced block (``` or ~~~,
+                   any length) whose heading (the nearest non-empty lines before it) names the
+                   path, its file name, or says current/existing/original/base content, in a
+                   prompt that asks for the whole/complete/entire/full file (or content). A
+                   heading saying "previous", "validator" or "error" never counts; in a repair
+                   ("Validator error", "A validator refused") or a revise ("Reviewer comments")
+                   only a block headed as the base or original version counts, so their own
+                   blocks (the model's last answer) are not taken for the file. The answer is
+                   that content with additions:
+                   - an entry ("edit:entry": it holds new Hono, express(), app.use( or .route('/'):
+                     every route module the prompt names (a path under routes/, not a test, not
+                     already imported) is imported after the last import/require and mounted
+                     after the last existing mount (else before export default / module.exports):
+                     Hono `import todos from './routes/todos';` + `app.route('/todos', todos);`,
+                     Express CommonJS `const todosRouter = require('./routes/todos');` +
+                     `app.use('/todos', todosRouter);` (ESM import when the file has no require).
+                     The mount point is the one on a line naming the module and "mount"/
+                     "mounted"/"mounts" (at|on|under) "/x" (e.g. "src/routes/todos.ts
+                     default-exports a Hono app mounted at /todos"), else "/" + its resource.
+                     The app variable is the one assigned new Hono/express(), else app.
+                   - a barrel ("edit:barrel": index.* with export ... from lines): one
+                     `export { Name } from './Name';` per component file (.tsx/.jsx) the prompt
+                     names in the barrel's folder that it does not export yet, after its last
+                     export.
+                   - anything else ("edit:unchanged"): the content as it is. Usage: prompt_tokens = ceil(bytes of all message contents / 4),
 completion_tokens = ceil(bytes of content / 4); cost at the built-in prices (switch off with
 --no-cost or POST /_fake/config {"cost": false}, so the client must price from its table). A
 reply longer than max_tokens is truncated and ends with finish_reason "length", like a model.
@@ -26,7 +86,22 @@ Misbehaviour, per request, selected either by a marker in the request's messages
   script   POST /_fake/script  [{"match": "substring or empty for any", "behaviour": "429",
            "param": "1", "times": 2}, ...]  (replaces the script; ?append=1 appends). Rules are
            tried in order; a rule with times left (or no times) whose match is in the messages
-           applies and uses one time.
+           applies and uses one time. More rule members:
+             "path": "src/index.ts"   the rule applies only to requests whose target path
+                                      matches this fnmatch pattern ("migrations/*.sql"); every
+                                      prompt lists the change's files, so "match" cannot aim
+                                      at one file
+             "require": "text" or ["text", ...]   the prompt must contain every text (e.g. the
+                                      current content of an edited file: "app.route('/users'");
+                                      "behaviour" may then be omitted ("ok"). A request the rule
+                                      applies to that lacks one is refused: its behaviour is
+                                      "refused", its record's "refused" lists the missing texts
+                                      (null otherwise), /_fake/stats "refused" counts them, and
+                                      the answer is per "refuse":
+             "refuse": "broken"       (default) invalid code for the path (fails validation)
+                       "400"          HTTP 400 whose message names the missing texts
+                       "blind"        the file written from scratch, as if it had no content
+                                      (a valid file that loses what the base had)
 Behaviours (PARAM in brackets):
   ok                 normal answer
   wait[ms]           wait ms (default 1000), then answer normally
@@ -56,12 +131,28 @@ Behaviours (PARAM in brackets):
   fenced             the valid code wrapped in a ``` fence
   nocost             usage without cost
   reply[text]        reply with text as content (script rules may give "content" instead)
+  ts-missing-export  code files (not tests): the module without its default export (and its
+                     exported functions/consts/classes made local), so the entry's import fails
+                     the type-check ("Module has no default export"); ES module syntax only:
+                     a CommonJS file comes back unchanged
+  ts-bad-import[m]   code files: an import of m (default './does-not-exist'), used in an export
+  ts-type-error      .ts/.tsx: adds `export const fakeCount: number = 'not a number';` (TS2322)
+  drop-route         edits: the edited content without its first route registration (a mount
+                     `.route('/...'` / `.use('/...'`, else a handler `.get('/...'`...): a removal
+                     the edit guard must refuse; the import stays
+  sql-dup-table[t]   .sql: `CREATE TABLE <t> (...)` without IF NOT EXISTS (default users) before
+                     the normal migration, so replaying it after the base fails ("already exists")
+  Each of these applies to its kind of file only; any other file gets the normal answer (a
+  marker's *TIMES is used all the same). Markers are in every prompt of a job that carries the
+  spec: to aim at one file use a script rule with "path".
 Control endpoints:
   GET /_fake/requests  recorded requests (newest last, at most 2000): n, path, model, stream,
                        max_tokens, temperature, behaviour, headers, body, client_port (the
-                       client's TCP port: equal ports mean a reused connection)
+                       client's TCP port: equal ports mean a reused connection), refused (the
+                       texts a "require" rule missed, or null), reply_kind (what the answer was
+                       made as: "route:hono", "edit:entry", ... or null: see above)
   GET /_fake/stats     {"total", "chat", "models", "in_flight", "peak_in_flight",
-                        "per_path": {path: n}, "per_behaviour": {b: n}}
+                        "per_path": {path: n}, "per_behaviour": {b: n}, "refused": n}
   POST /_fake/reset    clears records, counts, peak, script and marker counters
   POST /_fake/config   {"cost": bool, "latency_ms": n, "path_regex": str, "chunk_bytes": n}
 Command line: --port N (0: pick one; the first stdout line is then PORT=<n>), --host,
@@ -71,7 +162,9 @@ Command line: --port N (0: pick one; the first stdout line is then PORT=<n>), --
 
 import argparse
 import email.utils
+import fnmatch
 import json
+import posixpath
 import re
 import socket
 import sys
@@ -117,6 +210,7 @@ class State:
         self.marker_counts = {}
         self.rules = []
         self.seq = 0
+        self.refused = 0
 
 
 STATE = None
@@ -201,6 +295,566 @@ def invalid_code(path):
     return "export const broken = {;\nfunction (\n"
 
 
+# --- repository-aware replies -------------------------------------------------------------
+# Everything below reads the prompt as hostile, free-form text: it only looks for the patterns
+# documented in the module docstring and falls back to the generic answers above.
+
+CODE_EXTS = (".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".mts", ".cts")
+TS_EXTS = (".ts", ".tsx", ".mts", ".cts")
+ENDPOINT_RE = re.compile(r"\b(GET|POST|PUT|PATCH|DELETE)\s+`?(/[A-Za-z0-9_\-/:{}.]*)`?")
+TEST_PATH_RE = re.compile(r"(?:\.(?:test|spec)\.[cm]?[jt]sx?$)|(?:^|/)__tests__/")
+ROUTE_PATH_RE = re.compile(
+    r"(?:(?<=^)|(?<=[\s`'\"(\[]))((?:[\w.-]+/)*routes?/[\w.-]+\.(?:ts|tsx|js|jsx|mjs|cjs|mts|cts))"
+    r"(?![\w.])")
+COMPONENT_EXTS = (".tsx", ".jsx")
+FENCE_RE = re.compile(r"^(?P<fence>`{3,}|~{3,})[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$",
+                      re.M | re.S)
+FILE_TOKEN_RE = re.compile(r"(?<![\w./-])((?:[\w.-]+/)*[\w-][\w.-]*\.[A-Za-z]{1,5})(?![\w/-])")
+WHOLE_FILE_RE = re.compile(r"(?i)\b(?:whole|complete|entire|full)\b[^\n]{0,60}\b(?:file|content)")
+NOT_EDIT_RE = re.compile(r"(?i)validator refused|validator error|reviewer commented|"
+                         r"reviewer comments")
+REGISTRATION_RE = re.compile(r"\.(?:route|use)\(\s*['\"`]/")
+HANDLER_RE = re.compile(r"\.(?:get|post|put|patch|delete|all)\(\s*['\"`]/")
+
+
+def ext_of(path):
+    base = path.rsplit("/", 1)[-1]
+    return "." + base.rsplit(".", 1)[-1].lower() if "." in base else ""
+
+
+def stem_of(path):
+    return path.rsplit("/", 1)[-1].split(".", 1)[0]
+
+
+def ident(name):
+    """A JavaScript identifier from a file or resource name: user-profiles -> userProfiles."""
+    parts = [p for p in re.split(r"[^A-Za-z0-9]+", name) if p]
+    if not parts:
+        return "mod"
+    s = parts[0][:1].lower() + parts[0][1:] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
+    return "r" + s if s[0].isdigit() else s
+
+
+def component_name(path):
+    base = stem_of(path)
+    if re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", base):
+        return base[:1].upper() + base[1:]
+    return camel(slug_of(path))
+
+
+def is_test_path(path):
+    return bool(TEST_PATH_RE.search(path))
+
+
+def is_route_path(path):
+    return ext_of(path) in CODE_EXTS and bool(re.search(r"(?:^|/)(?:routes?|api)/", path)) \
+        and not is_test_path(path)
+
+
+def is_knex_migration(path):
+    return ext_of(path) in CODE_EXTS and bool(re.search(r"(?:^|/)migrations?/", path))
+
+
+def first_of(text, names):
+    """Which of the regexes in names (a dict name -> regex) the text names: the only one found,
+    else the one found on a line that mentions the stack, else the first found; None if none."""
+    found = {n: re.search(rx, text) for n, rx in names.items()}
+    hits = [n for n, m in found.items() if m]
+    if len(hits) <= 1:
+        return hits[0] if hits else None
+    for line in text.splitlines():
+        if re.search(r"(?i)\bstack\b", line):
+            inline = [(re.search(names[n], line), n) for n in hits]
+            inline = [(m.start(), n) for m, n in inline if m]
+            if inline:
+                return min(inline)[1]
+    return min((found[n].start(), n) for n in hits)[1]
+
+
+def http_framework(text, path):
+    fw = first_of(text, {"hono": r"\bHono\b|new Hono|from ['\"]hono['\"]",
+                         "express": r"\bExpress\b|express\.Router|express\(\)|"
+                                    r"require\(['\"]express['\"]\)"})
+    if fw:
+        return fw
+    return "express" if ext_of(path) in (".js", ".cjs", ".mjs", ".jsx") else "hono"
+
+
+def test_runner(text, path):
+    r = first_of(text, {"vitest": r"(?i)\bvitest\b", "jest": r"(?i)\bjest\b",
+                        "node": r"node:test"})
+    if r:
+        return r
+    return "vitest" if ext_of(path) in TS_EXTS else "jest"
+
+
+def commonjs(text, path):
+    e = ext_of(path)
+    if e in TS_EXTS or e in (".mjs", ".jsx", ".tsx"):
+        return False
+    if e == ".cjs":
+        return True
+    if re.search(r"\bESM\b|ES modules|\"type\"\s*:\s*\"module\"", text):
+        return False
+    return True
+
+
+def endpoints_for(text, resource):
+    """The (method, sub-path) pairs the prompt lists for a resource: "GET /todos" -> ("get",
+    "/"), "PATCH /api/todos/{id}" -> ("patch", "/:id"), in order, without repeats."""
+    out = []
+    want = {resource.lower(), resource.lower().replace("_", "-"), resource.lower().replace("-", "_")}
+    for m in ENDPOINT_RE.finditer(text):
+        segs = [s for s in m.group(2).rstrip(".:").split("/") if s]
+        if segs and segs[0].lower() == "api":
+            segs = segs[1:]
+        if not segs or segs[0].lower() not in want:
+            continue
+        sub = "/" + "/".join(re.sub(r"^\{(\w+)\}$", r":\1", s) for s in segs[1:])
+        pair = (m.group(1).lower(), sub or "/")
+        if pair not in out:
+            out.append(pair)
+    return out
+
+
+def route_resource(path):
+    base = stem_of(path)
+    return re.sub(r"[._-]?(?:routes?|router)$", "", base) or base
+
+
+def hono_route(path, text, eps):
+    name = ident(route_resource(path))
+    out = ["import { Hono } from 'hono';", "", f"const {name} = new Hono();", ""]
+    for method, sub in eps:
+        has_id = ":" in sub
+        param = re.search(r":(\w+)", sub).group(1) if has_id else None
+        if method == "get" and not has_id:
+            out.append(f"{name}.get('{sub}', (c) => c.json({{ {name}: [] as unknown[] }}));")
+        elif method == "get":
+            out.append(f"{name}.get('{sub}', (c) => c.json({{ {param}: c.req.param('{param}') }}));")
+        elif method == "delete":
+            out.append(f"{name}.delete('{sub}', (c) => c.body(null, 204));")
+        else:
+            status = ", 201" if method == "post" else ""
+            idpart = f"{param}: c.req.param('{param}'), " if has_id else ""
+            out += [f"{name}.{method}('{sub}', async (c) => {{",
+                    "  const body = (await c.req.json()) as Record<string, unknown>;",
+                    f"  return c.json({{ {idpart}...body }}{status});", "});"]
+        out.append("")
+    out.append(f"export default {name};")
+    return "\n".join(out) + "\n"
+
+
+def express_route(path, text, eps):
+    name = ident(route_resource(path))
+    cjs = commonjs(text, path)
+    out = ["const express = require('express');" if cjs else "import express from 'express';",
+           "", "const router = express.Router();", ""]
+    for method, sub in eps:
+        has_id = ":" in sub
+        param = re.search(r":(\w+)", sub).group(1) if has_id else None
+        if method == "get" and not has_id:
+            body = f"  res.json({{ {name}: [] }});"
+        elif method == "get":
+            body = f"  res.json({{ {param}: req.params.{param} }});"
+        elif method == "delete":
+            body = "  res.status(204).end();"
+        else:
+            idpart = f"{param}: req.params.{param}, " if has_id else ""
+            status = "res.status(201)." if method == "post" else "res."
+            body = f"  {status}json({{ {idpart}...req.body }});"
+        out += [f"router.{method}('{sub}', (req, res) => {{", body, "});", ""]
+    out.append("module.exports = router;" if cjs else "export default router;")
+    return "\n".join(out) + "\n"
+
+
+def component_code(path):
+    name = component_name(path)
+    slug = slug_of(path)
+    typed = ext_of(path) == ".tsx"
+    props = f"{{ title = '{name}' }}: {name}Props" if typed else f"{{ title = '{name}' }}"
+    head = (f"export interface {name}Props {{\n  title?: string;\n}}\n\n" if typed else "")
+    return (
+        "import { useState } from 'react';\n\n" + head +
+        f"export function {name}({props}) {{\n"
+        "  const [count, setCount] = useState(0);\n"
+        "  return (\n"
+        f"    <section className=\"{slug}\">\n"
+        "      <h2>{title}</h2>\n"
+        "      <button type=\"button\" onClick={() => setCount(count + 1)}>\n"
+        "        Clicked {count} times\n"
+        "      </button>\n"
+        "    </section>\n"
+        "  );\n}\n\n"
+        f"export default {name};\n"
+    )
+
+
+NOT_TABLES = {"the", "a", "an", "new", "database", "migration", "one", "this", "sql", "each"}
+
+
+def migration_target(path, text):
+    """(table, column or None, columns): what a migration is about. An added column comes from
+    the path (`add_<col>_to_<table>`) or the task ("add a <col> column to <table>"); a table from
+    the path (`<n>_create_<table>`), else the task line ("<table> table", "table <table>"), else
+    the path's name; columns from "<table> table with a, b, c"."""
+    base = stem_of(path)
+    rest = re.sub(r"^\d+[_-]+", "", base)
+    task = re.search(r"(?im)^Task:.*$", text)
+    task = task.group(0) if task else ""
+    m = re.match(r"(?i)^add[_-]+(\w+?)[_-]+(?:column[_-]+)?to[_-]+(\w+)$", rest) or re.search(
+        r"(?i)\badd(?:s|ing)?\s+(?:an?\s+|the\s+)?`?(\w+)`?\s+column\s+(?:to|on)\s+(?:the\s+)?"
+        r"`?(\w+)`?", task)
+    if m:
+        return m.group(2).lower(), m.group(1).lower(), []
+    m = re.match(r"(?i)^(?:create|add)[_-]+(?:table[_-]+)?(\w+?)(?:[_-]+table)?$", rest)
+    table = snake(m.group(1)) if m else None
+    if not table:
+        for rx in (r"\b([A-Za-z_]\w*)\s+table\b", r"\btable\s+`?([A-Za-z_]\w*)"):
+            t = re.search(rx, task)
+            if t and t.group(1).lower() not in NOT_TABLES:
+                table = t.group(1).lower()
+                break
+    if not table:
+        # A numbered path keeps its name without the number (0002_todos -> todos).
+        return snake(rest if rest != base and rest else slug_of(path)), None, []
+    cols = []
+    c = re.search(r"(?i)\b" + re.escape(table) + r"\b\s+table\s+(?:with|of|holding)\s+([^\n]+)",
+                  text)
+    if c:
+        for w in re.split(r",|\band\b", c.group(1)):
+            w = w.strip().strip("`").split(" ")[0]
+            if re.fullmatch(r"[A-Za-z_]\w*", w) and w.lower() not in cols:
+                cols.append(w.lower())
+    return table, None, cols
+
+
+def sql_column(col):
+    if col == "id":
+        return "id INTEGER PRIMARY KEY AUTOINCREMENT"
+    if col.endswith("_id"):
+        return f"{col} INTEGER NOT NULL"
+    if col.endswith("_at"):
+        return f"{col} TEXT NOT NULL DEFAULT (datetime('now'))"
+    if col in ("done", "active", "enabled") or col.startswith("is_"):
+        return f"{col} INTEGER NOT NULL DEFAULT 0"
+    return f"{col} TEXT"
+
+
+def sql_migration(path, text):
+    table, column, cols = migration_target(path, text)
+    if column:
+        return f"-- Migration for {path}\nALTER TABLE {table} ADD COLUMN {column} TEXT;\n"
+    if not cols:
+        return valid_code_generic_sql(path, table)
+    if "id" not in cols:
+        cols.insert(0, "id")
+    body = ",\n".join("  " + sql_column(c) for c in cols)
+    return f"-- Migration for {path}\nCREATE TABLE IF NOT EXISTS {table} (\n{body}\n);\n"
+
+
+def valid_code_generic_sql(path, t):
+    return (
+        f"-- Migration for {path}\n"
+        f"CREATE TABLE IF NOT EXISTS {t} (\n"
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+        "  name TEXT NOT NULL,\n"
+        "  created_at TEXT NOT NULL DEFAULT (datetime('now'))\n"
+        ");\n"
+        f"CREATE INDEX IF NOT EXISTS idx_{t}_name ON {t} (name);\n"
+    )
+
+
+def knex_column(col):
+    if col == "id":
+        return "    table.increments('id').primary();"
+    if col.endswith("_id"):
+        return f"    table.integer('{col}').notNullable();"
+    if col.endswith("_at"):
+        return f"    table.timestamp('{col}').notNullable().defaultTo(knex.fn.now());"
+    if col in ("done", "active", "enabled") or col.startswith("is_"):
+        return f"    table.boolean('{col}').notNullable().defaultTo(false);"
+    return f"    table.string('{col}');"
+
+
+def knex_migration(path, text):
+    table, column, cols = migration_target(path, text)
+    if column:
+        up = [f"  return knex.schema.alterTable('{table}', (table) => {{",
+              f"    table.string('{column}');", "  });"]
+        down = [f"  return knex.schema.alterTable('{table}', (table) => {{",
+                f"    table.dropColumn('{column}');", "  });"]
+    else:
+        cols = cols or ["id", "name", "created_at"]
+        if "id" not in cols:
+            cols.insert(0, "id")
+        up = [f"  return knex.schema.createTable('{table}', (table) => {{"] + \
+            [knex_column(c) for c in cols] + ["  });"]
+        down = [f"  return knex.schema.dropTableIfExists('{table}');"]
+    if ext_of(path) in TS_EXTS:
+        return ("import type { Knex } from 'knex';\n\n"
+                "export async function up(knex: Knex): Promise<void> {\n" +
+                "\n".join(up).replace("  return ", "  await ", 1) + "\n}\n\n"
+                "export async function down(knex: Knex): Promise<void> {\n" +
+                "\n".join(down).replace("  return ", "  await ", 1) + "\n}\n")
+    if not commonjs(text, path):
+        return ("export function up(knex) {\n" + "\n".join(up) + "\n}\n\n"
+                "export function down(knex) {\n" + "\n".join(down) + "\n}\n")
+    return ("exports.up = function (knex) {\n" + "\n".join(up) + "\n};\n\n"
+            "exports.down = function (knex) {\n" + "\n".join(down) + "\n};\n")
+
+
+def relative_import(from_path, to_path):
+    target = to_path.rsplit(".", 1)[0] if ext_of(to_path) in CODE_EXTS else to_path
+    rel = posixpath.relpath(target, posixpath.dirname(from_path) or ".")
+    return rel if rel.startswith(".") else "./" + rel
+
+
+def test_code(path, text):
+    module_stem = re.sub(r"\.(?:test|spec)$", "", path.rsplit("/", 1)[-1].rsplit(".", 1)[0])
+    subject = None
+    for m in re.finditer(r"[\w./-]+\.(?:ts|tsx|js|jsx|mjs|cjs)\b", text):
+        p = m.group(0)
+        if stem_of(p) == module_stem and not is_test_path(p) and p != path:
+            subject = p
+            break
+    if subject is None:
+        here = posixpath.dirname(path)
+        if re.search(r"(?:^|/)(?:tests?|__tests__)$", here):
+            subject = "src/routes/" + module_stem + (".js" if ext_of(path) == ".js" else ".ts")
+        else:
+            subject = posixpath.join(here, module_stem + ext_of(path))
+    imp = relative_import(path, subject)
+    component = ext_of(subject) in COMPONENT_EXTS
+    name = component_name(subject) if component else ident(module_stem)
+    runner = test_runner(text, path)
+    what = f"{{ {name} }}" if component else name
+    if runner == "jest" and commonjs(text, path):
+        head = f"const {what} = require('{imp}');\n"
+        head = head if not component else f"const {{ {name} }} = require('{imp}');\n"
+        return (head + f"\ndescribe('{module_stem}', () => {{\n"
+                f"  test('exports the module', () => {{\n    expect({name}).toBeDefined();\n"
+                "  });\n});\n")
+    if runner == "node":
+        return ("import { test } from 'node:test';\nimport assert from 'node:assert/strict';\n"
+                f"import {what} from '{imp}';\n\n"
+                f"test('{module_stem} exports the module', () => {{\n"
+                f"  assert.ok({name});\n}});\n")
+    lib = "vitest" if runner == "vitest" else "@jest/globals"
+    extra = ""
+    if is_route_path(subject) and http_framework(text, subject) == "hono":
+        extra = (f"\n  it('answers', async () => {{\n"
+                 f"    const res = await {name}.request('/');\n"
+                 "    expect(res.status).toBeLessThan(500);\n  });\n")
+    return (f"import {{ describe, expect, it }} from '{lib}';\nimport {what} from '{imp}';\n\n"
+            f"describe('{module_stem}', () => {{\n  it('exports the module', () => {{\n"
+            f"    expect({name}).toBeDefined();\n  }});\n{extra}}});\n")
+
+
+def fresh_code(path, text):
+    """(kind, content) of a new file for path, in the stack the prompt names."""
+    e = ext_of(path)
+    if is_test_path(path) and e in CODE_EXTS:
+        return "test:" + test_runner(text, path), test_code(path, text)
+    if e == ".sql":
+        return "migration:sql", sql_migration(path, text)
+    if is_knex_migration(path):
+        return "migration:knex", knex_migration(path, text)
+    if e in COMPONENT_EXTS:
+        return "component", component_code(path)
+    if is_route_path(path):
+        fw = http_framework(text, path)
+        eps = endpoints_for(text, route_resource(path))
+        if eps or fw == "express":
+            eps = eps or [("get", "/"), ("post", "/")]
+            return "route:" + fw, (express_route if fw == "express" else hono_route)(path, text,
+                                                                                        eps)
+    return "generic", valid_code(path)
+
+
+# --- edits ----------------------------------------------------------------------------------
+
+def current_content(path, text):
+    """The file's current content when the prompt carries it: a fenced block whose heading (the
+    nearest non-empty lines before it) names the path or says current/existing/original/base
+    content (never "previous": that is a repair), in a prompt that asks for the whole file and is
+    not a repair or a reviewer's revise. None otherwise."""
+    if not WHOLE_FILE_RE.search(text):
+        return None
+    # In a repair or revise only a block headed as the base/original version counts (their own
+    # blocks are headed "Previous content" / "Current content": the model's last answer).
+    generic = r"(?i)\b(original|base)\b" if NOT_EDIT_RE.search(text) else \
+        r"(?i)\b(current|existing|original|base)\b"
+    base = path.rsplit("/", 1)[-1]
+    found = None
+    for m in FENCE_RE.finditer(text):
+        before = text[max(0, m.start() - 400):m.start()].rstrip("\n").splitlines()[-3:]
+        heading = "\n".join(l for l in before if l.strip())
+        if re.search(r"(?i)previous|validator|error", heading):
+            continue
+        names = FILE_TOKEN_RE.findall(heading)
+        target = [t for t in names if t == path or t == base]
+        others = [t for t in names if t != path and t != base]
+        # A block headed by another file (an excerpt of what this file imports) is not ours.
+        if NOT_EDIT_RE.search(text) and not re.search(generic, heading):
+            continue
+        if target or (not others and re.search(generic, heading)):
+            found = m.group("body")
+    return found
+
+
+def contract_mounts(text, edit_path):
+    """Route modules the prompt wants mounted, {module path: mount point}: a line naming a
+    routes/ module and "mount"/"mounted"/"mounts" ... "/at": that point; any other routes/
+    module the prompt names: "/" + its resource."""
+    mounts = {}
+    for line in text.splitlines():
+        paths = [p for p in ROUTE_PATH_RE.findall(line) if p != edit_path and not is_test_path(p)]
+        if len(paths) != 1:
+            continue
+        # The first "/x" after the word (a slash inside a file path does not count).
+        at = re.search(r"(?i)\bmount\w*\b.*?(?<![\w.-])(/[\w/:{}.-]*)", line)
+        if at:
+            mounts[paths[0]] = at.group(1).rstrip(".:") or "/"
+    for p in ROUTE_PATH_RE.findall(text):
+        if p != edit_path and not is_test_path(p) and p not in mounts:
+            mounts[p] = "/" + route_resource(p)
+    return mounts
+
+
+def import_end(lines):
+    """Index of the line that ends the last import (or require) statement at the top; -1."""
+    end, i = -1, 0
+    while i < len(lines):
+        l = lines[i]
+        if re.match(r"\s*import\b(?!\s*\()", l):
+            j = i
+            while j < len(lines) - 1 and not re.search(
+                    r"(?:\bfrom\s*['\"][^'\"]+['\"]|^\s*import\s+['\"][^'\"]+['\"])\s*;?\s*$",
+                    lines[j]):
+                j += 1
+            end, i = j, j + 1
+            continue
+        if re.match(r"\s*(?:const|let|var)\s+[\w{}\s,:]+=\s*require\(", l):
+            end = i
+        i += 1
+    return end
+
+
+def edit_entry(path, content, text):
+    lines = content.split("\n")
+    express = bool(re.search(r"express\(\)|\bapp\.use\(", content)) and "new Hono" not in content
+    cjs = express and bool(re.search(r"\brequire\(", content))
+    app = re.search(r"(?:const|let|var)\s+(\w+)\s*=\s*(?:new\s+Hono\b|express\(\))", content)
+    app = app.group(1) if app else "app"
+    imports, regs = [], []
+    for mod, at in contract_mounts(text, path).items():
+        rel = relative_import(path, mod)
+        if re.search(r"['\"]" + re.escape(rel) + r"(?:\.[cm]?[jt]sx?)?['\"]", content):
+            continue
+        name = ident(route_resource(mod)) + ("Router" if express else "")
+        while re.search(r"\b" + re.escape(name) + r"\b", content + "\n".join(imports)):
+            name += "Routes"
+        if cjs:
+            imports.append(f"const {name} = require('{rel}');")
+        else:
+            imports.append(f"import {name} from '{rel}';")
+        regs.append(f"{app}.use('{at}', {name});" if express else f"{app}.route('{at}', {name});")
+    if not imports:
+        return content
+    end = import_end(lines)
+    lines[end + 1:end + 1] = imports
+    reg_rx = re.compile(r"^\s*" + re.escape(app) + (r"\.use\(" if express else r"\.route\("))
+    last = max([i for i, l in enumerate(lines) if reg_rx.match(l)], default=-1)
+    if last < 0:
+        ex = [i for i, l in enumerate(lines)
+              if re.match(r"\s*(?:export\s+default\b|module\.exports\b)", l)]
+        last = (ex[0] - 1) if ex else len(lines) - 1
+        while last >= 0 and not lines[last].strip() and ex:
+            last -= 1
+        if ex:
+            regs.append("")
+    lines[last + 1:last + 1] = regs
+    return "\n".join(lines)
+
+
+def edit_barrel(path, content, text):
+    here = posixpath.dirname(path)
+    adds = []
+    for m in re.finditer(r"[\w./-]+\.(?:tsx|jsx|ts|js)\b", text):
+        p = m.group(0)
+        if posixpath.dirname(p) != here or p == path or is_test_path(p):
+            continue
+        if ext_of(p) not in COMPONENT_EXTS:
+            continue
+        rel = relative_import(path, p)
+        line = f"export {{ {component_name(p)} }} from '{rel}';"
+        if re.search(r"['\"]" + re.escape(rel) + r"['\"]", content) or line in adds:
+            continue
+        adds.append(line)
+    if not adds:
+        return content
+    lines = content.rstrip("\n").split("\n")
+    last = max([i for i, l in enumerate(lines) if l.startswith("export")], default=len(lines) - 1)
+    lines[last + 1:last + 1] = adds
+    return "\n".join(lines) + "\n"
+
+
+def edit_code(path, content, text):
+    """(kind, content): the current content with the mounts or exports the prompt asks for."""
+    if re.search(r"new Hono\b|express\(\)|\.route\(\s*['\"]/|\bapp\.use\(", content):
+        return "edit:entry", edit_entry(path, content, text)
+    if stem_of(path) == "index" and re.search(r"(?m)^export\b.*\bfrom\b", content):
+        return "edit:barrel", edit_barrel(path, content, text)
+    return "edit:unchanged", content
+
+
+def drop_route(content):
+    """content without its first route registration (a mount, else a handler)."""
+    lines = content.split("\n")
+    for rx in (REGISTRATION_RE, HANDLER_RE):
+        for i, l in enumerate(lines):
+            if rx.search(l):
+                del lines[i]
+                return "\n".join(lines)
+    return content
+
+
+# --- type-check misbehaviours ---------------------------------------------------------------
+
+def break_typecheck(behaviour, param, path, reply):
+    """The reply broken in the chosen way, or unchanged when the behaviour does not apply to
+    this kind of file."""
+    e = ext_of(path)
+    if behaviour == "ts-missing-export" and e in CODE_EXTS and not is_test_path(path):
+        out = re.sub(r"(?m)^export default [^\n]*\n?", "", reply)
+        out = re.sub(r"(?m)^export (function|const|class) ", r"\1 ", out)
+        if out != reply and "export" not in out:
+            out += "\nexport {};\n"
+        return out
+    if behaviour == "ts-bad-import" and e in CODE_EXTS:
+        target = param or "./does-not-exist"
+        return f"import {{ missingHelper }} from '{target}';\n" + reply + \
+            "\nexport const fakeHelper = missingHelper;\n"
+    if behaviour == "ts-type-error" and e in TS_EXTS:
+        return reply.rstrip("\n") + "\n\nexport const fakeCount: number = 'not a number';\n"
+    if behaviour == "sql-dup-table" and e == ".sql":
+        table = param or "users"
+        return (f"CREATE TABLE {table} (\n  id INTEGER PRIMARY KEY,\n  name TEXT NOT NULL\n);\n"
+                + reply)
+    return reply
+
+
+def rule_applies(r, text, path):
+    if r["times"] is not None and r["times"] <= 0:
+        return False
+    if r["match"] and r["match"] not in text:
+        return False
+    if r["path"] is not None and (path is None or not fnmatch.fnmatchcase(path, r["path"])):
+        return False
+    return True
+
+
 def tokens_of(nbytes):
     return (nbytes + 3) // 4
 
@@ -261,6 +915,7 @@ class Handler(BaseHTTPRequestHandler):
                     "peak_in_flight": STATE.peak,
                     "per_path": dict(STATE.per_path),
                     "per_behaviour": dict(STATE.per_behaviour),
+                    "refused": STATE.refused,
                 }
             return self.send_json(200, st)
         if self.path.rstrip("/") in ("/api/v1/models", "/v1/models", "/models"):
@@ -305,11 +960,20 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(400, error_body(400, "script must be a JSON list"))
             rules = []
             for r in obj:
-                if not isinstance(r, dict) or "behaviour" not in r:
+                if not isinstance(r, dict) or ("behaviour" not in r and "require" not in r):
                     return self.send_json(400, error_body(400, "each rule needs a behaviour"))
-                rules.append({"match": r.get("match") or "", "behaviour": r["behaviour"],
+                req = r.get("require")
+                req = [req] if isinstance(req, str) else req
+                if req is not None and (not isinstance(req, list) or
+                                        not all(isinstance(x, str) for x in req)):
+                    return self.send_json(400, error_body(400, "require: a string or a list"))
+                refuse = str(r.get("refuse") or "broken")
+                if refuse not in ("broken", "400", "blind"):
+                    return self.send_json(400, error_body(400, "refuse: broken, 400 or blind"))
+                rules.append({"match": r.get("match") or "", "behaviour": r.get("behaviour", "ok"),
                               "param": None if r.get("param") is None else str(r["param"]),
-                              "content": r.get("content"), "times": r.get("times")})
+                              "content": r.get("content"), "times": r.get("times"),
+                              "path": r.get("path"), "require": req, "refuse": refuse})
             with STATE.lock:
                 if "append=1" in self.path:
                     STATE.rules.extend(rules)
@@ -350,8 +1014,9 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.lock:
                 STATE.in_flight -= 1
 
-    def pick_behaviour(self, text):
-        """Returns (behaviour, param, content) for this request; called under the lock."""
+    def pick_behaviour(self, text, path=None):
+        """Returns (behaviour, param, content, refusal) for this request; refusal is None or
+        (missing texts, how to refuse). Called under the lock."""
         for m in MARKER_RE.finditer(text):
             name, param, times = m.group(1), m.group(2), m.group(3)
             if times is not None:
@@ -360,16 +1025,16 @@ class Handler(BaseHTTPRequestHandler):
                 if used >= int(times):
                     continue
                 STATE.marker_counts[key] = used + 1
-            return name, param, None
+            return name, param, None, None
         for r in STATE.rules:
-            if r["times"] is not None and r["times"] <= 0:
-                continue
-            if r["match"] and r["match"] not in text:
+            if not rule_applies(r, text, path):
                 continue
             if r["times"] is not None:
                 r["times"] -= 1
-            return r["behaviour"], r["param"], r["content"]
-        return "ok", None, None
+            missing = [x for x in (r["require"] or []) if x not in text]
+            refusal = (missing, r["refuse"]) if missing else None
+            return r["behaviour"], r["param"], r["content"], refusal
+        return "ok", None, None, None
 
     def chat(self):
         raw = self.read_body()
@@ -389,7 +1054,10 @@ class Handler(BaseHTTPRequestHandler):
                 path = found.group(1)
                 break
         with STATE.lock:
-            behaviour, param, content = self.pick_behaviour(text)
+            behaviour, param, content, refusal = self.pick_behaviour(text, path)
+            if refusal is not None:
+                STATE.refused += 1
+                behaviour = "refused"
             STATE.seq += 1
             n = STATE.seq
             key = path or "-"
@@ -401,7 +1069,9 @@ class Handler(BaseHTTPRequestHandler):
                 "max_tokens": max_tokens, "temperature": req.get("temperature"),
                 "behaviour": behaviour, "headers": dict(self.headers.items()), "body": req,
                 "client_port": self.client_address[1],
+                "refused": refusal[0] if refusal else None, "reply_kind": None,
             })
+            record = STATE.records[-1]
             del STATE.records[:-MAX_RECORDS]
             latency = STATE.latency_ms
             cost_on = STATE.cost
@@ -413,6 +1083,9 @@ class Handler(BaseHTTPRequestHandler):
         if behaviour == "wait":
             time.sleep(int(param or 1000) / 1000.0)
             behaviour = "ok"
+        if refusal is not None and refusal[1] == "400":
+            return self.send_json(400, error_body(400, "fake: the prompt lacks the required "
+                                                  "text: " + json.dumps(refusal[0])))
         status_err = self.status_error(behaviour, param)
         if status_err is not None:
             if latency:
@@ -421,6 +1094,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(status, body, extra)
 
         # The content of a normal (or misbehaving 200) answer.
+        kind = None
         if behaviour == "reply":
             reply = content if content is not None else (param or "")
         elif behaviour == "empty":
@@ -432,8 +1106,20 @@ class Handler(BaseHTTPRequestHandler):
             reply = STATE.review_reply if req.get("response_format") else STATE.default_reply
         elif behaviour == "invalid-always" or (behaviour == "invalid" and path_count == 1):
             reply = invalid_code(path)
+        elif refusal is not None and refusal[1] == "broken":
+            reply = invalid_code(path)
+            kind = "refused"
         else:
-            reply = valid_code(path)
+            current = None if refusal is not None else current_content(path, text)
+            if current is not None:
+                kind, reply = edit_code(path, current, text)
+                if behaviour == "drop-route":
+                    reply = drop_route(reply)
+            else:
+                kind, reply = fresh_code(path, text)
+            reply = break_typecheck(behaviour, param, path, reply)
+        with STATE.lock:
+            record["reply_kind"] = kind
         if behaviour == "fenced":
             lang = (path or "x.ts").rsplit(".", 1)[-1]
             reply = "```" + lang + "\n" + reply + "```\n"

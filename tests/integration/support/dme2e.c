@@ -442,3 +442,38 @@ char *dmt_world_rev(const struct dmt_world *w, const char *rev)
     return dmt_sh_try("git --git-dir='%s' rev-parse --verify --quiet '%s^{commit}' 2>/dev/null",
                       w->bare, rev);
 }
+
+/* ---- added for issue 13 (repository-aware changes) ---- */
+
+#include "fixture.h"
+
+void dmt_world_use_fixture(struct dmt_world *w, const char *name)
+{
+    free(dmt_fixture_bare(name, w->bare));
+}
+
+char *dmt_world_pr_body(const struct dmt_world *w, const char *branch)
+{
+    char *out = dmt_world_gh(w, "GET", "/_fake/pulls", NULL);
+    cJSON *a = cJSON_Parse(out);
+    cJSON *p;
+    char *body = NULL;
+    int best = -1;
+
+    cr_assert(cJSON_IsArray(a), "pulls: %.200s", out);
+    cJSON_ArrayForEach(p, a)
+    {
+        const char *ref =
+            cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(p, "head"), "ref"));
+        const cJSON *num = cJSON_GetObjectItem(p, "number");
+        const char *b = cJSON_GetStringValue(cJSON_GetObjectItem(p, "body"));
+        if (ref && strcmp(ref, branch) == 0 && cJSON_IsNumber(num) && num->valueint > best) {
+            best = num->valueint;
+            free(body);
+            body = strdup(b ? b : "");
+        }
+    }
+    cJSON_Delete(a);
+    free(out);
+    return body;
+}

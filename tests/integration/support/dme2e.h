@@ -117,3 +117,14 @@ int dmt_world_prs_for(const struct dmt_world *w, const char *branch);
 
 /* `git rev-parse <rev>` in the bare repository (caller frees; NULL if it does not resolve). */
 char *dmt_world_rev(const struct dmt_world *w, const char *rev);
+
+/* ---- added for issue 13 (repository-aware changes) ---- */
+
+/* Replaces the world's repository acme/app (w->bare) with the fixture tests/data/repos/<name>
+ * ("hono" or "express"): one commit on main, the same commit id on every run (see fixture.h).
+ * Call before starting replicas. */
+void dmt_world_use_fixture(struct dmt_world *w, const char *name);
+
+/* The body of the newest pull request the fake GitHub holds for head branch (caller frees; NULL
+ * when there is none). */
+char *dmt_world_pr_body(const struct dmt_world *w, const char *branch);

@@ -143,3 +143,74 @@ void dmt_fakeor_script(const struct dmt_fakeor *f, const char *rules_json)
 {
     free(dmt_fakeor_http(f, "POST", "/_fake/script", rules_json));
 }
+
+/* ---- added for issue 13 (tests of the fake's repository-aware abilities) ---- */
+
+char *dmt_fakeor_chat(const struct dmt_fakeor *f, const char *system, const char *user,
+                      long *status)
+{
+    CURL *e = curl_easy_init();
+    struct sink s = {NULL, 0};
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    cJSON *req = cJSON_CreateObject();
+    cJSON *msgs = cJSON_AddArrayToObject(req, "messages");
+    cJSON *m;
+    char url[256], *body, *content = NULL;
+    long st = 0;
+
+    h = curl_slist_append(h, "Authorization: Bearer sk-or-v1-fake-test-key");
+    cJSON_AddStringToObject(req, "model", "anthropic/claude-sonnet-4.5");
+    cJSON_AddNumberToObject(req, "max_tokens", 8192);
+    m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "system");
+    cJSON_AddStringToObject(m, "content", system ? system : "");
+    cJSON_AddItemToArray(msgs, m);
+    m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "user");
+    cJSON_AddStringToObject(m, "content", user ? user : "");
+    cJSON_AddItemToArray(msgs, m);
+    body = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    snprintf(url, sizeof(url), "%s/chat/completions", f->base);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    if (curl_easy_perform(e) == CURLE_OK) {
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &st);
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(e);
+    free(body);
+    if (status) {
+        *status = st;
+    }
+    if (st == 200 && s.data) {
+        cJSON *root = cJSON_Parse(s.data);
+        const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "choices"), 0);
+        const char *c = cJSON_GetStringValue(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(choice, "message"), "content"));
+        cr_assert_not_null(c, "chat reply without content: %.300s", s.data);
+        content = strdup(c);
+        cJSON_Delete(root);
+    }
+    free(s.data);
+    return content;
+}
+
+cJSON *dmt_fakeor_last_request(const struct dmt_fakeor *f)
+{
+    char *b = dmt_fakeor_http(f, "GET", "/_fake/requests", NULL);
+    cJSON *arr = cJSON_Parse(b);
+    int n = cJSON_GetArraySize(arr);
+    cJSON *last;
+
+    cr_assert(cJSON_IsArray(arr) && n > 0, "no request recorded: %.200s", b);
+    last = cJSON_DetachItemFromArray(arr, n - 1);
+    cJSON_Delete(arr);
+    free(b);
+    return last;
+}

@@ -40,3 +40,17 @@ long long dmt_fakeor_behaviour_count(const struct dmt_fakeor *f, const char *beh
 void dmt_fakeor_script(const struct dmt_fakeor *f, const char *rules_json);
 
 #endif
+
+/* ---- added for issue 13 (tests of the fake's repository-aware abilities) ---- */
+
+struct cJSON;
+
+/* One non-streamed chat completion with a system and a user message (model
+ * anthropic/claude-sonnet-4.5, max_tokens 8192, a bearer key). Returns the reply's content
+ * (caller frees), or NULL when the status is not 200; *status (may be NULL) gets the HTTP
+ * status (0: no answer). */
+char *dmt_fakeor_chat(const struct dmt_fakeor *f, const char *system, const char *user,
+                      long *status);
+
+/* The newest request /_fake/requests holds, parsed (caller cJSON_Deletes; aborts when none). */
+struct cJSON *dmt_fakeor_last_request(const struct dmt_fakeor *f);
