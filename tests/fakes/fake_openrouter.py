@@ -130,6 +130,9 @@ Behaviours (PARAM in brackets):
   empty              an empty reply content
   fenced             the valid code wrapped in a ``` fence
   nocost             usage without cost
+  usage-bomb[lit]    usage.cost written as the raw JSON number lit (default 1e999, which JSON
+                     parsers read as infinity; also e.g. -5 or 1e400): numbers from the API
+                     are data, not trust
   reply[text]        reply with text as content (script rules may give "content" instead)
   ts-missing-export  code files (not tests): the module without its default export (and its
                      exported functions/consts/classes made local), so the entry's import fails
@@ -1140,6 +1143,8 @@ class Handler(BaseHTTPRequestHandler):
         }
         if cost_on and behaviour != "nocost":
             usage["cost"] = round((prompt_tokens * pp + completion_tokens * cp) / 1e6, 10)
+        if behaviour == "usage-bomb":
+            usage["cost"] = BOMB
         gen_id = "gen-fake-%d" % n
         ctx = {"id": gen_id, "model": model, "usage": usage, "reply": reply, "finish": finish,
                "behaviour": behaviour, "param": param, "latency": latency}
@@ -1211,7 +1216,7 @@ class Handler(BaseHTTPRequestHandler):
             choice["error"] = {"code": 502, "message": "Upstream provider error mid-generation"}
         obj = {"id": c["id"], "provider": "Fake", "model": c["model"], "object": "chat.completion",
                "created": int(time.time()), "choices": [choice], "usage": c["usage"]}
-        data = json.dumps(obj).encode()
+        data = dumps(obj, c).encode()
         if b == "cut":
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -1327,9 +1332,20 @@ class Handler(BaseHTTPRequestHandler):
         usage_chunk = {"id": c["id"], "provider": "Fake", "model": c["model"],
                        "object": "chat.completion.chunk", "created": int(time.time()),
                        "choices": [], "usage": c["usage"]}
-        self.chunk("data: " + json.dumps(usage_chunk) + "\n\n")
+        self.chunk("data: " + dumps(usage_chunk, c) + "\n\n")
         self.chunk("data: [DONE]\n\n")
         self.end_chunks()
+
+
+BOMB = "__usage_bomb__"
+
+
+def dumps(obj, c):
+    """json.dumps, with the usage-bomb placeholder replaced by the raw number it stands for."""
+    text = json.dumps(obj)
+    if c.get("behaviour") == "usage-bomb":
+        text = text.replace('"%s"' % BOMB, c.get("param") or "1e999")
+    return text
 
 
 class Server(ThreadingHTTPServer):

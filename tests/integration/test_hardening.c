@@ -105,3 +105,38 @@ Test(hardening, a_migration_that_copies_rows_fails_its_job_and_the_replica_serve
     cr_assert_eq(kill(rep.pid, 0), 0);
     cr_assert_eq(dmt_replica_stop(&rep, 10000), 0, "exits cleanly");
 }
+
+/* `usage.cost: 1e999` (infinity to a JSON parser) on every reply: never stored, never an `inf`
+ * in an event; the cost comes from the price table and the budget still holds. */
+Test(hardening, an_infinite_cost_from_the_api_leaves_valid_events_and_a_budget_that_holds)
+{
+    struct dmt_replica rep;
+    cJSON *events;
+    char *cost;
+    char *status;
+    double spent;
+
+    dmt_fakeor_script(&world.llm, "[{\"match\": \"\", \"behaviour\": \"usage-bomb\"}]");
+    dmt_world_replica(&world, &rep, "bomb", NULL);
+    submit("h-bomb", NULL);
+    cr_assert(dmt_world_wait_status(&world, "h-bomb", "complete,failed,dead_lettered", 90000));
+    status = dmt_world_hget(&world, "h-bomb", "status");
+    cr_assert_str_eq(status, "complete");
+    cr_assert_gt(dmt_fakeor_behaviour_count(&world.llm, "usage-bomb"), 0, "the fake sent 1e999");
+    /* dmt_world_events parses every event: an "inf" or "nan" would not be JSON. */
+    events = dmt_world_events(&world, "h-bomb");
+    cr_assert_gt(cJSON_GetArraySize(events), 3);
+    for (int i = 0; i < cJSON_GetArraySize(events); i++) {
+        const cJSON *c = cJSON_GetObjectItem(cJSON_GetArrayItem(events, i), "costUsd");
+        cr_assert(cJSON_IsNumber(c) && c->valuedouble >= 0 && c->valuedouble <= 5.0,
+                  "event %d costUsd within the budget", i);
+    }
+    cost = dmt_world_hget(&world, "h-bomb", "cost");
+    spent = strtod(cost, NULL);
+    cr_assert(spent > 0 && spent <= 5.0, "cost %s: priced from the table, within the budget", cost);
+    cr_assert_gt(dmt_count_in_file(rep.log, "usage out of range"), 0, "a warning was logged");
+    cJSON_Delete(events);
+    free(cost);
+    free(status);
+    cr_assert_eq(dmt_replica_stop(&rep, 10000), 0);
+}
