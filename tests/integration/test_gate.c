@@ -637,7 +637,6 @@ static long long dead_count(void)
 Test(gate, signed_jobs_run_and_unsigned_or_forged_ones_are_refused)
 {
     struct dmt_replica rep;
-    const char *extra[] = {"--signing-secrets=old-secret-2025,new-secret-2026", NULL};
     char *j_ok = dmt_world_job("signed-1", "# Signed Service\n\n## API\n- GET /signed ok\n",
                                "builder", 200000, 5.0);
     /* The body says builder, the token planner: in signed mode only the token counts. */
@@ -665,7 +664,10 @@ Test(gate, signed_jobs_run_and_unsigned_or_forged_ones_are_refused)
     long long deadline;
     char *v;
 
-    dmt_world_replica(&world, &rep, "gate-j", extra);
+    /* Secrets reach dreamd through its environment (inherited), as in production. */
+    setenv("DREAM_SIGNING_SECRETS", "old-secret-2025,new-secret-2026", 1);
+    dmt_world_replica(&world, &rep, "gate-j", NULL);
+    unsetenv("DREAM_SIGNING_SECRETS");
     xadd_job(j_ok, t_ok);
     xadd_job(j_plan, t_plan);
     xadd_job(j_unsigned, NULL);
