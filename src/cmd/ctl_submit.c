@@ -308,6 +308,9 @@ out:
     dm_jobreq_free(req);
     free(json);
     free(claims_json);
+    if (signed_token) {
+        explicit_bzero(signed_token, strlen(signed_token));
+    }
     free(signed_token);
     dm_buf_free(&spec);
     return rc;

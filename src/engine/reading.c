@@ -107,6 +107,9 @@ static void start_time_read_free(struct start_time_read *r)
 {
     free(r->type);
     free(r->job);
+    if (r->token) {
+        explicit_bzero(r->token, r->ef.token_len);
+    }
     free(r->token);
     free(r);
 }
@@ -139,10 +142,14 @@ static void on_created_reply(void *arg, redisReply *reply, const char *why)
         start_time_read_free(r);
         return;
     }
-    if (reply->type == REDIS_REPLY_STRING) {
-        long long created = atoll(reply->str);
-        /* Written by the START script (only ever after a verified token) with a replica's
-         * clock; never later than now. */
+    /* [created, entry]: `created` counts only when this very entry started the job (the START
+     * script wrote both, and in signed mode only after its token verified); a hash left by an
+     * earlier entry of the same jobId says nothing about this one. Never later than now. */
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        reply->element[1]->type == REDIS_REPLY_STRING &&
+        strcmp(reply->element[1]->str, ej->job.entry) == 0) {
+        long long created = atoll(reply->element[0]->str);
         if (created > 0 && created < now_ms) {
             at_ms = created;
         }
@@ -152,7 +159,8 @@ static void on_created_reply(void *arg, redisReply *reply, const char *why)
 }
 
 /* Signed mode, a reclaimed build entry: its token is checked as of the time the job first
- * started (the job hash's `created`), not as of the entry id, which any producer can set into
+ * started under this entry (the job hash's `created`, when its `entry` is this one; else the
+ * clock: the job has not started yet), not as of the entry id, which any producer can set into
  * the future (XADD with an explicit id). Returns 1 when the entry is held for that read (or
  * stays pending), 0 when the caller classifies it now. */
 static int hold_for_start_time(struct dm_engine *e, const char *id,
@@ -180,7 +188,7 @@ static int hold_for_start_time(struct dm_engine *e, const char *id,
     r->ef.token = r->token = dup_n(ef->token, ef->token_len);
     r->ef.id = NULL;
     if ((ef->type && !r->type) || !r->job || !r->token ||
-        dm_redis_cmdf(e->cmd, on_created_reply, r, "HGET %s created", ej->k_hash) != 0) {
+        dm_redis_cmdf(e->cmd, on_created_reply, r, "HMGET %s created entry", ej->k_hash) != 0) {
         dm_warn("engine", job_id, "cannot read when job started; entry %s stays pending", id);
         ej->job.over = 1;
         eng_job_release(ej);

@@ -5,9 +5,10 @@
  *    events: it is dead-lettered with the reason, so nobody who can XADD but holds no secret can
  *    pre-fail a future job or add `duplicate` events to a finished one.
  *  - A token signed for another body (spec or repository changed) is refused.
- *  - A reclaimed entry's token is checked as of the time its job first started (the hash's
- *    `created`), not its stream id (which a producer may set far into the future) nor the clock
- *    (the token may have expired while the job was being built).
+ *  - A reclaimed entry's token is checked as of the time its job first started under it (the
+ *    hash's `created`), not its stream id (which a producer may set far into the future) nor the
+ *    clock (the token may have expired while the job was being built); a replayed entry that
+ *    never started the job is checked by the clock, whatever the hash says of an earlier one.
  *  - `dreamctl dead requeue` of a signed job runs it again with its original token.
  */
 #include <cjson/cJSON.h>
@@ -495,4 +496,49 @@ Test(signed, a_requeued_signed_job_runs_again_with_its_original_token)
     free(job);
     free(tok);
     free(entry);
+}
+
+Test(signed, a_reclaimed_replay_is_checked_by_the_clock_not_by_another_entrys_start)
+{
+    struct dmt_replica a, b;
+    const char *extra[] = {"--stages=test", "--test-stage-ms=20", "--lease-ms=1000", NULL};
+    char *job = dmt_job_json("replayed-1", NULL, NULL);
+    long long now = (long long)time(NULL), exp = now - 55;
+    /* Valid for 5 more seconds: long enough to run once. */
+    char *tok = sign_job(job, "builder", SECRET, now - 600, exp, "");
+    char *first, *replay, *before, *after, *s;
+    redisReply *r;
+
+    dmt_replica_start(&a, &redis, dir, "a", extra);
+    dmt_replica_wait_ready(&a, rc, 10000);
+    first = xadd("*", job, tok);
+    cr_assert(dmt_wait_event(rc, "replayed-1", "complete", 4000), "log %s", a.log);
+    cr_assert_eq(dmt_replica_stop(&a, 10000), 0);
+    while ((long long)time(NULL) <= exp + DM_AUTH_DEFAULT_LEEWAY_S) {
+        dmt_sleep_ms(100);
+    }
+    /* The same entry again, taken by a consumer that never handles it, so a replica only ever
+     * sees it reclaimed. The job's hash still says when it started, under the first entry. */
+    before = statuses("replayed-1", NULL);
+    replay = xadd("*", job, tok);
+    r = redisCommand(rc, "XREADGROUP GROUP workers ghost COUNT 1 STREAMS dream:jobs >");
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1, "the ghost took it");
+    freeReplyObject(r);
+    cr_assert_eq(dmt_pending(rc, "ghost"), 1);
+    dmt_replica_start(&b, &redis, dir, "b", extra);
+    cr_assert_eq(wait_dead(1, 10000), 1, "the replay was dead-lettered (log %s)", b.log);
+    assert_dead(replay, "token: expired");
+    after = statuses("replayed-1", NULL);
+    cr_assert_str_eq(after, before, "the replay wrote events (no duplicate either)");
+    s = hget("replayed-1", "entry");
+    cr_assert_str_eq(s, first);
+    free(s);
+    cr_assert_eq(dmt_pending(rc, NULL), 0);
+    cr_assert_eq(dmt_replica_stop(&b, 10000), 0);
+    free(before);
+    free(after);
+    free(job);
+    free(tok);
+    free(first);
+    free(replay);
 }
