@@ -74,10 +74,8 @@ static void classify_and_start(struct dm_engine *e, const char *id,
     }
     switch (in.kind) {
     case DM_INTAKE_DEAD:
-        /* Signed mode refuses here: nothing is written under the jobId the entry names. */
-        if (in.job_id[0]) {
-            dm_warn("engine", in.job_id, "entry %s refused: %s", id, in.reason);
-        }
+        /* Signed mode refuses here: nothing is written under the jobId the entry names
+         * (eng_dead_letter logs the entry and the reason). */
         eng_dead_letter(e, id, ef->job, ef->job_len, in.reason);
         break;
     case DM_INTAKE_RESUME:
