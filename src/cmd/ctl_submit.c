@@ -1,8 +1,9 @@
 /*
  * ctl_submit: `dreamctl submit`. Reads the spec, turns the options into a job through jobreq
  * (which owns the defaults, the jobId rule and the validation a worker applies), signs it when
- * asked, adds it to the jobs stream and, with --watch or --wait, follows it to its end. Main
- * thread only.
+ * asked (iss, sub, jti, dreamTrustLevel, dreamJobSha256 of the job's binding text, iat, exp, and
+ * aud from --audience or DREAM_SIGNING_AUDIENCE), adds it to the jobs stream and, with --watch
+ * or --wait, follows it to its end. Main thread only.
  */
 #include "ctl_int.h"
 
@@ -102,6 +103,7 @@ int ctl_run_submit(struct ctl *ctl)
     struct dm_error err;
     struct follow f;
     cJSON *claims = NULL;
+    struct dm_jobreq *req = NULL;
     char *json = NULL, *claims_json = NULL, *signed_token = NULL;
     long long max_tokens = DM_JOBREQ_DRAFT_MAX_TOKENS, deadline;
     double max_dollars = DM_JOBREQ_DRAFT_MAX_DOLLARS;
@@ -189,7 +191,7 @@ int ctl_run_submit(struct ctl *ctl)
         jo.http_hosts = hosts;
         jo.n_http_hosts = 1;
     }
-    if (dm_jobreq_build(&json, NULL, &draft, &jo, &err)) {
+    if (dm_jobreq_build(&json, &req, &draft, &jo, &err)) {
         rc = err.code == DM_ERR_NOMEM
                  ? ctl_fail(ctl, DM_CTL_EXIT_FAILED, "out of memory")
                  : ctl_fail(ctl, DM_CTL_EXIT_USAGE, "invalid job: %s", err.msg);
@@ -197,6 +199,13 @@ int ctl_run_submit(struct ctl *ctl)
     }
     if (secret) {
         long long now = dm_time_now_ms() / 1000;
+        const char *aud =
+            ctl_opt(ctl, "audience") ? ctl_opt(ctl, "audience") : getenv("DREAM_SIGNING_AUDIENCE");
+        char sha[DM_AUTH_SHA256_HEX_LEN + 1];
+        if (dm_jobreq_binding_sha256(sha, sizeof(sha), req)) {
+            rc = ctl_fail(ctl, DM_CTL_EXIT_FAILED, "out of memory");
+            goto out;
+        }
         claims = cJSON_CreateObject();
         cJSON_AddStringToObject(claims, "iss",
                                 ctl_opt(ctl, "issuer") ? ctl_opt(ctl, "issuer")
@@ -204,6 +213,11 @@ int ctl_run_submit(struct ctl *ctl)
         cJSON_AddStringToObject(claims, "sub", user ? user : who);
         cJSON_AddStringToObject(claims, "jti", job_id);
         cJSON_AddStringToObject(claims, "dreamTrustLevel", trust);
+        /* Binds the token to where the code goes and what it says (jobreq.h). */
+        cJSON_AddStringToObject(claims, DM_AUTH_JOB_SHA256_CLAIM, sha);
+        if (aud && *aud) {
+            cJSON_AddStringToObject(claims, "aud", aud);
+        }
         cJSON_AddNumberToObject(claims, "iat", (double)now);
         cJSON_AddNumberToObject(claims, "exp", (double)(now + TOKEN_LIFETIME_S));
         claims_json = cJSON_PrintUnformatted(claims);
@@ -291,8 +305,12 @@ out:
     ctl_follow_free(&f);
     freeReplyObject(r);
     cJSON_Delete(claims);
+    dm_jobreq_free(req);
     free(json);
     free(claims_json);
+    if (signed_token) {
+        explicit_bzero(signed_token, strlen(signed_token));
+    }
     free(signed_token);
     dm_buf_free(&spec);
     return rc;

@@ -1,5 +1,6 @@
 /*
- * auth: trust levels and HS256 JWT verification (see include/dream/domain/auth.h).
+ * auth: trust levels and HS256 JWT verification, and the binding of a token to a job's content
+ * (see include/dream/domain/auth.h).
  *
  * Owns nothing long-lived: every call decodes into its own buffers and frees them before
  * returning. Pure (libcrypto for HMAC-SHA256, base64 and constant-time compare; cJSON for the
@@ -297,6 +298,55 @@ static int usable_secrets(const struct dm_auth_config *cfg)
     return 0;
 }
 
+/* `aud` (RFC 7519 4.1.3): one string, or an array of strings; it must name audience. */
+static int check_audience(const cJSON *p, const char *audience, struct dm_error *err)
+{
+    const cJSON *aud = cJSON_GetObjectItemCaseSensitive(p, "aud");
+    const cJSON *it;
+
+    if (!aud) {
+        return refuse(err, "aud missing");
+    }
+    if (cJSON_IsString(aud)) {
+        return strcmp(aud->valuestring, audience) == 0
+                   ? 0
+                   : refuse(err, "aud does not name this worker");
+    }
+    if (!cJSON_IsArray(aud)) {
+        return refuse(err, "aud must be a string or an array of strings");
+    }
+    cJSON_ArrayForEach(it, aud)
+    {
+        if (!cJSON_IsString(it)) {
+            return refuse(err, "aud must be a string or an array of strings");
+        }
+        if (strcmp(it->valuestring, audience) == 0) {
+            return 0;
+        }
+    }
+    return refuse(err, "aud does not name this worker");
+}
+
+/* Optional `dreamJobSha256`: exactly 64 lowercase hex digits (one spelling per digest, so the
+ * comparison with the job's digest is a plain string compare). */
+static int get_job_sha256(struct dm_auth_claims *c, const cJSON *p, struct dm_error *err)
+{
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(p, DM_AUTH_JOB_SHA256_CLAIM);
+    const char *v;
+
+    c->job_sha256[0] = '\0';
+    if (!h) {
+        return 0;
+    }
+    v = cJSON_IsString(h) ? h->valuestring : NULL;
+    if (!v || strlen(v) != DM_AUTH_SHA256_HEX_LEN ||
+        strspn(v, "0123456789abcdef") != DM_AUTH_SHA256_HEX_LEN) {
+        return refuse(err, DM_AUTH_JOB_SHA256_CLAIM " must be 64 lowercase hex digits");
+    }
+    memcpy(c->job_sha256, v, DM_AUTH_SHA256_HEX_LEN + 1);
+    return 0;
+}
+
 static int check_claims(struct dm_auth_claims *c, const unsigned char *json, size_t len,
                         const struct dm_auth_config *cfg, int64_t now_s, struct dm_error *err)
 {
@@ -357,6 +407,24 @@ static int check_claims(struct dm_auth_claims *c, const unsigned char *json, siz
     }
     c->has_iat = r > 0;
     c->iat = r > 0 ? clamp_i64(iat) : 0;
+    if (cfg->max_ttl_s > 0) {
+        /* Without iat a token's lifetime is unknown, so a capped lifetime needs it. */
+        if (!c->has_iat) {
+            rc = refuse(err, "iat required (token lifetime is capped)");
+            goto out;
+        }
+        if (exp - iat > (double)cfg->max_ttl_s) {
+            rc = dm_error_set(err, DM_ERR_AUTH, "token: lifetime (exp - iat) longer than %lld s",
+                              (long long)cfg->max_ttl_s);
+            goto out;
+        }
+    }
+    if (cfg->audience && cfg->audience[0]) {
+        rc = check_audience(p, cfg->audience, err);
+        if (rc) {
+            goto out;
+        }
+    }
     rc = get_string(c->sub, p, "sub", err);
     if (rc) {
         goto out;
@@ -373,7 +441,7 @@ static int check_claims(struct dm_auth_claims *c, const unsigned char *json, siz
         }
         c->trust_set = 1;
     }
-    rc = 0;
+    rc = get_job_sha256(c, p, err);
 out:
     cJSON_Delete(p);
     return rc;
@@ -465,6 +533,33 @@ int dm_auth_verify_job(struct dm_auth_claims *out, const char *token, size_t len
     }
     if (!user_id || strcmp(c.sub, user_id) != 0) {
         return refuse(err, "sub does not match userId");
+    }
+    if (out) {
+        *out = c;
+    }
+    return 0;
+}
+
+int dm_auth_verify_bound_job(struct dm_auth_claims *out, const char *token, size_t len,
+                             const struct dm_auth_config *cfg, const struct dm_auth_binding *b,
+                             int64_t now_s, struct dm_error *err)
+{
+    struct dm_auth_claims c;
+    int rc = dm_auth_verify_job(&c, token, len, cfg, b ? b->job_id : NULL, b ? b->user_id : NULL,
+                                now_s, err);
+
+    if (rc) {
+        return rc;
+    }
+    if (!c.job_sha256[0]) {
+        return refuse(err, DM_AUTH_JOB_SHA256_CLAIM " missing (the token must bind the job)");
+    }
+    if (!b->job_sha256 || strcmp(c.job_sha256, b->job_sha256) != 0) {
+        return refuse(err, DM_AUTH_JOB_SHA256_CLAIM " does not match the job");
+    }
+    if (!c.trust_set) {
+        return refuse(
+            err, "dreamTrustLevel missing (a signed job takes its trust level from its token)");
     }
     if (out) {
         *out = c;

@@ -16,12 +16,48 @@ static void set_reason(struct dm_intake *out, enum dm_intake_kind kind, const ch
     snprintf(out->reason, sizeof(out->reason), "%s", msg);
 }
 
+/* Signed mode: verifies the token and binds it to the parsed job. Returns 0 (trust applied to
+ * req), DM_ERR_AUTH (reason in err) or DM_ERR_NOMEM. */
+static int verify_signed(struct dm_jobreq *req, const struct dm_entry_fields *f,
+                         const struct dm_intake_policy *p, struct dm_error *err)
+{
+    struct dm_auth_config ac = DM_AUTH_CONFIG_INIT;
+    struct dm_auth_binding b;
+    struct dm_auth_claims claims;
+    char sha[DM_AUTH_SHA256_HEX_LEN + 1];
+    int rc;
+
+    ac.secrets = p->secrets;
+    ac.n_secrets = p->n_secrets;
+    if (p->issuer) {
+        ac.issuer = p->issuer;
+    }
+    ac.audience = p->audience;
+    ac.max_ttl_s = p->max_ttl_s;
+    rc = dm_jobreq_binding_sha256(sha, sizeof(sha), req);
+    if (rc) {
+        return rc;
+    }
+    b.job_id = req->job_id;
+    b.user_id = req->user_id;
+    b.job_sha256 = sha;
+    rc = dm_auth_verify_bound_job(&claims, f->token, f->token_len, &ac, &b, p->now_s, err);
+    if (rc) {
+        /* DM_ERR_INVALID (no usable secret) is a refusal too: nothing is verified. */
+        return rc == DM_ERR_NOMEM ? rc : DM_ERR_AUTH;
+    }
+    req->trust = claims.trust;
+    req->trust_set = 1;
+    return 0;
+}
+
 int dm_intake_classify(struct dm_intake *out, const struct dm_entry_fields *f,
                        const struct dm_intake_policy *p)
 {
     struct dm_jobreq_opts opts = DM_JOBREQ_OPTS_INIT;
     struct dm_jobreq *req = NULL;
     struct dm_error err;
+    int signed_mode = p->n_secrets > 0;
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -52,58 +88,48 @@ int dm_intake_classify(struct dm_intake *out, const struct dm_entry_fields *f,
         out->job_id[0] = '\0';
         return 0;
     }
+    if (signed_mode && !f->token) {
+        /* Checked before the body: an unsigned entry never costs a parse. */
+        set_reason(out, DM_INTAKE_DEAD, "token: required (jobs must be signed)");
+        return 0;
+    }
     opts.http_hosts = p->http_hosts;
     opts.n_http_hosts = p->n_http_hosts;
     opts.trust_optional = f->token != NULL;
+    opts.ignore_trust = signed_mode;
     rc = dm_jobreq_parse(&req, f->job, f->job_len, &opts, &err);
     if (rc == DM_ERR_NOMEM) {
         return rc;
     }
     if (rc) {
-        set_reason(out, DM_INTAKE_INVALID, err.msg);
+        /* In signed mode a job that does not validate cannot be bound to a token, so nothing
+         * proves who sent it: it may not write under its jobId. */
+        set_reason(out, signed_mode ? DM_INTAKE_DEAD : DM_INTAKE_INVALID, err.msg);
         return 0;
     }
     if (strcmp(req->job_id, out->job_id) != 0) {
         /* peek and parse must agree; they do by construction, but never run a job whose
          * events would go under another id. */
-        set_reason(out, DM_INTAKE_INVALID, "jobId: ambiguous");
+        set_reason(out, signed_mode ? DM_INTAKE_DEAD : DM_INTAKE_INVALID, "jobId: ambiguous");
         dm_jobreq_free(req);
         return 0;
     }
-    if (p->n_secrets > 0 && !f->token) {
-        set_reason(out, DM_INTAKE_INVALID, "token: required (jobs must be signed)");
-        dm_jobreq_free(req);
-        return 0;
-    }
-    if (f->token) {
-        struct dm_auth_config ac = DM_AUTH_CONFIG_INIT;
-        struct dm_auth_claims claims;
-        if (p->n_secrets == 0) {
-            set_reason(out, DM_INTAKE_INVALID,
-                       "token: cannot be verified (no signing secrets configured)");
-            dm_jobreq_free(req);
-            return 0;
-        }
-        ac.secrets = p->secrets;
-        ac.n_secrets = p->n_secrets;
-        if (p->issuer) {
-            ac.issuer = p->issuer;
-        }
-        rc = dm_auth_verify_job(&claims, f->token, f->token_len, &ac, req->job_id, req->user_id,
-                                p->now_s, &err);
+    if (signed_mode) {
+        rc = verify_signed(req, f, p, &err);
         if (rc == DM_ERR_NOMEM) {
             dm_jobreq_free(req);
             return rc;
         }
         if (rc) {
-            set_reason(out, DM_INTAKE_INVALID, err.msg);
+            set_reason(out, DM_INTAKE_DEAD, err.msg);
             dm_jobreq_free(req);
             return 0;
         }
-        if (claims.trust_set) {
-            req->trust = claims.trust;
-            req->trust_set = 1;
-        }
+    } else if (f->token) {
+        set_reason(out, DM_INTAKE_INVALID,
+                   "token: cannot be verified (no signing secrets configured)");
+        dm_jobreq_free(req);
+        return 0;
     }
     if (!req->trust_set) {
         set_reason(out, DM_INTAKE_INVALID, "trustLevel: required (in the job or its token)");

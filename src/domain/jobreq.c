@@ -506,6 +506,11 @@ static int validate(struct dm_jobreq *job, const cJSON *root, const struct dm_jo
         }
     }
 
+    if (opts && opts->ignore_trust) {
+        /* Signed mode: the token alone says what the job may do. */
+        job->trust_set = 0;
+        return 0;
+    }
     if ((rc = get_str(&s, root, "trustLevel", "trustLevel", 0, 64, err))) {
         return rc;
     }

@@ -129,6 +129,9 @@ struct dm_intake;
 /* Runs the START script for a classified entry; mode is "new", "claim" or "resume". Takes the
  * parsed job out of in. */
 void eng_start_job(struct dm_engine *e, const char *entry, const char *mode, struct dm_intake *in);
+/* The same for a job already allocated (eng_job_new) for its entry and jobId, which must be
+ * in->job_id; it is released when the START script does not run it. */
+void eng_start_on(struct ejob *ej, const char *mode, struct dm_intake *in);
 /* Moves an entry to the dead-letter stream (raw: the entry's job, kept up to 1 MiB). */
 void eng_dead_letter(struct dm_engine *e, const char *entry, const char *raw, size_t raw_len,
                      const char *reason);

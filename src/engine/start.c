@@ -156,16 +156,24 @@ void eng_dead_letter(struct dm_engine *e, const char *entry, const char *raw, si
 void eng_start_job(struct dm_engine *e, const char *entry, const char *mode, struct dm_intake *in)
 {
     struct ejob *ej = eng_job_new(e, entry, in->job_id);
+
+    if (!ej) {
+        dm_errorf("engine", in->job_id, "out of memory; entry %s stays pending", entry);
+        return;
+    }
+    eng_start_on(ej, mode, in);
+}
+
+void eng_start_on(struct ejob *ej, const char *mode, struct dm_intake *in)
+{
+    struct dm_engine *e = ej->eng;
+    const char *entry = ej->job.entry;
     char ts[32], now[24], maxatt[16];
     const char *args[21];
     size_t lens[21];
     const char *invalid = in->kind == DM_INTAKE_INVALID ? in->reason : "";
     const char *json = in->job_json ? in->job_json : "";
 
-    if (!ej) {
-        dm_errorf("engine", in->job_id, "out of memory; entry %s stays pending", entry);
-        return;
-    }
     snprintf(ej->mode, sizeof(ej->mode), "%s", mode);
     /* The parsed job moves into the job. */
     ej->job.req = in->req;

@@ -18,6 +18,7 @@
 
 #include "dme2e.h"
 #include "dream/domain/auth.h"
+#include "dream/domain/jobreq.h"
 #include "dream/core/error.h"
 #include "dream/core/log.h"
 #include "dream/domain/scripts.h"
@@ -554,39 +555,132 @@ Test(gate, observer_trust_is_refused_with_the_rule)
     free(statuses);
 }
 
-static char *sign(const char *id, const char *trust, const char *secret)
+/* A token for job id signed with secret, bound to the job JSON bound_to (its
+ * dreamJobSha256), carrying trust as dreamTrustLevel. */
+static char *sign(const char *id, const char *trust, const char *secret, const char *bound_to)
 {
-    char payload[512];
+    char payload[512], sha[DM_AUTH_SHA256_HEX_LEN + 1];
+    struct dm_jobreq_opts o = DM_JOBREQ_OPTS_INIT;
+    struct dm_jobreq *req = NULL;
     char *tok = NULL;
     struct dm_error err;
     long long now = (long long)time(NULL);
+
+    o.ignore_trust = 1;
+    cr_assert_eq(dm_jobreq_parse(&req, bound_to, strlen(bound_to), &o, &err), 0, "%s", err.msg);
+    cr_assert_eq(dm_jobreq_binding_sha256(sha, sizeof(sha), req), 0);
+    dm_jobreq_free(req);
     snprintf(payload, sizeof(payload),
              "{\"iss\":\"storia\",\"sub\":\"user-1\",\"jti\":\"%s\",\"dreamTrustLevel\":\"%s\","
-             "\"iat\":%lld,\"exp\":%lld}",
-             id, trust, now, now + 600);
+             "\"dreamJobSha256\":\"%s\",\"iat\":%lld,\"exp\":%lld}",
+             id, trust, sha, now, now + 600);
     cr_assert_eq(dm_auth_sign_hs256(&tok, payload, secret, &err), 0, "%s", err.msg);
     return tok;
+}
+
+static void xadd_job(const char *job, const char *token)
+{
+    redisReply *r =
+        token ? redisCommand(world.rc, "XADD dream:jobs * type build job %s token %s", job, token)
+              : redisCommand(world.rc, "XADD dream:jobs * type build job %s", job);
+    cr_assert(r && r->type == REDIS_REPLY_STRING, "XADD");
+    freeReplyObject(r);
+}
+
+/* Nothing of job id exists: no hash, no events (in its stream or the global one). */
+static void assert_untouched(const char *id)
+{
+    redisReply *r = redisCommand(world.rc, "EXISTS dream:job:%s dream:job:%s:events", id, id);
+    char *statuses;
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+    cr_assert_eq(r->integer, 0, "keys of job %s exist", id);
+    freeReplyObject(r);
+    statuses = dmt_world_statuses(&world, id);
+    cr_assert(!statuses || !*statuses, "job %s has events: %s", id, statuses);
+    free(statuses);
+}
+
+/* The reason of the dead letter whose job names id (caller frees; NULL if none). */
+static char *dead_reason(const char *id)
+{
+    redisReply *r = redisCommand(world.rc, "XRANGE dream:dead - +");
+    char needle[200];
+    char *reason = NULL;
+
+    snprintf(needle, sizeof(needle), "\"jobId\":\"%s\"", id);
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements && !reason; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        const char *job = NULL, *why = NULL;
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            if (strcmp(f->element[k]->str, "job") == 0) {
+                job = f->element[k + 1]->str;
+            } else if (strcmp(f->element[k]->str, "reason") == 0) {
+                why = f->element[k + 1]->str;
+            }
+        }
+        if (job && why && strstr(job, needle)) {
+            reason = strdup(why);
+        }
+    }
+    freeReplyObject(r);
+    return reason;
+}
+
+static long long dead_count(void)
+{
+    redisReply *r = redisCommand(world.rc, "XLEN dream:dead");
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return n;
 }
 
 Test(gate, signed_jobs_run_and_unsigned_or_forged_ones_are_refused)
 {
     struct dmt_replica rep;
-    const char *extra[] = {"--signing-secrets=old-secret-2025,new-secret-2026", NULL};
-    char *t_ok = sign("signed-1", "builder", "new-secret-2026");
-    char *t_plan = sign("signed-planner", "planner", "old-secret-2025");
-    char *t_forged = sign("forged-1", "builder", "not-our-secret");
-    char *t_stolen = sign("signed-1", "builder", "new-secret-2026");
+    char *j_ok = dmt_world_job("signed-1", "# Signed Service\n\n## API\n- GET /signed ok\n",
+                               "builder", 200000, 5.0);
+    /* The body says builder, the token planner: in signed mode only the token counts. */
+    char *j_plan =
+        dmt_world_job("signed-planner", "# Planned Service\n\n## API\n- GET /planned ok\n",
+                      "builder", 200000, 5.0);
+    char *j_unsigned = dmt_world_job(
+        "unsigned-1", "# Unsigned Service\n\n## API\n- GET /unsigned ok\n", "builder", 200000, 5.0);
+    char *j_forged = dmt_world_job("forged-1", "# Forged Service\n\n## API\n- GET /forged ok\n",
+                                   "builder", 200000, 5.0);
+    char *j_stolen = dmt_world_job("stolen-1", "# Stolen Service\n\n## API\n- GET /stolen ok\n",
+                                   "builder", 200000, 5.0);
+    /* The signed body of rebound-1, and what is sent under its token: another spec. */
+    char *j_rebound_signed = dmt_world_job(
+        "rebound-1", "# Rebound Service\n\n## API\n- GET /rebound ok\n", "builder", 200000, 5.0);
+    char *j_rebound = dmt_world_job("rebound-1",
+                                    "# Rebound Service\n\n## API\n- GET /rebound ok\n"
+                                    "- DELETE /everything removes every record\n",
+                                    "builder", 200000, 5.0);
+    char *t_ok = sign("signed-1", "builder", "new-secret-2026", j_ok);
+    char *t_plan = sign("signed-planner", "planner", "old-secret-2025", j_plan);
+    char *t_forged = sign("forged-1", "builder", "not-our-secret", j_forged);
+    char *t_stolen = sign("signed-1", "builder", "new-secret-2026", j_ok);
+    char *t_rebound = sign("rebound-1", "builder", "new-secret-2026", j_rebound_signed);
+    long long deadline;
     char *v;
 
-    dmt_world_replica(&world, &rep, "gate-j", extra);
-    submit("signed-1", "# Signed Service\n\n## API\n- GET /signed ok\n", "builder", t_ok);
-    /* The token's trust level wins over the body's. */
-    submit("signed-planner", "# Planned Service\n\n## API\n- GET /planned ok\n", "builder", t_plan);
-    submit("unsigned-1", "# Unsigned Service\n\n## API\n- GET /unsigned ok\n", "builder", NULL);
-    submit("forged-1", "# Forged Service\n\n## API\n- GET /forged ok\n", "builder", t_forged);
+    /* Secrets reach dreamd through its environment (inherited), as in production. */
+    setenv("DREAM_SIGNING_SECRETS", "old-secret-2025,new-secret-2026", 1);
+    dmt_world_replica(&world, &rep, "gate-j", NULL);
+    unsetenv("DREAM_SIGNING_SECRETS");
+    xadd_job(j_ok, t_ok);
+    xadd_job(j_plan, t_plan);
+    xadd_job(j_unsigned, NULL);
+    xadd_job(j_forged, t_forged);
     /* A valid token for another job (jti) does not sign this one. */
-    submit("stolen-1", "# Stolen Service\n\n## API\n- GET /stolen ok\n", "builder", t_stolen);
-    cr_assert_eq(dmt_wait_terminal(world.rc, 5, 90000), 5, "five jobs ended (log %s)", rep.log);
+    xadd_job(j_stolen, t_stolen);
+    xadd_job(j_rebound, t_rebound);
+    cr_assert_eq(dmt_wait_terminal(world.rc, 2, 90000), 2, "two jobs ended (log %s)", rep.log);
+    deadline = dmt_now_ms() + 20000;
+    while (dead_count() < 4 && dmt_now_ms() < deadline) {
+        dmt_sleep_ms(20);
+    }
+    cr_assert_eq(dead_count(), 4, "four entries dead-lettered (log %s)", rep.log);
 
     v = dmt_world_hget(&world, "signed-1", "status");
     cr_assert_str_eq(v, "complete", "signed job: %s", dmt_world_hget(&world, "signed-1", "error"));
@@ -599,33 +693,46 @@ Test(gate, signed_jobs_run_and_unsigned_or_forged_ones_are_refused)
     cr_assert_eq(dmt_world_prs_for(&world, "dream/planned-service"), 0, "the token said planner");
     cr_assert_null(dmt_world_rev(&world, "refs/heads/dream/planned-service"));
 
-    v = dmt_world_hget(&world, "unsigned-1", "status");
-    cr_assert_str_eq(v, "failed");
-    free(v);
-    v = dmt_world_hget(&world, "unsigned-1", "error");
+    /* Refused entries write nothing under the jobId they name: they are dead letters. */
+    assert_untouched("unsigned-1");
+    v = dead_reason("unsigned-1");
+    cr_assert_not_null(v);
     cr_assert_not_null(strstr(v, "token: required"), "%s", v);
     free(v);
-
-    v = dmt_world_hget(&world, "forged-1", "status");
-    cr_assert_str_eq(v, "failed");
-    free(v);
-    v = dmt_world_hget(&world, "forged-1", "error");
+    assert_untouched("forged-1");
+    v = dead_reason("forged-1");
+    cr_assert_not_null(v);
     cr_assert_not_null(strstr(v, "signature"), "%s", v);
     free(v);
-
-    v = dmt_world_hget(&world, "stolen-1", "error");
+    assert_untouched("stolen-1");
+    v = dead_reason("stolen-1");
     cr_assert_not_null(v);
     cr_assert_not_null(strstr(v, "jti"), "%s", v);
+    free(v);
+    assert_untouched("rebound-1");
+    v = dead_reason("rebound-1");
+    cr_assert_not_null(v);
+    cr_assert_not_null(strstr(v, "dreamJobSha256 does not match the job"), "%s", v);
     free(v);
 
     cr_assert_eq(dmt_world_pr_count(&world), 1, "only the signed builder job opened a PR");
     cr_assert_null(dmt_world_rev(&world, "refs/heads/dream/unsigned-service"));
     cr_assert_null(dmt_world_rev(&world, "refs/heads/dream/forged-service"));
     cr_assert_null(dmt_world_rev(&world, "refs/heads/dream/stolen-service"));
+    cr_assert_null(dmt_world_rev(&world, "refs/heads/dream/rebound-service"));
+    cr_assert_eq(pending_entries(), 0, "every entry acknowledged");
     free(t_ok);
     free(t_plan);
     free(t_forged);
     free(t_stolen);
+    free(t_rebound);
+    free(j_ok);
+    free(j_plan);
+    free(j_unsigned);
+    free(j_forged);
+    free(j_stolen);
+    free(j_rebound_signed);
+    free(j_rebound);
 }
 
 /* ---- issue 8: cancel in the middle of generation ---- */

@@ -351,6 +351,160 @@ Test(auth, configurable_issuer_and_leeway)
     free(tok);
 }
 
+/* Verifies claims(extra) signed with SECRET under cfg; returns rc, message in err. */
+static int verify_extra(const struct dm_auth_config *cfg, const char *extra, struct dm_error *err)
+{
+    char *pl = claims(extra);
+    char *tok = make_token(HS256_HDR, pl, SECRET, EVP_sha256());
+    int rc;
+
+    dm_error_clear(err);
+    rc = dm_auth_verify(NULL, tok, strlen(tok), cfg, NOW, err);
+    free(pl);
+    free(tok);
+    return rc;
+}
+
+Test(auth, audience_when_configured)
+{
+    struct dm_auth_config cfg = config();
+    struct dm_error err;
+
+    /* Not configured: aud is not looked at. */
+    cr_assert_eq(verify_extra(&cfg, ",\"aud\":17", &err), 0, "%s", err.msg);
+    cfg.audience = "dreamd-prod";
+    cr_assert_eq(verify_extra(&cfg, "", &err), DM_ERR_AUTH);
+    cr_assert_str_eq(err.msg, "token: aud missing");
+    cr_assert_eq(verify_extra(&cfg, ",\"aud\":\"dreamd-dev\"", &err), DM_ERR_AUTH);
+    cr_assert_str_eq(err.msg, "token: aud does not name this worker");
+    cr_assert_eq(verify_extra(&cfg, ",\"aud\":\"dreamd-prod\"", &err), 0, "%s", err.msg);
+    cr_assert_eq(verify_extra(&cfg, ",\"aud\":[\"a\",\"dreamd-prod\"]", &err), 0, "%s", err.msg);
+    cr_assert_eq(verify_extra(&cfg, ",\"aud\":[\"a\",\"b\"]", &err), DM_ERR_AUTH);
+    cr_assert_str_eq(err.msg, "token: aud does not name this worker");
+    cr_assert_eq(verify_extra(&cfg, ",\"aud\":[\"dreamd-prod\",1]", &err), 0,
+                 "the first match decides");
+    cr_assert_eq(verify_extra(&cfg, ",\"aud\":[1,\"dreamd-prod\"]", &err), DM_ERR_AUTH);
+    cr_assert_str_eq(err.msg, "token: aud must be a string or an array of strings");
+    cr_assert_eq(verify_extra(&cfg, ",\"aud\":{\"x\":\"dreamd-prod\"}", &err), DM_ERR_AUTH);
+    cr_assert_eq(verify_extra(&cfg, ",\"aud\":\"dreamd-prod-2\"", &err), DM_ERR_AUTH,
+                 "a prefix is not the audience");
+    cfg.audience = "";
+    cr_assert_eq(verify_extra(&cfg, "", &err), 0, "an empty audience is not configured");
+}
+
+Test(auth, lifetime_is_capped_when_configured)
+{
+    struct dm_auth_config cfg = config();
+    struct dm_error err;
+    char pl[256];
+    char *tok;
+
+    /* claims(): iat NOW - 10, exp NOW + 600: a lifetime of 610 s. */
+    cfg.max_ttl_s = 610;
+    cr_assert_eq(verify_extra(&cfg, "", &err), 0, "%s", err.msg);
+    cfg.max_ttl_s = 609;
+    cr_assert_eq(verify_extra(&cfg, "", &err), DM_ERR_AUTH);
+    cr_assert_str_eq(err.msg, "token: lifetime (exp - iat) longer than 609 s");
+    /* No iat: the lifetime is unknown. */
+    snprintf(pl, sizeof(pl), "{\"iss\":\"storia\",\"sub\":\"u\",\"jti\":\"j\",\"exp\":%lld}",
+             NOW + 5);
+    tok = make_token(HS256_HDR, pl, SECRET, EVP_sha256());
+    cr_assert_eq(dm_auth_verify(NULL, tok, strlen(tok), &cfg, NOW, &err), DM_ERR_AUTH);
+    cr_assert_str_eq(err.msg, "token: iat required (token lifetime is capped)");
+    cfg.max_ttl_s = 0;
+    cr_assert_eq(dm_auth_verify(NULL, tok, strlen(tok), &cfg, NOW, &err), 0, "%s", err.msg);
+    free(tok);
+}
+
+#define SHA_A "7a1cfc31ddc2ad1a6daa6be570e5e9199b127149cb6120c1f21141e5c95b9376"
+#define SHA_B "3c8917925104d4add800e966747cbbf745dd708224775252f5601788329d187e"
+
+Test(auth, job_binding_claim_shape)
+{
+    struct dm_auth_config cfg = config();
+    struct dm_auth_claims c;
+    struct dm_error err;
+    char *pl = claims(",\"dreamJobSha256\":\"" SHA_A "\"");
+    char *tok = make_token(HS256_HDR, pl, SECRET, EVP_sha256());
+    static const char *const bad[] = {
+        ",\"dreamJobSha256\":\"7A1CFC31DDC2AD1A6DAA6BE570E5E9199B127149CB6120C1F21141E5C95B9376\"",
+        ",\"dreamJobSha256\":\"7a1cfc31\"",
+        ",\"dreamJobSha256\":\"" SHA_A "00\"",
+        ",\"dreamJobSha256\":\"7a1cfc31ddc2ad1a6daa6be570e5e9199b127149cb6120c1f21141e5c95b937g\"",
+        ",\"dreamJobSha256\":42",
+    };
+
+    cr_assert_eq(dm_auth_verify(&c, tok, strlen(tok), &cfg, NOW, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(c.job_sha256, SHA_A);
+    free(pl);
+    free(tok);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(verify_extra(&cfg, bad[i], &err), DM_ERR_AUTH, "%s", bad[i]);
+        cr_assert_str_eq(err.msg, "token: dreamJobSha256 must be 64 lowercase hex digits");
+    }
+    cr_assert_eq(verify_extra(&cfg, "", &err), 0, "optional for dm_auth_verify");
+}
+
+Test(auth, bound_job_needs_jti_sub_digest_and_trust)
+{
+    struct dm_auth_config cfg = config();
+    struct dm_auth_binding b = {"job-1", "user-1", SHA_A};
+    struct dm_auth_claims c;
+    struct dm_error err;
+    static const struct {
+        const char *payload_extra; /* appended to a claim set without dreamTrustLevel */
+        const char *job_id, *sha;
+        const char *msg; /* NULL: accepted */
+    } rows[] = {
+        {",\"dreamTrustLevel\":\"planner\",\"dreamJobSha256\":\"" SHA_A "\"", "job-1", SHA_A, NULL},
+        {",\"dreamTrustLevel\":\"planner\",\"dreamJobSha256\":\"" SHA_A "\"", "job-1", SHA_B,
+         "token: dreamJobSha256 does not match the job"},
+        {",\"dreamTrustLevel\":\"planner\"", "job-1", SHA_A,
+         "token: dreamJobSha256 missing (the token must bind the job)"},
+        {",\"dreamJobSha256\":\"" SHA_A "\"", "job-1", SHA_A,
+         "token: dreamTrustLevel missing (a signed job takes its trust level from its token)"},
+        {",\"dreamTrustLevel\":\"planner\",\"dreamJobSha256\":\"" SHA_A "\"", "job-2", SHA_A,
+         "token: jti does not match jobId"},
+    };
+
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char pl[512];
+        char *tok;
+        int rc;
+        snprintf(pl, sizeof(pl),
+                 "{\"iss\":\"storia\",\"sub\":\"user-1\",\"jti\":\"job-1\",\"iat\":%lld,"
+                 "\"exp\":%lld%s}",
+                 NOW - 10, NOW + 600, rows[i].payload_extra);
+        tok = make_token(HS256_HDR, pl, SECRET, EVP_sha256());
+        b.job_id = rows[i].job_id;
+        b.job_sha256 = rows[i].sha;
+        memset(&c, 0, sizeof(c));
+        dm_error_clear(&err);
+        rc = dm_auth_verify_bound_job(&c, tok, strlen(tok), &cfg, &b, NOW, &err);
+        if (rows[i].msg) {
+            cr_expect_eq(rc, DM_ERR_AUTH, "row %zu", i);
+            cr_expect_str_eq(err.msg, rows[i].msg, "row %zu", i);
+        } else {
+            cr_expect_eq(rc, 0, "row %zu: %s", i, err.msg);
+            cr_expect(c.trust_set && c.trust == DM_TRUST_PLANNER);
+        }
+        free(tok);
+    }
+    /* sub is still bound. */
+    b.job_id = "job-1";
+    b.user_id = "user-2";
+    b.job_sha256 = SHA_A;
+    {
+        char *pl = claims(",\"dreamJobSha256\":\"" SHA_A "\"");
+        char *tok = make_token(HS256_HDR, pl, SECRET, EVP_sha256());
+        cr_assert_eq(dm_auth_verify_bound_job(NULL, tok, strlen(tok), &cfg, &b, NOW, &err),
+                     DM_ERR_AUTH);
+        cr_assert_str_eq(err.msg, "token: sub does not match userId");
+        free(pl);
+        free(tok);
+    }
+}
+
 Test(auth, needs_a_secret_and_ignores_empty_ones)
 {
     static const char *const empty[] = {""};

@@ -423,6 +423,120 @@ Test(jobreq, trust_may_come_from_token)
     check_rows(rows, 1, &opts);
 }
 
+Test(jobreq, signed_mode_ignores_the_body_trust_level)
+{
+    struct dm_jobreq_opts opts = DM_JOBREQ_OPTS_INIT;
+    struct dm_jobreq *job = NULL;
+    struct dm_error err;
+    const char *raws[] = {"\"shipper\"", "\"root\"", "42", NULL};
+
+    opts.trust_optional = 1;
+    opts.ignore_trust = 1;
+    for (size_t i = 0; i < sizeof(raws) / sizeof(raws[0]); i++) {
+        char *json = with("trustLevel", raws[i]);
+        cr_assert_eq(dm_jobreq_parse(&job, json, strlen(json), &opts, &err), 0, "%s", err.msg);
+        cr_assert(!job->trust_set, "the body's trustLevel %s was read", raws[i]);
+        dm_jobreq_free(job);
+        free(json);
+    }
+}
+
+/* ---- the binding of a signed token (jobreq_bind.c) ---- */
+
+static struct dm_jobreq *parse_ok(const char *json)
+{
+    struct dm_jobreq *job = NULL;
+    struct dm_error err;
+    cr_assert_eq(dm_jobreq_parse(&job, json, strlen(json), NULL, &err), 0, "%s", err.msg);
+    return job;
+}
+
+static void sha_of(char *out, const char *json)
+{
+    struct dm_jobreq *job = parse_ok(json);
+    cr_assert_eq(dm_jobreq_binding_sha256(out, DM_AUTH_SHA256_HEX_LEN + 1, job), 0);
+    dm_jobreq_free(job);
+}
+
+Test(jobreq_bind, the_text_is_the_documented_one)
+{
+    static const char want[] = "dream-job-v1\n"
+                               "jobId 5\njob-1\n"
+                               "userId 6\nuser-1\n"
+                               "repoOwner 4\nacme\n"
+                               "repoName 3\napp\n"
+                               "baseBranch 4\nmain\n"
+                               "branchPrefix 6\ndream/\n"
+                               "specMarkdown 11\n# Todo API\n\n"
+                               "callbackUrl 0\n\n";
+    struct dm_jobreq *job =
+        parse_ok("{\"jobId\":\"job-1\",\"specId\":\"s\",\"userId\":\"user-1\",\"repoOwner\":"
+                 "\"acme\",\"repoName\":\"app\",\"specMarkdown\":\"# Todo API\\n\",\"budget\":"
+                 "{\"maxTokens\":1,\"maxDollars\":1},\"trustLevel\":\"builder\"}");
+    size_t len = 0;
+    char *text = dm_jobreq_binding_text(job, &len);
+    char sha[DM_AUTH_SHA256_HEX_LEN + 1];
+
+    cr_assert_eq(len, sizeof(want) - 1);
+    cr_assert(memcmp(text, want, len) == 0, "%s", text);
+    /* Computed independently (Python hashlib over the text above). */
+    cr_assert_eq(dm_jobreq_binding_sha256(sha, sizeof(sha), job), 0);
+    cr_assert_str_eq(sha, "7a1cfc31ddc2ad1a6daa6be570e5e9199b127149cb6120c1f21141e5c95b9376");
+    cr_assert_eq(dm_jobreq_binding_sha256(sha, DM_AUTH_SHA256_HEX_LEN, job), DM_ERR_LIMIT);
+    free(text);
+    dm_jobreq_free(job);
+}
+
+Test(jobreq_bind, every_bound_field_is_in_the_digest_byte_for_byte)
+{
+    char sha[DM_AUTH_SHA256_HEX_LEN + 1];
+
+    /* UTF-8 counted in bytes, escapes decoded, every optional field present (Python hashlib). */
+    sha_of(sha, "{\"jobId\":\"job-1\",\"specId\":\"s\",\"userId\":\"user-1\",\"repoOwner\":"
+                "\"acme\",\"repoName\":\"app\",\"specMarkdown\":\"# Caf\\u00e9\\n\\nx\\n\","
+                "\"callbackUrl\":\"https://hooks.example/x\",\"baseBranch\":\"develop\","
+                "\"branchPrefix\":\"ai/\",\"budget\":{\"maxTokens\":1,\"maxDollars\":1},"
+                "\"trustLevel\":\"builder\"}");
+    cr_assert_str_eq(sha, "3c8917925104d4add800e966747cbbf745dd708224775252f5601788329d187e");
+}
+
+Test(jobreq_bind, bound_fields_change_it_and_others_do_not)
+{
+    static const struct {
+        const char *field, *raw;
+        int changes;
+    } rows[] = {
+        {"jobId", "\"job-2\"", 1},
+        {"userId", "\"user-2\"", 1},
+        {"repoOwner", "\"acme2\"", 1},
+        {"repoName", "\"todo-app2\"", 1},
+        {"specMarkdown", "\"# Todo API\\n\\n- list \"", 1},
+        {"baseBranch", "\"develop\"", 1},
+        {"branchPrefix", "\"ai/\"", 1},
+        {"callbackUrl", "\"https://hooks.example/x\"", 1},
+        /* Defaults written out bind like defaults left out. */
+        {"baseBranch", "\"main\"", 0},
+        {"branchPrefix", "\"dream/\"", 0},
+        {"specId", "\"spec-2\"", 0},
+        {"priority", "\"critical\"", 0},
+        {"budget.maxTokens", "999999", 0},
+        {"budget.maxDollars", "999", 0},
+        {"trustLevel", "\"shipper\"", 0},
+        {"estimatedEffort", "\"huge\"", 0},
+    };
+    char base[DM_AUTH_SHA256_HEX_LEN + 1];
+
+    sha_of(base, VALID);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char sha[DM_AUTH_SHA256_HEX_LEN + 1];
+        char *json = with(rows[i].field, rows[i].raw);
+        sha_of(sha, json);
+        cr_expect_eq(strcmp(sha, base) != 0, rows[i].changes, "%s = %s", rows[i].field,
+                     rows[i].raw);
+        free(json);
+    }
+}
+
 Test(jobreq, branch_rules)
 {
     const struct row rows[] = {

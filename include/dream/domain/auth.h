@@ -3,9 +3,12 @@
  *
  * A producer may put an HS256 JWT in a stream entry's `token` field. dm_auth_verify() checks it
  * (OpenSSL HMAC-SHA256, constant-time compare) against one or more accepted secrets (rotation),
- * the expected issuer and the time claims; dm_auth_verify_job() also binds it to the job
- * (`jti` == jobId, `sub` == userId). The token's `dreamTrustLevel` wins over the job body's.
- * dm_trust_decide() maps a trust level to what the worker may do.
+ * the expected issuer, audience (when configured), the time claims and the longest lifetime;
+ * dm_auth_verify_job() also binds it to the job (`jti` == jobId, `sub` == userId), and
+ * dm_auth_verify_bound_job() — what a worker in signed mode uses — to the job's content too
+ * (`dreamJobSha256`, see dm_jobreq_binding_sha256()) and takes the trust level from the token
+ * only (`dreamTrustLevel` required). dm_trust_decide() maps a trust level to what the worker may
+ * do.
  *
  * Pure (libcrypto and cJSON only), no global state; every function is safe on any thread.
  * Error messages never contain a secret, the token or any part of it.
@@ -54,6 +57,14 @@ const char *dm_trust_action_name(enum dm_trust_action a);
 
 #define DM_AUTH_DEFAULT_ISSUER "storia"
 #define DM_AUTH_DEFAULT_LEEWAY_S 60
+/* The worker's defaults for DREAM_SIGNING_AUDIENCE (NULL: `aud` is not checked) and
+ * DREAM_SIGNING_MAX_TTL_S (the longest exp - iat accepted; 0: no limit). dm_auth_config's own
+ * defaults (DM_AUTH_CONFIG_INIT) check neither: the worker passes these. */
+#define DM_AUTH_DEFAULT_AUDIENCE NULL
+#define DM_AUTH_DEFAULT_MAX_TTL_S 86400
+/* The claim that binds a token to a job's content: 64 lowercase hex digits. */
+#define DM_AUTH_JOB_SHA256_CLAIM "dreamJobSha256"
+#define DM_AUTH_SHA256_HEX_LEN 64
 /* Longest token accepted (bytes); longer ones are refused before decoding. */
 #define DM_AUTH_TOKEN_MAX 8192
 /* Longest `sub` / `jti` / `iss` claim kept (bytes, without NUL); longer claims are refused. */
@@ -64,12 +75,15 @@ const char *dm_trust_action_name(enum dm_trust_action a);
 struct dm_auth_config {
     const char *const *secrets; /* accepted HS256 secrets (non-empty strings), any one may sign */
     size_t n_secrets;
-    const char *issuer; /* expected `iss`; NULL → DM_AUTH_DEFAULT_ISSUER */
-    int64_t leeway_s;   /* clock skew allowed for exp/nbf/iat, seconds (>= 0) */
+    const char *issuer;   /* expected `iss`; NULL → DM_AUTH_DEFAULT_ISSUER */
+    int64_t leeway_s;     /* clock skew allowed for exp/nbf/iat, seconds (>= 0) */
+    const char *audience; /* required `aud` (a string equal to it, or an array holding it);
+                             NULL or "": `aud` is not checked */
+    int64_t max_ttl_s;    /* > 0: `iat` is required and exp - iat must be <= max_ttl_s */
 };
 #define DM_AUTH_CONFIG_INIT                                                                        \
     {                                                                                              \
-        NULL, 0, DM_AUTH_DEFAULT_ISSUER, DM_AUTH_DEFAULT_LEEWAY_S                                  \
+        NULL, 0, DM_AUTH_DEFAULT_ISSUER, DM_AUTH_DEFAULT_LEEWAY_S, NULL, 0                         \
     }
 
 /* The claims of a verified token (plain values, nothing to free). */
@@ -82,6 +96,7 @@ struct dm_auth_claims {
     int64_t exp;         /* seconds since the epoch (fractions dropped) */
     int64_t nbf, iat;    /* valid only when has_nbf / has_iat */
     int has_nbf, has_iat;
+    char job_sha256[DM_AUTH_SHA256_HEX_LEN + 1]; /* `dreamJobSha256`; "" when absent */
 };
 
 /* Verifies token (len bytes, need not be NUL-terminated) at time now_s (seconds since the
@@ -90,8 +105,12 @@ struct dm_auth_claims {
  * `crit`), then the signature against every secret (constant time), and only then the payload:
  * `iss` required and equal to cfg->issuer, `exp` required (now > exp + leeway → expired), `nbf`
  * (now + leeway < nbf → not yet valid), `iat` (iat > now + leeway → refused), `sub` and `jti`
- * required non-empty strings, `dreamTrustLevel` optional (if present, a valid trust level).
- * Numeric dates must be finite JSON numbers.
+ * required non-empty strings, `dreamTrustLevel` optional (if present, a valid trust level),
+ * `dreamJobSha256` optional (if present, 64 lowercase hex digits). When cfg->max_ttl_s > 0:
+ * `iat` required ("token: iat required (token lifetime is capped)") and exp - iat <= max_ttl_s
+ * ("token: lifetime (exp - iat) longer than N s"). When cfg->audience is set: `aud` required
+ * ("token: aud missing"), a string equal to it or an array of strings holding it ("token: aud
+ * does not name this worker"). Numeric dates must be finite JSON numbers.
  *
  * out (may be NULL) is filled only on success. Returns 0, DM_ERR_AUTH (token refused; err->msg
  * starts "token: " and names the rule, e.g. "token: expired", "token: signature does not
@@ -106,6 +125,22 @@ int dm_auth_verify(struct dm_auth_claims *out, const char *token, size_t len,
 int dm_auth_verify_job(struct dm_auth_claims *out, const char *token, size_t len,
                        const struct dm_auth_config *cfg, const char *job_id, const char *user_id,
                        int64_t now_s, struct dm_error *err);
+
+/* What a signed job's token must name (borrowed strings). */
+struct dm_auth_binding {
+    const char *job_id;     /* `jti` */
+    const char *user_id;    /* `sub` */
+    const char *job_sha256; /* `dreamJobSha256`: dm_jobreq_binding_sha256() of the job */
+};
+
+/* What a worker in signed mode checks: dm_auth_verify_job() (jti, sub), then
+ * `dreamJobSha256` must be present ("token: dreamJobSha256 missing (the token must bind the
+ * job)") and equal b->job_sha256 ("token: dreamJobSha256 does not match the job"), and
+ * `dreamTrustLevel` must be present ("token: dreamTrustLevel missing (a signed job takes its
+ * trust level from its token)"); all DM_ERR_AUTH. out as dm_auth_verify(). */
+int dm_auth_verify_bound_job(struct dm_auth_claims *out, const char *token, size_t len,
+                             const struct dm_auth_config *cfg, const struct dm_auth_binding *b,
+                             int64_t now_s, struct dm_error *err);
 
 /* Signs payload_json (must be a JSON object; copied verbatim) with header
  * {"alg":"HS256","typ":"JWT"} and secret. *out is a NUL-terminated token the caller frees with

@@ -2,10 +2,17 @@
  * intake: what to do with one entry of the jobs stream, decided from its fields alone.
  *
  * A `build` entry is validated (jobreq), its token verified when signing secrets are configured
- * (auth; the token's trust level wins), and its trust level applied (observer is refused).
- * The outcome is BUILD (run it), INVALID (answer with a `failed` event naming the rule: the job
- * has a usable jobId), RESUME (continue a parked job) or DEAD (no usable jobId, unknown type:
- * to the dead-letter stream). Pure; any thread.
+ * (auth), and its trust level applied (observer is refused). The outcome is BUILD (run it),
+ * INVALID (answer with a `failed` event naming the rule: the job has a usable jobId), RESUME
+ * (continue a parked job) or DEAD (to the dead-letter stream: nothing is written under the
+ * jobId).
+ *
+ * Signed mode (n_secrets > 0): only an entry whose token is valid, names the job (jti, sub) and
+ * binds its content (dreamJobSha256) may write under its jobId. Anything else — no token, a bad
+ * token, or a job that does not validate (it cannot be bound) — is DEAD with the reason, so a
+ * producer who can XADD but holds no secret can neither pre-fail a future job nor add events to
+ * one. The trust level comes only from the token's dreamTrustLevel (the body's trustLevel is
+ * ignored). An authentic job may still be INVALID (an observer's). Pure; any thread.
  */
 #ifndef DREAM_INTAKE_H
 #define DREAM_INTAKE_H
@@ -36,14 +43,17 @@ struct dm_intake_policy {
     const char *const *secrets; /* HS256 secrets; n_secrets == 0: tokens are not required */
     size_t n_secrets;
     const char *issuer;
+    const char *audience; /* required `aud` (NULL or "": not checked); DREAM_SIGNING_AUDIENCE */
+    int64_t max_ttl_s;    /* longest exp - iat (0: no limit); DREAM_SIGNING_MAX_TTL_S */
     const char *const *http_hosts; /* callbackUrl hosts allowed over plain http */
     size_t n_http_hosts;
-    int64_t now_s; /* clock for token times */
+    int64_t now_s; /* clock for token times: now, or when a reclaimed job first started */
 };
 
 struct dm_intake {
     enum dm_intake_kind kind;
-    char job_id[DM_JOBREQ_ID_MAX + 1]; /* BUILD, INVALID, RESUME */
+    char job_id[DM_JOBREQ_ID_MAX + 1]; /* BUILD, INVALID, RESUME; DEAD: the id the entry names
+                                          when it has a usable one, for logs only */
     char *job_json;                    /* BUILD: normalised job, trust applied (owned) */
     struct dm_jobreq *req;             /* BUILD: the parsed job (owned) */
     char reason[512];                  /* INVALID and DEAD: field and rule */

@@ -84,10 +84,14 @@ struct dm_jobreq_opts {
      * and refuse the job if neither supplied one. A present but invalid trustLevel is still an
      * error. */
     int trust_optional;
+    /* Nonzero in signed mode, where the trust level comes only from the token: the body's
+     * trustLevel is not read at all (trust_set = 0, any value accepted) and the caller applies
+     * the token's claim. */
+    int ignore_trust;
 };
 #define DM_JOBREQ_OPTS_INIT                                                                        \
     {                                                                                              \
-        NULL, 0, 0                                                                                 \
+        NULL, 0, 0, 0                                                                              \
     }
 
 /* Parses and validates len bytes of JSON (need not be NUL-terminated). Unknown fields are
@@ -152,6 +156,29 @@ struct dm_jobreq_draft {
  * DM_ERR_NOMEM. Any thread. */
 int dm_jobreq_build(char **json_out, struct dm_jobreq **out, const struct dm_jobreq_draft *d,
                     const struct dm_jobreq_opts *opts, struct dm_error *err);
+
+/* ---- binding a signed token to a job (jobreq_bind.c) ----
+ *
+ * A signed job's token carries `dreamJobSha256`: the SHA-256 (lowercase hex) of the job's
+ * canonical binding text, which holds the fields that decide where code goes and what it says:
+ *   "dream-job-v1\n", then for each of jobId, userId, repoOwner, repoName, baseBranch,
+ *   branchPrefix, specMarkdown, callbackUrl in this order: the field name, one space, the
+ *   value's length in bytes (decimal, no leading zeros), "\n", the value's bytes, "\n".
+ * Values are the decoded JSON strings (UTF-8) as the job holds them; an absent baseBranch or
+ * branchPrefix is its default ("main", "dream/"), an absent callbackUrl the empty string.
+ * Length prefixes make the text unambiguous whatever the values contain. The trust level is not
+ * in it: in signed mode it comes from the token's own `dreamTrustLevel`. Budget, priority,
+ * targetRepoType, specId and estimatedEffort are not bound. */
+#define DM_JOBREQ_BINDING_VERSION "dream-job-v1"
+
+/* The binding text of a validated job; *len_out its length. Caller frees with free(). NULL on
+ * allocation failure. Any thread. */
+char *dm_jobreq_binding_text(const struct dm_jobreq *job, size_t *len_out);
+
+/* The SHA-256 of the binding text as 64 lowercase hex digits, NUL-terminated, into out
+ * (outlen >= DM_AUTH_SHA256_HEX_LEN + 1). Returns 0, DM_ERR_LIMIT (outlen too small) or
+ * DM_ERR_NOMEM. Any thread. */
+int dm_jobreq_binding_sha256(char *out, size_t outlen, const struct dm_jobreq *job);
 
 /* Names and parsers of the enums ("critical"…, "storia-digital"…). The parsers return 0 or
  * DM_ERR_INVALID; the name functions return a static string ("unknown" when out of range). */
