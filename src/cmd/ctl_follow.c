@@ -246,15 +246,55 @@ static int on_entries(struct follow *f, const redisReply *entries, char *last, s
     return code;
 }
 
+/* Submit: the dead letter of our own entry (signed mode refuses an entry without writing
+ * under its job) ends the wait as a `dead_lettered` event. Scans dead-stream entries, moving
+ * dead_last; returns an exit code or -1. */
+static int on_dead_entries(struct follow *f, const redisReply *entries, char *dead_last, size_t n)
+{
+    int code = -1;
+    for (size_t i = 0; entries->type == REDIS_REPLY_ARRAY && i < entries->elements; i++) {
+        const redisReply *e = entries->element[i];
+        const char *entry, *reason;
+        cJSON *ev;
+        char *json;
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        snprintf(dead_last, n, "%s", e->element[0]->str);
+        entry = ctl_field_of(e->element[1], "entry");
+        reason = ctl_field_of(e->element[1], "reason");
+        if (code >= 0 || !entry || strcmp(entry, f->entry) != 0) {
+            continue;
+        }
+        ev = cJSON_CreateObject();
+        cJSON_AddNumberToObject(ev, "v", 1);
+        cJSON_AddStringToObject(ev, "jobId", f->job_id);
+        cJSON_AddStringToObject(ev, "status", "dead_lettered");
+        cJSON_AddStringToObject(ev, "message", reason ? reason : "entry dead-lettered");
+        cJSON_AddStringToObject(ev, "error", reason ? reason : "entry dead-lettered");
+        json = cJSON_PrintUnformatted(ev);
+        cJSON_Delete(ev);
+        if (json) {
+            code = on_event(f, json, 1);
+            free(json);
+        }
+    }
+    return code;
+}
+
 /* Replays (for one job) and follows the stream key after entry id `after` until the job ends or
  * parks, the deadline passes or the connection fails. Returns the exit code. */
 static int follow_stream(struct ctl *ctl, struct follow *f, const char *key, const char *after)
 {
-    char last[64], from[72];
+    char last[64], from[72], dead_last[64];
     int code = -1;
     redisReply *r;
 
     snprintf(last, sizeof(last), "%s", after);
+    /* A dead letter of our entry is added after it (by the same server clock): from the
+     * millisecond before the entry's, the dead letter is always in sight. */
+    snprintf(dead_last, sizeof(dead_last), "%lld-0", f->entry ? atoll(f->entry) - 1 : 0LL);
     if (f->job_id) {
         for (;;) {
             size_t got;
@@ -289,7 +329,10 @@ static int follow_stream(struct ctl *ctl, struct follow *f, const char *key, con
             }
             block = left < block ? left : block;
         }
-        r = ctl_cmd(ctl, "XREAD COUNT %d BLOCK %lld STREAMS %s %s", PAGE, block, key, last);
+        r = f->entry && f->job_id
+                ? ctl_cmd(ctl, "XREAD COUNT %d BLOCK %lld STREAMS %s %s %s %s", PAGE, block, key,
+                          ctl->keys.dead, last, dead_last)
+                : ctl_cmd(ctl, "XREAD COUNT %d BLOCK %lld STREAMS %s %s", PAGE, block, key, last);
         if (!r) {
             return DM_CTL_EXIT_UNREACHABLE;
         }
@@ -298,7 +341,13 @@ static int follow_stream(struct ctl *ctl, struct follow *f, const char *key, con
         } else if (r->type == REDIS_REPLY_ARRAY) {
             for (size_t s = 0; s < r->elements && code < 0; s++) {
                 const redisReply *st = r->element[s];
-                if (st->type == REDIS_REPLY_ARRAY && st->elements >= 2) {
+                if (st->type != REDIS_REPLY_ARRAY || st->elements < 2 ||
+                    st->element[0]->type != REDIS_REPLY_STRING) {
+                    continue;
+                }
+                if (f->entry && strcmp(st->element[0]->str, ctl->keys.dead) == 0) {
+                    code = on_dead_entries(f, st->element[1], dead_last, sizeof(dead_last));
+                } else {
                     code = on_entries(f, st->element[1], last, sizeof(last), 1);
                 }
             }

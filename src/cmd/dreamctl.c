@@ -50,11 +50,14 @@ static const struct optdef submit_opts[] = {
     {"repo-type", "T", "storia-digital, petranto-com, byok-cloud or custom (default)"},
     {"effort", "TEXT", "estimatedEffort (free text, up to 64 characters)"},
     {"trust", "LEVEL", "observer, planner, builder (default) or shipper"},
-    {"token", "JWT", "a signed token for the entry (its dreamTrustLevel wins)"},
+    {"token", "JWT",
+     "a signed token for the entry (signed mode: its dreamTrustLevel is the trust level; it must "
+     "carry dreamJobSha256)"},
     {"sign-secret", "S",
-     "sign an HS256 token (iss, sub=userId, jti=jobId, dreamTrustLevel, exp=now+1h) with S "
-     "(env DREAM_SIGN_SECRET)"},
+     "sign an HS256 token (iss, sub=userId, jti=jobId, dreamTrustLevel, dreamJobSha256, iat, "
+     "exp=iat+1h, aud) with S (env DREAM_SIGN_SECRET)"},
     {"issuer", "ISS", "the token's iss (default storia)"},
+    {"audience", "AUD", "the token's aud (default $DREAM_SIGNING_AUDIENCE; none when unset)"},
     {"job-id", "ID", "job id (default: generated, job-<utc time>-<random>)"},
     {"spec-id", "ID", "specId (default: the job id)"},
     {"user-id", "ID", "userId (default: $USER)"},

@@ -109,6 +109,12 @@ static const struct setting settings[] = {
      "comma-separated HS256 secrets; when set, unsigned jobs are refused"},
     {"jwt-issuer", "DREAM_JWT_ISSUER", K_STR, S(jwt_issuer), "storia", 0, 0, 0, check_nonempty,
      "required `iss` of job tokens"},
+    {"signing-audience", "DREAM_SIGNING_AUDIENCE", K_STR, S(signing_audience), NULL, 0, 0, 0, NULL,
+     "required `aud` of job tokens (a string, or one element of an array); unset: not checked"},
+    {"signing-max-ttl-s", "DREAM_SIGNING_MAX_TTL_S", K_INT, S(signing_max_ttl_s), "86400", 0,
+     31536000, 0, NULL,
+     "longest job token lifetime accepted (exp - iat, seconds; tokens must then carry iat); 0 = "
+     "no limit"},
     {"protected-branches", "DREAM_PROTECTED_BRANCHES", K_STR, S(protected_branches),
      "main,master,production,staging,release/*", 0, 0, 0, NULL,
      "branches (and glob patterns) dreamd never pushes to"},

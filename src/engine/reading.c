@@ -47,8 +47,8 @@ static void classify_and_start(struct dm_engine *e, const char *id,
     pol.issuer = e->cfg->jwt_issuer;
     /* Until the settings exist (DREAM_SIGNING_AUDIENCE, DREAM_SIGNING_MAX_TTL_S): their
      * defaults. */
-    pol.audience = DM_AUTH_DEFAULT_AUDIENCE;
-    pol.max_ttl_s = DM_AUTH_DEFAULT_MAX_TTL_S;
+    pol.audience = e->cfg->signing_audience;
+    pol.max_ttl_s = e->cfg->signing_max_ttl_s;
     pol.http_hosts = e->hosts;
     pol.n_http_hosts = e->n_hosts;
     pol.now_s = now_s;

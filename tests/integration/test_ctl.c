@@ -369,12 +369,13 @@ Test(ctl, submit_stdin_signed_json_wait)
     free(out);
     free(err);
 
-    /* Unsigned, the worker refuses it: the job ends failed and --wait exits 1. */
+    /* Unsigned, the worker refuses it: the entry is dead-lettered (nothing is written under
+     * the job) and --wait exits 1. */
     code = ctl_run(spec, unsigned_args, &out, &err);
     cr_assert_eq(code, DM_CTL_EXIT_FAILED, "exit %d; %s", code, out);
     o = cJSON_Parse(out);
     cr_assert_not_null(o, "%s", out);
-    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(o, "status")), "failed");
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(o, "status")), "dead_lettered");
     {
         char *ev = cJSON_PrintUnformatted(cJSON_GetObjectItem(o, "event"));
         cr_assert_not_null(strstr(ev, "token: required"), "%s", ev);

@@ -67,6 +67,8 @@ struct dm_config {
     char *data_dir;
     /* Safety and auth */
     char *signing_secrets; /* secret; comma-separated */
+    char *signing_audience;
+    long long signing_max_ttl_s;
     char *jwt_issuer;
     char *protected_branches;
     int allow_workflows;
