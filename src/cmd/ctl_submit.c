@@ -73,10 +73,11 @@ static void generate_job_id(char *out, size_t n)
     dm_jobreq_id_make(out, n, (long long)time(NULL), rnd);
 }
 
-/* The host of an http:// URL, lower case, for local validation only (dreamd decides). */
-static void http_host(const char *url, char *out, size_t n)
+/* The host of an http:// or https:// URL, lower case, for local validation only (dreamd
+ * decides: its DREAM_CALLBACK_ALLOW_HTTP and DREAM_CALLBACK_HOSTS are not dreamctl's). */
+static void url_host(const char *url, char *out, size_t n)
 {
-    const char *p = url + strlen("http://");
+    const char *p = strstr(url, "://") ? strstr(url, "://") + 3 : url;
     size_t i = 0;
 
     while (p[i] && p[i] != '/' && p[i] != ':' && p[i] != '?' && p[i] != '#' && i + 1 < n) {
@@ -185,11 +186,15 @@ int ctl_run_submit(struct ctl *ctl)
     draft.trust = trust;
     /* The worker validates again; this only catches mistakes before anything is queued. */
     jo.trust_optional = token != NULL;
-    if (callback && strncmp(callback, "http://", 7) == 0) {
-        http_host(callback, host, sizeof(host));
+    if (callback) {
+        url_host(callback, host, sizeof(host));
         hosts[0] = host;
-        jo.http_hosts = hosts;
-        jo.n_http_hosts = 1;
+        if (strncmp(callback, "http://", 7) == 0) {
+            jo.http_hosts = hosts;
+            jo.n_http_hosts = 1;
+        }
+        jo.internal_hosts = hosts;
+        jo.n_internal_hosts = 1;
     }
     if (dm_jobreq_build(&json, &req, &draft, &jo, &err)) {
         rc = err.code == DM_ERR_NOMEM

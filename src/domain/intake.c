@@ -95,6 +95,8 @@ int dm_intake_classify(struct dm_intake *out, const struct dm_entry_fields *f,
     }
     opts.http_hosts = p->http_hosts;
     opts.n_http_hosts = p->n_http_hosts;
+    opts.internal_hosts = p->internal_hosts;
+    opts.n_internal_hosts = p->n_internal_hosts;
     opts.trust_optional = f->token != NULL;
     opts.ignore_trust = signed_mode;
     rc = dm_jobreq_parse(&req, f->job, f->job_len, &opts, &err);

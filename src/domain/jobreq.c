@@ -173,20 +173,33 @@ static int is_blank(const char *s)
     return 1;
 }
 
-/* Hosts the operator named (compared without IPv6 brackets, so "::1" can be listed). */
-static int host_allowed(const char *host, size_t n, const struct dm_jobreq_opts *opts)
+/* host is in list (compared without IPv6 brackets, so "::1" can be listed). */
+static int host_listed(const char *host, size_t n, const char *const *list, size_t count)
 {
     if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
         host++;
         n -= 2;
     }
-    for (size_t i = 0; opts && i < opts->n_http_hosts; i++) {
-        const char *h = opts->http_hosts[i];
+    for (size_t i = 0; list && i < count; i++) {
+        const char *h = list[i];
         if (h && strlen(h) == n && strncasecmp(h, host, n) == 0) {
             return 1;
         }
     }
     return 0;
+}
+
+/* Hosts the operator named for plain http (test receivers). */
+static int host_allowed(const char *host, size_t n, const struct dm_jobreq_opts *opts)
+{
+    return opts && host_listed(host, n, opts->http_hosts, opts->n_http_hosts);
+}
+
+/* Hosts the operator named as its own: exempt from the address checks. */
+static int host_internal_ok(const char *host, size_t n, const struct dm_jobreq_opts *opts)
+{
+    return host_allowed(host, n, opts) ||
+           (opts && host_listed(host, n, opts->internal_hosts, opts->n_internal_hosts));
 }
 
 /* A small, strict absolute-URL check (the pure core cannot use curl_url): scheme, no
@@ -265,7 +278,7 @@ static int check_url(const char *url, const struct dm_jobreq_opts *opts, struct 
     /* SSRF: a job must not aim the replica at itself, its network or the cloud metadata
      * service. Literal addresses (in any spelling a resolver accepts) and known internal names
      * are refused here; other names are checked again after resolution, at delivery. */
-    if (!host_allowed(host, host_len, opts)) {
+    if (!host_internal_ok(host, host_len, opts)) {
         enum dm_netaddr_class c = dm_netaddr_classify_host(host, host_len);
         if (c == DM_NETADDR_METADATA) {
             return fail(err, f, "must not name a cloud metadata or internal host");

@@ -243,6 +243,7 @@ static void on_engine_handle_closed(uv_handle_t *h)
     }
     free(e->secrets_buf);
     free(e->hosts_buf);
+    free(e->ihosts_buf);
     if (e->stopped) {
         e->stopped(e, e->arg);
     }
@@ -391,6 +392,12 @@ int dm_engine_start(struct dm_engine **out, uv_loop_t *loop, const struct dm_con
         e->hosts_buf = strdup(cfg->callback_allow_http);
         if (e->hosts_buf) {
             e->n_hosts = (size_t)split_list(e->hosts_buf, e->hosts, MAX_HOSTS);
+        }
+    }
+    if (cfg->callback_hosts && *cfg->callback_hosts) {
+        e->ihosts_buf = strdup(cfg->callback_hosts);
+        if (e->ihosts_buf) {
+            e->n_ihosts = (size_t)split_list(e->ihosts_buf, e->ihosts, MAX_HOSTS);
         }
     }
 

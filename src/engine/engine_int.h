@@ -92,7 +92,10 @@ struct dm_engine {
     char *secrets_buf;
     const char *secrets[MAX_SECRETS];
     size_t n_secrets;
-    char *hosts_buf;
+    char *hosts_buf;  /* DREAM_CALLBACK_ALLOW_HTTP, split into hosts */
+    char *ihosts_buf; /* DREAM_CALLBACK_HOSTS, split into ihosts */
+    const char *ihosts[MAX_HOSTS];
+    size_t n_ihosts;
     const char *hosts[MAX_HOSTS];
     size_t n_hosts;
 

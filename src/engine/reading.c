@@ -45,12 +45,12 @@ static void classify_and_start(struct dm_engine *e, const char *id,
     pol.secrets = e->secrets;
     pol.n_secrets = e->n_secrets;
     pol.issuer = e->cfg->jwt_issuer;
-    /* Until the settings exist (DREAM_SIGNING_AUDIENCE, DREAM_SIGNING_MAX_TTL_S): their
-     * defaults. */
     pol.audience = e->cfg->signing_audience;
     pol.max_ttl_s = e->cfg->signing_max_ttl_s;
     pol.http_hosts = e->hosts;
     pol.n_http_hosts = e->n_hosts;
+    pol.internal_hosts = e->ihosts;
+    pol.n_internal_hosts = e->n_ihosts;
     pol.now_s = now_s;
     if (dm_intake_classify(&in, ef, &pol)) {
         dm_errorf("engine", NULL, "out of memory classifying entry %s; it stays pending", id);

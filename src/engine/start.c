@@ -86,6 +86,8 @@ static void on_start_reply(void *arg, redisReply *reply, const char *why)
         /* The stored job passed intake: parse it under the same rules. */
         opts.http_hosts = ej->eng->hosts;
         opts.n_http_hosts = ej->eng->n_hosts;
+        opts.internal_hosts = ej->eng->ihosts;
+        opts.n_internal_hosts = ej->eng->n_ihosts;
         opts.trust_optional = 1;
         if (dm_jobreq_parse(&job->req, job->job_json, strlen(job->job_json), &opts, &err)) {
             char msg[DM_ERROR_MSG_MAX + 40];

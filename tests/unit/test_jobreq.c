@@ -377,6 +377,26 @@ Test(jobreq, callback_url_rules)
          "callbackUrl: must be an https URL (plain http only for allow-listed hosts)"},
     };
     check_rows(strict, 1, NULL);
+
+    /* The operator's own receivers (DREAM_CALLBACK_HOSTS) may be internal, over https only. */
+    static const char *const internal[] = {"hooks.corp.internal", "10.1.2.3"};
+    struct dm_jobreq_opts own = DM_JOBREQ_OPTS_INIT;
+    own.internal_hosts = internal;
+    own.n_internal_hosts = 2;
+    const struct row owned[] = {
+        {"callbackUrl", "\"https://hooks.corp.internal/cb\"", 0, NULL},
+        {"callbackUrl", "\"https://10.1.2.3:8443/cb\"", 0, NULL},
+        {"callbackUrl", "\"https://10.1.2.4/cb\"", INV,
+         "callbackUrl: must not point to a private address"},
+        {"callbackUrl", "\"http://10.1.2.3/cb\"", INV,
+         "callbackUrl: must be an https URL (plain http only for allow-listed hosts)"},
+    };
+    check_rows(owned, sizeof(owned) / sizeof(owned[0]), &own);
+    const struct row not_owned[] = {
+        {"callbackUrl", "\"https://hooks.corp.internal/cb\"", INV,
+         "callbackUrl: must not name a cloud metadata or internal host"},
+    };
+    check_rows(not_owned, 1, NULL);
 }
 
 Test(jobreq, enum_rules)

@@ -47,6 +47,8 @@ struct dm_intake_policy {
     int64_t max_ttl_s;    /* longest exp - iat (0: no limit); DREAM_SIGNING_MAX_TTL_S */
     const char *const *http_hosts; /* callbackUrl hosts allowed over plain http */
     size_t n_http_hosts;
+    const char *const *internal_hosts; /* callbackUrl hosts exempt from the address checks */
+    size_t n_internal_hosts;
     int64_t now_s; /* clock for token times: now, or when a reclaimed job first started */
 };
 

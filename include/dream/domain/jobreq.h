@@ -88,10 +88,14 @@ struct dm_jobreq_opts {
      * trustLevel is not read at all (trust_set = 0, any value accepted) and the caller applies
      * the token's claim. */
     int ignore_trust;
+    /* Hosts a callbackUrl may name although they are (or resolve to) internal addresses: the
+     * operator's own receivers (DREAM_CALLBACK_HOSTS). http_hosts are exempt too. */
+    const char *const *internal_hosts;
+    size_t n_internal_hosts;
 };
 #define DM_JOBREQ_OPTS_INIT                                                                        \
     {                                                                                              \
-        NULL, 0, 0, 0                                                                              \
+        NULL, 0, 0, 0, NULL, 0                                                                     \
     }
 
 /* Parses and validates len bytes of JSON (need not be NUL-terminated). Unknown fields are
