@@ -34,6 +34,7 @@ struct dm_repo;
 #define DM_PLAN_MAX_ITEMS 1024      /* items a plan may hold (also from JSON) */
 #define DM_PLAN_MAX_PATH 1024       /* bytes of one path (JSON) */
 #define DM_PLAN_MAX_JSON (1u << 22) /* bytes of plan JSON accepted by dm_plan_from_json() */
+#define DM_PLAN_MAX_COVERS 1024     /* covers of one item (JSON) */
 
 enum dm_plan_kind {
     DM_PLAN_KIND_SPEC = 0,
