@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const kind_names[] = {"spec", "route", "component", "migration",
                                          "file", "test",  "edit"};
@@ -431,7 +432,9 @@ static int endpoint_resource(const struct endpoint *ep, char *slug, char *mount,
         mount[mlen++] = '/';
         for (size_t i = 0; i < n; i++) {
             char ch = seg[i];
-            mount[mlen++] = is_alnum(ch) || ch == '-' || ch == '_' || ch == '.' ? ch : '-';
+            /* UTF-8 of the spec stays (it was checked); ASCII punctuation becomes '-'. */
+            mount[mlen++] =
+                is_alnum(ch) || ch == '-' || ch == '_' || ch == '.' || (ch & 0x80) ? ch : '-';
         }
         mount[mlen] = '\0';
         if (prefix && p < end && p + 1 < end) {
@@ -645,7 +648,10 @@ static void migration_name(char *out, size_t max, const char *text, size_t pos)
     static const char *const target[] = {"to", "on", "into", "from", "in", NULL};
     const char *p = text;
     const char *w;
+    static const char *const adjective[] = {"virtual", "temporary", "temp", "join", "lookup", NULL};
     const char *prev = NULL;
+    const char *prev2 = NULL;
+    size_t prevn2 = 0;
     const char *table = NULL;
     const char *after_target = NULL;
     const char *verb = "create";
@@ -673,11 +679,13 @@ static void migration_name(char *out, size_t max, const char *text, size_t pos)
             verb = "drop";
         }
         first = 0;
-        if (want_next && !table) {
+        if (want_next && (word_eq(w, n, "named") || word_eq(w, n, "called"))) {
+            want_next = 2; /* "a table named tags" */
+        } else if (want_next && !table) {
             table = w;
             tn = n;
         }
-        want_next = 0;
+        want_next = want_next == 2;
         if (want_target && !after_target && !word_in(w, n, name_stop)) {
             after_target = w;
             an = n;
@@ -686,7 +694,14 @@ static void migration_name(char *out, size_t max, const char *text, size_t pos)
             want_target = 0;
         }
         if (word_eq(w, n, "table") || word_eq(w, n, "tables")) {
-            if (prev && !word_in(prev, prevn, before_table)) {
+            if (prev && word_in(prev, prevn, adjective) && prev2 &&
+                !word_in(prev2, prevn2, before_table)) {
+                if (!table) {
+                    table = prev2; /* "search_index virtual table" */
+                    tn = prevn2;
+                }
+            } else if (prev && !word_in(prev, prevn, before_table) &&
+                       !word_in(prev, prevn, adjective)) {
                 if (!table) {
                     table = prev;
                     tn = prevn;
@@ -698,6 +713,8 @@ static void migration_name(char *out, size_t max, const char *text, size_t pos)
         if (word_in(w, n, target)) {
             want_target = 1;
         }
+        prev2 = prev;
+        prevn2 = prevn;
         prev = w;
         prevn = n;
     }
@@ -943,7 +960,17 @@ static int put_endpoints(struct dm_buf *b, const struct dm_spec_list *l, const s
 
     for (size_t i = 0; i < l->count && !rc; i++) {
         struct endpoint ep;
+        int seen = 0;
         if (owner[i] != gi || !endpoint_parse(l->items[i].text, &ep)) {
+            continue;
+        }
+        for (size_t k = 0; k < i && !seen; k++) {
+            struct endpoint e2;
+            seen = owner[k] == gi && endpoint_parse(l->items[k].text, &e2) && e2.mlen == ep.mlen &&
+                   e2.plen == ep.plen && strncasecmp(e2.method, ep.method, ep.mlen) == 0 &&
+                   memcmp(e2.path, ep.path, ep.plen) == 0;
+        }
+        if (seen) {
             continue;
         }
         rc = dm_buf_puts(b, any ? ", " : "");
@@ -1029,8 +1056,26 @@ static int plan_routes(struct build *bd)
         char slug[DM_SLUG_MAX + 1];
         char mount[MOUNT_MAX_BYTES];
 
-        if (!endpoint_parse(l->items[i].text, &ep) ||
-            !endpoint_resource(&ep, slug, mount, sizeof(mount))) {
+        int is_ep = endpoint_parse(l->items[i].text, &ep);
+
+        if (is_ep && !endpoint_resource(&ep, slug, mount, sizeof(mount))) {
+            /* A route with no resource of ASCII letters: the root, or item-N. */
+            if (ep.plen == 1) {
+                snprintf(slug, sizeof(slug), "root");
+                snprintf(mount, sizeof(mount), "/");
+            } else {
+                size_t m = 0;
+                snprintf(slug, sizeof(slug), "item-%zu", i + 1);
+                /* Its first segment, as the spec spells it (ASCII punctuation made '-'). */
+                for (size_t k = 0; k < ep.plen && m < 64 && (k == 0 || ep.path[k] != '/'); k++) {
+                    char ch = ep.path[k];
+                    mount[m++] = is_alnum(ch) || ch == '/' || ch == '_' || ch == '.' || (ch & 0x80)
+                                     ? ch
+                                     : '-';
+                }
+                mount[m] = '\0';
+            }
+        } else if (!is_ep) {
             /* No METHOD /path: a short name from its first words. */
             char words[32];
             if (words_name(words, sizeof(words), l->items[i].text, 3, '-') == 0 ||

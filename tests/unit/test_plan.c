@@ -697,17 +697,20 @@ Test(plan_repo, names_are_short_and_from_the_resource)
                               "## UI\n- a profile card component with the avatar\n"
                               "- shows the list of todos and more and more\n"
                               "## DB\n- Add a done column to todos\n- create the table audit_log\n"
-                              "- profiles table keyed by user_id\n- profiles table index\n");
+                              "- profiles table keyed by user_id\n- profiles table index\n"
+                              "- search_index virtual table (FTS5)\n- a new table named tags\n");
     struct dm_plan *p = build(s, NULL);
     static const char *const paths[] = {"docs/dream-specs/t.md",
                                         "src/routes/users.ts",
                                         "src/routes/user-profiles.ts",
-                                        "src/routes/get.ts",
+                                        "src/routes/root.ts",
                                         "src/components/ProfileCard.tsx",
                                         "src/components/ShowsList.tsx",
                                         "migrations/0001_alter_todos.sql",
                                         "migrations/0002_create_audit_log.sql",
-                                        "migrations/0003_create_profiles.sql"};
+                                        "migrations/0003_create_profiles.sql",
+                                        "migrations/0004_create_search_index.sql",
+                                        "migrations/0005_create_tags.sql"};
 
     cr_assert_eq(p->count, sizeof(paths) / sizeof(paths[0]));
     for (size_t i = 0; i < p->count; i++) {
