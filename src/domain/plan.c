@@ -146,6 +146,9 @@ static int add_cover(struct dm_plan_item *it, const char *text)
             return 0;
         }
     }
+    if (it->n_covers >= DM_PLAN_MAX_COVERS) {
+        return 0; /* what plan JSON can hold */
+    }
     v = realloc(it->covers, (it->n_covers + 1) * sizeof(*v));
     if (!v) {
         return DM_ERR_NOMEM;
