@@ -785,67 +785,158 @@ struct impl {
     int route; /* a route module (new, or an existing one the change adds routes to) */
 };
 
-/* Maps every requirement to the files that implement it: the implementation files (impl[0..n))
- * whose items share a significant word with it, else every route module, else every
- * implementation file, else the spec document. */
+/* The significant words of the implementation files: from their covers, else their
+ * description. */
+struct windex {
+    uint32_t *words; /* WORDS_PER_FILE per file, sorted */
+    size_t *nw;
+};
+
+static int windex_build(struct windex *x, const struct dm_plan *pl, const struct impl *impl,
+                        size_t n_impl)
+{
+    x->words = calloc(n_impl ? n_impl * WORDS_PER_FILE : 1, sizeof(*x->words));
+    x->nw = calloc(n_impl ? n_impl : 1, sizeof(*x->nw));
+    if (!x->words || !x->nw) {
+        return DM_ERR_NOMEM;
+    }
+    for (size_t f = 0; f < n_impl; f++) {
+        const struct dm_plan_item *it = &pl->items[impl[f].item];
+        uint32_t *w = x->words + f * WORDS_PER_FILE;
+        for (size_t k = 0; k < it->n_covers; k++) {
+            word_hashes(w, &x->nw[f], WORDS_PER_FILE, it->covers[k]);
+        }
+        if (it->n_covers == 0 && it->description) {
+            word_hashes(w, &x->nw[f], WORDS_PER_FILE, it->description);
+        }
+        qsort(w, x->nw[f], sizeof(*w), cmp_u32);
+    }
+    return 0;
+}
+
+static void windex_free(struct windex *x)
+{
+    free(x->words);
+    free(x->nw);
+}
+
+/* 1 when file f may implement an item of category kind (-1: a requirement, any file). */
+static int fits(const struct dm_plan *pl, const struct impl *im, int kind)
+{
+    enum dm_plan_kind k = pl->items[im->item].kind;
+    return kind < 0 || (int)k == kind || k == DM_PLAN_KIND_FILE || k == DM_PLAN_KIND_EDIT;
+}
+
+/* Adds text to the covers of the files that implement it: those that fit its category and share
+ * a significant word with it; else the files of its kind (a requirement: the route modules);
+ * else every implementation file; else the spec document (items[0]). */
+static int cover_one(struct dm_plan *pl, const struct windex *x, const struct impl *impl,
+                     size_t n_impl, const char *text, int kind)
+{
+    uint32_t rw[WORDS_PER_REQ];
+    size_t nr = 0;
+    int found = 0;
+    int of_kind = 0;
+    int rc = 0;
+
+    word_hashes(rw, &nr, WORDS_PER_REQ, text);
+    for (size_t f = 0; f < n_impl && !rc; f++) {
+        if (!fits(pl, &impl[f], kind)) {
+            continue;
+        }
+        for (size_t k = 0; k < nr; k++) {
+            if (bsearch(&rw[k], x->words + f * WORDS_PER_FILE, x->nw[f], sizeof(*x->words),
+                        cmp_u32)) {
+                rc = add_cover(&pl->items[impl[f].item], text);
+                found = 1;
+                break;
+            }
+        }
+    }
+    for (size_t f = 0; f < n_impl && !found && !rc; f++) {
+        if (kind < 0 ? impl[f].route : (int)pl->items[impl[f].item].kind == kind) {
+            rc = add_cover(&pl->items[impl[f].item], text);
+            of_kind = 1;
+        }
+    }
+    found = found || of_kind;
+    for (size_t f = 0; f < n_impl && !found && !rc; f++) {
+        rc = add_cover(&pl->items[impl[f].item], text);
+    }
+    found = found || n_impl > 0;
+    if (!rc && !found && pl->count) {
+        rc = add_cover(&pl->items[0], text);
+    }
+    return rc;
+}
+
+/* Maps every requirement to the files that implement it (cover_one). */
 static int cover_requirements(struct dm_plan *pl, const struct dm_spec *spec,
                               const struct impl *impl, size_t n_impl)
 {
-    uint32_t *words = NULL;
-    size_t *nw = NULL;
-    int rc = 0;
+    struct windex x;
+    int rc;
 
     if (spec->requirements.count == 0) {
         return 0;
     }
-    if (n_impl) {
-        words = calloc(n_impl * WORDS_PER_FILE, sizeof(*words));
-        nw = calloc(n_impl, sizeof(*nw));
-        if (!words || !nw) {
-            rc = DM_ERR_NOMEM;
-            goto out;
-        }
-    }
-    for (size_t f = 0; f < n_impl; f++) {
-        const struct dm_plan_item *it = &pl->items[impl[f].item];
-        for (size_t k = 0; k < it->n_covers; k++) {
-            word_hashes(words + f * WORDS_PER_FILE, &nw[f], WORDS_PER_FILE, it->covers[k]);
-        }
-        qsort(words + f * WORDS_PER_FILE, nw[f], sizeof(*words), cmp_u32);
-    }
+    rc = windex_build(&x, pl, impl, n_impl);
     for (size_t r = 0; r < spec->requirements.count && !rc; r++) {
-        const char *text = spec->requirements.items[r].text;
-        uint32_t rw[WORDS_PER_REQ];
-        size_t nr = 0;
-        int found = 0;
-        int routed = 0;
+        rc = cover_one(pl, &x, impl, n_impl, spec->requirements.items[r].text, -1);
+    }
+    windex_free(&x);
+    return rc;
+}
 
-        word_hashes(rw, &nr, WORDS_PER_REQ, text);
-        for (size_t f = 0; f < n_impl && !rc; f++) {
-            for (size_t k = 0; k < nr; k++) {
-                if (bsearch(&rw[k], words + f * WORDS_PER_FILE, nw[f], sizeof(*words), cmp_u32)) {
-                    rc = add_cover(&pl->items[impl[f].item], text);
-                    found = 1;
-                    break;
-                }
+static int is_covered(const struct dm_plan *pl, const char *text)
+{
+    for (size_t i = 0; i < pl->count; i++) {
+        for (size_t k = 0; k < pl->items[i].n_covers; k++) {
+            if (strcmp(pl->items[i].covers[k], text) == 0) {
+                return 1;
             }
-        }
-        for (size_t f = 0; f < n_impl && !found && !rc; f++) {
-            if (impl[f].route) {
-                rc = add_cover(&pl->items[impl[f].item], text);
-                routed = 1;
-            }
-        }
-        for (size_t f = 0; f < n_impl && !found && !routed && !rc; f++) {
-            rc = add_cover(&pl->items[impl[f].item], text);
-        }
-        if (!rc && n_impl == 0) {
-            rc = add_cover(&pl->items[0], text);
         }
     }
-out:
-    free(words);
-    free(nw);
+    return 0;
+}
+
+int dm_plan_cover(struct dm_plan *plan, const struct dm_spec *spec)
+{
+    const struct {
+        const struct dm_spec_list *list;
+        int kind;
+    } cats[] = {{&spec->api_routes, DM_PLAN_KIND_ROUTE},
+                {&spec->ui_components, DM_PLAN_KIND_COMPONENT},
+                {&spec->db_changes, DM_PLAN_KIND_MIGRATION},
+                {&spec->requirements, -1}};
+    struct impl *impl = calloc(plan->count ? plan->count : 1, sizeof(*impl));
+    struct windex x = {NULL, NULL};
+    size_t n_impl = 0;
+    int rc = 0;
+
+    if (!impl) {
+        return DM_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < plan->count; i++) {
+        enum dm_plan_kind k = plan->items[i].kind;
+        if (k != DM_PLAN_KIND_SPEC && k != DM_PLAN_KIND_TEST) {
+            impl[n_impl].item = i;
+            impl[n_impl].route = k == DM_PLAN_KIND_ROUTE;
+            n_impl++;
+        }
+    }
+    /* The words are those of the files as they came: what this adds does not feed itself. */
+    rc = windex_build(&x, plan, impl, n_impl);
+    for (size_t c = 0; c < sizeof(cats) / sizeof(cats[0]) && !rc; c++) {
+        for (size_t i = 0; i < cats[c].list->count && !rc; i++) {
+            const char *text = cats[c].list->items[i].text;
+            if (!is_covered(plan, text)) {
+                rc = cover_one(plan, &x, impl, n_impl, text, cats[c].kind);
+            }
+        }
+    }
+    windex_free(&x);
+    free(impl);
     return rc;
 }
 

@@ -729,6 +729,11 @@ int dm_planner_parse(struct dm_plan **out, char **notes, const char *reply, size
                           nt.b.data ? nt.b.data : "");
         goto out;
     }
+    /* Every item of the spec maps to a file (the PR's checklist), whatever the model said. */
+    if (dm_plan_cover(plan, spec)) {
+        rc = dm_error_set(err, DM_ERR_NOMEM, "planner reply: out of memory");
+        goto out;
+    }
     if (notes && nt.count) {
         struct dm_buf t;
         dm_buf_init(&t, 0);

@@ -791,3 +791,55 @@ Test(plan_json, rejects_bad_contract_members)
         cr_assert(strstr(err.msg, msgs[i]), "case %zu: %s", i, err.msg);
     }
 }
+
+/* The example: examples/specs/todo-api.md on the Hono fixture. */
+Test(plan_repo, example_todo_api_on_the_hono_fixture)
+{
+    const char *src = getenv("DREAM_SOURCE_DIR");
+    struct dm_buf path;
+    struct dm_buf md;
+    struct dm_spec *s = NULL;
+    struct dm_repo *r = hono_repo();
+    struct dm_plan *p;
+    struct dm_error err;
+    char chunk[4096];
+    size_t n;
+    FILE *f;
+    static const char *const paths[] = {
+        "docs/dream-specs/todo-api.md", "src/routes/todos.ts",
+        "src/components/TodoList.tsx",  "migrations/0002_create_todos.sql",
+        "src/routes/todos.test.ts",     "src/index.ts",
+        "src/components/index.ts"};
+
+    dm_buf_init(&path, 0);
+    dm_buf_init(&md, 0);
+    if (src && *src) {
+        dm_buf_printf(&path, "%s/examples/specs/todo-api.md", src);
+    } else {
+        const char *slash = strrchr(__FILE__, '/');
+        dm_buf_printf(&path, "%.*s/../../examples/specs/todo-api.md", (int)(slash - __FILE__),
+                      __FILE__);
+    }
+    f = fopen(path.data, "rb");
+    cr_assert_not_null(f, "%s", path.data);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        dm_buf_append(&md, chunk, n);
+    }
+    fclose(f);
+    cr_assert_eq(dm_spec_parse(&s, md.data, md.len, NULL, &err), 0, "%s", err.msg);
+    p = build_repo(s, r);
+    cr_assert_eq(p->count, sizeof(paths) / sizeof(paths[0]));
+    for (size_t i = 0; i < p->count; i++) {
+        cr_assert_str_eq(p->items[i].path, paths[i], "item %zu", i);
+    }
+    cr_assert_str_eq(p->items[1].exports,
+                     "default: a Hono app with GET /todos, POST /todos, PATCH /todos/:id");
+    cr_assert_str_eq(p->items[1].usage, "mounted at /todos by src/index.ts");
+    cr_assert_eq(p->items[5].kind, DM_PLAN_KIND_EDIT);
+    cr_assert(strstr(p->items[5].description, "app.route('/todos', todosRoutes)"));
+    dm_plan_free(p);
+    dm_repo_free(r);
+    dm_spec_free(s);
+    dm_buf_free(&path);
+    dm_buf_free(&md);
+}

@@ -602,13 +602,17 @@ Test(planner, edits_only_of_existing_files_and_the_contract)
     cr_expect_str_eq(p->stack, "Hono + React + SQL migrations (TypeScript, Vitest)");
     cr_expect_str_eq(p->items[1].exports, "default: a Hono app with GET /todos");
     cr_expect_str_eq(p->items[1].usage, "mounted at /todos");
-    cr_assert_eq(p->items[1].n_covers, 2);
+    /* The model's covers that are spec items, once each; then the requirement (dm_plan_cover). */
+    cr_assert_eq(p->items[1].n_covers, 3);
     cr_expect_str_eq(p->items[1].covers[0], "GET /todos");
     cr_expect_str_eq(p->items[1].covers[1], "POST /todos");
+    cr_expect_str_eq(p->items[1].covers[2], "Todos have a title");
     cr_expect_eq(p->items[2].kind, DM_PLAN_KIND_EDIT);
     cr_expect_null(p->items[2].exports);
     cr_expect_null(p->items[2].usage);
-    cr_expect_eq(p->items[2].n_covers, 0);
+    for (size_t k = 0; k < p->items[2].n_covers; k++) {
+        cr_expect_str_neq(p->items[2].covers[k], "x");
+    }
     /* An existing file proposed as a route is an edit of it. */
     cr_expect_str_eq(p->items[3].path, "src/routes/users.ts");
     cr_expect_eq(p->items[3].kind, DM_PLAN_KIND_EDIT);
@@ -620,7 +624,7 @@ Test(planner, edits_only_of_existing_files_and_the_contract)
     json = dm_plan_to_json(p);
     cr_assert_eq(dm_plan_from_json(&q, json, &err), 0, "%s", err.msg);
     cr_expect_str_eq(q->items[1].exports, p->items[1].exports);
-    cr_expect_eq(q->items[1].n_covers, 2);
+    cr_expect_eq(q->items[1].n_covers, 3);
     free(json);
     free(notes);
     dm_plan_free(q);
@@ -667,5 +671,37 @@ Test(planner, knex_migrations_may_be_scripts)
     cr_expect_null(notes);
     dm_plan_free(p);
     dm_repo_free(r);
+    dm_spec_free(s);
+}
+
+/* A model plan without covers still maps every spec item to a file: by kind and shared words. */
+Test(planner, every_spec_item_is_covered_after_parsing)
+{
+    struct dm_spec *s = spec_of(spec_md);
+    struct dm_plan *p = NULL;
+    struct dm_error err;
+    char *notes = NULL;
+    const char *reply =
+        "{\"files\":["
+        "{\"path\":\"src/routes/todos.ts\",\"kind\":\"route\",\"description\":\"todo routes\"},"
+        "{\"path\":\"src/components/TodoList.tsx\",\"kind\":\"component\",\"description\":\"the "
+        "list\"},"
+        "{\"path\":\"migrations/0001_todos.sql\",\"kind\":\"migration\",\"description\":\"the "
+        "table\"}]}";
+
+    cr_assert_eq(plan_reply(&p, &notes, s, reply, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(p->count, 4);
+    /* API items to the route module, the UI item to the component, the database item to the
+     * migration; the requirement shares "todo" with the route module only. */
+    cr_assert_eq(p->items[1].n_covers, 3);
+    cr_expect_str_eq(p->items[1].covers[0], "GET /todos");
+    cr_expect_str_eq(p->items[1].covers[1], "POST /todos");
+    cr_expect_str_eq(p->items[1].covers[2], "Todos have a title");
+    cr_assert_eq(p->items[2].n_covers, 1);
+    cr_expect_str_eq(p->items[2].covers[0], "Todo list");
+    cr_assert_eq(p->items[3].n_covers, 1);
+    cr_expect_str_eq(p->items[3].covers[0], "todos table");
+    cr_expect_eq(p->items[0].n_covers, 0);
+    dm_plan_free(p);
     dm_spec_free(s);
 }

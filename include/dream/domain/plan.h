@@ -131,6 +131,17 @@ int dm_plan_build(struct dm_plan **out, const struct dm_spec *spec, const char *
                   const struct dm_repo *repo, struct dm_error *err);
 
 /*
+ * Makes every item of spec covered by a file of plan (a plan from elsewhere, e.g. the model
+ * planner's): each requirement, API, UI and database item that no item's covers holds is added
+ * to the covers of the files that may implement it (any file but the spec document and tests;
+ * for API, UI and database items only files of that kind, `file` or `edit`) and share a
+ * significant word with it (words of their covers, else of their description), else of the
+ * files of its kind (a requirement: the route modules), else of every such file, else of the
+ * spec document. Returns 0 or DM_ERR_NOMEM (plan may then hold a part).
+ */
+int dm_plan_cover(struct dm_plan *plan, const struct dm_spec *spec);
+
+/*
  * The alternative branch when the first one belongs to someone else: plan->branch + '-' + the
  * first 8 bytes of dm_slugify(job_id) with '-' trimmed after the cut ("job" if that is empty).
  * *out is malloc'd (free()). DM_ERR_INVALID if the result is not a valid branch, DM_ERR_NOMEM.

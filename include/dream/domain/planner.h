@@ -24,7 +24,8 @@
  * Optional members, never a reason to refuse: "exports" and "usage" (strings, cleaned to one
  * line; empty: none) and "covers" (only the strings that are exactly the text of a spec item are
  * kept, once each; at most DM_PLAN_MAX_COVERS). plan->stack is dm_stack_describe() of
- * opts->repo's stack, or NULL.
+ * opts->repo's stack, or NULL. Then every spec item that no file covers is covered through
+ * dm_plan_cover() (plan.h), so that the PR's checklist maps every item.
  * A file failing a check is INVALID. Duplicates (a path proposed twice, or the spec document's
  * path) are dropped, the later one; files past the policy's file limit (max_files, counting the
  * spec document) are dropped.
