@@ -1,10 +1,11 @@
 /*
- * plan: work items, branch names, the PR title and plan JSON (rules in
- * include/dream/domain/plan.h). Owns the plans it returns; no global state, any thread.
+ * plan: kinds, slugs, branch names and plan JSON (rules in include/dream/domain/plan.h; the
+ * rules' plan itself is plan_build.c). Owns the plans it returns; no global state, any thread.
  */
 #include "dream/domain/plan.h"
-#include "dream/core/refname.h"
 #include "dream/core/buf.h"
+#include "dream/core/refname.h"
+#include "plan_internal.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -67,14 +68,6 @@ int dm_slugify(char *out, size_t outlen, const char *s)
     return (int)n;
 }
 
-/* Open-addressing set of the paths of a plan being built or loaded: index + 1 per slot. */
-#define PATHSET_SLOTS (2 * DM_PLAN_MAX_ITEMS)
-
-struct pathset {
-    unsigned short slot[PATHSET_SLOTS];
-    size_t cap; /* items allocated in the plan (at most DM_PLAN_MAX_ITEMS) */
-};
-
 static size_t path_hash(const char *s)
 {
     size_t h = 2166136261u; /* FNV-1a */
@@ -85,157 +78,20 @@ static size_t path_hash(const char *s)
 }
 
 /* The index of an earlier item with this path, or -1. */
-static long pathset_find(const struct pathset *set, const struct dm_plan *pl, const char *path,
-                         size_t *slot)
+long dm_plan_pathset_find(const struct dm_plan_pathset *set, const struct dm_plan *pl,
+                          const char *path, size_t *slot)
 {
-    size_t i = path_hash(path) & (PATHSET_SLOTS - 1);
+    size_t i = path_hash(path) & (DM_PLAN_PATHSET_SLOTS - 1);
 
     while (set->slot[i]) {
         size_t idx = (size_t)set->slot[i] - 1;
         if (strcmp(pl->items[idx].path, path) == 0) {
             return (long)idx;
         }
-        i = (i + 1) & (PATHSET_SLOTS - 1);
+        i = (i + 1) & (DM_PLAN_PATHSET_SLOTS - 1);
     }
     *slot = i;
     return -1;
-}
-
-static int push_item(struct dm_plan *pl, struct pathset *set, const char *path,
-                     enum dm_plan_kind kind, const char *description)
-{
-    struct dm_plan_item *it;
-    size_t slot;
-
-    if (pathset_find(set, pl, path, &slot) >= 0) {
-        return 0; /* de-duplicated: the earlier item wins */
-    }
-    if (pl->count >= set->cap) {
-        return DM_ERR_LIMIT;
-    }
-    it = &pl->items[pl->count];
-    it->path = strdup(path);
-    it->description = strdup(description);
-    it->kind = kind;
-    pl->count++;
-    if (!it->path || !it->description) {
-        return DM_ERR_NOMEM;
-    }
-    set->slot[slot] = (unsigned short)pl->count;
-    return 0;
-}
-
-static int push_list(struct dm_plan *pl, struct pathset *set, const struct dm_spec_list *l,
-                     enum dm_plan_kind kind, const char *dir, const char *ext)
-{
-    char slug[DM_SLUG_MAX + 1];
-    char path[sizeof(slug) + 64];
-    int rc = 0;
-
-    for (size_t i = 0; i < l->count && !rc; i++) {
-        if (dm_slugify(slug, sizeof(slug), l->items[i].text) == 0) {
-            snprintf(slug, sizeof(slug), "item-%zu", i + 1);
-        }
-        snprintf(path, sizeof(path), "%s%s%s", dir, slug, ext);
-        rc = push_item(pl, set, path, kind, l->items[i].text);
-    }
-    return rc;
-}
-
-int dm_plan_build(struct dm_plan **out, const struct dm_spec *spec, const char *branch_prefix,
-                  const struct dm_repo *repo, struct dm_error *err)
-{
-    struct dm_plan *pl;
-    struct dm_buf b;
-    char slug[DM_SLUG_MAX + 1];
-    char path[sizeof(slug) + sizeof(DM_PLAN_SPEC_DIR) + 4];
-    struct pathset *set = calloc(1, sizeof(*set));
-    int rc = 0;
-
-    (void)repo; /* not read yet: plans follow the default conventions */
-    *out = NULL;
-    dm_buf_init(&b, 0);
-    if (!set) {
-        return dm_error_set(err, DM_ERR_NOMEM, "out of memory building the plan");
-    }
-    /* Allocated once: growing by one item at a time is slow under sanitizers. */
-    set->cap = 1 + spec->api_routes.count + spec->ui_components.count + spec->db_changes.count;
-    if (set->cap > DM_PLAN_MAX_ITEMS) {
-        set->cap = DM_PLAN_MAX_ITEMS;
-    }
-    if (!branch_prefix) {
-        branch_prefix = DM_PLAN_DEFAULT_PREFIX;
-    }
-    pl = calloc(1, sizeof(*pl));
-    if (pl) {
-        pl->items = calloc(set->cap, sizeof(*pl->items));
-    }
-    if (!pl || !pl->items) {
-        rc = DM_ERR_NOMEM;
-        goto out;
-    }
-    if (dm_slugify(slug, sizeof(slug), spec->title) == 0) {
-        snprintf(slug, sizeof(slug), "spec");
-    }
-    pl->title = strdup(spec->title);
-    if (!pl->title) {
-        rc = DM_ERR_NOMEM;
-        goto out;
-    }
-    rc = dm_buf_printf(&b, "%s%s", branch_prefix, slug);
-    if (rc) {
-        goto out;
-    }
-    pl->branch = dm_buf_detach(&b);
-    if (!pl->branch) {
-        rc = DM_ERR_NOMEM;
-        goto out;
-    }
-    if (!dm_refname_valid(pl->branch)) {
-        rc = dm_error_set(err, DM_ERR_INVALID,
-                          "branch \"%.300s\" (prefix \"%.200s\") is not a valid git branch name",
-                          pl->branch, branch_prefix);
-        goto out;
-    }
-    rc = dm_buf_printf(&b, "[Dream] %s", spec->title);
-    if (rc) {
-        goto out;
-    }
-    pl->pr_title = dm_buf_detach(&b);
-    if (!pl->pr_title) {
-        rc = DM_ERR_NOMEM;
-        goto out;
-    }
-    snprintf(path, sizeof(path), "%s%s.md", DM_PLAN_SPEC_DIR, slug);
-    rc = dm_buf_printf(&b, "Spec: %s", spec->title);
-    if (!rc) {
-        rc = push_item(pl, set, path, DM_PLAN_KIND_SPEC, b.data);
-    }
-    if (!rc) {
-        rc = push_list(pl, set, &spec->api_routes, DM_PLAN_KIND_ROUTE, "src/routes/", ".ts");
-    }
-    if (!rc) {
-        rc = push_list(pl, set, &spec->ui_components, DM_PLAN_KIND_COMPONENT, "src/components/",
-                       ".tsx");
-    }
-    if (!rc) {
-        rc = push_list(pl, set, &spec->db_changes, DM_PLAN_KIND_MIGRATION, "migrations/", ".sql");
-    }
-    if (rc == DM_ERR_LIMIT) {
-        dm_error_set(err, rc, "plan has more than %d items", DM_PLAN_MAX_ITEMS);
-    } else if (rc == DM_ERR_NOMEM) {
-        dm_error_set(err, rc, "out of memory building the plan");
-    }
-    if (rc) {
-        goto out;
-    }
-    *out = pl;
-    pl = NULL;
-out:
-    free(set);
-    dm_buf_free(&b);
-    dm_plan_free(pl);
-    return rc;
 }
 
 int dm_plan_branch_alt(char **out, const struct dm_plan *plan, const char *job_id,
@@ -275,6 +131,34 @@ out:
     return rc;
 }
 
+/* The optional members of an item: exports, usage, covers. 0 or -1 (NOMEM). */
+static int item_contract_to_json(cJSON *it, const struct dm_plan_item *pi)
+{
+    cJSON *covers;
+
+    if (pi->exports && !cJSON_AddStringToObject(it, "exports", pi->exports)) {
+        return -1;
+    }
+    if (pi->usage && !cJSON_AddStringToObject(it, "usage", pi->usage)) {
+        return -1;
+    }
+    if (pi->n_covers == 0) {
+        return 0;
+    }
+    covers = cJSON_AddArrayToObject(it, "covers");
+    if (!covers) {
+        return -1;
+    }
+    for (size_t k = 0; k < pi->n_covers; k++) {
+        cJSON *c = cJSON_CreateString(pi->covers[k]);
+        if (!c) {
+            return -1;
+        }
+        cJSON_AddItemToArray(covers, c);
+    }
+    return 0;
+}
+
 char *dm_plan_to_json(const struct dm_plan *plan)
 {
     cJSON *root = cJSON_CreateObject();
@@ -302,6 +186,12 @@ char *dm_plan_to_json(const struct dm_plan *plan)
             !cJSON_AddStringToObject(it, "description", plan->items[i].description)) {
             goto out;
         }
+        if (item_contract_to_json(it, &plan->items[i])) {
+            goto out;
+        }
+    }
+    if (plan->stack && !cJSON_AddStringToObject(root, "stack", plan->stack)) {
+        goto out;
     }
     text = cJSON_PrintUnformatted(root);
     if (text) {
@@ -315,7 +205,7 @@ out:
     return copy;
 }
 
-static int path_ok(const char *path)
+int dm_plan_path_ok(const char *path)
 {
     const char *comp = path;
     size_t len = strlen(path);
@@ -355,10 +245,65 @@ static int take_string(char **dst, const cJSON *obj, const char *name, const cha
     return 0;
 }
 
+/* An optional string member: absent or null leaves *dst NULL. */
+static int take_optional(char **dst, const cJSON *obj, const char *name, const char *where,
+                         struct dm_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+    if (!v || cJSON_IsNull(v)) {
+        return 0;
+    }
+    return take_string(dst, obj, name, where, err);
+}
+
+/* The optional contract of an item: "exports", "usage" (strings), "covers" (strings). */
+static int take_contract(struct dm_plan_item *pi, const cJSON *it, const char *where,
+                         struct dm_error *err)
+{
+    const cJSON *covers = cJSON_GetObjectItemCaseSensitive(it, "covers");
+    const cJSON *c;
+    size_t n;
+    int rc = take_optional(&pi->exports, it, "exports", where, err);
+
+    if (!rc) {
+        rc = take_optional(&pi->usage, it, "usage", where, err);
+    }
+    if (rc || !covers || cJSON_IsNull(covers)) {
+        return rc;
+    }
+    if (!cJSON_IsArray(covers)) {
+        return dm_error_set(err, DM_ERR_INVALID, "plan JSON: %scovers must be an array of strings",
+                            where);
+    }
+    n = (size_t)cJSON_GetArraySize(covers);
+    if (n > DM_PLAN_MAX_COVERS) {
+        return dm_error_set(err, DM_ERR_LIMIT, "plan JSON: %scovers has %zu entries (limit %d)",
+                            where, n, DM_PLAN_MAX_COVERS);
+    }
+    pi->covers = calloc(n ? n : 1, sizeof(*pi->covers));
+    if (!pi->covers) {
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory reading the plan");
+    }
+    cJSON_ArrayForEach(c, covers)
+    {
+        if (!cJSON_IsString(c) || !c->valuestring) {
+            return dm_error_set(err, DM_ERR_INVALID,
+                                "plan JSON: %scovers must be an array of strings", where);
+        }
+        pi->covers[pi->n_covers] = strdup(c->valuestring);
+        if (!pi->covers[pi->n_covers]) {
+            return dm_error_set(err, DM_ERR_NOMEM, "out of memory reading the plan");
+        }
+        pi->n_covers++;
+    }
+    return 0;
+}
+
 int dm_plan_from_json(struct dm_plan **out, const char *json, struct dm_error *err)
 {
     struct dm_plan *pl = NULL;
-    struct pathset *set = NULL;
+    struct dm_plan_pathset *set = NULL;
     cJSON *root = NULL;
     const cJSON *items;
     size_t len;
@@ -394,6 +339,10 @@ int dm_plan_from_json(struct dm_plan **out, const char *json, struct dm_error *e
     }
     if (!dm_refname_valid(pl->branch)) {
         rc = dm_error_set(err, DM_ERR_INVALID, "plan JSON: branch is not a valid git branch name");
+        goto out;
+    }
+    rc = take_optional(&pl->stack, root, "stack", "", err);
+    if (rc) {
         goto out;
     }
     items = cJSON_GetObjectItemCaseSensitive(root, "items");
@@ -436,17 +385,20 @@ int dm_plan_from_json(struct dm_plan **out, const char *json, struct dm_error *e
                               kind);
         }
         free(kind);
+        if (!rc) {
+            rc = take_contract(pi, it, where, err);
+        }
         if (rc) {
             goto out;
         }
-        if (!path_ok(pi->path)) {
+        if (!dm_plan_path_ok(pi->path)) {
             rc = dm_error_set(err, DM_ERR_INVALID, "plan JSON: %spath is not a safe relative path",
                               where);
             goto out;
         }
         {
             size_t slot;
-            long j = pathset_find(set, pl, pi->path, &slot);
+            long j = dm_plan_pathset_find(set, pl, pi->path, &slot);
             if (j >= 0) {
                 rc = dm_error_set(err, DM_ERR_INVALID, "plan JSON: %spath repeats items[%ld]",
                                   where, j);

@@ -7,6 +7,7 @@
 #include "dream/core/buf.h"
 #include "dream/core/text.h"
 #include "dream/domain/reply.h"
+#include "dream/domain/repo.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -23,12 +24,21 @@ static const char response_format[] =
     "\"files\":{\"type\":\"array\",\"description\":\"the files of the change, in the order "
     "they should be written\",\"items\":{\"type\":\"object\",\"properties\":{"
     "\"path\":{\"type\":\"string\",\"description\":\"path relative to the repository root\"},"
-    "\"kind\":{\"type\":\"string\",\"enum\":[\"route\",\"component\",\"migration\",\"file\"],"
-    "\"description\":\"route: API route handler; component: UI component; migration: SQL "
-    "migration; file: anything else\"},"
+    "\"kind\":{\"type\":\"string\",\"enum\":[\"route\",\"component\",\"migration\",\"file\","
+    "\"test\",\"edit\"],"
+    "\"description\":\"route: API route module; component: UI component; migration: database "
+    "migration; test: a test of a new module; edit: an existing file of the repository, "
+    "rewritten whole; file: anything else\"},"
     "\"description\":{\"type\":\"string\",\"description\":\"what the file must contain, in one "
-    "to three sentences\"}},"
-    "\"required\":[\"path\",\"kind\",\"description\"],\"additionalProperties\":false}}},"
+    "to three sentences\"},"
+    "\"exports\":{\"type\":\"string\",\"description\":\"what the file exports, e.g. default: a "
+    "Hono app with GET /todos; empty when nothing\"},"
+    "\"usage\":{\"type\":\"string\",\"description\":\"how the rest of the change uses it, e.g. "
+    "mounted at /todos by src/index.ts; empty when nothing\"},"
+    "\"covers\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"description\":\"the "
+    "spec items this file implements, copied exactly\"}},"
+    "\"required\":[\"path\",\"kind\",\"description\",\"exports\",\"usage\",\"covers\"],"
+    "\"additionalProperties\":false}}},"
     "\"required\":[\"files\"],\"additionalProperties\":false}}}";
 
 const char *dm_planner_response_format(void)
@@ -86,14 +96,20 @@ static int put_system(struct dm_buf *b, const struct dm_planner_opts *o)
         b, "You plan the files of one pull request that implements the feature spec below in an "
            "existing repository. Another model then writes each file from your description.\n"
            "\n"
-           "Kinds, and where such files usually go:\n"
-           "- route: an API route handler (Hono 4 on Cloudflare Workers), e.g. "
-           "src/routes/<name>.ts\n"
-           "- component: a React 19 function component with typed props, e.g. "
-           "src/components/<Name>.tsx\n"
-           "- migration: a SQLite/D1 migration, e.g. migrations/<name>.sql; its path must end in "
-           ".sql\n"
-           "- file: any other file the change needs (shared types, helpers, tests)\n"
+           "Kinds, and where such files usually go (the repository's own conventions, given "
+           "below when known, come first):\n"
+           "- route: one API route module per resource (the first path segment after an "
+           "optional /api), e.g. src/routes/todos.ts for GET /todos, POST /todos and PATCH "
+           "/todos/:id (Hono 4 on Cloudflare Workers by default)\n"
+           "- component: a UI component named by the component the spec names, e.g. "
+           "src/components/TodoList.tsx (React 19 by default)\n"
+           "- migration: a database migration numbered after the highest existing one, e.g. "
+           "migrations/0002_create_todos.sql; its path must end in .sql (Knex: .js or .ts)\n"
+           "- test: a test of a new module, next to it (when the repository has a test runner)\n"
+           "- edit: an existing file of the repository (listed below) rewritten whole, e.g. the "
+           "app's entry to mount a new route module, or the components' index to export a new "
+           "component; never a file that does not exist\n"
+           "- file: any other file the change needs (shared types, helpers)\n"
            "\n"
            "Rules:\n"
            "- Paths are relative to the repository root, '/'-separated, with no '.' or '..' "
@@ -108,13 +124,15 @@ static int put_system(struct dm_buf *b, const struct dm_planner_opts *o)
             "- Do not propose the spec document (" DM_PLAN_SPEC_DIR "…): it is added "
             "automatically.\n"
             "- Follow the layout and naming of the repository's existing files where there are "
-            "any; proposing an existing path replaces that file.\n"
+            "any; an existing file is changed only by an edit. Names are short and derived from "
+            "the resource or the component, never from a sentence.\n"
             "- Propose only files the spec needs. Each description says what the file must "
-            "contain, in one to three sentences.\n"
+            "contain, in one to three sentences; exports and usage give the contract the other "
+            "files rely on; covers lists the spec items (copied exactly) the file implements.\n"
             "\n"
             "Answer with one JSON object and nothing else: "
-            "{\"files\":[{\"path\":\"…\",\"kind\":\"route|component|migration|file\","
-            "\"description\":\"…\"}]}.",
+            "{\"files\":[{\"path\":\"…\",\"kind\":\"route|component|migration|test|edit|file\","
+            "\"description\":\"…\",\"exports\":\"…\",\"usage\":\"…\",\"covers\":[\"…\"]}]}.",
             model_files_max(o));
     }
     return rc;
@@ -181,11 +199,97 @@ static int tree_path_ok(const char *p)
     return dm_text_check(p, len, NULL) == 0;
 }
 
+/* One convention line when the value is set and fits on a line. */
+static int put_convention(struct dm_buf *b, const char *what, const char *value, const char *note)
+{
+    if (!value || !tree_path_ok(value)) {
+        return 0;
+    }
+    return dm_buf_printf(b, "- %s: %s%s\n", what, value, note);
+}
+
+/* The detected stack, the repository's conventions and the rules' plan in them. */
+static int put_repo(struct dm_buf *b, const struct dm_spec *spec, const struct dm_planner_opts *o)
+{
+    const struct dm_repo *r = o->repo;
+    const struct dm_stack *st = &r->stack;
+    char *desc = dm_stack_describe(st);
+    struct dm_plan *plan = NULL;
+    struct dm_error e;
+    char note[96];
+    int rc;
+
+    if (!desc) {
+        return DM_ERR_NOMEM;
+    }
+    rc = dm_buf_printf(b, "\nDetected stack: %s\n\nConventions of this repository:\n", desc);
+    free(desc);
+    if (!rc) {
+        rc = put_convention(b, "routes", st->routes_dir, "");
+    }
+    if (!rc) {
+        rc = put_convention(b, "components", st->components_dir,
+                            st->component_case == DM_REPO_CASE_KEBAB ? " (kebab-case file names)"
+                                                                     : " (PascalCase file names)");
+    }
+    if (!rc) {
+        if (st->migration_scheme == DM_REPO_MIG_TIMESTAMP) {
+            snprintf(note, sizeof(note), " (timestamped; the latest is %llu)", st->last_migration);
+        } else {
+            snprintf(note, sizeof(note), " (numbered, %u digits; the highest is %llu)",
+                     st->migration_width ? st->migration_width : 4, st->last_migration);
+        }
+        rc = put_convention(b, "migrations", st->migrations_dir, note);
+    }
+    if (!rc) {
+        rc = st->tests_dir ? put_convention(b, "tests", st->tests_dir, "")
+             : st->test    ? dm_buf_puts(b, "- tests: next to the module they test\n")
+                           : 0;
+    }
+    if (!rc) {
+        rc = put_convention(b, "entry (mounts the route modules)", st->entry, "");
+    }
+    if (!rc) {
+        rc = put_convention(b, "components' index (re-exports them)", st->barrel, "");
+    }
+    if (rc || dm_plan_build(&plan, spec, o->branch_prefix, r, &e) != 0) {
+        return rc; /* no rules plan to show: the model plans on its own */
+    }
+    rc = dm_buf_puts(b, "\nA plan in these conventions (follow it unless the spec needs "
+                        "otherwise):\n");
+    for (size_t i = 1; i < plan->count && i <= DM_PLANNER_RULES_ITEMS && !rc; i++) {
+        const struct dm_plan_item *it = &plan->items[i];
+        rc = dm_buf_printf(b, "- %s %s", dm_plan_kind_name(it->kind), it->path);
+        if (!rc && it->exports) {
+            rc = dm_buf_puts(b, ": exports ");
+            if (!rc) {
+                rc = dm_text_put_chars(b, it->exports, strlen(it->exports), DM_PLANNER_ITEM_CHARS);
+            }
+        }
+        if (!rc && it->usage) {
+            rc = dm_buf_puts(b, "; ");
+            if (!rc) {
+                rc = dm_text_put_chars(b, it->usage, strlen(it->usage), DM_PLANNER_ITEM_CHARS);
+            }
+        }
+        if (!rc) {
+            rc = dm_buf_puts(b, "\n");
+        }
+    }
+    if (!rc && plan->count > DM_PLANNER_RULES_ITEMS + 1) {
+        rc = dm_buf_printf(b, "- " ELLIPSIS " and %zu more\n",
+                           plan->count - 1 - DM_PLANNER_RULES_ITEMS);
+    }
+    dm_plan_free(plan);
+    return rc;
+}
+
 int dm_planner_prompt_build(struct dm_planner_prompt **out, const struct dm_spec *spec,
                             const char *const *tree, size_t n_tree,
                             const struct dm_planner_opts *opts, struct dm_error *err)
 {
     struct dm_planner_prompt *p = NULL;
+    const char **repo_tree = NULL;
     struct dm_buf s;
     struct dm_buf u;
     size_t tree_bytes = 0;
@@ -202,6 +306,19 @@ int dm_planner_prompt_build(struct dm_planner_prompt **out, const struct dm_spec
     if (!p) {
         rc = DM_ERR_NOMEM;
         goto out;
+    }
+    if (!tree && opts && opts->repo && opts->repo->n_tree) {
+        /* The base as read for the job: its tree. */
+        repo_tree = calloc(opts->repo->n_tree, sizeof(*repo_tree));
+        if (!repo_tree) {
+            rc = DM_ERR_NOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < opts->repo->n_tree; i++) {
+            repo_tree[i] = opts->repo->tree[i].path;
+        }
+        tree = repo_tree;
+        n_tree = opts->repo->n_tree;
     }
     rc = put_system(&s, opts);
     if (!rc) {
@@ -253,6 +370,9 @@ int dm_planner_prompt_build(struct dm_planner_prompt **out, const struct dm_spec
     if (!rc && capped) {
         rc = dm_buf_printf(&u, ELLIPSIS " and %zu more\n", capped);
     }
+    if (!rc && opts && opts->repo) {
+        rc = put_repo(&u, spec, opts);
+    }
     if (!rc) {
         rc = dm_buf_puts(&u, "\nPropose the files of this change as JSON.\n");
     }
@@ -270,6 +390,7 @@ out:
     } else {
         *out = p;
     }
+    free(repo_tree);
     dm_buf_free(&s);
     dm_buf_free(&u);
     return rc;
@@ -283,10 +404,9 @@ static int kind_parse(enum dm_plan_kind *kind, const char *name)
         const char *name;
         enum dm_plan_kind kind;
     } kinds[] = {
-        {"route", DM_PLAN_KIND_ROUTE},
-        {"component", DM_PLAN_KIND_COMPONENT},
-        {"migration", DM_PLAN_KIND_MIGRATION},
-        {"file", DM_PLAN_KIND_FILE},
+        {"route", DM_PLAN_KIND_ROUTE},         {"component", DM_PLAN_KIND_COMPONENT},
+        {"migration", DM_PLAN_KIND_MIGRATION}, {"file", DM_PLAN_KIND_FILE},
+        {"test", DM_PLAN_KIND_TEST},           {"edit", DM_PLAN_KIND_EDIT},
     };
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         if (strcasecmp(name, kinds[i].name) == 0) {
@@ -350,11 +470,87 @@ static const char *without_path_prefix(const char *msg)
     return end ? end + 3 : msg;
 }
 
+/* 1 when text is the text of an item of the spec (requirements, API, UI, database). */
+static int spec_item(const struct dm_spec *spec, const char *text)
+{
+    const struct dm_spec_list *lists[] = {&spec->requirements, &spec->api_routes,
+                                          &spec->ui_components, &spec->db_changes};
+
+    for (size_t l = 0; l < sizeof(lists) / sizeof(lists[0]); l++) {
+        for (size_t i = 0; i < lists[l]->count; i++) {
+            if (strcmp(lists[l]->items[i].text, text) == 0) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* The optional contract of a proposed file: "exports" and "usage" (strings, cleaned to one line;
+ * empty or not a string: none) and "covers" (the strings that are exactly a spec item's text;
+ * anything else is ignored). 0 or DM_ERR_NOMEM. */
+static int take_contract(struct dm_plan_item *it, const cJSON *c, const struct dm_spec *spec)
+{
+    const char *names[] = {"exports", "usage"};
+    char **dst[] = {&it->exports, &it->usage};
+    const cJSON *covers = cJSON_GetObjectItemCaseSensitive(c, "covers");
+    const cJSON *v;
+
+    for (size_t i = 0; i < 2; i++) {
+        v = cJSON_GetObjectItemCaseSensitive(c, names[i]);
+        if (!cJSON_IsString(v)) {
+            continue;
+        }
+        *dst[i] = dm_text_clean_line(v->valuestring, DM_PLANNER_DESC_MAX);
+        if (!*dst[i]) {
+            return DM_ERR_NOMEM;
+        }
+        if (!**dst[i]) {
+            free(*dst[i]);
+            *dst[i] = NULL;
+        }
+    }
+    if (!cJSON_IsArray(covers)) {
+        return 0;
+    }
+    cJSON_ArrayForEach(v, covers)
+    {
+        int dup = 0;
+        char **grown;
+
+        if (!cJSON_IsString(v) || !spec_item(spec, v->valuestring) ||
+            it->n_covers >= DM_PLAN_MAX_COVERS) {
+            continue;
+        }
+        for (size_t k = 0; k < it->n_covers && !dup; k++) {
+            dup = strcmp(it->covers[k], v->valuestring) == 0;
+        }
+        if (dup) {
+            continue;
+        }
+        grown = realloc(it->covers, (it->n_covers + 1) * sizeof(*grown));
+        if (!grown) {
+            return DM_ERR_NOMEM;
+        }
+        it->covers = grown;
+        it->covers[it->n_covers] = strdup(v->valuestring);
+        if (!it->covers[it->n_covers]) {
+            return DM_ERR_NOMEM;
+        }
+        it->n_covers++;
+    }
+    return 0;
+}
+
 /* Takes files[index] into plan if it passes; else records why not. *invalid counts files that
  * broke a rule (duplicates and files past the limit are dropped without counting). */
 static int take_file(struct dm_plan *plan, const cJSON *c, size_t index,
-                     const struct dm_planner_opts *o, struct notes *notes, size_t *invalid)
+                     const struct dm_planner_opts *o, const struct dm_spec *spec,
+                     struct notes *notes, size_t *invalid)
 {
+    const struct dm_repo *repo = o ? o->repo : NULL;
+    int knex = repo && repo->stack.db == DM_REPO_DB_KNEX;
+    int exists;
     const cJSON *path = cJSON_GetObjectItemCaseSensitive(c, "path");
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(c, "kind");
     const cJSON *desc = cJSON_GetObjectItemCaseSensitive(c, "description");
@@ -372,16 +568,30 @@ static int take_file(struct dm_plan *plan, const cJSON *c, size_t index,
     if (kind_parse(&k, kind->valuestring) != 0) {
         (*invalid)++;
         return note_add(notes, index, path->valuestring,
-                        "kind must be route, component, migration or file");
+                        "kind must be route, component, migration, test, edit or file");
     }
     if (dm_safety_check_path(path->valuestring, o ? o->policy : NULL, o ? o->allow_workflows : 0,
                              &e) != 0) {
         (*invalid)++;
         return note_add(notes, index, path->valuestring, without_path_prefix(e.msg));
     }
-    if (k == DM_PLAN_KIND_MIGRATION && !dm_text_ends_with(path->valuestring, ".sql")) {
+    exists = dm_repo_has(repo, path->valuestring);
+    if (k == DM_PLAN_KIND_MIGRATION && !dm_text_ends_with(path->valuestring, ".sql") &&
+        !(knex && (dm_text_ends_with(path->valuestring, ".js") ||
+                   dm_text_ends_with(path->valuestring, ".ts")))) {
         (*invalid)++;
-        return note_add(notes, index, path->valuestring, "a migration's path must end in .sql");
+        return note_add(notes, index, path->valuestring,
+                        knex ? "a migration's path must end in .sql, .js or .ts"
+                             : "a migration's path must end in .sql");
+    }
+    if (k == DM_PLAN_KIND_EDIT && !exists) {
+        (*invalid)++;
+        return note_add(notes, index, path->valuestring,
+                        o && o->repo ? "an edit of a file the base does not have"
+                                     : "an edit, but the base is not known");
+    }
+    if (exists) {
+        k = DM_PLAN_KIND_EDIT; /* an existing file is changed only by an edit */
     }
     d = dm_text_clean_line(desc->valuestring, DM_PLANNER_DESC_MAX);
     if (!d) {
@@ -410,7 +620,26 @@ static int take_file(struct dm_plan *plan, const cJSON *c, size_t index,
     it->description = d;
     plan->count++;
     rc = it->path ? 0 : DM_ERR_NOMEM;
+    if (!rc) {
+        rc = take_contract(it, c, spec);
+    }
     return rc;
+}
+
+/* Frees the items of a plan (not the array). */
+static void free_items(struct dm_plan *p)
+{
+    for (size_t i = 0; i < p->count; i++) {
+        struct dm_plan_item *it = &p->items[i];
+        free(it->path);
+        free(it->description);
+        free(it->exports);
+        free(it->usage);
+        for (size_t k = 0; k < it->n_covers; k++) {
+            free(it->covers[k]);
+        }
+        free(it->covers);
+    }
 }
 
 int dm_planner_parse(struct dm_plan **out, char **notes, const char *reply, size_t len,
@@ -464,16 +693,26 @@ int dm_planner_parse(struct dm_plan **out, char **notes, const char *reply, size
         goto out;
     }
     items[0] = plan->items[0];
-    for (size_t i = 1; i < plan->count; i++) {
-        free(plan->items[i].path);
-        free(plan->items[i].description);
+    {
+        /* The rules' other items go: free them as a plan of their own. */
+        struct dm_plan rest = {0};
+        rest.items = plan->items + 1;
+        rest.count = plan->count - 1;
+        free_items(&rest);
     }
     free(plan->items);
     plan->items = items;
     plan->count = 1;
+    if (opts && opts->repo) {
+        plan->stack = dm_stack_describe(&opts->repo->stack);
+        if (!plan->stack) {
+            rc = dm_error_set(err, DM_ERR_NOMEM, "planner reply: out of memory");
+            goto out;
+        }
+    }
     cJSON_ArrayForEach(c, files)
     {
-        rc = take_file(plan, c, index++, opts, &nt, &invalid);
+        rc = take_file(plan, c, index++, opts, spec, &nt, &invalid);
         if (rc) {
             rc = dm_error_set(err, rc, "planner reply: out of memory");
             goto out;
@@ -488,6 +727,11 @@ int dm_planner_parse(struct dm_plan **out, char **notes, const char *reply, size
     if (plan->count < 2) {
         rc = dm_error_set(err, DM_ERR_INVALID, "planner reply: no usable file: %.300s",
                           nt.b.data ? nt.b.data : "");
+        goto out;
+    }
+    /* Every item of the spec maps to a file (the PR's checklist), whatever the model said. */
+    if (dm_plan_cover(plan, spec)) {
+        rc = dm_error_set(err, DM_ERR_NOMEM, "planner reply: out of memory");
         goto out;
     }
     if (notes && nt.count) {

@@ -16,12 +16,20 @@
 /* Caps of the body's parts; their sum plus headings stays below DM_PR_BODY_MAX. */
 #define BODY_TITLE_MAX 512
 #define BODY_OVERVIEW_CHARS 500
+#define BODY_STACK_BYTES 300
 #define BODY_REQUIREMENTS 10
 #define BODY_REQ_CHARS 300
 #define BODY_REQ_MAX (8 * 1024)
-#define BODY_FILES_MAX (16 * 1024)
-#define BODY_VALIDATION_MAX (12 * 1024)
-#define BODY_REVIEW_MAX (12 * 1024)
+#define BODY_CHECK_ITEMS 50  /* checklist entries per category */
+#define BODY_CHECK_BYTES 300 /* of an entry's text */
+#define BODY_CHECK_FILES 5   /* files named per entry */
+#define BODY_CHECK_MAX (10 * 1024)
+#define BODY_FILE_DESC_BYTES 200
+#define BODY_FILE_EXPORTS_BYTES 150
+#define BODY_FILES_MAX (12 * 1024)
+#define BODY_VERIFICATION_MAX (8 * 1024)
+#define BODY_VALIDATION_MAX (10 * 1024)
+#define BODY_REVIEW_MAX (10 * 1024)
 #define BODY_COST_MAX (4 * 1024)
 #define BODY_JOB_ID_MAX 128
 #define BODY_PART_MAX (1 << 20) /* a section is rendered up to this, then cut to its own cap */
@@ -31,6 +39,9 @@
 #define MD_COMMENT_BYTES 300
 #define MD_PATH_BYTES 120
 #define MD_FINDINGS 30
+
+static int put_md_text(struct dm_buf *out, const char *s, size_t max);
+static int put_md_path(struct dm_buf *out, const char *s, size_t max);
 
 /* ---- the body ---------------------------------------------------------------------------- */
 
@@ -80,20 +91,11 @@ static int section(struct dm_buf *body, const char *heading, const char *text, s
     return rc;
 }
 
-/* The overview, the requirements and the files, each a section of its own. */
-static int plan_sections(struct dm_buf *body, struct dm_buf *part, const struct dm_plan *plan,
-                         const struct dm_spec *spec)
+/* The requirements as a list (a plan without covers: made before the contract existed). */
+static int requirements(struct dm_buf *part, const struct dm_spec *spec)
 {
     int rc = 0;
 
-    dm_buf_reset(part);
-    if (spec && *spec->overview) {
-        rc = dm_text_put_chars(part, spec->overview, strlen(spec->overview), BODY_OVERVIEW_CHARS);
-        if (!rc) {
-            rc = section(body, "Overview", part->data, BODY_OVERVIEW_CHARS * 4 + 4);
-        }
-    }
-    dm_buf_reset(part);
     for (size_t i = 0; !rc && spec && i < spec->requirements.count; i++) {
         if (i == BODY_REQUIREMENTS) {
             rc = dm_buf_printf(part, "- " ELLIPSIS " and %zu more\n", spec->requirements.count - i);
@@ -108,13 +110,155 @@ static int plan_sections(struct dm_buf *body, struct dm_buf *part, const struct 
             rc = dm_buf_puts(part, "\n");
         }
     }
-    if (!rc && part->len) {
-        rc = section(body, "Requirements", part->data, BODY_REQ_MAX);
+    return rc;
+}
+
+static int plan_has_covers(const struct dm_plan *plan)
+{
+    for (size_t i = 0; i < plan->count; i++) {
+        if (plan->items[i].n_covers) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* "- [ ] <text> → `a`, `b`\n": the files whose covers hold text. */
+static int check_entry(struct dm_buf *part, const struct dm_plan *plan, const char *text)
+{
+    size_t named = 0;
+    size_t more = 0;
+    int rc = dm_buf_puts(part, "- [ ] ");
+
+    if (!rc) {
+        rc = put_md_text(part, text, BODY_CHECK_BYTES);
+    }
+    if (!rc) {
+        rc = dm_buf_puts(part, " \xe2\x86\x92 "); /* → */
+    }
+    for (size_t i = 0; !rc && i < plan->count; i++) {
+        const struct dm_plan_item *it = &plan->items[i];
+        int hit = 0;
+        for (size_t k = 0; k < it->n_covers && !hit; k++) {
+            hit = strcmp(it->covers[k], text) == 0;
+        }
+        if (!hit) {
+            continue;
+        }
+        if (named == BODY_CHECK_FILES) {
+            more++;
+            continue;
+        }
+        rc = dm_buf_puts(part, named ? ", `" : "`");
+        if (!rc) {
+            rc = put_md_path(part, it->path, MD_PATH_BYTES);
+        }
+        if (!rc) {
+            rc = dm_buf_puts(part, "`");
+        }
+        named++;
+    }
+    if (!rc && more) {
+        rc = dm_buf_printf(part, " and %zu more", more);
+    }
+    if (!rc && named == 0) {
+        rc = dm_buf_puts(part, "_no file_");
+    }
+    if (!rc) {
+        rc = dm_buf_puts(part, "\n");
+    }
+    return rc;
+}
+
+/* Every requirement, route, component and database item of the spec, and the files that
+ * implement it (from the plan's covers). */
+static int checklist(struct dm_buf *part, const struct dm_plan *plan, const struct dm_spec *spec)
+{
+    const struct {
+        const char *name;
+        const struct dm_spec_list *list;
+    } cats[] = {{"Requirements", &spec->requirements},
+                {"API routes", &spec->api_routes},
+                {"UI components", &spec->ui_components},
+                {"Database", &spec->db_changes}};
+    int rc = 0;
+
+    for (size_t c = 0; c < sizeof(cats) / sizeof(cats[0]) && !rc; c++) {
+        const struct dm_spec_list *l = cats[c].list;
+        if (l->count == 0) {
+            continue;
+        }
+        rc = dm_buf_printf(part, "%s**%s**\n\n", part->len ? "\n" : "", cats[c].name);
+        for (size_t i = 0; i < l->count && !rc; i++) {
+            if (i == BODY_CHECK_ITEMS) {
+                rc = dm_buf_printf(part, "- " ELLIPSIS " and %zu more\n", l->count - i);
+                break;
+            }
+            rc = check_entry(part, plan, l->items[i].text);
+        }
+    }
+    return rc;
+}
+
+/* "- `<path>` (created, <kind>): <description>[ Exports: <exports>.]\n", or "(edited)". */
+static int file_line(struct dm_buf *part, const struct dm_plan_item *it)
+{
+    int rc = dm_buf_puts(part, "- `");
+
+    if (!rc) {
+        rc = put_md_path(part, it->path, MD_PATH_BYTES);
+    }
+    if (!rc) {
+        rc = it->kind == DM_PLAN_KIND_EDIT
+                 ? dm_buf_puts(part, "` (edited)")
+                 : dm_buf_printf(part, "` (created, %s)", dm_plan_kind_name(it->kind));
+    }
+    if (!rc && it->description && *it->description) {
+        rc = dm_buf_puts(part, ": ");
+        if (!rc) {
+            rc = put_md_text(part, it->description, BODY_FILE_DESC_BYTES);
+        }
+    }
+    if (!rc && it->exports && *it->exports) {
+        rc = dm_buf_puts(part, ". Exports: ");
+        if (!rc) {
+            rc = put_md_text(part, it->exports, BODY_FILE_EXPORTS_BYTES);
+        }
+    }
+    if (!rc) {
+        rc = dm_buf_puts(part, "\n");
+    }
+    return rc;
+}
+
+/* The overview, the requirements and the files, each a section of its own. */
+static int plan_sections(struct dm_buf *body, struct dm_buf *part, const struct dm_plan *plan,
+                         const struct dm_spec *spec)
+{
+    int rc = 0;
+
+    dm_buf_reset(part);
+    if (spec && *spec->overview) {
+        rc = dm_text_put_chars(part, spec->overview, strlen(spec->overview), BODY_OVERVIEW_CHARS);
+        if (!rc) {
+            rc = section(body, "Overview", part->data, BODY_OVERVIEW_CHARS * 4 + 4);
+        }
+    }
+    dm_buf_reset(part);
+    if (spec && plan_has_covers(plan)) {
+        rc = checklist(part, plan, spec);
+        if (!rc && part->len) {
+            rc = section(body, "Checklist", part->data, BODY_CHECK_MAX);
+        }
+    } else {
+        rc = requirements(part, spec);
+        if (!rc && part->len) {
+            rc = section(body, "Requirements", part->data, BODY_REQ_MAX);
+        }
     }
     dm_buf_reset(part);
     for (size_t i = 0; !rc && i < plan->count; i++) {
-        rc = dm_buf_printf(part, "- `%s` (%s)\n", plan->items[i].path,
-                           dm_plan_kind_name(plan->items[i].kind));
+        rc = file_line(part, &plan->items[i]);
     }
     if (!rc && part->len) {
         rc = section(body, "Files changed", part->data, BODY_FILES_MAX);
@@ -130,7 +274,10 @@ static int result_sections(struct dm_buf *body, const struct dm_prbody *in)
     int rc = 0;
 
     dm_buf_init(&part, BODY_PART_MAX);
-    if (in->validation) {
+    if (in->verification && *in->verification) {
+        rc = section(body, "Verification", in->verification, BODY_VERIFICATION_MAX);
+    }
+    if (!rc && in->validation) {
         rc = dm_prbody_validation(in->validation, &part);
         rc = rc == DM_ERR_LIMIT ? 0 : rc;
         if (!rc) {
@@ -173,6 +320,15 @@ char *dm_prbody_render(const struct dm_prbody *in)
     }
     if (!rc) {
         rc = dm_buf_puts(&body, "\n");
+    }
+    if (!rc && in->plan->stack && *in->plan->stack) {
+        rc = dm_buf_puts(&body, "**Stack**: ");
+        if (!rc) {
+            rc = put_md_text(&body, in->plan->stack, BODY_STACK_BYTES);
+        }
+        if (!rc) {
+            rc = dm_buf_puts(&body, "\n");
+        }
     }
     if (!rc) {
         rc = plan_sections(&body, &part, in->plan, in->spec);

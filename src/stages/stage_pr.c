@@ -1,7 +1,9 @@
 /*
  * stage_pr: the pull request stage. Finds or opens the job's pull request on GitHub (forge),
- * with the body rendered by prbody from the plan, the spec, the scan's validation warnings, the
- * review's verdict and findings, and the job's spend. Records `pr_url` and a `pr_open` event.
+ * with the body rendered by prbody from the plan (its files, their contract and the spec items
+ * they cover, the detected stack), the spec, the scan's validation warnings, the review's verdict
+ * and findings, and the job's spend. (The body's verification part, the whole-change checks, is
+ * left out until a stage records it.) Records `pr_url` and a `pr_open` event.
  * Dry runs and jobs whose pull request is already recorded pass at once.
  * Owns struct pr_state (the GitHub call in flight). Loop thread only.
  */

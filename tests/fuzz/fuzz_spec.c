@@ -1,5 +1,7 @@
 /*
- * libFuzzer target: spec → plan → prompts → PR body → plan JSON round trip, plus the reply
+ * libFuzzer target: spec → plan (without a base, and in a Hono + React + SQL repository's
+ * conventions: every spec item covered, edits only of the base's files) → prompts → PR body →
+ * plan JSON round trip, plus the reply
  * unwrapper and the repair prompt on the same bytes. Each input is run twice: as is (binary is
  * refused early) and sanitised to UTF-8 text, so the Markdown walk sees every mutation. Checks
  * the invariants the engine relies on and frees everything (ASan reports leaks).
@@ -12,6 +14,7 @@
 #include "dream/domain/plan.h"
 #include "dream/domain/prbody.h"
 #include "dream/domain/prompt.h"
+#include "dream/domain/repo.h"
 #include "dream/domain/spec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -72,6 +75,63 @@ static void check_plan(const struct dm_plan *p)
     }
 }
 
+/* The base of every repository-aware plan: made once, never freed (the fuzzer's lifetime). */
+static const struct dm_repo *fixture_repo(void)
+{
+    static const char *const tree[] = {"package.json", "src/index.ts", "src/routes/users.ts",
+                                       "src/components/index.ts", "migrations/0001_init.sql"};
+    static struct dm_repo *r;
+
+    if (r) {
+        return r;
+    }
+    r = calloc(1, sizeof(*r));
+    CHECK(r);
+    r->n_tree = sizeof(tree) / sizeof(tree[0]);
+    r->tree = calloc(r->n_tree, sizeof(*r->tree));
+    CHECK(r->tree);
+    for (size_t i = 0; i < r->n_tree; i++) {
+        r->tree[i].path = strdup(tree[i]);
+        CHECK(r->tree[i].path);
+    }
+    r->stack.http = DM_REPO_HTTP_HONO;
+    r->stack.ui = DM_REPO_UI_REACT;
+    r->stack.db = DM_REPO_DB_SQL;
+    r->stack.test = DM_REPO_TEST_VITEST;
+    r->stack.typescript = 1;
+    r->stack.entry = strdup("src/index.ts");
+    r->stack.barrel = strdup("src/components/index.ts");
+    r->stack.migration_width = 4;
+    r->stack.last_migration = 1;
+    CHECK(r->stack.entry && r->stack.barrel);
+    return r;
+}
+
+/* Every item of the spec is covered by a file; edits name files of the base. */
+static void check_repo_plan(const struct dm_plan *p, const struct dm_spec *spec,
+                            const struct dm_repo *r)
+{
+    const struct dm_spec_list *lists[] = {&spec->requirements, &spec->api_routes,
+                                          &spec->ui_components, &spec->db_changes};
+
+    check_plan(p);
+    CHECK(p->stack != NULL);
+    for (size_t i = 0; i < p->count; i++) {
+        CHECK(p->items[i].kind != DM_PLAN_KIND_EDIT || dm_repo_has(r, p->items[i].path));
+    }
+    for (size_t l = 0; l < 4; l++) {
+        for (size_t i = 0; i < lists[l]->count; i++) {
+            int found = 0;
+            for (size_t k = 0; k < p->count && !found; k++) {
+                for (size_t c = 0; c < p->items[k].n_covers && !found; c++) {
+                    found = strcmp(p->items[k].covers[c], lists[l]->items[i].text) == 0;
+                }
+            }
+            CHECK(found);
+        }
+    }
+}
+
 /* md[0..len) is the spec; cstr is NUL-terminated text used for the optional sections. */
 static void run(const char *md, size_t len, const char *cstr, const struct dm_spec_limits *lim)
 {
@@ -115,6 +175,19 @@ static void run(const char *md, size_t len, const char *cstr, const struct dm_sp
     CHECK(json2 && strcmp(json, json2) == 0);
     if (dm_plan_branch_alt(&alt, plan, cstr, &err) == 0) {
         CHECK(dm_refname_valid(alt));
+    }
+    {
+        /* The same spec in a repository's conventions. */
+        const struct dm_repo *r = fixture_repo();
+        struct dm_plan *rp = NULL;
+        char *rb;
+        CHECK(dm_plan_build(&rp, spec, NULL, r, &err) == 0);
+        check_repo_plan(rp, spec, r);
+        rb = dm_prbody_render(
+            &(struct dm_prbody){.plan = rp, .spec = spec, .job_id = cstr, .verification = cstr});
+        CHECK(rb && strlen(rb) < DM_PR_BODY_MAX);
+        free(rb);
+        dm_plan_free(rp);
     }
 out:
     free(alt);

@@ -51,9 +51,9 @@ Test(e2e, redis_cli_xadd_becomes_a_pull_request)
     cr_assert_not_null(files, "branch exists");
     cr_assert_not_null(strstr(files, "README.md"), "base files kept: %s", files);
     cr_assert_not_null(strstr(files, "docs/dream-specs/todo-api.md"), "%s", files);
-    cr_assert_not_null(strstr(files, "src/routes/get-todos-lists-todos.ts"), "%s", files);
-    cr_assert_not_null(strstr(files, "src/components/todolist-component.tsx"), "%s", files);
-    cr_assert_not_null(strstr(files, "migrations/todos-table.sql"), "%s", files);
+    cr_assert_not_null(strstr(files, "src/routes/todos.ts"), "%s", files);
+    cr_assert_not_null(strstr(files, "src/components/TodoList.tsx"), "%s", files);
+    cr_assert_not_null(strstr(files, "migrations/0001_create_todos.sql"), "%s", files);
     statuses = dmt_world_statuses(&world, "xadd-1");
     /* The documented order: started, planning, planned, then per file writing ... generated,
      * testing, pushing, pr_open, complete. */

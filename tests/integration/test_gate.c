@@ -40,7 +40,7 @@ TestSuite(gate, .init = setup, .fini = teardown, .timeout = 240);
 /* A spec whose one database item the fake answers with a destructive migration. */
 #define DROP_SPEC                                                                                  \
     "# Drop Users\n\nRetire the legacy accounts.\n\n## Database\n- legacy users table\n"
-#define DROP_PATH "migrations/legacy-users-table.sql"
+#define DROP_PATH "migrations/0001_create_users.sql"
 #define DROP_SQL "-- retire the legacy table\nDROP TABLE users;\n"
 
 /* Secrets the fake writes into generated files (test values of the real shapes). */
@@ -49,8 +49,8 @@ TestSuite(gate, .init = setup, .fini = teardown, .timeout = 240);
 #define SECRET_SPEC                                                                                \
     "# Keys API\n\nLists keys.\n\n## API\n- GET /keys returns keys\n\n## UI\n- KeyList "           \
     "component\n"
-#define SECRET_ROUTE "src/routes/get-keys-returns-keys.ts"
-#define SECRET_COMPONENT "src/components/keylist-component.tsx"
+#define SECRET_ROUTE "src/routes/keys.ts"
+#define SECRET_COMPONENT "src/components/KeyList.tsx"
 
 /* ---- helpers ---- */
 
@@ -515,9 +515,9 @@ Test(gate, planner_trust_is_a_dry_run_with_no_branch_and_no_pr)
     cr_assert_null(cJSON_GetObjectItem(ev, "prUrl"));
     cJSON_Delete(ev);
     /* It did plan and generate (artifacts stored) ... */
-    cr_assert_eq(dmt_fakeor_path_count(&world.llm, "src/routes/get-todos-lists-todos.ts"), 1);
-    cr_assert_eq(dmt_fakeor_path_count(&world.llm, "src/components/todolist-component.tsx"), 1);
-    cr_assert_eq(dmt_fakeor_path_count(&world.llm, "migrations/todos-table.sql"), 1);
+    cr_assert_eq(dmt_fakeor_path_count(&world.llm, "src/routes/todos.ts"), 1);
+    cr_assert_eq(dmt_fakeor_path_count(&world.llm, "src/components/TodoList.tsx"), 1);
+    cr_assert_eq(dmt_fakeor_path_count(&world.llm, "migrations/0001_create_todos.sql"), 1);
     r = redisCommand(world.rc, "HLEN dream:job:planner-1:files");
     cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer >= 3, "generated files stored");
     freeReplyObject(r);

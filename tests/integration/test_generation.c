@@ -181,15 +181,23 @@ static char *one_route_spec(const char *title, const char *marker)
     return s;
 }
 
-/* A spec with n API routes (paths unique to the title). */
+/* A spec with n API routes, each of its own resource, so one file each (paths unique to the
+ * title). */
 static char *routes_spec(const char *title, int n)
 {
     struct dm_buf b;
+    char res[64];
+    size_t k = 0;
+
+    for (const char *t = title; *t && k + 1 < sizeof(res); t++) {
+        res[k++] = (*t >= 'A' && *t <= 'Z') ? (char)(*t - 'A' + 'a') : (*t == ' ' ? '-' : *t);
+    }
+    res[k] = '\0';
     dm_buf_init(&b, 0);
     dm_buf_printf(&b, "# %s\n\nA service with many routes.\n\n## API\n", title);
     for (int i = 0; i < n; i++) {
-        /* The title is in the item so that two jobs never share a path. */
-        dm_buf_printf(&b, "- GET /%s/%d returns item number %d\n", title, i + 1, i + 1);
+        /* The title is in the resource so that two jobs never share a path. */
+        dm_buf_printf(&b, "- GET /%s-%d returns item number %d\n", res, i + 1, i + 1);
     }
     return dm_buf_detach(&b);
 }

@@ -39,9 +39,9 @@ TestSuite(push, .init = setup, .fini = teardown, .timeout = 300);
 /* The default job's generated files (dmt_world_job with spec NULL), sorted. */
 static const char *const generated[] = {
     "docs/dream-specs/todo-api.md",
-    "migrations/todos-table.sql",
-    "src/components/todolist-component.tsx",
-    "src/routes/get-todos-lists-todos.ts",
+    "migrations/0001_create_todos.sql",
+    "src/components/TodoList.tsx",
+    "src/routes/todos.ts",
 };
 
 /* ---- helpers ---- */

@@ -138,7 +138,7 @@ Test(review, model_planner_plans_from_the_spec_and_the_tree)
     cr_assert_not_null(strstr(files, "src/components/todo-list.tsx"), "%s", files);
     cr_assert_not_null(strstr(files, "docs/dream-specs/todo-api.md"), "spec doc first: %s", files);
     cr_assert_null(strstr(files, "outside"), "%s", files);
-    cr_assert_null(strstr(files, "get-todos-lists-todos"), "not the rule plan: %s", files);
+    cr_assert_null(strstr(files, "src/routes/todos.ts"), "not the rule plan: %s", files);
     free(files);
 }
 
@@ -156,7 +156,7 @@ Test(review, model_planner_garbage_falls_back_to_the_rules)
     cr_assert(dmt_world_wait_status(&world, "pl-2", "complete,failed,paused_approval", 60000));
     files = dmt_world_branch_files(&world, "dream/todo-api");
     cr_assert_not_null(files);
-    cr_assert_not_null(strstr(files, "src/routes/get-todos-lists-todos.ts"), "%s", files);
+    cr_assert_not_null(strstr(files, "src/routes/todos.ts"), "%s", files);
     free(files);
     cr_assert_gt(dmt_count_in_file(rep.log, "model planner not used"), 0, "log %s", rep.log);
 }
@@ -166,11 +166,11 @@ Test(review, revise_round_regenerates_the_files_the_reviewer_commented_on)
     struct dmt_replica rep;
     const char *extra[] = {"--review-revise", NULL};
     char *job = dmt_world_job("rv-revise", NULL, NULL, 200000, 5.0);
-    const char *route = "src/routes/get-todos-lists-todos.ts";
+    const char *route = "src/routes/todos.ts";
     char *statuses;
 
     set_review_reply("{\"decision\":\"proceed\",\"risk\":\"low\",\"summary\":\"fine with one "
-                     "fix\",\"comments\":[{\"path\":\"src/routes/get-todos-lists-todos.ts\","
+                     "fix\",\"comments\":[{\"path\":\"src/routes/todos.ts\","
                      "\"comment\":\"validate the query string\"}]}");
     dmt_world_replica(&world, &rep, "reviser", extra);
     free(dmt_submit(world.rc, job));
@@ -182,7 +182,7 @@ Test(review, revise_round_regenerates_the_files_the_reviewer_commented_on)
     cr_assert_not_null(strstr(statuses, "pr_open,complete"), "%s", statuses);
     free(statuses);
     cr_assert_eq(dmt_fakeor_path_count(&world.llm, route), 2, "the commented file twice");
-    cr_assert_eq(dmt_fakeor_path_count(&world.llm, "src/components/todolist-component.tsx"), 1,
+    cr_assert_eq(dmt_fakeor_path_count(&world.llm, "src/components/TodoList.tsx"), 1,
                  "the others once");
     cr_assert_gt(dmt_count_in_file(rep.log, "revise round: 1 file"), 0);
 }

@@ -15,6 +15,7 @@
 #include "dream/core/buf.h"
 #include "dream/domain/plan.h"
 #include "dream/domain/planner.h"
+#include "dream/domain/repo.h"
 #include "dream/domain/safety.h"
 #include "dream/domain/spec.h"
 
@@ -392,13 +393,15 @@ Test(planner, response_format_shape)
     items = cJSON_GetObjectItem(
         cJSON_GetObjectItem(cJSON_GetObjectItem(schema, "properties"), "files"), "items");
     cr_assert_not_null(items);
-    cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(items, "required")), 3);
+    cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(items, "required")), 6);
     cr_expect(cJSON_IsFalse(cJSON_GetObjectItem(items, "additionalProperties")));
     en = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(items, "properties"), "kind"),
                              "enum");
-    cr_assert_eq(cJSON_GetArraySize(en), 4);
+    cr_assert_eq(cJSON_GetArraySize(en), 6);
     cr_expect_str_eq(cJSON_GetArrayItem(en, 0)->valuestring, "route");
     cr_expect_str_eq(cJSON_GetArrayItem(en, 3)->valuestring, "file");
+    cr_expect_str_eq(cJSON_GetArrayItem(en, 4)->valuestring, "test");
+    cr_expect_str_eq(cJSON_GetArrayItem(en, 5)->valuestring, "edit");
     cJSON_Delete(rf);
 }
 
@@ -497,5 +500,208 @@ Test(planner, prompt_tree_caps)
     free(paths);
     free(tree);
     free(longp);
+    dm_spec_free(s);
+}
+
+/* ---- the base of the change ------------------------------------------------------------- */
+
+static struct dm_repo *fixture_repo(void)
+{
+    static const char *const tree[] = {"package.json", "src/index.ts", "src/routes/users.ts",
+                                       "src/components/index.ts", "migrations/0001_init.sql"};
+    struct dm_repo *r = calloc(1, sizeof(*r));
+
+    r->n_tree = sizeof(tree) / sizeof(tree[0]);
+    r->tree = calloc(r->n_tree, sizeof(*r->tree));
+    for (size_t i = 0; i < r->n_tree; i++) {
+        r->tree[i].path = strdup(tree[i]);
+    }
+    r->stack.http = DM_REPO_HTTP_HONO;
+    r->stack.ui = DM_REPO_UI_REACT;
+    r->stack.db = DM_REPO_DB_SQL;
+    r->stack.test = DM_REPO_TEST_VITEST;
+    r->stack.typescript = 1;
+    r->stack.entry = strdup("src/index.ts");
+    r->stack.barrel = strdup("src/components/index.ts");
+    r->stack.routes_dir = strdup("src/routes/");
+    r->stack.components_dir = strdup("src/components/");
+    r->stack.migrations_dir = strdup("migrations/");
+    r->stack.migration_width = 4;
+    r->stack.last_migration = 1;
+    return r;
+}
+
+Test(planner, prompt_carries_the_stack_conventions_and_rules_plan)
+{
+    struct dm_spec *s = spec_of(spec_md);
+    struct dm_repo *r = fixture_repo();
+    struct dm_planner_prompt *p = NULL;
+    struct dm_planner_opts o = DM_PLANNER_OPTS_INIT;
+    struct dm_error err;
+
+    o.repo = r;
+    cr_assert_eq(dm_planner_prompt_build(&p, s, NULL, 0, &o, &err), 0, "%s", err.msg);
+    cr_expect(strstr(p->system, "- edit: an existing file of the repository") != NULL, "%s",
+              p->system);
+    cr_expect(strstr(p->user,
+                     "\nRepository files on the base branch (5):\npackage.json\nsrc/index.ts\n"
+                     "src/routes/users.ts\nsrc/components/index.ts\nmigrations/0001_init.sql\n"
+                     "\nDetected stack: Hono + React + SQL migrations (TypeScript, Vitest)\n"
+                     "\nConventions of this repository:\n"
+                     "- routes: src/routes/\n"
+                     "- components: src/components/ (PascalCase file names)\n"
+                     "- migrations: migrations/ (numbered, 4 digits; the highest is 1)\n"
+                     "- tests: next to the module they test\n"
+                     "- entry (mounts the route modules): src/index.ts\n"
+                     "- components' index (re-exports them): src/components/index.ts\n"
+                     "\nA plan in these conventions (follow it unless the spec needs "
+                     "otherwise):\n"
+                     "- route src/routes/todos.ts: exports default: a Hono app with GET /todos, "
+                     "POST /todos; mounted at /todos by src/index.ts\n"
+                     "- component src/components/Todo.tsx: exports named export Todo "
+                     "(React component); re-exported by src/components/index.ts\n"
+                     "- migration migrations/0002_create_todos.sql; applied in order after the "
+                     "existing migrations\n"
+                     "- test src/routes/todos.test.ts; run by Vitest\n"
+                     "- edit src/index.ts; the app's entry: every existing export and route "
+                     "registration stays\n"
+                     "- edit src/components/index.ts; the components' index: every existing "
+                     "export stays\n"
+                     "\nPropose the files of this change as JSON.\n") != NULL,
+              "%s", p->user);
+    dm_planner_prompt_free(p);
+    dm_repo_free(r);
+    dm_spec_free(s);
+}
+
+Test(planner, edits_only_of_existing_files_and_the_contract)
+{
+    struct dm_spec *s = spec_of(spec_md);
+    struct dm_repo *r = fixture_repo();
+    struct dm_planner_opts o = DM_PLANNER_OPTS_INIT;
+    struct dm_plan *p = NULL;
+    struct dm_plan *q = NULL;
+    struct dm_error err;
+    char *notes = NULL;
+    char *json;
+    const char *reply =
+        "{\"files\":["
+        "{\"path\":\"src/routes/todos.ts\",\"kind\":\"route\",\"description\":\"todos\","
+        "\"exports\":\"default: a Hono app\\nwith GET /todos\",\"usage\":\"mounted at /todos\","
+        "\"covers\":[\"GET /todos\",\"POST /todos\",\"made up\",3,\"GET /todos\"]},"
+        "{\"path\":\"src/index.ts\",\"kind\":\"edit\",\"description\":\"mount todos\","
+        "\"exports\":\"\",\"usage\":7,\"covers\":\"x\"},"
+        "{\"path\":\"src/app.ts\",\"kind\":\"edit\",\"description\":\"not there\"},"
+        "{\"path\":\"src/routes/users.ts\",\"kind\":\"route\",\"description\":\"users\"},"
+        "{\"path\":\"src/routes/todos.test.ts\",\"kind\":\"test\",\"description\":\"tests\"}"
+        "]}";
+
+    o.repo = r;
+    cr_assert_eq(plan_reply(&p, &notes, s, reply, &o, &err), 0, "%s", err.msg);
+    cr_assert_eq(p->count, 5);
+    cr_expect_str_eq(p->stack, "Hono + React + SQL migrations (TypeScript, Vitest)");
+    cr_expect_str_eq(p->items[1].exports, "default: a Hono app with GET /todos");
+    cr_expect_str_eq(p->items[1].usage, "mounted at /todos");
+    /* The model's covers that are spec items, once each; then the requirement (dm_plan_cover). */
+    cr_assert_eq(p->items[1].n_covers, 3);
+    cr_expect_str_eq(p->items[1].covers[0], "GET /todos");
+    cr_expect_str_eq(p->items[1].covers[1], "POST /todos");
+    cr_expect_str_eq(p->items[1].covers[2], "Todos have a title");
+    cr_expect_eq(p->items[2].kind, DM_PLAN_KIND_EDIT);
+    cr_expect_null(p->items[2].exports);
+    cr_expect_null(p->items[2].usage);
+    for (size_t k = 0; k < p->items[2].n_covers; k++) {
+        cr_expect_str_neq(p->items[2].covers[k], "x");
+    }
+    /* An existing file proposed as a route is an edit of it. */
+    cr_expect_str_eq(p->items[3].path, "src/routes/users.ts");
+    cr_expect_eq(p->items[3].kind, DM_PLAN_KIND_EDIT);
+    cr_expect_eq(p->items[4].kind, DM_PLAN_KIND_TEST);
+    cr_assert_not_null(notes);
+    cr_expect(strstr(notes, "files[2] \"src/app.ts\": an edit of a file the base does not have"),
+              "%s", notes);
+    /* The job hash's round trip keeps the contract. */
+    json = dm_plan_to_json(p);
+    cr_assert_eq(dm_plan_from_json(&q, json, &err), 0, "%s", err.msg);
+    cr_expect_str_eq(q->items[1].exports, p->items[1].exports);
+    cr_expect_eq(q->items[1].n_covers, 3);
+    free(json);
+    free(notes);
+    dm_plan_free(q);
+    dm_plan_free(p);
+
+    /* Without a known base, no edit is trusted. */
+    o.repo = NULL;
+    cr_assert_eq(plan_reply(&p, &notes, s,
+                            "{\"files\":[{\"path\":\"src/index.ts\",\"kind\":\"edit\","
+                            "\"description\":\"mount\"},{\"path\":\"src/routes/todos.ts\","
+                            "\"kind\":\"route\",\"description\":\"todos\"}]}",
+                            &o, &err),
+                 0, "%s", err.msg);
+    cr_expect_eq(p->count, 2);
+    cr_expect_null(p->stack);
+    cr_expect(strstr(notes, "an edit, but the base is not known"), "%s", notes);
+    free(notes);
+    dm_plan_free(p);
+    dm_repo_free(r);
+    dm_spec_free(s);
+}
+
+Test(planner, knex_migrations_may_be_scripts)
+{
+    struct dm_spec *s = spec_of(spec_md);
+    struct dm_repo *r = fixture_repo();
+    struct dm_planner_opts o = DM_PLANNER_OPTS_INIT;
+    struct dm_plan *p = NULL;
+    struct dm_error err;
+    char *notes = NULL;
+    const char *reply = "{\"files\":[{\"path\":\"migrations/20240102_todos.js\",\"kind\":"
+                        "\"migration\",\"description\":\"todos\"},{\"path\":\"src/a.ts\","
+                        "\"kind\":\"file\",\"description\":\"a\"}]}";
+
+    o.repo = r;
+    cr_assert_eq(plan_reply(&p, &notes, s, reply, &o, &err), 0, "%s", err.msg);
+    cr_expect_eq(p->count, 2, "SQL repository: %s", notes ? notes : "");
+    cr_expect(strstr(notes, "a migration's path must end in .sql"), "%s", notes);
+    free(notes);
+    dm_plan_free(p);
+    r->stack.db = DM_REPO_DB_KNEX;
+    cr_assert_eq(plan_reply(&p, &notes, s, reply, &o, &err), 0, "%s", err.msg);
+    cr_expect_eq(p->count, 3);
+    cr_expect_null(notes);
+    dm_plan_free(p);
+    dm_repo_free(r);
+    dm_spec_free(s);
+}
+
+/* A model plan without covers still maps every spec item to a file: by kind and shared words. */
+Test(planner, every_spec_item_is_covered_after_parsing)
+{
+    struct dm_spec *s = spec_of(spec_md);
+    struct dm_plan *p = NULL;
+    struct dm_error err;
+    char *notes = NULL;
+    const char *reply =
+        "{\"files\":["
+        "{\"path\":\"src/routes/todos.ts\",\"kind\":\"route\",\"description\":\"todo routes\"},"
+        "{\"path\":\"src/components/TodoList.tsx\",\"kind\":\"component\",\"description\":\"the "
+        "list\"},"
+        "{\"path\":\"migrations/0001_todos.sql\",\"kind\":\"migration\",\"description\":\"the "
+        "table\"}]}";
+
+    cr_assert_eq(plan_reply(&p, &notes, s, reply, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(p->count, 4);
+    /* API items to the route module, the UI item to the component, the database item to the
+     * migration; the requirement shares "todo" with the route module only. */
+    cr_assert_eq(p->items[1].n_covers, 3);
+    cr_expect_str_eq(p->items[1].covers[0], "GET /todos");
+    cr_expect_str_eq(p->items[1].covers[1], "POST /todos");
+    cr_expect_str_eq(p->items[1].covers[2], "Todos have a title");
+    cr_assert_eq(p->items[2].n_covers, 1);
+    cr_expect_str_eq(p->items[2].covers[0], "Todo list");
+    cr_assert_eq(p->items[3].n_covers, 1);
+    cr_expect_str_eq(p->items[3].covers[0], "todos table");
+    cr_expect_eq(p->items[0].n_covers, 0);
+    dm_plan_free(p);
     dm_spec_free(s);
 }

@@ -106,9 +106,10 @@ Test(prbody, exact_body_with_every_part)
     struct dm_findings f = DM_FINDINGS_INIT;
     struct dm_review_verdict v;
     struct dm_prbody_cost cost = {1200, 0.0123, 100000, 2.5};
-    struct dm_prbody parts = {p, s, &w, &v, &f, &cost, "job-1"};
+    struct dm_prbody parts = {p, s, &w, &v, &f, &cost, "job-1", "- Type-check (tsc): passed\n"};
     char *body;
 
+    p->stack = strdup("Hono + React <19> (TypeScript)");
     dm_validate_warnings_init(&w);
     warn(&w, "a`b.ts", "");
     warn(&w, "m.sql", "DROP TABLE x;");
@@ -119,20 +120,32 @@ Test(prbody, exact_body_with_every_part)
     cr_assert_str_eq(body, "## Dream Machine Build\n"
                            "\n"
                            "**Spec**: Todo API\n"
+                           "**Stack**: Hono + React &lt;19&gt; (TypeScript)\n"
                            "\n"
                            "### Overview\n"
                            "\n"
                            "Todos for teams.\n"
                            "\n"
-                           "### Requirements\n"
+                           "### Checklist\n"
                            "\n"
-                           "- Create\n"
-                           "- List\n"
+                           "**Requirements**\n"
+                           "\n"
+                           "- [ ] Create \xe2\x86\x92 `src/routes/todos.ts`\n"
+                           "- [ ] List \xe2\x86\x92 `src/routes/todos.ts`\n"
+                           "\n"
+                           "**API routes**\n"
+                           "\n"
+                           "- [ ] GET /todos \xe2\x86\x92 `src/routes/todos.ts`\n"
                            "\n"
                            "### Files changed\n"
                            "\n"
-                           "- `docs/dream-specs/todo-api.md` (spec)\n"
-                           "- `src/routes/get-todos.ts` (route)\n"
+                           "- `docs/dream-specs/todo-api.md` (created, spec): Spec: Todo API\n"
+                           "- `src/routes/todos.ts` (created, route): The /todos routes: GET "
+                           "/todos. Exports: default: a Hono app with GET /todos\n"
+                           "\n"
+                           "### Verification\n"
+                           "\n"
+                           "- Type-check (tsc): passed\n"
                            "\n"
                            "### Validation\n"
                            "\n"
@@ -160,9 +173,9 @@ Test(prbody, exact_body_with_every_part)
 /* Each optional part shows its section exactly when given, and the sections keep their order. */
 Test(prbody, each_part_alone_decides_its_section)
 {
-    static const char *const headings[] = {"\n### Overview\n\n", "\n### Requirements\n\n",
-                                           "\n### Validation\n\n", "\n### Review\n\n",
-                                           "\n### Cost\n\n"};
+    static const char *const headings[] = {"\n### Overview\n\n",     "\n### Checklist\n\n",
+                                           "\n### Verification\n\n", "\n### Validation\n\n",
+                                           "\n### Review\n\n",       "\n### Cost\n\n"};
     struct dm_spec *s = parse(SPEC_MD);
     struct dm_plan *p = build(s);
     struct dm_validate_warnings w;
@@ -174,9 +187,9 @@ Test(prbody, each_part_alone_decides_its_section)
     warn(&w, "m.sql", "DROP TABLE x;");
     scan(&f, FINDINGS_PATH, FINDINGS_SQL);
     verdict(&v);
-    for (unsigned mask = 0; mask < 16; mask++) {
-        struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL};
-        int want[5];
+    for (unsigned mask = 0; mask < 32; mask++) {
+        struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+        int want[6];
         const char *prev;
         char *body;
 
@@ -185,27 +198,30 @@ Test(prbody, each_part_alone_decides_its_section)
         parts.review = (mask & 4) ? &v : NULL;
         parts.findings = &f;
         parts.cost = (mask & 8) ? &cost : NULL;
+        parts.verification = (mask & 16) ? "Type-check: passed.\n" : NULL;
         want[0] = want[1] = (mask & 1) != 0;
-        want[2] = (mask & 2) != 0;
-        want[3] = (mask & 4) != 0;
-        want[4] = (mask & 8) != 0;
+        want[2] = (mask & 16) != 0;
+        want[3] = (mask & 2) != 0;
+        want[4] = (mask & 4) != 0;
+        want[5] = (mask & 8) != 0;
         body = dm_prbody_render(&parts);
         cr_assert_not_null(body);
         cr_assert(strncmp(body, "## Dream Machine Build\n\n**Spec**: Todo API\n", 42) == 0, "%s",
                   body);
-        prev = strstr(body, "\n### Files changed\n\n- `docs/dream-specs/todo-api.md` (spec)\n"
-                            "- `src/routes/get-todos.ts` (route)\n");
+        prev = strstr(body, "\n### Files changed\n\n- `docs/dream-specs/todo-api.md` (created, "
+                            "spec): Spec: Todo API\n- `src/routes/todos.ts` (created, route): ");
         cr_assert_not_null(prev, "mask %u: %s", mask, body);
-        for (size_t i = 0; i < 5; i++) {
+        for (size_t i = 0; i < 6; i++) {
             const char *at = strstr(body, headings[i]);
             cr_expect_eq(at != NULL, want[i], "mask %u, %s", mask, headings[i] + 5);
             if (at && i >= 2) {
-                /* Results come after the files, in the order validation, review, cost. */
+                /* Results come after the files, in the order verification, validation, review,
+                 * cost. */
                 cr_expect_gt(at, prev, "mask %u: %s out of order", mask, headings[i] + 5);
                 prev = at;
             }
         }
-        cr_expect_eq(strstr(body, "drop-table") != NULL, want[3], "findings only with the review");
+        cr_expect_eq(strstr(body, "drop-table") != NULL, want[4], "findings only with the review");
         cr_expect(strstr(body, "\n---\n\n_Built by dreamd (Dream Machine) from the spec above. "
                                "Review every change before merging._\n") != NULL,
                   "mask %u: footer: %s", mask, body);
@@ -222,12 +238,13 @@ Test(prbody, plan_only)
 {
     struct dm_spec *s = parse(SPEC_MD);
     struct dm_plan *p = build(s);
-    struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     char *body = dm_prbody_render(&parts);
 
     cr_assert_str_eq(body, "## Dream Machine Build\n\n**Spec**: Todo API\n\n### Files changed\n\n"
-                           "- `docs/dream-specs/todo-api.md` (spec)\n"
-                           "- `src/routes/get-todos.ts` (route)\n\n---\n\n"
+                           "- `docs/dream-specs/todo-api.md` (created, spec): Spec: Todo API\n"
+                           "- `src/routes/todos.ts` (created, route): The /todos routes: GET "
+                           "/todos. Exports: default: a Hono app with GET /todos\n\n---\n\n"
                            "_Built by dreamd (Dream Machine) from the spec above. Review every "
                            "change before merging._\n");
     free(body);
@@ -259,7 +276,7 @@ Test(prbody, validation_none)
     struct dm_spec *s = parse(SPEC_MD);
     struct dm_plan *p = build(s);
     struct dm_validate_warnings w;
-    struct dm_prbody parts = {p, NULL, &w, NULL, NULL, NULL, NULL};
+    struct dm_prbody parts = {p, NULL, &w, NULL, NULL, NULL, NULL, NULL};
     char *body;
 
     dm_validate_warnings_init(&w);
@@ -275,7 +292,7 @@ Test(prbody, overview_and_requirements_are_cut)
     struct dm_buf md;
     struct dm_spec *s;
     struct dm_plan *p;
-    struct dm_prbody parts = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct dm_prbody parts = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     char *body;
 
     dm_buf_init(&md, 0);
@@ -289,6 +306,15 @@ Test(prbody, overview_and_requirements_are_cut)
     }
     s = parse(md.data);
     p = build(s);
+    /* A plan made before the contract: no covers, so the requirements are listed. */
+    for (size_t i = 0; i < p->count; i++) {
+        for (size_t k = 0; k < p->items[i].n_covers; k++) {
+            free(p->items[i].covers[k]);
+        }
+        free(p->items[i].covers);
+        p->items[i].covers = NULL;
+        p->items[i].n_covers = 0;
+    }
     parts.plan = p;
     parts.spec = s;
     body = dm_prbody_render(&parts);
@@ -333,10 +359,13 @@ Test(prbody, body_is_capped)
         dm_buf_puts(&md, "\n");
     }
     for (int h = 0; h < 3; h++) {
+        /* One file per item: a resource, a component, a table each. */
+        static const char *const fmt[] = {"- GET /r%d/items lists item number %d of a long list\n",
+                                          "- Widget%dView shows item number %d of a long list\n",
+                                          "- t%d table with item number %d of a long list\n"};
         dm_buf_printf(&md, "## %s\n\n", heads[h]);
         for (int i = 0; i < 200; i++) {
-            dm_buf_printf(&md, "- %s item number %d with a long enough name to fill\n", heads[h],
-                          i);
+            dm_buf_printf(&md, fmt[h], i, i);
         }
     }
     s = parse(md.data);
@@ -378,4 +407,91 @@ Test(prbody, body_is_capped)
     dm_plan_free(p);
     dm_spec_free(s);
     dm_buf_free(&md);
+}
+
+/* The checklist maps every item of the spec to its files, escapes the spec's text, names at
+ * most five files per item and lists at most 50 items per category. */
+Test(prbody, checklist_maps_every_item)
+{
+    struct dm_buf md;
+    struct dm_spec *s;
+    struct dm_plan *p;
+    struct dm_prbody parts = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    char *body;
+
+    dm_buf_init(&md, 0);
+    dm_buf_puts(&md, "# T\n\n## Requirements\n\n- Todos are <b>bold</b> | fast\n");
+    for (int i = 0; i < 55; i++) {
+        dm_buf_printf(&md, "- req %d\n", i);
+    }
+    dm_buf_puts(&md, "## API\n\n- GET /todos lists todos\n- GET /tags lists tags\n"
+                     "## UI\n\n- TodoList shows todos\n## DB\n\n- todos table\n");
+    s = parse(md.data);
+    p = build(s);
+    parts.plan = p;
+    parts.spec = s;
+    body = dm_prbody_render(&parts);
+    cr_assert(strstr(body,
+                     "\n### Checklist\n\n**Requirements**\n\n"
+                     "- [ ] Todos are bold \\| fast \xe2\x86\x92 `src/routes/todos.ts`, "
+                     "`src/components/TodoList.tsx`, `migrations/0001_create_todos.sql`\n"
+                     "- [ ] req 0 \xe2\x86\x92 `src/routes/todos.ts`, `src/routes/tags.ts`\n"),
+              "%s", body);
+    cr_assert(strstr(body,
+                     "- [ ] req 48 \xe2\x86\x92 `src/routes/todos.ts`, `src/routes/tags.ts`\n"
+                     "- \xe2\x80\xa6 and 6 more\n\n**API routes**\n\n"
+                     "- [ ] GET /todos lists todos \xe2\x86\x92 `src/routes/todos.ts`\n"
+                     "- [ ] GET /tags lists tags \xe2\x86\x92 `src/routes/tags.ts`\n\n"
+                     "**UI components**\n\n"
+                     "- [ ] TodoList shows todos \xe2\x86\x92 `src/components/TodoList.tsx`\n\n"
+                     "**Database**\n\n"
+                     "- [ ] todos table \xe2\x86\x92 `migrations/0001_create_todos.sql`\n\n"
+                     "### Files changed\n\n"),
+              "%s", body);
+    cr_assert_null(strstr(body, "_no file_"));
+    free(body);
+    /* An item no file covers says so; a file list is cut after five. */
+    for (size_t i = 0; i < p->count; i++) {
+        for (size_t k = 0; k < p->items[i].n_covers; k++) {
+            if (strcmp(p->items[i].covers[k], "GET /tags lists tags") == 0) {
+                p->items[i].covers[k][0] = 'X';
+            }
+        }
+    }
+    body = dm_prbody_render(&parts);
+    cr_assert(strstr(body, "- [ ] GET /tags lists tags \xe2\x86\x92 _no file_\n"), "%s", body);
+    free(body);
+    dm_plan_free(p);
+    dm_spec_free(s);
+    dm_buf_free(&md);
+}
+
+/* An edit says so, and the verification part is capped like every other. */
+Test(prbody, edits_and_verification_cap)
+{
+    struct dm_spec *s = parse(SPEC_MD);
+    struct dm_plan *p = build(s);
+    struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct dm_buf v;
+    char *body;
+
+    p->items[1].kind = DM_PLAN_KIND_EDIT;
+    free(p->items[1].description);
+    p->items[1].description = strdup("Mount `todos` & keep every line");
+    dm_buf_init(&v, 0);
+    for (int i = 0; i < 2000; i++) {
+        dm_buf_printf(&v, "- `src/x%d.ts:%d`: error TS2305\n", i, i);
+    }
+    parts.verification = v.data;
+    body = dm_prbody_render(&parts);
+    cr_assert(strstr(body, "- `src/routes/todos.ts` (edited): Mount `todos` &amp; keep every "
+                           "line. Exports: default: a Hono app with GET /todos\n"),
+              "%s", body);
+    cr_assert(strstr(body, "\n### Verification\n\n- `src/x0.ts:0`: error TS2305\n"), "%s", body);
+    cr_assert(strstr(body, "_(truncated)_"));
+    cr_assert_lt(strlen(body), 8 * 1024 + 2048);
+    free(body);
+    dm_buf_free(&v);
+    dm_plan_free(p);
+    dm_spec_free(s);
 }

@@ -1,6 +1,8 @@
 /*
  * planner: the optional LLM planner's pure half — the request that asks a model for the file
- * plan (from the parsed spec and the base branch's file tree), its response_format, and the
+ * plan (from the parsed spec, the base branch's file tree and, when the base was read
+ * (opts->repo), its detected stack, its conventions and the rules' plan in them), its
+ * response_format, and the
  * parser that turns the model's JSON into a struct dm_plan (plan.h) that passes the same path
  * rules and limits as generated files (safety.h). When the model is not configured, the call
  * fails or dm_planner_parse() refuses the reply, the caller uses the rule planner
@@ -10,13 +12,20 @@
  * document, kind spec), followed by the model's files in the model's order. Every proposed file
  * is checked:
  *   - an object with string "path", "kind" and "description";
- *   - kind route, component, migration or file (ASCII case-insensitive; "spec" is refused:
- *     the spec document is always added by the planner itself); a migration's path ends in
- *     ".sql";
+ *   - kind route, component, migration, test, edit or file (ASCII case-insensitive; "spec" is
+ *     refused: the spec document is always added by the planner itself); a migration's path
+ *     ends in ".sql" (or ".js"/".ts" when the base's database is Knex);
+ *   - an edit names a file of the base's tree (opts->repo; without it no edit is accepted); a
+ *     file of another kind at a path the base has becomes an edit of it;
  *   - the path passes dm_safety_check_path() with the caller's policy (relative, no "..",
  *     no ".git", under an allowed root, …);
  *   - the description is not blank (control characters become spaces, cut to
  *     DM_PLANNER_DESC_MAX bytes with "…").
+ * Optional members, never a reason to refuse: "exports" and "usage" (strings, cleaned to one
+ * line; empty: none) and "covers" (only the strings that are exactly the text of a spec item are
+ * kept, once each; at most DM_PLAN_MAX_COVERS). plan->stack is dm_stack_describe() of
+ * opts->repo's stack, or NULL. Then every spec item that no file covers is covered through
+ * dm_plan_cover() (plan.h), so that the PR's checklist maps every item.
  * A file failing a check is INVALID. Duplicates (a path proposed twice, or the spec document's
  * path) are dropped, the later one; files past the policy's file limit (max_files, counting the
  * spec document) are dropped.
@@ -36,6 +45,8 @@
 #include "dream/domain/safety.h"
 #include "dream/domain/spec.h"
 
+struct dm_repo;
+
 /* The planner call. DREAM_MODEL (the generation model) is the intended model. */
 #define DM_PLANNER_MAX_TOKENS 4096
 #define DM_PLANNER_TEMPERATURE 0.2
@@ -48,16 +59,20 @@
 #define DM_PLANNER_REPLY_MAX (256 * 1024) /* bytes of a reply dm_planner_parse() accepts */
 #define DM_PLANNER_DESC_MAX 2000          /* bytes of a description kept */
 #define DM_PLANNER_NOTES_MAX 4000         /* bytes of the notes (then "…") */
+#define DM_PLANNER_RULES_ITEMS 100        /* files of the rules' plan shown in the prompt */
 
 /* Options; borrowed for each call. Initialise with DM_PLANNER_OPTS_INIT. */
 struct dm_planner_opts {
     const char *branch_prefix;             /* NULL = DM_PLAN_DEFAULT_PREFIX (as dm_plan_build) */
     const struct dm_safety_policy *policy; /* NULL = the defaults (roots, max_files) */
     int allow_workflows;                   /* passed to dm_safety_check_path() */
+    const struct dm_repo *repo; /* the base of the change (repo.h), or NULL when not read: the
+                                   prompt shows its stack, conventions and the rules' plan in
+                                   them; the parser allows edits of its files only */
 };
 #define DM_PLANNER_OPTS_INIT                                                                       \
     {                                                                                              \
-        NULL, NULL, 0                                                                              \
+        NULL, NULL, 0, NULL                                                                        \
     }
 
 /* The planner's messages. Both malloc'd, owned by the struct. */
@@ -78,8 +93,18 @@ struct dm_planner_prompt {
  *                                            its context indented two spaces; "- … and N more")
  *   "\nRepository files on the base branch (N):\n" <path per line> ["… and N more\n"]  or
  *   "\nRepository files on the base branch: none (empty repository).\n"
+ *   [with opts->repo: "\nDetected stack: <dm_stack_describe>\n\nConventions of this
+ *    repository:\n" "- routes: <dir>\n", "- components: <dir> (PascalCase|kebab-case file
+ *    names)\n", "- migrations: <dir> (numbered, W digits; the highest is N | timestamped; the
+ *    latest is N)\n", "- tests: <dir>\n" or "- tests: next to the module they test\n" (with a
+ *    test runner), "- entry (mounts the route modules): <path>\n", "- components' index
+ *    (re-exports them): <path>\n" (each when known), then "\nA plan in these conventions
+ *    (follow it unless the spec needs otherwise):\n" and "- <kind> <path>[: exports <exports>]
+ *    [; <usage>]\n" per file of dm_plan_build(spec, repo) but the spec document (at most
+ *    DM_PLANNER_RULES_ITEMS, then "- … and N more\n")]
  *   "\nPropose the files of this change as JSON.\n"
- * The tree (tree[0..n_tree), may be NULL with n_tree 0) is listed in the given order, at most
+ * The tree (tree[0..n_tree), may be NULL with n_tree 0; NULL with opts->repo: the repo's tree) is
+ * listed in the given order, at most
  * DM_PLANNER_TREE_PATHS paths and DM_PLANNER_TREE_BYTES bytes; paths with control bytes or
  * invalid UTF-8 are skipped. opts may be NULL (defaults). *out is the caller's
  * (dm_planner_prompt_free()). Errors: DM_ERR_INVALID (spec NULL), DM_ERR_NOMEM; *out is NULL.
@@ -96,7 +121,9 @@ void dm_planner_prompt_free(struct dm_planner_prompt *p);
  *   {"type":"json_schema","json_schema":{"name":"plan","strict":true,"schema":{"type":"object",
  *    "properties":{"files":{"type":"array","items":{"type":"object","properties":{"path":
  *    {"type":"string"},"kind":{"type":"string","enum":["route","component","migration",
- *    "file"]},"description":{"type":"string"}},"required":["path","kind","description"],
+ *    "file","test","edit"]},"description":{"type":"string"},"exports":{"type":"string"},
+ *    "usage":{"type":"string"},"covers":{"type":"array","items":{"type":"string"}}},
+ *    "required":["path","kind","description","exports","usage","covers"],
  *    "additionalProperties":false}}},"required":["files"],"additionalProperties":false}}}
  * (with a description per member). Static, valid JSON.
  */

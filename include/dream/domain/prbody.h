@@ -6,14 +6,28 @@
  *
  * Layout (every heading is added here; a part that is not given is left out):
  *   "## Dream Machine Build\n\n**Spec**: <title>\n"
+ *   ["**Stack**: <plan->stack>\n"]                               (when the plan has one)
  *   "\n### Overview\n\n"      the spec's overview, first 500 characters ("…" when cut)
- *   "\n### Requirements\n\n"  "- <requirement>\n" for the first 10, then "- … and N more\n"
- *   "\n### Files changed\n\n" "- `<path>` (<kind>)\n" per plan item
+ *   "\n### Checklist\n\n"     when the plan has covers (plan.h): per category of the spec that
+ *                             has items, "**Requirements**", "**API routes**", "**UI
+ *                             components**", "**Database**" ("\n\n" after each, a blank line
+ *                             between them), then per item
+ *                             "- [ ] <text> → `<path>`, `<path>`\n" (the files whose covers
+ *                             hold the item's text, at most 5 then " and N more"; "_no file_"
+ *                             when none); the first 50 items, then "- … and N more\n"
+ *   or "\n### Requirements\n\n" (a plan without covers) "- <requirement>\n" for the first 10,
+ *                             then "- … and N more\n"
+ *   "\n### Files changed\n\n" per plan item "- `<path>` (created, <kind>): <description>[.
+ *                             Exports: <exports>]\n", or "- `<path>` (edited): …" for an edit
+ *                             (description cut to 200 bytes, exports to 150)
+ *   "\n### Verification\n\n"  the verification part as given (Markdown)
  *   "\n### Validation\n\n"    dm_prbody_validation()
  *   "\n### Review\n\n"        dm_review_markdown()
  *   "\n### Cost\n\n"          "<tokens> tokens, $<usd> (budget <tokens> tokens, $<usd>)\n"
  *   "\n---\n\n_Built by dreamd (Dream Machine) from the spec above[, job `<id>`]. Review every
  *   change before merging._\n"
+ * Texts from the spec and the plan are escaped as Markdown prose ('<' '>' '&' as entities, '|'
+ * escaped, control bytes as spaces); paths in code spans have '`' as '\''.
  * Every part has its own cap, so the body is always shorter than DM_PR_BODY_MAX bytes; a part
  * that was cut ends in "_(truncated)_" (never inside a UTF-8 sequence).
  *
@@ -50,6 +64,8 @@ struct dm_prbody {
     const struct dm_findings *findings;            /* the review's findings; may be NULL */
     const struct dm_prbody_cost *cost;             /* NULL: no cost section */
     const char *job_id;                            /* named in the footer when set */
+    const char *verification; /* Markdown of the whole-change checks (type-check, migration
+                                 replay); NULL or "": no verification section */
 };
 
 /* Renders the body (layout above), malloc'd (free()); NULL only on NOMEM. */
