@@ -458,30 +458,58 @@ static int put_list(struct dm_buf *b, const char *heading, const struct dm_spec_
     return rc;
 }
 
-static const struct dm_spec_item *own_item(const struct dm_spec *spec,
-                                           const struct dm_plan_item *item)
+/* The spec item with this text in l, or NULL. */
+static const struct dm_spec_item *item_in(const struct dm_spec_list *l, const char *text)
 {
-    const struct dm_spec_list *l;
-
-    switch (item->kind) {
-    case DM_PLAN_KIND_ROUTE:
-        l = &spec->api_routes;
-        break;
-    case DM_PLAN_KIND_COMPONENT:
-        l = &spec->ui_components;
-        break;
-    case DM_PLAN_KIND_MIGRATION:
-        l = &spec->db_changes;
-        break;
-    default:
-        return NULL;
-    }
-    for (size_t i = 0; i < l->count; i++) {
-        if (strcmp(l->items[i].text, item->description) == 0) {
+    for (size_t i = 0; text && i < l->count; i++) {
+        if (strcmp(l->items[i].text, text) == 0) {
             return &l->items[i];
         }
     }
     return NULL;
+}
+
+/* The spec item with this text in any list that makes files, or NULL. */
+static const struct dm_spec_item *spec_item(const struct dm_spec *spec, const char *text)
+{
+    const struct dm_spec_item *it = item_in(&spec->api_routes, text);
+    if (!it) {
+        it = item_in(&spec->ui_components, text);
+    }
+    if (!it) {
+        it = item_in(&spec->db_changes, text);
+    }
+    return it;
+}
+
+/* "Details:" and the nested context of the spec items the file implements: those it covers
+ * (the plan's contract), else the one its description names (a plan of an older version). */
+static int put_details(struct dm_buf *b, const struct dm_spec *spec,
+                       const struct dm_plan_item *item)
+{
+    const struct dm_spec_item *its[32];
+    size_t n = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < item->n_covers && n < sizeof(its) / sizeof(its[0]); i++) {
+        const struct dm_spec_item *it = spec_item(spec, item->covers[i]);
+        if (it && *it->context) {
+            its[n++] = it;
+        }
+    }
+    if (!item->n_covers) {
+        const struct dm_spec_item *it = spec_item(spec, item->description);
+        if (it && *it->context) {
+            its[n++] = it;
+        }
+    }
+    if (n) {
+        rc = dm_buf_puts(b, "Details:\n");
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = put_indented(b, its[i]->context, DM_PROMPT_TASK_CONTEXT_CHARS / n, 2);
+    }
+    return rc;
 }
 
 static int put_part(struct dm_buf *b, const char *text)
@@ -738,7 +766,6 @@ static int build_user(struct dm_buf *b, const struct dm_spec *spec, const struct
                       const struct dm_plan_item *item, enum dm_prompt_kind kind,
                       const struct dm_repo *repo, const struct dm_repo_text *base)
 {
-    const struct dm_spec_item *own = own_item(spec, item);
     int rc;
 
     rc = dm_buf_printf(b, "Task: %s", task_verbs[kind]);
@@ -749,11 +776,8 @@ static int build_user(struct dm_buf *b, const struct dm_spec *spec, const struct
     if (!rc) {
         rc = dm_buf_printf(b, "\nPath: %s\n", item->path);
     }
-    if (!rc && own && *own->context) {
-        rc = dm_buf_puts(b, "Details:\n");
-        if (!rc) {
-            rc = put_indented(b, own->context, DM_PROMPT_TASK_CONTEXT_CHARS, 2);
-        }
+    if (!rc) {
+        rc = put_details(b, spec, item);
     }
     if (!rc) {
         rc = dm_buf_printf(b, "\nSpec: %s\n", spec->title);
