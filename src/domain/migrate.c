@@ -184,6 +184,25 @@ static int by_name(const void *a, const void *b)
     return c ? c : strcmp(x->path, y->path);
 }
 
+void dm_migrate_order(const struct dm_migration *m, size_t n, size_t *idx)
+{
+    const struct dm_migration **order = calloc(n + 1, sizeof(*order));
+    if (!order) {
+        for (size_t i = 0; i < n; i++) {
+            idx[i] = i;
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        order[i] = &m[i];
+    }
+    qsort(order, n, sizeof(*order), by_name);
+    for (size_t i = 0; i < n; i++) {
+        idx[i] = (size_t)(order[i] - m);
+    }
+    free(order);
+}
+
 int dm_migrate_is_sql(const char *path)
 {
     size_t n = path ? strlen(path) : 0;

@@ -69,6 +69,10 @@ struct dm_migrate_report {
 int dm_migrate_replay(const struct dm_migration *m, size_t n, const struct dm_migrate_limits *lim,
                       struct dm_migrate_report *report, size_t *failed, struct dm_error *err);
 
+/* The replay order of m (existing by file name, then new by file name): idx (n entries) gets
+ * the indexes into m. */
+void dm_migrate_order(const struct dm_migration *m, size_t n, size_t *idx);
+
 /* 1 when path looks like a SQL migration file (a ".sql" extension, case-insensitive). */
 int dm_migrate_is_sql(const char *path);
 
