@@ -86,7 +86,7 @@ static const char *TODOS_OK =
     "const todos = new Hono();\n"
     "todos.get('/', (c) => c.json(items));\n"
     "todos.post('/', async (c) => {\n"
-    "  const body = await c.req.json();\n"
+    "  const body = await c.req.json<{ title?: string }>();\n"
     "  const todo: Todo = { id: items.length + 1, title: String(body.title), "
     "done: false };\n"
     "  items.push(todo);\n"

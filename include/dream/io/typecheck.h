@@ -14,12 +14,13 @@
  * and — only when some package was declared untyped — sets `noImplicitAny: false` (under
  * strict, a callback passed to an untyped API, such as a Hono handler `(c) => ...`, has an
  * implicit-any parameter: the smallest relaxation that keeps wrong relative imports, missing
- * exports and type errors errors). (2) On the loop, `tsc -p tsconfig.dream-check.json --pretty
- * false` is spawned (uv_spawn, no shell) in its own process group with only PATH and
- * GOMEMLIMIT in its environment, under `prlimit --as=<mem>` when prlimit is on PATH; stdout and
- * stderr are read through capped buffers; a deadline kills the process group. (3) On the
- * threadpool, the work directory is removed; the diagnostics are parsed (tscdiag.h). Model output
- * is never executed: tsc only reads it.
+ * exports and type errors errors); for the same reason TS2347 (type arguments on a call of an
+ * untyped function, e.g. Hono's c.req.json<T>()) is dropped from the result. (2) On the loop, `tsc
+ * -p tsconfig.dream-check.json --pretty false` is spawned (uv_spawn, no shell) in its own process
+ * group with only PATH and GOMEMLIMIT in its environment, under `prlimit --as=<mem>` when prlimit
+ * is on PATH; stdout and stderr are read through capped buffers; a deadline kills the process
+ * group. (3) On the threadpool, the work directory is removed; the diagnostics are parsed
+ * (tscdiag.h). Model output is never executed: tsc only reads it.
  *
  * Finding tsc: opts->tsc if set (a bare name is searched on PATH), else typescript's native
  * binary under .tools/typescript/ (scripts/bootstrap.sh) next to the executable (`..`, `../..`)
@@ -67,6 +68,7 @@ struct dm_typecheck_result {
     size_t files;              /* TS/JS files in the check (base files linked + the change's) */
     size_t untyped;            /* packages declared untyped */
     int repo_tsconfig;         /* 1: the repository's tsconfig.json was extended */
+    size_t ignored;            /* diagnostics only untyped packages cause (TS2347), dropped */
     int output_cut;            /* tsc said more than output_cap */
     char version[32];          /* the compiler's version ("7.0.2"), "" when unknown */
 };
