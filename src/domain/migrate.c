@@ -33,6 +33,8 @@ struct seen {
 
 struct replay {
     struct seen seen;
+    int strict_refs;
+    struct dm_migrate_report *report;
     long long deadline_ms;
     int timed_out;
 };
@@ -170,6 +172,35 @@ static const char *refusal(const struct seen *s, const char *stmt)
     return NULL;
 }
 
+/* SQLite's messages for a reference to a schema object that does not exist. */
+static int is_unresolved(const char *msg)
+{
+    static const char *const prefixes[] = {
+        "no such table:", "no such column:", "no such index:", "no such view:", "no such trigger:"};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        if (strncmp(msg, prefixes[i], strlen(prefixes[i])) == 0) {
+            return 1;
+        }
+    }
+    return strstr(msg, " has no column named ") != NULL;
+}
+
+/* The end of the statement that starts at p (past its ';'), or the end of the text. */
+static char *statement_end(char *p)
+{
+    for (char *q = strchr(p, ';'); q; q = strchr(q + 1, ';')) {
+        char keep = q[1];
+        int complete;
+        q[1] = '\0';
+        complete = sqlite3_complete(p);
+        q[1] = keep;
+        if (complete) {
+            return q + 1;
+        }
+    }
+    return p + strlen(p);
+}
+
 static int by_name(const void *a, const void *b)
 {
     const struct dm_migration *x = *(const struct dm_migration *const *)a;
@@ -252,6 +283,13 @@ static int replay_file(sqlite3 *db, struct replay *r, const struct dm_migration 
             size_t at = (size_t)(start - text) + (off >= 0 ? (size_t)off : 0);
             if (r->seen.attach) {
                 msg = refusal(&r->seen, start);
+            } else if (!r->strict_refs && is_unresolved(msg)) {
+                if (r->report->unresolved++ == 0) {
+                    snprintf(r->report->first_unresolved, sizeof(r->report->first_unresolved),
+                             "%s:%u: %s", m->path, line_of(text, at), msg);
+                }
+                p = statement_end((char *)start);
+                continue;
             }
             rc = dm_error_set(err, prc == SQLITE_TOOBIG ? DM_ERR_LIMIT : DM_ERR_INVALID,
                               "%s:%u: %s", m->path, line_of(text, at), msg);
@@ -345,6 +383,8 @@ int dm_migrate_replay(const struct dm_migration *m, size_t n, const struct dm_mi
     r.deadline_ms = now_ms() + (lim->timeout_ms ? lim->timeout_ms : TIMEOUT_DEFAULT_MS);
     sqlite3_progress_handler(db, 1000, on_progress, &r);
     sqlite3_set_authorizer(db, on_authorize, &r);
+    r.strict_refs = lim->strict_refs;
+    r.report = report;
     for (size_t i = 0; i < n; i++) {
         const struct dm_migration *f = order[i];
         struct dm_error ferr;

@@ -23,10 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WHY_MAX 3000          /* bytes of compiler messages sent back per file */
-#define BASE_ERRORS_SHOWN 3   /* base errors named in the summary */
-#define TSC_TIMEOUT_MS 120000 /* tsc's wall time (a setting for the lead: DREAM_CHECK_TIMEOUT_MS)  \
-                               */
+#define WHY_MAX 3000        /* bytes of compiler messages sent back per file */
+#define BASE_ERRORS_SHOWN 3 /* base errors named in the summary */
+#define TSC_TIMEOUT_MS                                                                             \
+    120000 /* tsc's wall time (a setting for the lead: DREAM_CHECK_TIMEOUT_MS)                     \
+            */
 
 struct check {
     struct check *next;
@@ -399,6 +400,12 @@ static void on_migrated(void *arg, int rc, const struct dm_basework_migrated *re
     } else {
         dm_buf_printf(&c->sql_line, "- Migrations: %s applied%s", res->applied,
                       c->rounds ? " after repair" : "");
+    }
+    if (res->report.unresolved) {
+        dm_buf_printf(&c->sql_line,
+                      "; %zu statement(s) name a table or column no migration makes (not "
+                      "replayed): `%s`",
+                      res->report.unresolved, res->report.first_unresolved);
     }
     if (res->report.base_failures) {
         dm_buf_printf(&c->sql_line, "; %zu existing migration(s) do not replay: `%s`",

@@ -40,11 +40,14 @@ struct dm_migrate_limits {
     int sql_length;      /* longest statement, bytes (0 = 1 MiB) */
     int value_length;    /* longest string or blob (0 = 1 MiB) */
     unsigned timeout_ms; /* the whole replay (0 = 5000) */
+    int strict_refs;     /* 1: a reference to a table, column, index, view or trigger that no
+                            migration made is an error; 0: the statement is skipped and counted
+                            (report->unresolved): the database may have it from elsewhere */
 };
 
 #define DM_MIGRATE_LIMITS_INIT                                                                     \
     {                                                                                              \
-        0, 0, 0, 0                                                                                 \
+        0, 0, 0, 0, 0                                                                              \
     }
 
 /* What a replay did. */
@@ -52,6 +55,8 @@ struct dm_migrate_report {
     size_t applied;       /* files replayed without an error */
     size_t base_failures; /* existing migrations that failed (the replay went on past them) */
     char base_error[512]; /* the first of those, "<file>:<line>: <message>" ("" when none) */
+    size_t unresolved;    /* statements skipped for a reference no migration made (not strict) */
+    char first_unresolved[512]; /* the first of those, "<file>:<line>: <message>" */
 };
 
 /*
