@@ -640,7 +640,15 @@ static int write_shims(struct dm_typecheck *tc)
 
 static int prepare(struct dm_typecheck *tc)
 {
+    char *configured = tc->tsc;
     int rc;
+
+    tc->tsc = dm_typecheck_find_tsc(configured);
+    free(configured);
+    tc->prlimit = search_path("prlimit");
+    if (tc->tsc) {
+        read_version(tc->tsc, tc->res.version, sizeof(tc->res.version));
+    }
 
     for (size_t i = 0; i < tc->nfiles; i++) {
         if (!path_ok(tc->files[i].path)) {
@@ -1037,11 +1045,8 @@ int dm_typecheck_start(struct dm_typecheck **out, uv_loop_t *loop,
     tc->max_base_files = opts->max_base_files ? opts->max_base_files : BASE_FILES_DEFAULT;
     tc->max_diags = opts->max_diags;
     tc->mem_mb = opts->mem_limit_mb ? opts->mem_limit_mb : MEM_DEFAULT_MB;
-    tc->tsc = dm_typecheck_find_tsc(opts->tsc);
-    tc->prlimit = search_path("prlimit");
-    if (tc->tsc) {
-        read_version(tc->tsc, tc->res.version, sizeof(tc->res.version));
-    }
+    /* Found on the threadpool (prepare): the search stats files. */
+    tc->tsc = dup_or_null(opts->tsc && *opts->tsc ? opts->tsc : NULL, &failed);
     tc->base_dir = dup_or_null(req->base_dir, &failed);
     tc->work_dir = dup_or_null(req->work_dir, &failed);
     tc->files = calloc(req->nfiles + 1, sizeof(*tc->files));
