@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -357,4 +358,192 @@ Test(typecheck, a_path_out_of_the_repository_is_refused)
     struct dm_typecheck_file files[] = {{"../escape.ts", "x", 1}};
     struct outcome o = check(NULL, files, 1, NULL);
     cr_assert_eq(o.rc, DM_ERR_INVALID, "%s", o.msg);
+}
+
+/* ---- the base written out (git/checkout) and the migration replay (basework) ---- */
+
+#include "dream/io/basework.h"
+#include "dream/io/git.h"
+#include "githttp.h"
+
+struct gitenv {
+    char *dir;
+    char *bare;
+    char url[4200];
+    char data[4200];
+    char cache[4200];
+};
+
+static void gitenv_make(struct gitenv *g)
+{
+    g->dir = dmt_tempdir("checkout");
+    g->bare = dmt_git_make_repo(g->dir, "acme", "app", "main");
+    snprintf(g->url, sizeof(g->url), "file://%s/{owner}/{repo}.git", g->dir);
+    snprintf(g->data, sizeof(g->data), "%s/data", g->dir);
+    snprintf(g->cache, sizeof(g->cache), "%s/data/checks/base", g->dir);
+    free(dmt_sh("git clone -q '%s' '%s/w' && cd '%s/w' && mkdir -p src/routes migrations "
+                "node_modules/hono && echo 'export const a = 1;' > src/a.ts && "
+                "echo 'CREATE TABLE users (id INTEGER PRIMARY KEY);' > migrations/0001_init.sql && "
+                "echo '{}' > tsconfig.json && echo 'x' > node_modules/hono/index.d.ts && "
+                "echo 'bin' > logo.png && git add -A && "
+                "git -c user.name=t -c user.email=t@e commit -qm files && git push -q origin "
+                "HEAD:main",
+                g->bare, g->dir, g->dir));
+}
+
+static void gitenv_commit(struct gitenv *g, const char *file)
+{
+    free(dmt_sh("cd '%s/w' && echo 'export const b = 2;' > '%s' && git add -A && "
+                "git -c user.name=t -c user.email=t@e commit -qm more && git push -q origin "
+                "HEAD:main",
+                g->dir, file));
+}
+
+static void gitenv_free(struct gitenv *g)
+{
+    dmt_rmtree(g->dir);
+    free(g->dir);
+    free(g->bare);
+}
+
+static int exists(const char *dir, const char *rel)
+{
+    char path[8400];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    return stat(path, &st) == 0;
+}
+
+Test(checkout, writes_the_checkable_files_once_per_commit)
+{
+    struct gitenv g;
+    struct dm_git_opts o = DM_GIT_OPTS_INIT;
+    struct dm_git_checkout_limits lim = {0, 0, 0, 1};
+    struct dm_git_checkout co, again, next;
+    struct dm_error err;
+    char first[4096];
+
+    gitenv_make(&g);
+    o.data_dir = g.data;
+    o.url_template = g.url;
+    cr_assert_eq(dm_git_checkout(&co, &o, "acme", "app", "main", NULL, 0, g.cache, &lim, &err), 0,
+                 "%s", err.msg);
+    cr_assert_eq(co.cached, 0);
+    cr_assert_eq(strlen(co.commit), 40);
+    cr_assert(exists(co.dir, "src/a.ts"));
+    cr_assert(exists(co.dir, "migrations/0001_init.sql"));
+    cr_assert(exists(co.dir, "tsconfig.json"));
+    cr_assert_not(exists(co.dir, "README.md"), "only what the checks read");
+    cr_assert_not(exists(co.dir, "logo.png"));
+    cr_assert_not(exists(co.dir, "node_modules/hono/index.d.ts"), "never node_modules");
+    cr_assert_eq(co.files, 3);
+    snprintf(first, sizeof(first), "%s", co.dir);
+
+    /* The same commit again (by id, without fetching): the cache. */
+    cr_assert_eq(
+        dm_git_checkout(&again, &o, "acme", "app", "main", co.commit, 0, g.cache, &lim, &err), 0,
+        "%s", err.msg);
+    cr_assert_eq(again.cached, 1);
+    cr_assert_str_eq(again.dir, first);
+
+    /* A new commit, refreshed: written; keep = 1 removes the older one. */
+    gitenv_commit(&g, "src/b.ts");
+    cr_assert_eq(dm_git_checkout(&next, &o, "acme", "app", "main", NULL, 1, g.cache, &lim, &err), 0,
+                 "%s", err.msg);
+    cr_assert_eq(next.cached, 0);
+    cr_assert_str_neq(next.commit, co.commit);
+    cr_assert(exists(next.dir, "src/b.ts"));
+    cr_assert_not(exists(first, ""), "the least recently used commit is removed");
+    gitenv_free(&g);
+}
+
+Test(checkout, over_the_limits_fails_and_leaves_nothing)
+{
+    struct gitenv g;
+    struct dm_git_opts o = DM_GIT_OPTS_INIT;
+    struct dm_git_checkout_limits lim = {2, 0, 0, 0};
+    struct dm_git_checkout co;
+    struct dm_error err;
+    DIR *d;
+    struct dirent *e;
+    int entries = 0;
+
+    gitenv_make(&g);
+    o.data_dir = g.data;
+    o.url_template = g.url;
+    cr_assert_eq(dm_git_checkout(&co, &o, "acme", "app", "main", NULL, 0, g.cache, &lim, &err),
+                 DM_ERR_LIMIT);
+    cr_assert(strstr(err.msg, "limits"), "%s", err.msg);
+    d = opendir(g.cache);
+    while (d && (e = readdir(d)) != NULL) {
+        entries += e->d_name[0] != '.';
+    }
+    if (d) {
+        closedir(d);
+    }
+    cr_assert_eq(entries, 0, "no half-written tree is left");
+    gitenv_free(&g);
+}
+
+struct migrated {
+    int fired, rc;
+    char msg[600];
+    char applied[600];
+    size_t failed, n_base;
+};
+
+static void on_migrated(void *arg, int rc, const struct dm_basework_migrated *res,
+                        const struct dm_error *err)
+{
+    struct migrated *m = arg;
+    m->fired++;
+    m->rc = rc;
+    snprintf(m->msg, sizeof(m->msg), "%s", rc ? err->msg : "");
+    snprintf(m->applied, sizeof(m->applied), "%s", res->applied);
+    m->failed = res->failed;
+    m->n_base = res->n_base;
+}
+
+static struct migrated migrate_on(const char *base_dir, const char *path, const char *sql)
+{
+    uv_loop_t loop;
+    struct migrated m;
+    struct dm_migration news[] = {{path, sql, strlen(sql), 1}};
+    struct dm_basework_migrate_req r = {base_dir, "migrations/", news, 1, NULL, on_migrated, &m};
+    struct dm_error err;
+
+    memset(&m, 0, sizeof(m));
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    cr_assert_eq(dm_basework_migrate(NULL, &loop, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(m.fired, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(m.fired, 1);
+    cr_assert_eq(dm_loop_drain_close(&loop), 0);
+    return m;
+}
+
+Test(checkout, migrations_replay_over_the_written_out_base)
+{
+    struct gitenv g;
+    struct dm_git_opts o = DM_GIT_OPTS_INIT;
+    struct dm_git_checkout co;
+    struct dm_error err;
+    struct migrated m;
+
+    gitenv_make(&g);
+    o.data_dir = g.data;
+    o.url_template = g.url;
+    cr_assert_eq(dm_git_checkout(&co, &o, "acme", "app", "main", NULL, 0, g.cache, NULL, &err), 0,
+                 "%s", err.msg);
+    m = migrate_on(co.dir, "migrations/0002_name.sql", "ALTER TABLE users ADD COLUMN name TEXT;\n");
+    cr_assert_eq(m.rc, 0, "%s", m.msg);
+    cr_assert_eq(m.n_base, 1);
+    cr_assert_str_eq(m.applied, "0001_init.sql, 0002_name.sql");
+    m = migrate_on(co.dir, "migrations/0002_users.sql",
+                   "-- again\nCREATE TABLE users (id INTEGER PRIMARY KEY);\n");
+    cr_assert_eq(m.rc, DM_ERR_INVALID);
+    cr_assert_eq(m.failed, 0);
+    cr_assert_str_eq(m.msg, "migrations/0002_users.sql:2: table users already exists");
+    cr_assert_str_eq(m.applied, "0001_init.sql");
+    gitenv_free(&g);
 }
