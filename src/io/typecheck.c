@@ -49,6 +49,10 @@ struct dm_typecheck {
     char *prlimit;
     char *base_dir;
     char *work_dir;
+    char *baseline;      /* the base's own diagnostics, cached in this file (or NULL) */
+    char *baseline_text; /* its content, read by prepare (NULL: none yet) */
+    size_t baseline_len;
+    int from_baseline; /* a base-only check answered from the file: tsc does not run */
     struct dm_typecheck_file *files;
     size_t nfiles;
     unsigned timeout_ms;
@@ -638,6 +642,8 @@ static int write_shims(struct dm_typecheck *tc)
     return rc;
 }
 
+static int baseline_parse(struct dm_typecheck *tc);
+
 static int prepare(struct dm_typecheck *tc)
 {
     char *configured = tc->tsc;
@@ -645,6 +651,14 @@ static int prepare(struct dm_typecheck *tc)
 
     tc->tsc = dm_typecheck_find_tsc(configured);
     free(configured);
+    if (tc->baseline) {
+        tc->baseline_text = read_file(tc->baseline, (size_t)4 << 20, &tc->baseline_len);
+        if (tc->baseline_text && tc->nfiles == 0) {
+            /* The base's own check is known already: nothing to run. */
+            tc->from_baseline = 1;
+            return baseline_parse(tc);
+        }
+    }
     tc->prlimit = search_path("prlimit");
     if (tc->tsc) {
         read_version(tc->tsc, tc->res.version, sizeof(tc->res.version));
@@ -710,6 +724,104 @@ static void drop_untyped_only(struct dm_typecheck_result *res)
     res->diags.n = k;
 }
 
+/* One line of a baseline file: "<file>\t<code>\t<message>\n" (file empty when global). */
+static void baseline_line(struct dm_buf *b, const struct dm_tsc_diag *d)
+{
+    dm_buf_printf(b, "%s\t%u\t%s\n", d->file ? d->file : "", d->code, d->message);
+}
+
+/* Reads a baseline file's lines back as diagnostics (line and column 0). */
+static int baseline_parse(struct dm_typecheck *tc)
+{
+    struct dm_buf out;
+    const char *p = tc->baseline_text;
+    const char *end = p + tc->baseline_len;
+    int rc;
+
+    /* Rewritten as tsc's own format, so one parser reads both. */
+    dm_buf_init(&out, 0);
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        const char *t1 = memchr(p, '\t', (size_t)(le - p));
+        const char *t2 = t1 ? memchr(t1 + 1, '\t', (size_t)(le - t1 - 1)) : NULL;
+        if (t1 && t2) {
+            if (t1 > p) {
+                dm_buf_printf(&out, "%.*s(0,0): error TS%.*s: %.*s\n", (int)(t1 - p), p,
+                              (int)(t2 - t1 - 1), t1 + 1, (int)(le - t2 - 1), t2 + 1);
+            } else {
+                dm_buf_printf(&out, "error TS%.*s: %.*s\n", (int)(t2 - t1 - 1), t1 + 1,
+                              (int)(le - t2 - 1), t2 + 1);
+            }
+        }
+        p = nl ? nl + 1 : end;
+    }
+    rc = dm_tsc_parse(&tc->res.diags, out.data ? out.data : "", out.len, tc->max_diags, &tc->err);
+    dm_buf_free(&out);
+    return rc;
+}
+
+/* 1 when d is in the baseline and its file is not one the change replaces. */
+static int in_baseline(const struct dm_typecheck *tc, const struct dm_tsc_diag *d)
+{
+    struct dm_buf line;
+    const char *p = tc->baseline_text;
+    int found = 0;
+
+    if (!p || (d->file && in_change(tc, d->file))) {
+        return 0;
+    }
+    dm_buf_init(&line, 0);
+    baseline_line(&line, d);
+    for (const char *q = p; line.data && (q = strstr(q, line.data)) != NULL; q++) {
+        if (q == p || q[-1] == '\n') {
+            found = 1;
+            break;
+        }
+    }
+    dm_buf_free(&line);
+    return found;
+}
+
+static void drop_known(struct dm_typecheck *tc)
+{
+    struct dm_typecheck_result *res = &tc->res;
+    size_t k = 0;
+    for (size_t i = 0; i < res->diags.n; i++) {
+        struct dm_tsc_diag *d = &res->diags.items[i];
+        if (in_baseline(tc, d)) {
+            free(d->file);
+            free(d->message);
+            res->known++;
+            continue;
+        }
+        res->diags.items[k++] = *d;
+    }
+    res->diags.n = k;
+}
+
+/* Writes the base-only run's diagnostics to the baseline file (aside, then renamed). */
+static void baseline_write(struct dm_typecheck *tc)
+{
+    struct dm_buf b;
+    char tmp[PATH_MAX];
+
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", tc->baseline, (long)getpid()) >=
+        sizeof(tmp)) {
+        return;
+    }
+    dm_buf_init(&b, 0);
+    dm_buf_puts(&b, "");
+    for (size_t i = 0; i < tc->res.diags.n; i++) {
+        baseline_line(&b, &tc->res.diags.items[i]);
+    }
+    if (write_all(tmp, b.data ? b.data : "", b.len) == 0) {
+        rename(tmp, tc->baseline);
+    }
+    unlink(tmp);
+    dm_buf_free(&b);
+}
+
 static void on_work(uv_work_t *req)
 {
     struct dm_typecheck *tc = req->data;
@@ -718,6 +830,9 @@ static void on_work(uv_work_t *req)
         tc->rc = dm_error_set(&tc->err, DM_ERR_CANCELLED, "type-check cancelled");
     } else if (tc->step == STEP_PREPARE) {
         tc->rc = prepare(tc);
+        if (tc->from_baseline) {
+            rm_rf(tc->work_dir);
+        }
     }
     if (tc->step == STEP_FINISH || tc->rc) {
         if (tc->rc == 0 && tc->exited) {
@@ -727,6 +842,11 @@ static void on_work(uv_work_t *req)
                                   &tc->err);
             if (tc->rc == 0 && tc->n_untyped) {
                 drop_untyped_only(&tc->res);
+            }
+            if (tc->rc == 0 && tc->baseline && tc->nfiles == 0 && !tc->res.diags.dropped) {
+                baseline_write(tc);
+            } else if (tc->rc == 0 && tc->nfiles > 0) {
+                drop_known(tc);
             }
         }
         rm_rf(tc->work_dir);
@@ -741,6 +861,8 @@ static void typecheck_free(struct dm_typecheck *tc)
     free(tc->prlimit);
     free(tc->base_dir);
     free(tc->work_dir);
+    free(tc->baseline);
+    free(tc->baseline_text);
     for (size_t i = 0; i < tc->nfiles; i++) {
         free((char *)tc->files[i].path);
         free((char *)tc->files[i].content);
@@ -758,6 +880,7 @@ static void typecheck_free(struct dm_typecheck *tc)
 
 static void complete(struct dm_typecheck *tc)
 {
+    tc->res.from_baseline = tc->from_baseline;
     tc->on_done(tc->arg, tc->rc, tc->rc ? NULL : &tc->res, &tc->err);
     typecheck_free(tc);
 }
@@ -1000,7 +1123,7 @@ static void on_work_done(uv_work_t *req, int status)
     if (status == UV_ECANCELED && !tc->rc) {
         tc->rc = dm_error_set(&tc->err, DM_ERR_CANCELLED, "type-check cancelled");
     }
-    if (tc->step == STEP_PREPARE && tc->rc == 0) {
+    if (tc->step == STEP_PREPARE && tc->rc == 0 && !tc->from_baseline) {
         run_tsc(tc);
         return;
     }
@@ -1049,6 +1172,7 @@ int dm_typecheck_start(struct dm_typecheck **out, uv_loop_t *loop,
     tc->tsc = dup_or_null(opts->tsc && *opts->tsc ? opts->tsc : NULL, &failed);
     tc->base_dir = dup_or_null(req->base_dir, &failed);
     tc->work_dir = dup_or_null(req->work_dir, &failed);
+    tc->baseline = dup_or_null(req->baseline, &failed);
     tc->files = calloc(req->nfiles + 1, sizeof(*tc->files));
     failed |= !tc->files || !tc->work_dir;
     for (size_t i = 0; !failed && i < req->nfiles; i++) {

@@ -37,6 +37,9 @@ struct check {
     int checked_out;
     int have_base;
     char base_dir[4096];
+    char baseline[4200]; /* <base_dir>/.dream-tsc-baseline: the base's own diagnostics */
+    int baseline_ok;     /* the base-only check ran (or was cached): errors it does not know in
+                            untouched files are the change's doing */
     char base_note[700];
     struct dm_basework *bw;
     struct dm_typecheck *tc;
@@ -154,12 +157,13 @@ static size_t item_of(const struct pjob *pj, const char *path)
 }
 
 /* Adds one error of a file of the change (line is "file:line: message"). */
-static void change_error(struct check *c, size_t i, const char *line, const char *short_line)
+static void change_error(struct check *c, size_t i, const char *line, const char *short_line,
+                         int count)
 {
     char *prev = c->why[i];
     size_t have = prev ? strlen(prev) : 0;
 
-    if (!c->n_change_errors++) {
+    if (count && !c->n_change_errors++) {
         snprintf(c->first_error, sizeof(c->first_error), "%s", line);
     }
     if (have < WHY_MAX) {
@@ -200,6 +204,7 @@ static int check_gone(struct check *c)
 }
 
 static void start_pass(struct check *c);
+static void start_baseline(struct check *c);
 static void start_typecheck(struct check *c);
 static void start_migrate(struct check *c);
 static void evaluate(struct check *c);
@@ -222,12 +227,71 @@ static void on_checkout(void *arg, int rc, const struct dm_git_checkout *co,
     if (rc == 0) {
         c->have_base = 1;
         snprintf(c->base_dir, sizeof(c->base_dir), "%s", co->dir);
+        snprintf(c->baseline, sizeof(c->baseline), "%s/.dream-tsc-baseline", co->dir);
         dm_info("pipeline", c->pj->job->id, "check: base %.12s %s (%s)", co->commit, co->dir,
                 co->cached ? "cached" : "written");
+        start_baseline(c);
+        return;
     } else {
         snprintf(c->base_note, sizeof(c->base_note),
                  "the base could not be read (%s): the change was checked alone", err->msg);
         dm_warn("pipeline", c->pj->job->id, "check: %s", c->base_note);
+    }
+    start_typecheck(c);
+}
+
+static void on_baseline(void *arg, int rc, const struct dm_typecheck_result *res,
+                        const struct dm_error *err)
+{
+    struct check *c = arg;
+
+    c->tc = NULL;
+    if (check_gone(c)) {
+        return;
+    }
+    c->baseline_ok = rc == 0;
+    if (rc) {
+        dm_warn("pipeline", c->pj->job->id,
+                "check: the base alone could not be type-checked (%s): errors in files the "
+                "change does not touch will only be reported",
+                err->msg);
+    } else {
+        dm_info("pipeline", c->pj->job->id, "check: the base has %zu error(s) of its own%s",
+                res->diags.n, res->from_baseline ? " (known)" : "");
+    }
+    start_typecheck(c);
+}
+
+/* The base's own diagnostics, once per base commit (cached next to its files), so that errors
+ * the change causes in files it does not touch are told from the base's own. */
+static void start_baseline(struct check *c)
+{
+    struct pjob *pj = c->pj;
+    struct dm_typecheck_opts opts = DM_TYPECHECK_OPTS_INIT;
+    struct dm_typecheck_req r;
+    struct dm_error err;
+    char work[4096], rel[300];
+    int code = 0;
+
+    for (size_t i = 0; i < pj->nfiles; i++) {
+        code |= !is_spec(pj, i) && pj->files[i].content && is_code(pj->plan->items[i].path);
+    }
+    if (!code) {
+        start_typecheck(c);
+        return;
+    }
+    snprintf(rel, sizeof(rel), "jobs/%s", pj->job->id);
+    data_path(pj, work, sizeof(work), rel);
+    opts.timeout_ms = TSC_TIMEOUT_MS;
+    memset(&r, 0, sizeof(r));
+    r.base_dir = c->base_dir;
+    r.baseline = c->baseline;
+    r.work_dir = work;
+    r.on_done = on_baseline;
+    r.arg = c;
+    if (dm_typecheck_start(&c->tc, pj->p->loop, &opts, &r, &err) == 0) {
+        pj->outstanding++;
+        return;
     }
     start_typecheck(c);
 }
@@ -261,6 +325,56 @@ static void start_checkout(struct check *c)
     start_typecheck(c);
 }
 
+/* 1 when the message names path's module: its path without the extension, or that path
+ * without its leading folders ("routes/users" for src/routes/users.ts). */
+static int names_module(const char *message, const char *path)
+{
+    char stem[300];
+    const char *dot = strrchr(path, '.');
+    const char *p = stem;
+
+    snprintf(stem, sizeof(stem), "%.*s", (int)(dot ? dot - path : (long)strlen(path)), path);
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        if (strstr(message, p)) {
+            return 1;
+        }
+        if (!slash || !strchr(slash + 1, '/')) {
+            return 0; /* keep at least "folder/name" */
+        }
+        p = slash + 1;
+    }
+}
+
+/* An error the change causes in a file it does not touch (the baseline does not know it): it is
+ * the change's, sent to the files of the change it names, else the edits, else every code
+ * file (at most 4). */
+static void caused_error(struct check *c, const struct dm_tsc_diag *d, const char *line)
+{
+    struct pjob *pj = c->pj;
+    char short_line[900];
+    size_t hits = 0;
+
+    snprintf(short_line, sizeof(short_line),
+             "%s (in a file this change does not touch, which depends on this one)", line);
+    for (int pass = 0; pass < 3 && !hits; pass++) {
+        for (size_t i = 0; i < pj->nfiles && hits < 4; i++) {
+            const char *path = pj->plan->items[i].path;
+            int take;
+            if (is_spec(pj, i) || !pj->files[i].content || !is_code(path)) {
+                continue;
+            }
+            take = pass == 0   ? names_module(d->message, path)
+                   : pass == 1 ? pj->plan->items[i].kind == DM_PLAN_KIND_EDIT
+                               : 1;
+            if (take) {
+                change_error(c, i, line, short_line, hits == 0);
+                hits++;
+            }
+        }
+    }
+}
+
 static void on_typechecked(void *arg, int rc, const struct dm_typecheck_result *res,
                            const struct dm_error *err)
 {
@@ -288,7 +402,9 @@ static void on_typechecked(void *arg, int rc, const struct dm_typecheck_result *
         if (i != (size_t)-1) {
             snprintf(short_line, sizeof(short_line), "line %u, column %u: TS%u: %s", d->line,
                      d->col, d->code, d->message);
-            change_error(c, i, line, short_line);
+            change_error(c, i, line, short_line, 1);
+        } else if (c->baseline_ok && d->file) {
+            caused_error(c, d, line);
         } else if (base_errors++ < BASE_ERRORS_SHOWN) {
             dm_buf_printf(&shown, "%s`%s`", shown.len ? "; " : "", line);
         }
@@ -311,6 +427,10 @@ static void on_typechecked(void *arg, int rc, const struct dm_typecheck_result *
         dm_buf_printf(&c->ts_line, "; %zu error(s) in files the change does not touch: %s%s",
                       base_errors, shown.data ? shown.data : "",
                       base_errors > BASE_ERRORS_SHOWN ? "; …" : "");
+    }
+    if (res->known) {
+        dm_buf_printf(&c->ts_line, "; %zu error(s) already on the base, not the change's",
+                      res->known);
     }
     if (res->diags.dropped) {
         dm_buf_printf(&c->ts_line, "; %zu more diagnostic(s) not read", res->diags.dropped);
@@ -354,6 +474,7 @@ static void start_typecheck(struct check *c)
     opts.timeout_ms = TSC_TIMEOUT_MS;
     memset(&r, 0, sizeof(r));
     r.base_dir = c->have_base ? c->base_dir : NULL;
+    r.baseline = c->baseline_ok ? c->baseline : NULL;
     r.work_dir = work;
     r.files = files;
     r.nfiles = n;
@@ -391,7 +512,7 @@ static void on_migrated(void *arg, int rc, const struct dm_basework_migrated *re
                 snprintf(short_line, sizeof(short_line), "line %s",
                          strncmp(err->msg, path, strlen(path)) == 0 && *after == ':' ? after + 1
                                                                                      : err->msg);
-                change_error(c, i, err->msg, short_line);
+                change_error(c, i, err->msg, short_line, 1);
             }
         }
         dm_buf_printf(&c->sql_line, "- Migrations: %s", err->msg);
@@ -608,6 +729,7 @@ void stage_check_run(struct pjob *pj, stage_check_done_fn done)
     c->rounds = 0;
     c->checked_out = 0;
     c->have_base = 0;
+    c->baseline_ok = 0;
     c->base_note[0] = '\0';
     start_pass(c);
 }

@@ -116,6 +116,8 @@ struct outcome {
     char all[4096];
     size_t files;
     size_t untyped;
+    size_t known;
+    int from_baseline;
     int repo_tsconfig;
     char version[32];
 };
@@ -134,6 +136,8 @@ static void on_done(void *arg, int rc, const struct dm_typecheck_result *res,
     o->n = res->diags.n;
     o->files = res->files;
     o->untyped = res->untyped;
+    o->known = res->known;
+    o->from_baseline = res->from_baseline;
     o->repo_tsconfig = res->repo_tsconfig;
     snprintf(o->version, sizeof(o->version), "%s", res->version);
     for (size_t i = 0; i < res->diags.n; i++) {
@@ -147,14 +151,25 @@ static void on_done(void *arg, int rc, const struct dm_typecheck_result *res,
     }
 }
 
+static struct outcome check_bl(const char *base, const char *baseline,
+                               const struct dm_typecheck_file *files, size_t n,
+                               const struct dm_typecheck_opts *opts);
+
 static struct outcome check(const char *base, const struct dm_typecheck_file *files, size_t n,
                             const struct dm_typecheck_opts *opts)
+{
+    return check_bl(base, NULL, files, n, opts);
+}
+
+static struct outcome check_bl(const char *base, const char *baseline,
+                               const struct dm_typecheck_file *files, size_t n,
+                               const struct dm_typecheck_opts *opts)
 {
     uv_loop_t loop;
     struct outcome o;
     struct dm_error err;
     char *work = dmt_tempdir("tc-work");
-    struct dm_typecheck_req req = {base, work, files, n, on_done, &o};
+    struct dm_typecheck_req req = {base, work, baseline, files, n, on_done, &o};
     struct stat st;
 
     memset(&o, 0, sizeof(o));
@@ -309,6 +324,51 @@ Test(typecheck, errors_in_the_base_are_reported_with_their_file)
     cr_assert_eq(o.rc, 0, "%s", o.msg);
     cr_assert(strstr(o.all, "src/routes/users.ts:1: TS2322"), "%s", o.all);
     cr_assert_null(strstr(o.all, "todos"), "%s", o.all);
+    dmt_rmtree(base);
+    free(base);
+}
+
+/* The base's own errors, checked once per commit and kept in a baseline file, are told apart
+ * from the errors the change causes in files it does not touch. */
+Test(typecheck, the_baseline_separates_the_bases_errors_from_those_the_change_causes)
+{
+    char *base = make_base();
+    char baseline[4200];
+    const char *users_no_default = "import { Hono } from 'hono';\n"
+                                   "export const users = new Hono();\n";
+    struct dm_typecheck_file breaks[] = {
+        {"src/routes/users.ts", users_no_default, strlen(users_no_default)},
+    };
+    struct dm_typecheck_file fine[] = {
+        {"src/routes/todos.ts", TODOS_OK, strlen(TODOS_OK)},
+    };
+    struct outcome o;
+
+    put(base, "src/legacy.ts", "export const broken: string = 42;\n");
+    snprintf(baseline, sizeof(baseline), "%s/.dream-tsc-baseline", base);
+    o = check_bl(base, baseline, NULL, 0, NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.msg);
+    cr_assert_eq(o.from_baseline, 0);
+    cr_assert_eq(o.n, 1, "%s", o.all);
+    cr_assert(strncmp(o.first, "src/legacy.ts:1: TS2322", 23) == 0, "%s", o.first);
+    o = check_bl(base, baseline, NULL, 0, NULL);
+    cr_assert_eq(o.from_baseline, 1, "the second time comes from the file");
+    cr_assert_eq(o.n, 1, "%s", o.all);
+    cr_assert(strstr(o.first, "src/legacy.ts:0: TS2322: Type 'number' is not assignable"), "%s",
+              o.first);
+
+    o = check_bl(base, baseline, fine, 1, NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.msg);
+    cr_assert_eq(o.n, 0, "the base's own error is known: %s", o.all);
+    cr_assert_eq(o.known, 1);
+
+    o = check_bl(base, baseline, breaks, 1, NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.msg);
+    cr_assert_eq(o.known, 1);
+    cr_assert_eq(o.n, 1, "%s", o.all);
+    cr_assert(strncmp(o.first, "src/index.ts:2: TS1192", 22) == 0 ||
+                  strncmp(o.first, "src/index.ts:2: TS2613", 22) == 0,
+              "the untouched entry breaks: %s", o.first);
     dmt_rmtree(base);
     free(base);
 }

@@ -68,6 +68,8 @@ struct dm_typecheck_result {
     size_t files;              /* TS/JS files in the check (base files linked + the change's) */
     size_t untyped;            /* packages declared untyped */
     int repo_tsconfig;         /* 1: the repository's tsconfig.json was extended */
+    size_t known;              /* diagnostics already in the baseline (the base's own), dropped */
+    int from_baseline;         /* a base-only check answered from the baseline file */
     size_t ignored;            /* diagnostics only untyped packages cause (TS2347), dropped */
     int output_cut;            /* tsc said more than output_cap */
     char version[32];          /* the compiler's version ("7.0.2"), "" when unknown */
@@ -91,6 +93,12 @@ struct dm_typecheck_req {
     const char *base_dir; /* the base tree written out (read only), or NULL: the change alone */
     const char *work_dir; /* made afresh for this check (anything there is removed first), and
                              removed after it; must not be inside base_dir */
+    /* The base's own diagnostics, cached in this file (per base commit; may be NULL). With no
+     * files (a base-only check): when the file exists, its diagnostics are the result and tsc
+     * does not run (res->from_baseline); else tsc checks the base alone and the file is
+     * written. With files: a diagnostic found in it (same file, code and message) in a file
+     * the change does not replace is dropped and counted in res->known. */
+    const char *baseline;
     const struct dm_typecheck_file *files; /* the change: nfiles, all copied */
     size_t nfiles;
     dm_typecheck_cb on_done;
