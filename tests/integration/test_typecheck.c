@@ -373,6 +373,36 @@ Test(typecheck, the_baseline_separates_the_bases_errors_from_those_the_change_ca
     free(base);
 }
 
+/* Node's and the test runners' globals are there without their type packages. */
+Test(typecheck, node_and_test_globals_need_no_installed_types)
+{
+    char *base = make_base();
+    const char *server = "import { serve } from '@hono/node-server';\n"
+                         "import app from './index';\n"
+                         "const port = Number(process.env.PORT ?? 3000);\n"
+                         "let timer: NodeJS.Timeout | undefined;\n"
+                         "serve({ fetch: app.fetch, port });\n"
+                         "export { timer };\n";
+    const char *spec = "import todos from './todos';\n"
+                       "describe('todos', () => {\n"
+                       "  it('answers', async () => {\n"
+                       "    const res = await todos.request('/');\n"
+                       "    expect(res.status).toBe(200);\n"
+                       "  });\n"
+                       "});\n";
+    struct dm_typecheck_file files[] = {
+        {"src/server.ts", server, strlen(server)},
+        {"src/routes/todos.ts", TODOS_OK, strlen(TODOS_OK)},
+        {"src/routes/todos.test.ts", spec, strlen(spec)},
+    };
+    struct outcome o = check(base, files, 3, NULL);
+
+    cr_assert_eq(o.rc, 0, "%s", o.msg);
+    cr_assert_eq(o.n, 0, "%s", o.all);
+    dmt_rmtree(base);
+    free(base);
+}
+
 Test(typecheck, a_huge_file_is_refused_by_the_size_cap)
 {
     struct dm_typecheck_opts opts = DM_TYPECHECK_OPTS_INIT;

@@ -7,7 +7,10 @@
  * cache stays clean) is hard-linked into it (copied across filesystems), except the files the
  * change replaces; the change's files are written as new files; the bare packages the base and
  * the change import get an untyped-module declaration (`declare module 'x';` in
- * dream-check-untyped.d.ts: the repository's dependencies are not installed); and
+ * dream-check-untyped.d.ts: the repository's dependencies are not installed), and Node's and the
+ * test runners' globals (process, Buffer, require, describe, it, expect, vi, jest, ...) are
+ * declared `any` in dream-check-globals.d.ts (@types/node and the runners' types are
+ * dependencies too); and
  * tsconfig.dream-check.json is generated: it extends the repository's tsconfig.json when there
  * is one (else a strict default), adds noEmit, turns incremental/composite off, sets
  * `types: []`, lists the untyped declarations and every TS/JS file of the change in `files`,
