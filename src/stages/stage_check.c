@@ -313,6 +313,8 @@ static void start_checkout(struct check *c)
     r.repo = req->repo_name;
     r.base = req->base_branch ? req->base_branch : "main";
     r.commit = pj->repo && pj->repo->commit[0] ? pj->repo->commit : NULL;
+    /* Without the commit of the plan, the base branch's tip as the push will see it. */
+    r.refresh = r.commit == NULL;
     r.cache_root = root;
     r.on_done = on_checkout;
     r.arg = c;

@@ -381,5 +381,7 @@ static void review_loaded(struct pjob *pj)
 
 int stage_review_run(struct dm_job *job)
 {
-    return stage_begin(job, LOAD_FILES, review_loaded);
+    /* The repository context (pj->repo) when the base can be read: the check uses its commit
+     * and its migrations folder; without it the check reads the base itself. */
+    return stage_begin(job, LOAD_FILES | LOAD_REPO, review_loaded);
 }
