@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything dreamd builds, tests and runs with: Debian packages (apt-get, only the
-# missing ones, one `apt-get update` at most) and the npm package esbuild into .tools/ (git-ignored).
+# missing ones, one `apt-get update` at most) and the npm packages esbuild and typescript into .tools/
+# (git-ignored).
 # Idempotent: a second run only checks and takes seconds. Works as root or through sudo.
 set -euo pipefail
 
@@ -45,6 +46,19 @@ if [ ! -x "$tools/node_modules/.bin/esbuild" ]; then
         && npm install --no-audit --no-fund --silent esbuild@0.24.2 >/dev/null)
 fi
 "$tools/node_modules/.bin/esbuild" --version >/dev/null
+
+# The TypeScript compiler for the whole-change type-check (src/io/typecheck.c). typescript 7.x
+# ships a native tsc (Go) in a per-platform package (@typescript/typescript-<os>-<arch>); the
+# `tsc` launcher in .bin needs node, the native binary does not. Its own folder keeps it apart
+# from esbuild's.
+if [ ! -f "$tools/typescript/node_modules/typescript/package.json" ]; then
+    echo "bootstrap: installing typescript into $tools/typescript" >&2
+    mkdir -p "$tools/typescript"
+    (cd "$tools/typescript" \
+        && { [ -f package.json ] || echo '{"name":"dreamd-typescript","private":true}' > package.json; } \
+        && npm install --no-audit --no-fund --silent typescript@7.0.2 >/dev/null)
+fi
+"$tools/typescript/node_modules/.bin/tsc" --version >/dev/null
 
 # Schemas for scripts/check-deploy.sh (Kubernetes and KEDA objects).
 if [ ! -d "$tools/deploy-check/node_modules/kubernetes-models" ]; then

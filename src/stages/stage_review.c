@@ -6,6 +6,11 @@
  * the commented files go through the generator again, then are scanned again and the kept
  * verdict decides. A reject fails the job; a pause is recorded for the gate.
  *
+ * Before any verdict, and again after a revise round, the whole change is checked in its
+ * repository (stage_check.c: type-check, migration replay, repair rounds); a change that stays
+ * broken fails the job naming file:line. The verification summary is recorded with the review
+ * (job hash field "verification").
+ *
  * Owns struct review_state (the verdicts and the reviewer's metered call) and struct scan_state
  * (the scan's findings and warnings, which the gate and the PR body reuse). Loop thread only.
  */
@@ -13,6 +18,7 @@
 #include "dream/domain/prompt.h"
 
 #include "stage.h"
+#include "stage_check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,8 +64,10 @@ int stage_scan(struct pjob *pj, struct dm_error *err)
  * (fail), pause (the gate parks) or proceed. */
 static void review_decided(struct pjob *pj, const struct dm_review_verdict *v)
 {
-    const char *fields[] = {"review", dm_review_decision_name(v->decision)};
-    struct dm_job_write w = {.fields = fields, .n_fields = 2};
+    const char *verification = stage_check_verification(pj);
+    const char *fields[] = {"review", dm_review_decision_name(v->decision), "verification",
+                            verification};
+    struct dm_job_write w = {.fields = fields, .n_fields = verification ? 4 : 2};
     struct dm_error err;
 
     pj->review.decided = v;
@@ -72,22 +80,66 @@ static void review_decided(struct pjob *pj, const struct dm_review_verdict *v)
     if (v->decision == DM_REVIEW_REJECT) {
         dm_error_set(&err, DM_ERR_UNSAFE, "review rejected the build (risk %s): %s",
                      dm_severity_name(v->risk), v->summary ? v->summary : "");
+        stage_check_forget(pj);
         stage_finish(pj, DM_ERR_UNSAFE, &err);
         return;
     }
+    /* The write copies the verification: the check's state can go. */
     stage_record_finish(pj, &w, 0, "could not record the review");
+    stage_check_forget(pj);
 }
 
-/* The revise round is over: scan the new files, then the kept verdict decides. */
-static void revise_done(struct pjob *pj)
+/* The scan of the current files and its secrets gate; 0 when the review may go on (else the
+ * stage was ended). */
+static int scan_gate(struct pjob *pj)
 {
     struct dm_error err;
-    pj->scan.done = 0;
+    char *summary;
+    size_t secrets;
+
     if (stage_scan(pj, &err)) {
+        stage_check_forget(pj);
         stage_finish(pj, err.code ? err.code : DM_ERR_INVALID, &err);
+        return -1;
+    }
+    secrets = dm_findings_count(&pj->scan.findings, DM_FINDING_SECRET);
+    if (secrets) {
+        /* Blocked outright; the message names where, never what. */
+        summary = dm_findings_summary(&pj->scan.findings, 5);
+        dm_error_set(&err, DM_ERR_UNSAFE,
+                     "generated files contain %zu secret(s); nothing is pushed: %s", secrets,
+                     summary ? summary : "");
+        free(summary);
+        stage_check_forget(pj);
+        stage_finish(pj, DM_ERR_UNSAFE, &err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The check of the revised files came back: the kept verdict decides. */
+static void on_revise_checked(struct pjob *pj, int rc, const struct dm_error *err)
+{
+    if (rc) {
+        stage_check_forget(pj);
+        stage_finish(pj, rc, err);
+        return;
+    }
+    if (scan_gate(pj)) {
         return;
     }
     review_decided(pj, &pj->review.verdict);
+}
+
+/* The revise round is over: scan the new files, check the whole change again, then the kept
+ * verdict decides. */
+static void revise_done(struct pjob *pj)
+{
+    pj->scan.done = 0;
+    if (scan_gate(pj)) {
+        return;
+    }
+    stage_check_run(pj, on_revise_checked);
 }
 
 /* Prepares one file of the revise round (its generation system message, the reviewer's
@@ -165,6 +217,7 @@ static void on_review_done(struct metered *mc, int rc, struct dm_llm_result *res
     size_t n = 0;
 
     if (metered_interrupted(pj, rc, "review")) {
+        stage_check_forget(pj);
         return;
     }
     files = calloc(pj->nfiles + 1, sizeof(*files));
@@ -292,29 +345,23 @@ static int rule_verdict(struct pjob *pj, struct dm_error *err)
     return rc;
 }
 
-static void review_loaded(struct pjob *pj)
+/* The whole change was checked in its repository (and repaired where it had to be): scan
+ * what may have been regenerated, then the rules and the reviewer model decide. */
+static void on_checked(struct pjob *pj, int rc, const struct dm_error *err)
 {
-    struct dm_error err;
-    char *summary;
-    size_t secrets;
+    struct dm_error rerr;
 
-    if (stage_scan(pj, &err)) {
-        stage_finish(pj, err.code ? err.code : DM_ERR_INVALID, &err);
+    if (rc) {
+        stage_check_forget(pj);
+        stage_finish(pj, rc, err);
         return;
     }
-    secrets = dm_findings_count(&pj->scan.findings, DM_FINDING_SECRET);
-    if (secrets) {
-        /* Blocked outright; the message names where, never what. */
-        summary = dm_findings_summary(&pj->scan.findings, 5);
-        dm_error_set(&err, DM_ERR_UNSAFE,
-                     "generated files contain %zu secret(s); nothing is pushed: %s", secrets,
-                     summary ? summary : "");
-        free(summary);
-        stage_finish(pj, DM_ERR_UNSAFE, &err);
+    if (scan_gate(pj)) {
         return;
     }
-    if (rule_verdict(pj, &err)) {
-        stage_finish(pj, err.code ? err.code : DM_ERR_INVALID, &err);
+    if (rule_verdict(pj, &rerr)) {
+        stage_check_forget(pj);
+        stage_finish(pj, rerr.code ? rerr.code : DM_ERR_INVALID, &rerr);
         return;
     }
     if (ask_reviewer(pj) == 0) {
@@ -323,7 +370,18 @@ static void review_loaded(struct pjob *pj)
     review_decided(pj, &pj->review.rules);
 }
 
+static void review_loaded(struct pjob *pj)
+{
+    if (scan_gate(pj)) {
+        return;
+    }
+    /* Before any verdict: the change must compile and migrate in its repository. */
+    stage_check_run(pj, on_checked);
+}
+
 int stage_review_run(struct dm_job *job)
 {
-    return stage_begin(job, LOAD_FILES, review_loaded);
+    /* The repository context (pj->repo) when the base can be read: the check uses its commit
+     * and its migrations folder; without it the check reads the base itself. */
+    return stage_begin(job, LOAD_FILES | LOAD_REPO, review_loaded);
 }

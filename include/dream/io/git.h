@@ -16,7 +16,8 @@
  *
  * Code: src/io/git/ (session.c: talking to the remote; mirror.c: the cache, its locks and the
  * tree listing; commit.c: the commit built in memory; publish.c: the push and the ownership
- * check), sharing src/io/git/git_private.h.
+ * check; checkout.c: a commit's checkable files written out for the whole-change checks),
+ * sharing src/io/git/git_private.h.
  *
  * Secrets: the token is handed to libgit2 only through its credentials callback (HTTP Basic,
  * user "x-access-token"). It never appears in a URL, in the mirror's config (remotes are
@@ -131,6 +132,40 @@ struct dm_git_tree {
 int dm_git_list_tree(struct dm_git_tree **out, const struct dm_git_opts *opts, const char *owner,
                      const char *repo, const char *base, int refresh, size_t max_paths,
                      struct dm_error *err);
+
+/* What dm_git_checkout wrote (or found). */
+struct dm_git_checkout {
+    char commit[DM_GIT_OID_HEX]; /* the base commit written out */
+    char dir[4096];              /* <cache_root>/<commit>: the files, read only for callers */
+    int cached;                  /* 1 = it was already there */
+    size_t files;                /* files written (0 when cached) */
+    size_t skipped;              /* files over max_file_bytes, left out */
+};
+
+/* Limits of one checkout (0 = the default). */
+struct dm_git_checkout_limits {
+    size_t max_files;      /* files written (default 50000; more: DM_ERR_LIMIT) */
+    size_t max_file_bytes; /* a larger file is left out (default 2 MiB) */
+    size_t max_bytes;      /* all files together (default 512 MiB; more: DM_ERR_LIMIT) */
+    size_t keep;           /* commits kept under cache_root, least recently used removed
+                              first (default 8) */
+};
+
+/*
+ * Writes the files of a commit that a whole-change check reads — TypeScript/JavaScript sources,
+ * JSON and SQL (no node_modules/, symlinks or submodules) — into <cache_root>/<commit>/, for
+ * the type-check and the migration replay. The commit is `commit` (40 hex) when given and the
+ * mirror has it, else the tip of `base` (the mirror as it is, fetched when it does not have the
+ * branch yet; refresh != 0 fetches first). An existing <cache_root>/<commit> is reused (its
+ * mtime is touched); a new one is written aside and renamed into place, so a reader never sees a
+ * half-written tree. Then the least recently used commits past limits->keep are removed.
+ * limits may be NULL. Same errors as dm_git_list_tree, plus DM_ERR_LIMIT (the commit has more
+ * files or bytes to write than the limits; nothing is left behind). Threadpool only.
+ */
+int dm_git_checkout(struct dm_git_checkout *out, const struct dm_git_opts *opts, const char *owner,
+                    const char *repo, const char *base, const char *commit, int refresh,
+                    const char *cache_root, const struct dm_git_checkout_limits *limits,
+                    struct dm_error *err);
 
 /* Frees a listing; NULL allowed. Any thread. */
 void dm_git_tree_free(struct dm_git_tree *tree);
