@@ -153,7 +153,9 @@ void dm_job_clear(struct dm_job *job)
     free(job->branch);
     free(job->pr_url);
     free(job->commit);
+    free(job->verification);
     job->job_json = job->plan_json = job->branch = job->pr_url = job->commit = NULL;
+    job->verification = NULL;
     job->req = NULL;
 }
 

@@ -37,7 +37,7 @@
  *       8 global maxlen, 9 channel, 10 ttl s, 11 max attempts, 12 mode (new|claim|resume),
  *       13 jobId, 14 job events maxlen
  * Returns {'run', epoch, stage, attempts, job, plan, approved, branch, pr_url, commit, cancel,
- *          created, tokens, cost, event JSON, review}
+ *          created, tokens, cost, event JSON, review, verification}
  *      or {'skip'|'dead'|'failed', reason}.
  */
 const char dm_script_start[] = LUA_EMIT
@@ -121,7 +121,7 @@ const char dm_script_start[] = LUA_EMIT
     "local function g(f) return redis.call('HGET', h, f) or '' end\n"
     "return {'run', tostring(epoch), g('stage'), tostring(attempts), job, g('plan'), "
     "g('approved'), g('branch'), g('pr_url'), g('commit'), g('cancel'), g('created'), "
-    "g('tokens'), g('cost'), last, g('review')}\n";
+    "g('tokens'), g('cost'), last, g('review'), g('verification')}\n";
 
 /*
  * TRANSITION

@@ -106,6 +106,8 @@ static void on_start_reply(void *arg, redisReply *reply, const char *why)
     }
     job->dry_run = job->req->trust_set && job->req->trust == DM_TRUST_PLANNER;
     snprintf(job->review, sizeof(job->review), "%s", reply_str(reply, 15));
+    free(job->verification);
+    job->verification = dup_or_null(reply_str(reply, 16));
     if (reply->elements >= 15 && reply->element[14]->type == REDIS_REPLY_STRING) {
         eng_post_callback(ej->eng, job, reply->element[14]->str, reply->element[14]->len);
     }

@@ -57,5 +57,5 @@ static void gate_loaded(struct pjob *pj)
 
 int stage_gate_run(struct dm_job *job)
 {
-    return stage_begin(job, LOAD_FILES, gate_loaded);
+    return stage_begin(job, LOAD_FILES | LOAD_REPO, gate_loaded);
 }

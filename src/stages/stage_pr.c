@@ -2,8 +2,8 @@
  * stage_pr: the pull request stage. Finds or opens the job's pull request on GitHub (forge),
  * with the body rendered by prbody from the plan (its files, their contract and the spec items
  * they cover, the detected stack), the spec, the scan's validation warnings, the review's verdict
- * and findings, and the job's spend. (The body's verification part, the whole-change checks, is
- * left out until a stage records it.) Records `pr_url` and a `pr_open` event.
+ * and findings, the whole-change checks the review stage recorded (job->verification), and the
+ * job's spend. Records `pr_url` and a `pr_open` event.
  * Dry runs and jobs whose pull request is already recorded pass at once.
  * Owns struct pr_state (the GitHub call in flight). Loop thread only.
  */
@@ -77,6 +77,7 @@ static void pr_loaded(struct pjob *pj)
     parts.findings = &pj->scan.findings;
     parts.cost = &cost;
     parts.job_id = job->id;
+    parts.verification = job->verification; /* the review stage's whole-change checks */
     body = dm_prbody_render(&parts);
     memset(&r, 0, sizeof(r));
     r.owner = req->repo_owner;

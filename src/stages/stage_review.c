@@ -15,6 +15,7 @@
  * (the scan's findings and warnings, which the gate and the PR body reuse). Loop thread only.
  */
 #include "dream/core/log.h"
+#include "dream/domain/editguard.h"
 #include "dream/domain/prompt.h"
 
 #include "stage.h"
@@ -55,6 +56,15 @@ int stage_scan(struct pjob *pj, struct dm_error *err)
                 dm_validate_warn(&pj->scan.warnings, pj->plan->items[i].path, f->content, f->len);
             rc = w < 0 ? w : 0;
         }
+        /* An edit that removes what the base had (allowed because the spec asks for it) is a
+         * destructive finding: the gate parks it for a human. */
+        if (!rc && pj->plan->items[i].kind == DM_PLAN_KIND_EDIT && pj->repo) {
+            const struct dm_repo_text *base = dm_repo_find(pj->repo, pj->plan->items[i].path);
+            if (base) {
+                rc = dm_editguard_flag(&pj->scan.findings, pj->plan->items[i].path, base->content,
+                                       base->len, f->content, f->len, 0, err);
+            }
+        }
     }
     pj->scan.done = rc == 0;
     return rc;
@@ -84,7 +94,15 @@ static void review_decided(struct pjob *pj, const struct dm_review_verdict *v)
         stage_finish(pj, DM_ERR_UNSAFE, &err);
         return;
     }
-    /* The write copies the verification: the check's state can go. */
+    /* The write copies the verification, and the job keeps it for the PR body (a resumed job
+     * reads it back from the hash): the check's state can go. */
+    if (verification) {
+        char *copy = strdup(verification);
+        if (copy) {
+            free(pj->job->verification);
+            pj->job->verification = copy;
+        }
+    }
     stage_record_finish(pj, &w, 0, "could not record the review");
     stage_check_forget(pj);
 }
@@ -154,7 +172,7 @@ static int revise_file(struct pjob *pj, size_t i, const char *path)
     char *user = NULL;
     char msg[300];
 
-    if (dm_prompt_build(&prompt, pj->p->prompts, pj->spec, pj->plan, i, &err) ||
+    if (dm_prompt_build_repo(&prompt, pj->p->prompts, pj->spec, pj->plan, i, pj->repo, &err) ||
         dm_review_revise_prompt(&user, &pj->review.verdict, path, f->content, f->len, &err)) {
         dm_prompt_free(prompt);
         free(user);

@@ -140,10 +140,11 @@ struct dm_job {
     char *plan_json;                /* recorded plan or NULL (owned) */
     char *branch, *pr_url, *commit; /* recorded results or NULL (owned) */
     char review[16];                /* recorded review decision (proceed, pause) or "" */
-    int approved;                   /* an approver said yes */
-    int dry_run;                    /* planner trust: no push, no PR */
-    long long created_ms;           /* when the job was first taken (its commits are dated by it) */
-    long long tokens;               /* spent so far */
+    char *verification;   /* recorded whole-change check summary (Markdown) or NULL (owned) */
+    int approved;         /* an approver said yes */
+    int dry_run;          /* planner trust: no push, no PR */
+    long long created_ms; /* when the job was first taken (its commits are dated by it) */
+    long long tokens;     /* spent so far */
     double cost;
     int cancel_requested; /* durable flag seen or broadcast received */
     int stopping;         /* replica shutting down: stop at the next checkpoint */
