@@ -483,16 +483,22 @@ static const struct dm_spec_item *spec_item(const struct dm_spec *spec, const ch
 }
 
 /* "Details:" and the nested context of the spec items the file implements: those it covers
- * (the plan's contract), else the one its description names (a plan of an older version). */
+ * (the plan's contract), else the one its description names (a plan of an older version). A
+ * file that implements several items (a route module's endpoints) names the item above each
+ * context, as the lists do: otherwise the model cannot tell which endpoint a detail is about. */
 static int put_details(struct dm_buf *b, const struct dm_spec *spec,
                        const struct dm_plan_item *item)
 {
     const struct dm_spec_item *its[32];
     size_t n = 0;
+    size_t implemented = 0;
     int rc = 0;
 
     for (size_t i = 0; i < item->n_covers && n < sizeof(its) / sizeof(its[0]); i++) {
         const struct dm_spec_item *it = spec_item(spec, item->covers[i]);
+        if (it) {
+            implemented++;
+        }
         if (it && *it->context) {
             its[n++] = it;
         }
@@ -507,7 +513,18 @@ static int put_details(struct dm_buf *b, const struct dm_spec *spec,
         rc = dm_buf_puts(b, "Details:\n");
     }
     for (size_t i = 0; i < n && !rc; i++) {
-        rc = put_indented(b, its[i]->context, DM_PROMPT_TASK_CONTEXT_CHARS / n, 2);
+        if (implemented > 1) {
+            rc = dm_buf_puts(b, "- ");
+            if (!rc) {
+                rc = put_chars(b, its[i]->text, DM_PROMPT_ITEM_CHARS);
+            }
+            if (!rc) {
+                rc = dm_buf_puts(b, "\n");
+            }
+        }
+        if (!rc) {
+            rc = put_indented(b, its[i]->context, DM_PROMPT_TASK_CONTEXT_CHARS / n, 2);
+        }
     }
     return rc;
 }

@@ -52,11 +52,12 @@ Test(prompt_build, route_exact_user_message_and_system_parts)
     struct dm_prompt *p;
 
     load(&f, todo_md);
-    cr_assert_str_eq(f.plan->items[1].path, "src/routes/get-todos.ts");
+    /* One module per resource: the planner names it after /todos and describes its endpoints. */
+    cr_assert_str_eq(f.plan->items[1].path, "src/routes/todos.ts");
     p = prompt_for(NULL, &f, 1);
     cr_assert_eq(p->kind, DM_PROMPT_KIND_ROUTE);
-    cr_assert_str_eq(p->user, "Task: Implement the API route: GET /todos\n"
-                              "Path: src/routes/get-todos.ts\n"
+    cr_assert_str_eq(p->user, "Task: Implement the API route: The /todos routes: GET /todos\n"
+                              "Path: src/routes/todos.ts\n"
                               "Details:\n"
                               "  - supports ?done=true\n"
                               "\n"
@@ -81,15 +82,24 @@ Test(prompt_build, route_exact_user_message_and_system_parts)
                               "\n"
                               "Files in this change:\n"
                               "- docs/dream-specs/todo-api.md\n"
-                              "- src/routes/get-todos.ts\n"
-                              "- src/components/todolist.tsx\n"
-                              "- migrations/todos-table.sql\n"
+                              "- src/routes/todos.ts\n"
+                              "- src/components/TodoList.tsx\n"
+                              "- migrations/0001_create_todos.sql\n"
                               "\n"
-                              "Write the complete content of `src/routes/get-todos.ts`.\n");
+                              "Contract of this change (names and paths every file must agree "
+                              "on):\n"
+                              "- `src/routes/todos.ts` (route, this file): exports default: a "
+                              "Hono app with GET /todos; mounted at /todos by the app's entry\n"
+                              "- `src/components/TodoList.tsx` (component): exports named export "
+                              "TodoList (React component); imported by the pages that show it\n"
+                              "- `migrations/0001_create_todos.sql` (migration): applied in order "
+                              "after the existing migrations\n"
+                              "\n"
+                              "Write the complete content of `src/routes/todos.ts`.\n");
     {
         struct dm_buf want;
         dm_buf_init(&want, 0);
-        dm_buf_printf(&want, "%s\n\n%s\n\n%s\n\nTarget path: `src/routes/get-todos.ts`",
+        dm_buf_printf(&want, "%s\n\n%s\n\n%s\n\nTarget path: `src/routes/todos.ts`",
                       dm_prompts_text(NULL, DM_PROMPT_SYSTEM_ROUTE),
                       dm_prompts_text(NULL, DM_PROMPT_STACK),
                       dm_prompts_text(NULL, DM_PROMPT_RULES));
@@ -104,6 +114,34 @@ Test(prompt_build, route_exact_user_message_and_system_parts)
     unload(&f);
 }
 
+Test(prompt_build, a_module_of_several_endpoints_names_each_one_in_its_details)
+{
+    static const char md[] = "# Todo API\n\n## API\n\n"
+                             "- GET /todos\n  - supports ?done=true\n"
+                             "- POST /todos\n  - requires a title\n"
+                             "- PATCH /todos/:id\n"
+                             "- DELETE /todos/:id\n  - 404 when missing\n";
+    struct fixture f;
+    struct dm_prompt *p;
+
+    load(&f, md);
+    cr_assert_str_eq(f.plan->items[1].path, "src/routes/todos.ts");
+    p = prompt_for(NULL, &f, 1);
+    /* Each detail stays under its endpoint (PATCH has none), as in the API list. */
+    cr_assert(strstr(p->user, "Path: src/routes/todos.ts\n"
+                              "Details:\n"
+                              "- GET /todos\n"
+                              "  - supports ?done=true\n"
+                              "- POST /todos\n"
+                              "  - requires a title\n"
+                              "- DELETE /todos/:id\n"
+                              "  - 404 when missing\n"
+                              "\nSpec: Todo API\n"),
+              "%s", p->user);
+    dm_prompt_free(p);
+    unload(&f);
+}
+
 Test(prompt_build, kinds_pick_their_system_text)
 {
     struct fixture f;
@@ -114,13 +152,17 @@ Test(prompt_build, kinds_pick_their_system_text)
     p = prompt_for(NULL, &f, 2);
     cr_assert_eq(p->kind, DM_PROMPT_KIND_COMPONENT);
     cr_assert(strstr(p->system, "React 19 function component"));
-    cr_assert(strstr(p->user, "Task: Implement the UI component: TodoList\n"));
+    cr_assert(strstr(p->user, "Task: Implement the UI component: The TodoList component: "
+                              "TodoList\nPath: src/components/TodoList.tsx\n"),
+              "%s", p->user);
     cr_assert_null(strstr(p->user, "Details:"));
     dm_prompt_free(p);
     p = prompt_for(NULL, &f, 3);
     cr_assert_eq(p->kind, DM_PROMPT_KIND_MIGRATION);
     cr_assert(strstr(p->system, "CREATE TABLE IF NOT EXISTS"));
-    cr_assert(strstr(p->user, "Task: Write the database migration: todos table\n"));
+    cr_assert(strstr(p->user, "Task: Write the database migration: Migration create_todos: todos "
+                              "table\nPath: migrations/0001_create_todos.sql\n"),
+              "%s", p->user);
     dm_prompt_free(p);
 
     /* Spec document and out-of-range indexes are refused. */
@@ -214,6 +256,10 @@ Test(prompt_build, budgets)
         dm_buf_puts(&md, "\n");
     }
     load(&f, md.data);
+    /* Each route is its own resource, so its own module: 12 of them after the spec document. */
+    cr_assert_eq(f.plan->count, 13);
+    cr_assert_str_eq(f.plan->items[1].path, "src/routes/first.ts");
+    cr_assert_str_eq(f.plan->items[11].path, "src/routes/r11.ts");
     p = prompt_for(NULL, &f, 1);
     {
         const char *ov = strstr(p->user, "Overview:\n") + strlen("Overview:\n");
@@ -225,7 +271,15 @@ Test(prompt_build, budgets)
     cr_assert(strstr(p->user, "- req 15\n"));
     cr_assert_null(strstr(p->user, "- req 16\n"));
     cr_assert_eq(count_lines_starting(p->user, "API routes:\n", "Files in", "- GET"), 10);
-    cr_assert_null(strstr(p->user, "GET /r11"));
+    /* The API list stops at 10 items; the 11th is still named by the files and the contract,
+     * which come after it. */
+    {
+        const char *api = strstr(p->user, "API routes:\n");
+        const char *files = strstr(p->user, "\nFiles in this change:\n");
+        const char *r11 = strstr(api, "GET /r11");
+        cr_assert(files && r11 && r11 > files, "%s", p->user);
+        cr_assert(strstr(files, "- src/routes/r11.ts\n"));
+    }
     /* An item's text is cut to 300 characters, its context to 300 under the list ... */
     {
         const char *r2 = strstr(p->user, "- GET /r2 ");
@@ -299,7 +353,7 @@ Test(prompt_dir, replaces_parts_and_empty_files_drop_them)
     {
         struct dm_buf want;
         dm_buf_init(&want, 0);
-        dm_buf_printf(&want, "ROUTE TEXT\n\n%s\n\nTarget path: `src/routes/get-todos.ts`",
+        dm_buf_printf(&want, "ROUTE TEXT\n\n%s\n\nTarget path: `src/routes/todos.ts`",
                       dm_prompts_text(NULL, DM_PROMPT_RULES));
         cr_assert_str_eq(p->system, want.data);
         dm_buf_free(&want);
@@ -727,10 +781,10 @@ Test(prompt_contract, every_prompt_carries_the_contract_and_the_existing_exports
     struct fixture f;
     struct dm_prompt *p;
 
+    /* The planner's own contract (both /todos routes in one module), plus an edit with usage
+     * only. */
     load(&f, todo_spec);
-    cr_assert_str_eq(f.plan->items[1].path, "src/routes/get-todos-lists-the-user-s-todos.ts");
-    f.plan->items[1].exports = strdup("default: a Hono app handling GET /todos");
-    f.plan->items[1].usage = strdup("mounted at /todos by src/index.ts");
+    cr_assert_str_eq(f.plan->items[1].path, "src/routes/todos.ts");
     add_item(&f, "src/index.ts", DM_PLAN_KIND_EDIT, "mount todos");
     f.plan->items[f.plan->count - 1].usage = strdup("imports src/routes/todos.ts");
 
@@ -738,17 +792,19 @@ Test(prompt_contract, every_prompt_carries_the_contract_and_the_existing_exports
     p = prompt_repo(&f, 1, r, NULL);
     cr_assert(strstr(p->user,
                      "\nContract of this change (names and paths every file must agree on):\n"
-                     "- `src/routes/get-todos-lists-the-user-s-todos.ts` (route, this file): "
-                     "exports default: a Hono app handling GET /todos; mounted at /todos by "
-                     "src/index.ts\n"
+                     "- `src/routes/todos.ts` (route, this file): exports default: a Hono app "
+                     "with GET /todos, POST /todos; mounted at /todos by the app's entry\n"
+                     "- `src/components/TodoList.tsx` (component): exports named export "
+                     "TodoList (React component); imported by the pages that show it\n"
+                     "- `migrations/0001_create_todos.sql` (migration): applied in order after "
+                     "the existing migrations\n"
                      "- `src/index.ts` (edit): imports src/routes/todos.ts\n"
                      "\nExisting files of the repository (their real exports; import only "
                      "these):\n"
                      "- `src/index.ts`: exports default; routes GET /health, ROUTE /users\n"
                      "- `src/components/index.ts`: exports UserCard\n"
                      "- `src/routes/users.ts`: exports default; routes GET /\n"
-                     "\nWrite the complete content of "
-                     "`src/routes/get-todos-lists-the-user-s-todos.ts`.\n"),
+                     "\nWrite the complete content of `src/routes/todos.ts`.\n"),
               "%s", p->user);
     /* Files outside the change's folders, and non-script files, are not listed. */
     cr_assert_null(strstr(p->user, "lib/far.ts"));
@@ -759,9 +815,7 @@ Test(prompt_contract, every_prompt_carries_the_contract_and_the_existing_exports
     p = prompt_repo(&f, f.plan->count - 1, r, NULL);
     cr_assert(strstr(p->user, "- `src/index.ts` (edit, this file): imports src/routes/todos.ts\n"),
               "%s", p->user);
-    cr_assert(strstr(p->user, "- `src/routes/get-todos-lists-the-user-s-todos.ts` (route): "
-                              "exports default"),
-              "%s", p->user);
+    cr_assert(strstr(p->user, "- `src/routes/todos.ts` (route): exports default"), "%s", p->user);
     dm_prompt_free(p);
 
     /* No base: the contract alone; no fields and no base: no section at all. */
