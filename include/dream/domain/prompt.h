@@ -37,7 +37,7 @@
  *            <detected> only when a base was read: "This repository: <dm_stack_describe()>;
  *            entry <entry>; routes in <dir>; ..." (what is known).
  *   user   = "Task: <verb> <description, first 2000 chars>\nPath: <path>\n"
- *            ["Details:\n" <the item's own context, first 2000 chars, indented 2>]
+ *            ["Details:\n" <the context of the spec items the file covers, indented 2>]
  *            "\nSpec: <title>\n"
  *            ["\nOverview:\n" <first 1000 chars of the overview>]
  *            ["\nRequirements:\n" first 15 items] ["\nAPI routes:\n" first 10]
@@ -61,8 +61,9 @@
  *            with a base.
  *   A listed item is "- <text, first 300 chars>" followed by its context (first 300 chars)
  *   indented two spaces under it. Cut text ends in "…". Empty lists are left out.
- *   The item's own context is found as the first item of its spec list (route: API, component:
- *   UI, migration: DB) whose text equals the plan item's description.
+ *   Details: the API, UI and database items among the plan item's `covers` that have a context
+ *   (a plan without covers: the item whose text equals its description); when there are
+ *   several, each is named "- <text>" above its context. The 2000 chars are shared.
  *   Kinds: plan kinds route/component/migration/edit/test map to the same prompt kind; kind
  *   file maps by path (src/routes/ *.ts → route, src/components/ *.tsx → component, *.sql →
  *   migration, else file); the spec document is not generated (DM_ERR_INVALID).
