@@ -327,7 +327,7 @@ static long long expect_retried_ok(const char *id, const char *marker, int reque
                  dmt_fakeor_path_count(&world.llm, paths[0]));
     file = dmt_world_branch_file(&world, branch, paths[0]);
     cr_assert_not_null(file, "%s is on %s", paths[0], branch);
-    cr_assert_not_null(strstr(file, "export default app"), "the valid route: %s", file);
+    cr_assert_not_null(strstr(file, "export default ping;"), "the valid route: %s", file);
     cr_assert_eq(dmt_world_pr_count(&world), 1);
     events = dmt_world_events(&world, id);
     ms = dmt_world_ts_ms(str(find_event(events, "generated"), "ts")) -
@@ -440,7 +440,7 @@ Test(generation, stream_cut_midway_retries_the_stage_and_completes)
                  dmt_fakeor_path_count(&world.llm, paths[0]));
     file = dmt_world_branch_file(&world, branch, paths[0]);
     cr_assert_not_null(file);
-    cr_assert_not_null(strstr(file, "export default app"), "the whole file: %s", file);
+    cr_assert_not_null(strstr(file, "export default ping;"), "the whole file: %s", file);
     cJSON_Delete(events);
     free(file);
     free(spec);
