@@ -85,6 +85,14 @@ static const struct setting settings[] = {
     {"planner", "DREAM_PLANNER", K_STR, S(planner), "rules", 0, 0, 0, check_planner,
      "rules (the spec's lists decide the files) or model (the model proposes them from the spec "
      "and the base branch's tree; the rules are the fallback)"},
+    {"context-file-bytes", "DREAM_CONTEXT_FILE_BYTES", K_INT, S(context_file_bytes), "32768", 1024,
+     16777216, 0, NULL,
+     "bytes read of one file of the base (the manifest, the entry, files of the folders the change "
+     "touches); a longer file is cut"},
+    {"context-total-bytes", "DREAM_CONTEXT_TOTAL_BYTES", K_INT, S(context_total_bytes), "262144",
+     1024, 268435456, 0, NULL, "bytes read of the base's files together, per base commit"},
+    {"context-files", "DREAM_CONTEXT_FILES", K_INT, S(context_files), "64", 1, 10000, 0, NULL,
+     "files of the base read per base commit (the tree itself is always listed)"},
     {"max-tokens", "DREAM_MAX_TOKENS", K_INT, S(max_tokens), "4096", 16, 200000, 0, NULL,
      "max_tokens of each file generation"},
     {"max-repairs", "DREAM_MAX_REPAIRS", K_INT, S(max_repairs), "2", 0, 10, 0, NULL,

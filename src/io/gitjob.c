@@ -14,8 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-enum gitjob_kind { GITJOB_TREE, GITJOB_PUBLISH };
+enum gitjob_kind { GITJOB_TREE, GITJOB_PUBLISH, GITJOB_REPO };
 
 struct dm_gitjob {
     uv_work_t req;
@@ -33,6 +34,12 @@ struct dm_gitjob {
     size_t nfiles;
     dm_gitjob_tree_cb on_tree;
     dm_gitjob_publish_cb on_publish;
+    dm_gitjob_repo_cb on_repo;
+    char *commit;
+    char **known;
+    size_t n_known;
+    struct dm_repo_limits limits;
+    struct dm_gitjob_repo repo_res;
     void *arg;
     /* outputs (written by the worker, read after it) */
     int rc;
@@ -78,6 +85,12 @@ static void gitjob_free(struct dm_gitjob *gj)
         free((char *)gj->files[i].content);
     }
     free(gj->files);
+    free(gj->commit);
+    for (size_t i = 0; i < gj->n_known; i++) {
+        free(gj->known[i]);
+    }
+    free(gj->known);
+    dm_repo_free(gj->repo_res.repo);
     free(gj);
 }
 
@@ -151,6 +164,126 @@ static void on_publish_work(uv_work_t *req)
     }
 }
 
+static int add_tree_entry(void *arg, const char *path, size_t size)
+{
+    return dm_repo_add_entry(arg, path, size) ? DM_ERR_NOMEM : 0;
+}
+
+/* Reads paths into repo; files that are too big or not text are counted in skipped. */
+static int read_paths(struct dm_gitjob *gj, struct dm_git_base *b, struct dm_repo *repo,
+                      char **paths, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *content = NULL;
+        size_t len = 0, keep = 0;
+        int cut = 0;
+        int rc = dm_git_base_read(b, paths[i], gj->limits.file_bytes, &content, &len, &cut,
+                                  &gj->err);
+        if (rc == DM_ERR_LIMIT || rc == DM_ERR_NOTFOUND) {
+            gj->repo_res.skipped++;
+            continue;
+        }
+        if (rc) {
+            return rc;
+        }
+        if (atomic_load(&gj->cancel)) {
+            free(content);
+            return dm_error_set(&gj->err, DM_ERR_CANCELLED, "cancelled while reading the base");
+        }
+        if (!dm_repo_text_check(content, len, cut, &keep)) {
+            gj->repo_res.skipped++; /* binary content under a text name */
+            free(content);
+            continue;
+        }
+        rc = dm_repo_add_file(repo, paths[i], content, keep, cut || keep < len);
+        free(content);
+        if (rc) {
+            return dm_error_set(&gj->err, DM_ERR_NOMEM, "out of memory");
+        }
+    }
+    return 0;
+}
+
+static int read_phase(struct dm_gitjob *gj, struct dm_git_base *b, struct dm_repo *repo,
+                      enum dm_repo_phase phase)
+{
+    char **paths = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (dm_repo_select(&paths, &n, repo, phase, &gj->limits)) {
+        return dm_error_set(&gj->err, DM_ERR_NOMEM, "out of memory");
+    }
+    rc = read_paths(gj, b, repo, paths, n);
+    dm_repo_paths_free(paths, n);
+    return rc;
+}
+
+static int read_repo(struct dm_gitjob *gj)
+{
+    struct dm_gitjob_repo *res = &gj->repo_res;
+    struct dm_git_base *b = NULL;
+    struct dm_repo *repo;
+    int no_base = 0, rc;
+
+    rc = dm_git_base_open(&b, &gj->opts, gj->owner, gj->repo, gj->base, gj->commit, gj->refresh,
+                          &no_base, &gj->err);
+    if (rc == DM_ERR_NOTFOUND && no_base) {
+        /* An empty repository, or no such branch yet: nothing to read, default conventions. */
+        res->repo = calloc(1, sizeof(*res->repo));
+        if (!res->repo || dm_stack_detect(&res->repo->stack, res->repo)) {
+            return dm_error_set(&gj->err, DM_ERR_NOMEM, "out of memory");
+        }
+        res->empty = 1;
+        return 0;
+    }
+    if (rc) {
+        return rc;
+    }
+    snprintf(res->commit, sizeof(res->commit), "%s", dm_git_base_commit(b));
+    for (size_t i = 0; i < gj->n_known; i++) {
+        if (strcmp(gj->known[i], res->commit) == 0) {
+            res->cached = 1;
+            dm_git_base_close(b);
+            return 0;
+        }
+    }
+    repo = res->repo = calloc(1, sizeof(*repo));
+    if (!repo) {
+        dm_git_base_close(b);
+        return dm_error_set(&gj->err, DM_ERR_NOMEM, "out of memory");
+    }
+    memcpy(repo->commit, res->commit, sizeof(repo->commit));
+    rc = dm_git_base_tree(b, DM_REPO_TREE_MAX, add_tree_entry, repo, &repo->tree_truncated,
+                          &gj->err);
+    if (rc == DM_ERR_NOMEM) {
+        dm_error_set(&gj->err, DM_ERR_NOMEM, "out of memory");
+    }
+    if (!rc) {
+        rc = read_phase(gj, b, repo, DM_REPO_PHASE_FIXED);
+    }
+    if (!rc && dm_stack_detect(&repo->stack, repo)) {
+        rc = dm_error_set(&gj->err, DM_ERR_NOMEM, "out of memory");
+    }
+    if (!rc) {
+        rc = read_phase(gj, b, repo, DM_REPO_PHASE_CONTEXT);
+    }
+    dm_git_base_close(b);
+    return rc;
+}
+
+static void on_repo_work(uv_work_t *req)
+{
+    struct dm_gitjob *gj = req->data;
+    struct timespec t0, t1;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    gj->rc = read_repo(gj);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    gj->repo_res.ms =
+        (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+}
+
 /* ---- the loop side ---- */
 
 static void on_work_done(uv_work_t *req, int status)
@@ -160,10 +293,14 @@ static void on_work_done(uv_work_t *req, int status)
     if (status == UV_ECANCELED) {
         gj->rc = DM_ERR_CANCELLED;
         dm_error_set(&gj->err, DM_ERR_CANCELLED, "%s cancelled",
-                     gj->kind == GITJOB_TREE ? "tree listing" : "push");
+                     gj->kind == GITJOB_TREE   ? "tree listing"
+                     : gj->kind == GITJOB_REPO ? "reading the base"
+                                               : "push");
     }
     if (gj->kind == GITJOB_TREE) {
         gj->on_tree(gj->arg, gj->rc, gj->rc ? NULL : gj->tree, &gj->err);
+    } else if (gj->kind == GITJOB_REPO) {
+        gj->on_repo(gj->arg, gj->rc, gj->rc ? NULL : &gj->repo_res, &gj->err);
     } else {
         struct dm_gitjob_published res;
         res.git = gj->result;
@@ -250,6 +387,38 @@ int dm_gitjob_publish(struct dm_gitjob **out, uv_loop_t *loop,
     gj->on_publish = req->on_done;
     gj->arg = req->arg;
     return queue(out, loop, gj, on_publish_work, err);
+}
+
+int dm_gitjob_read_repo(struct dm_gitjob **out, uv_loop_t *loop,
+                        const struct dm_gitjob_repo_req *req, struct dm_error *err)
+{
+    struct dm_gitjob *gj = gitjob_new(GITJOB_REPO, req->opts, req->owner, req->repo, req->base);
+    int failed = 0;
+
+    if (out) {
+        *out = NULL;
+    }
+    if (!gj) {
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    gj->commit = copy(req->commit, &failed);
+    gj->refresh = req->refresh;
+    gj->limits = dm_repo_limits_resolve(&req->limits);
+    if (req->n_known) {
+        gj->known = calloc(req->n_known, sizeof(*gj->known));
+        failed |= !gj->known;
+        for (size_t i = 0; !failed && i < req->n_known; i++) {
+            gj->known[i] = copy(req->known[i], &failed);
+            gj->n_known += !failed;
+        }
+    }
+    if (failed) {
+        gitjob_free(gj);
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    gj->on_repo = req->on_done;
+    gj->arg = req->arg;
+    return queue(out, loop, gj, on_repo_work, err);
 }
 
 void dm_gitjob_cancel(struct dm_gitjob *gj)

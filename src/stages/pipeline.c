@@ -222,7 +222,7 @@ int stage_load_plan(struct pjob *pj, struct dm_error *err)
         if (job->plan_json) {
             rc = dm_plan_from_json(&pj->plan, job->plan_json, err);
         } else {
-            rc = dm_plan_build(&pj->plan, pj->spec, req->branch_prefix, NULL, err);
+            rc = dm_plan_build(&pj->plan, pj->spec, req->branch_prefix, pj->repo, err);
         }
         if (rc) {
             return dm_error_wrap(err, "plan");
@@ -270,6 +270,190 @@ static void on_next_turn(struct dm_job *job)
     stage_continue(job->stage_data);
 }
 
+/* ---- the base of the change (LOAD_REPO): read once per commit, shared ---- */
+
+void repo_cached_unref(struct repo_cached *c)
+{
+    if (c && --c->refs == 0) {
+        dm_repo_free(c->repo);
+        free(c);
+    }
+}
+
+/* The cached base of commit, moved to the most recently used end; NULL when not cached. */
+static struct repo_cached *cache_find(struct dm_pipeline *p, const char *commit)
+{
+    for (size_t i = 0; i < p->n_repo_cache; i++) {
+        struct repo_cached *c = p->repo_cache[i];
+        if (strcmp(c->repo->commit, commit) == 0) {
+            memmove(&p->repo_cache[i], &p->repo_cache[i + 1],
+                    (p->n_repo_cache - i - 1) * sizeof(p->repo_cache[0]));
+            p->repo_cache[p->n_repo_cache - 1] = c;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* Keeps c (one more reference) as the most recently used, evicting the least recently used
+ * when full (the jobs holding it keep their copy). */
+static void cache_put(struct dm_pipeline *p, struct repo_cached *c)
+{
+    if (p->n_repo_cache == REPO_CACHE_COMMITS) {
+        repo_cached_unref(p->repo_cache[0]);
+        memmove(&p->repo_cache[0], &p->repo_cache[1],
+                (REPO_CACHE_COMMITS - 1) * sizeof(p->repo_cache[0]));
+        p->n_repo_cache--;
+    }
+    c->refs++;
+    p->repo_cache[p->n_repo_cache++] = c;
+}
+
+static void repo_hold(struct pjob *pj, struct repo_cached *c)
+{
+    c->refs++;
+    pj->repo_ref = c;
+    pj->repo = c->repo;
+}
+
+static int start_repo_read(struct pjob *pj, int use_cache, struct dm_error *err);
+
+static void on_repo_read(void *arg, int rc, struct dm_gitjob_repo *res,
+                         const struct dm_error *gerr)
+{
+    struct pjob *pj = arg;
+    struct dm_pipeline *p = pj->p;
+    struct repo_cached *c;
+    struct dm_error err;
+    char *stack;
+
+    err.msg[0] = '\0';
+    pj->repo_read = NULL;
+    pj->outstanding--;
+    if (!pj->job) {
+        pjob_maybe_free(pj);
+        return;
+    }
+    const struct dm_jobreq *req = pj->job->req;
+    if (rc) {
+        if (rc == DM_ERR_CANCELLED || pj->cancelling) {
+            dm_error_set(&err, DM_ERR_CANCELLED, "reading the base cancelled");
+            stage_finish(pj, DM_ERR_CANCELLED, &err);
+            return;
+        }
+        if (rc != DM_ERR_AUTH && rc != DM_ERR_INVALID && rc != DM_ERR_NOMEM) {
+            rc = DM_ERR_TRANSIENT;
+        }
+        dm_error_set(&err, rc, "cannot read the base %s/%s@%s: %s", req->repo_owner,
+                     req->repo_name, req->base_branch, gerr->msg);
+        stage_finish(pj, rc, &err);
+        return;
+    }
+    if (res->cached) {
+        c = cache_find(p, res->commit);
+        if (!c) {
+            /* Evicted while the commit was being resolved: read it after all. */
+            if (pj->repo_rereads++ < 1 && !start_repo_read(pj, 0, &err)) {
+                return;
+            }
+            if (!err.msg[0]) {
+                dm_error_set(&err, DM_ERR_TRANSIENT, "the base's cache changed under the read");
+            }
+            stage_finish(pj, DM_ERR_TRANSIENT, &err);
+            return;
+        }
+        p->repo_hits++;
+        dm_info("pipeline", pj->job->id, "base %s/%s@%.8s from the cache (hit %llu, %llu read)",
+                req->repo_owner, req->repo_name, res->commit, p->repo_hits, p->repo_reads);
+        repo_hold(pj, c);
+        stage_continue(pj);
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        dm_error_set(&err, DM_ERR_NOMEM, "out of memory");
+        stage_finish(pj, DM_ERR_NOMEM, &err);
+        return;
+    }
+    c->repo = res->repo;
+    res->repo = NULL;
+    stack = dm_stack_describe(&c->repo->stack);
+    if (res->empty) {
+        dm_info("pipeline", pj->job->id,
+                "base %s/%s@%s is empty or has no such branch: default conventions (%s)",
+                req->repo_owner, req->repo_name, req->base_branch, stack ? stack : "?");
+    } else {
+        p->repo_reads++;
+        dm_info("pipeline", pj->job->id,
+                "base %s/%s@%.8s read: %zu files in tree%s, %zu read, %zu bytes, %zu skipped, "
+                "stack %s, entry %s, in %.0f ms",
+                req->repo_owner, req->repo_name, c->repo->commit, c->repo->n_tree,
+                c->repo->tree_truncated ? " (truncated)" : "", c->repo->n_files,
+                dm_repo_bytes(c->repo), res->skipped, stack ? stack : "?",
+                c->repo->stack.entry ? c->repo->stack.entry : "none", res->ms);
+        cache_put(p, c);
+    }
+    free(stack);
+    repo_hold(pj, c);
+    repo_cached_unref(c); /* the creation's own reference: the cache and the job hold it now */
+    stage_continue(pj);
+}
+
+/* Reads the base through gitjob (its completion comes later, never inside this call); with
+ * use_cache, the commits already cached are not read again. */
+static int start_repo_read(struct pjob *pj, int use_cache, struct dm_error *err)
+{
+    struct dm_pipeline *p = pj->p;
+    const struct dm_jobreq *req = pj->job->req;
+    const char *known[REPO_CACHE_COMMITS];
+    struct dm_gitjob_repo_req rr;
+    struct dm_git_opts opts;
+    int rc;
+
+    memset(&rr, 0, sizeof(rr));
+    for (size_t i = 0; use_cache && i < p->n_repo_cache; i++) {
+        known[rr.n_known++] = p->repo_cache[i]->repo->commit;
+    }
+    stage_git_opts(pj, &opts);
+    rr.opts = &opts;
+    rr.owner = req->repo_owner;
+    rr.repo = req->repo_name;
+    rr.base = req->base_branch;
+    rr.refresh = 1;
+    rr.limits.file_bytes = (size_t)p->cfg->context_file_bytes;
+    rr.limits.total_bytes = (size_t)p->cfg->context_total_bytes;
+    rr.limits.files = (size_t)p->cfg->context_files;
+    rr.known = known;
+    rr.on_done = on_repo_read;
+    rr.arg = pj;
+    err->msg[0] = '\0';
+    rc = dm_gitjob_read_repo(&pj->repo_read, p->loop, &rr, err);
+    if (rc) {
+        return rc;
+    }
+    pj->outstanding++;
+    return 0;
+}
+
+/* The stage's other loads are done: read the base when the stage wants it and the job does not
+ * hold it yet, else continue. */
+static void load_repo_or_continue(struct pjob *pj)
+{
+    struct dm_error err;
+
+    if (!pj->repo_wanted || pj->repo) {
+        stage_continue(pj);
+        return;
+    }
+    if (pj->job->cancel_requested || pj->cancelling) {
+        stage_continue(pj); /* ends it cancelled */
+        return;
+    }
+    if (start_repo_read(pj, 1, &err)) {
+        stage_finish(pj, DM_ERR_TRANSIENT, &err);
+    }
+}
+
 static void on_files_read(struct dm_job *job, int rc, size_t n, const char *const *paths,
                           const char *const *contents, const size_t *lens)
 {
@@ -299,7 +483,7 @@ static void on_files_read(struct dm_job *job, int rc, size_t n, const char *cons
         }
     }
     pj->files_loaded = 1;
-    stage_continue(pj);
+    load_repo_or_continue(pj);
 }
 
 int stage_begin(struct dm_job *job, unsigned load, void (*next)(struct pjob *pj))
@@ -319,6 +503,19 @@ int stage_begin(struct dm_job *job, unsigned load, void (*next)(struct pjob *pj)
         return rc;
     }
     pj->next = next;
+    pj->repo_wanted = (load & LOAD_REPO) != 0;
+    pj->repo_rereads = 0;
+    if (pj->repo_wanted && !pj->repo && (!(load & LOAD_FILES) || pj->files_loaded)) {
+        /* Only the base to read: its completion comes on a later loop turn. */
+        struct dm_error rerr;
+        rc = start_repo_read(pj, 1, &rerr);
+        if (rc) {
+            pj->stage_active = 0;
+            return dm_error_set(&job->error, rc == DM_ERR_NOMEM ? rc : DM_ERR_TRANSIENT,
+                                "cannot read the base: %s", rerr.msg);
+        }
+        return 0;
+    }
     if (!(load & LOAD_FILES) || pj->files_loaded) {
         /* Never end a stage inside its run call: continue on the next loop turn. */
         rc = job->io->after(job, 0, on_next_turn);
@@ -347,7 +544,7 @@ static void stop_work(struct pjob *pj)
     gen_unqueue(pj);
     metered_cancel(&pj->planner.call);
     metered_cancel(&pj->review.call);
-    dm_gitjob_cancel(pj->planner.tree);
+    dm_gitjob_cancel(pj->repo_read);
     dm_gitjob_cancel(pj->push.git);
     if (pj->pr.call) {
         dm_forge_cancel(pj->pr.call);
@@ -382,6 +579,7 @@ static void pjob_free(struct pjob *pj)
     dm_validate_warnings_free(&pj->scan.warnings);
     dm_review_verdict_free(&pj->review.rules);
     dm_review_verdict_free(&pj->review.verdict);
+    repo_cached_unref(pj->repo_ref);
     free(pj);
 }
 
@@ -536,6 +734,9 @@ static void on_service_closed(void *arg)
     }
     if (p->llm) {
         dm_llm_free(p->llm);
+    }
+    for (size_t i = 0; i < p->n_repo_cache; i++) {
+        repo_cached_unref(p->repo_cache[i]);
     }
     dm_price_table_free(p->prices);
     dm_prompts_free(p->prompts);

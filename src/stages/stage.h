@@ -37,6 +37,19 @@
 
 #define MAX_PROTECTED 32
 
+/* Commits whose base the pipeline keeps read (struct repo_cached). */
+#define REPO_CACHE_COMMITS 8
+
+/* One base read (LOAD_REPO), shared by the pipeline's cache and the jobs using it: freed when
+ * the last of them lets it go (repo_cached_unref). */
+struct repo_cached {
+    struct dm_repo *repo;
+    int refs;
+};
+
+/* Drops one reference; frees the base with the last one. NULL is fine. */
+void repo_cached_unref(struct repo_cached *c);
+
 struct pjob;
 struct gen_file;
 struct dm_gitjob;
@@ -61,6 +74,11 @@ struct dm_pipeline {
     const char *protected_list[MAX_PROTECTED];
     int llm_in_flight;                      /* every job's model calls together */
     struct gen_file *wait_head, *wait_tail; /* files waiting for a request slot, oldest first */
+    /* the bases read, per commit (LOAD_REPO), most recently used last; each entry refcounted
+       so a job keeps its copy when a newer commit evicts it */
+    struct repo_cached *repo_cache[REPO_CACHE_COMMITS];
+    size_t n_repo_cache;
+    unsigned long long repo_reads, repo_hits; /* bases read / served from the cache */
     int closing;
     int pending_closes;
     void (*closed)(void *arg);
@@ -114,7 +132,6 @@ int metered_interrupted(struct pjob *pj, int rc, const char *what);
 
 /* The plan stage's model planner (stage_plan.c). */
 struct plan_state {
-    struct dm_gitjob *tree; /* the base branch's listing in flight, or NULL */
     struct metered call;
 };
 
@@ -187,6 +204,10 @@ struct pjob {
     struct dm_budget budget;
     int budget_ready;
     const struct dm_repo *repo; /* LOAD_REPO: the base of the change, or NULL (not read) */
+    struct repo_cached *repo_ref; /* the reference pj->repo is held by */
+    struct dm_gitjob *repo_read;  /* the base being read, or NULL */
+    int repo_wanted;              /* the running stage asked for LOAD_REPO */
+    int repo_rereads;             /* reads restarted because the cache evicted a hit */
     int budget_wait; /* a call did not fit yet: start nothing until one in flight settles */
     /* the running stage */
     int stage_active;
@@ -208,8 +229,13 @@ struct pjob {
 enum stage_load {
     LOAD_SPEC = 1,  /* the parsed spec and the budget (the plan stage makes the plan) */
     LOAD_FILES = 2, /* spec, plan, budget and every checkpointed file */
-    LOAD_REPO = 4,  /* pj->repo: the base of the change (dream/domain/repo.h), shared from the
-                       pipeline's per-commit cache; NULL while the base cannot be read yet */
+    LOAD_REPO = 4,  /* pj->repo: the base of the change (dream/domain/repo.h) at the tip of the
+                       job's base branch, shared from the pipeline's per-commit cache (read
+                       through gitjob when missing, off the loop). A base that cannot be read
+                       fails the stage (DM_ERR_TRANSIENT, retried; DM_ERR_AUTH and
+                       DM_ERR_INVALID as such); an empty repository or a missing base branch
+                       gives an empty dm_repo (no tree, default conventions), never NULL.
+                       Kept for the job's life once loaded. */
 };
 
 /* Starts a stage (its run op): loads what it needs (load: enum stage_load flags), then calls

@@ -1,13 +1,14 @@
 /*
- * stage_plan: the plan stage. The rules plan the files (plan.c), or, with --planner=model, a
- * model plans them from the spec and the base branch's tree (read from the mirror through
- * gitjob, off the loop thread); every failure of the model path falls back to the rules. The
- * plan is checked against the safety policy and recorded (`plan`, `branch`, a `planned` event).
- * Owns struct plan_state (the tree listing and the planner's metered call). Loop thread only.
+ * stage_plan: the plan stage. The base of the change is loaded first (LOAD_REPO: its tree, the
+ * files that matter and the stack, from the pipeline's per-commit cache or read off the loop).
+ * The rules plan the files in the repository's conventions (plan.c, given pj->repo), or, with
+ * --planner=model, a model plans them from the spec and the base's tree; every failure of the
+ * model path falls back to the rules. The plan is checked against the safety policy and
+ * recorded (`plan`, `branch`, a `planned` event). Owns struct plan_state (the planner's metered
+ * call). Loop thread only.
  */
 #include "dream/core/log.h"
 #include "dream/domain/planner.h"
-#include "dream/io/gitjob.h"
 
 #include "stage.h"
 
@@ -130,32 +131,37 @@ static void on_planner_done(struct metered *mc, int rc, struct dm_llm_result *re
     commit_or_fail(pj);
 }
 
-/* The base branch's tree is listed: ask the model for a plan. */
-static void on_tree_done(void *arg, int rc, const struct dm_git_tree *tree,
-                         const struct dm_error *err)
+/* Asks the model for a plan from the spec and the base's tree (pj->repo, read by LOAD_REPO);
+ * every failure falls back to the rules. */
+static void plan_loaded(struct pjob *pj)
 {
-    struct pjob *pj = arg;
     struct dm_pipeline *p = pj->p;
+    const struct dm_repo *repo = pj->repo;
     struct dm_planner_opts po = DM_PLANNER_OPTS_INIT;
     struct dm_planner_prompt *prompt = NULL;
     struct dm_llm_request r;
     enum metered_step step;
     struct dm_error perr;
+    const char **paths;
+    size_t n = 0;
+    int rc;
 
-    pj->planner.tree = NULL;
-    pj->outstanding--;
-    if (!pj->job) {
-        pjob_maybe_free(pj);
+    if (pj->job->plan_json || strcmp(p->cfg->planner, "model") != 0) {
+        commit_or_fail(pj);
         return;
     }
-    if (rc) {
-        plan_fallback(pj, err->msg);
+    paths = calloc((repo ? repo->n_tree : 0) + 1, sizeof(*paths));
+    if (!paths) {
+        plan_fallback(pj, "out of memory");
         return;
+    }
+    for (size_t i = 0; repo && i < repo->n_tree && n < DM_PLANNER_TREE_PATHS; i++) {
+        paths[n++] = repo->tree[i].path;
     }
     po.branch_prefix = pj->job->req->branch_prefix;
     po.policy = &p->policy;
-    rc = dm_planner_prompt_build(&prompt, pj->spec, (const char *const *)tree->paths, tree->npaths,
-                                 &po, &perr);
+    rc = dm_planner_prompt_build(&prompt, pj->spec, paths, n, &po, &perr);
+    free(paths);
     if (!rc) {
         memset(&r, 0, sizeof(r));
         r.model = p->cfg->model;
@@ -173,38 +179,7 @@ static void on_tree_done(void *arg, int rc, const struct dm_git_tree *tree,
     }
 }
 
-static void plan_loaded(struct pjob *pj)
-{
-    const struct dm_config *cfg = pj->p->cfg;
-    const struct dm_jobreq *req = pj->job->req;
-    struct dm_git_opts opts;
-    struct dm_gitjob_tree_req tr;
-    struct dm_error err;
-
-    if (pj->job->plan_json || strcmp(cfg->planner, "model") != 0) {
-        commit_or_fail(pj);
-        return;
-    }
-    /* The model plans from the spec and the base branch's tree, read from the mirror off the
-     * loop thread; every failure falls back to the rules. */
-    stage_git_opts(pj, &opts);
-    memset(&tr, 0, sizeof(tr));
-    tr.opts = &opts;
-    tr.owner = req->repo_owner;
-    tr.repo = req->repo_name;
-    tr.base = req->base_branch;
-    tr.refresh = 1;
-    tr.max_paths = DM_PLANNER_TREE_PATHS;
-    tr.on_done = on_tree_done;
-    tr.arg = pj;
-    if (dm_gitjob_list_tree(&pj->planner.tree, pj->p->loop, &tr, &err)) {
-        commit_or_fail(pj);
-        return;
-    }
-    pj->outstanding++;
-}
-
 int stage_plan_run(struct dm_job *job)
 {
-    return stage_begin(job, LOAD_SPEC, plan_loaded);
+    return stage_begin(job, LOAD_SPEC | LOAD_REPO, plan_loaded);
 }

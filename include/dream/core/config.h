@@ -54,6 +54,9 @@ struct dm_config {
     char *prompts_dir;
     char *planner; /* rules or model */
     int review_revise;
+    long long context_file_bytes;  /* bytes read of one file of the base */
+    long long context_total_bytes; /* bytes read of the base's files together */
+    long long context_files;       /* files of the base read */
     long long max_tokens;
     long long max_repairs;
     long long llm_timeout_ms;

@@ -135,4 +135,68 @@ void dm_stack_clear(struct dm_stack *s);
 /* Frees r and everything it owns; NULL is fine. */
 void dm_repo_free(struct dm_repo *r);
 
+/* ---- reading the base (repo_select.c): what is worth reading, in two steps ---- */
+
+#define DM_REPO_FILE_BYTES_DEFAULT ((size_t)32 * 1024)
+#define DM_REPO_TOTAL_BYTES_DEFAULT ((size_t)256 * 1024)
+#define DM_REPO_FILES_DEFAULT ((size_t)64)
+#define DM_REPO_TREE_MAX ((size_t)100000) /* paths listed of one tree */
+
+/* lim with every 0 replaced by its default (lim may be NULL: all defaults). */
+struct dm_repo_limits dm_repo_limits_resolve(const struct dm_repo_limits *lim);
+
+/* 1 when path is never read nor sent: vendored (node_modules/, vendor/, dist/, build/, .git/
+ * anywhere in the path), generated (lockfiles, *.min.js, *.min.css, *.map, *.d.ts under dist/)
+ * or binary by its extension (images, fonts, archives, media, executables, databases, ...). */
+int dm_repo_path_skipped(const char *path);
+
+/* 1 when the len bytes of buf are text: no NUL and valid UTF-8. cut != 0: buf is the start of a
+ * longer file, so an incomplete sequence at its very end is allowed. *keep (may be NULL) gets
+ * the bytes to keep (len without that incomplete tail). */
+int dm_repo_text_check(const char *buf, size_t len, int cut, size_t *keep);
+
+/* The two steps of a read: the fixed files (manifest, tsconfig.json, wrangler.toml, README),
+ * then, once the stack is detected from them (dm_stack_detect), the entry, the barrel and the
+ * existing files of the folders a change touches (routes, components, migrations, tests: one of
+ * each folder in turn, in tree order). */
+enum dm_repo_phase { DM_REPO_PHASE_FIXED = 0, DM_REPO_PHASE_CONTEXT };
+
+/*
+ * The paths of r->tree to read in phase: never one already in r->files, never a skipped one
+ * (dm_repo_path_skipped), within lim (resolved) counting what r->files already holds: files in
+ * all, and bytes in all reckoned as min(size, file_bytes) per file (a file that would pass
+ * total_bytes is left out, smaller ones after it may still fit). *out is a malloc'd array of
+ * *n malloc'd strings (dm_repo_paths_free), NULL when *n is 0. Returns 0 or DM_ERR_NOMEM.
+ */
+int dm_repo_select(char ***out, size_t *n, const struct dm_repo *r, enum dm_repo_phase phase,
+                   const struct dm_repo_limits *lim);
+
+void dm_repo_paths_free(char **paths, size_t n);
+
+/* Appends a tree entry / a file read (path and content copied; content gets a NUL). Returns 0
+ * or DM_ERR_NOMEM. */
+int dm_repo_add_entry(struct dm_repo *r, const char *path, size_t size);
+int dm_repo_add_file(struct dm_repo *r, const char *path, const char *content, size_t len,
+                     int cut);
+
+/* Bytes of content held in r->files. */
+size_t dm_repo_bytes(const struct dm_repo *r);
+
+/* ---- the stack (stack.c) ---- */
+
+/*
+ * Detects the stack and conventions of r from its manifest (r->files' package.json, when it
+ * was read whole and parses), wrangler.toml and its tree, into *out (cleared first; every
+ * directory set, defaults when the tree shows none). A cut or invalid manifest counts as none.
+ * Returns 0 or DM_ERR_NOMEM (out then cleared).
+ */
+int dm_stack_detect(struct dm_stack *out, const struct dm_repo *r);
+
+/* The app's entry file: package.json main, exports (a string, or exports["."] as a string or
+ * its import/default), wrangler.toml's main, else src/index.ts, src/app.ts, src/server.ts, the
+ * same in .js, then index.js, app.js, server.js; a declared entry under dist/ or build/ (or
+ * missing) is mapped to its source under src/ when that exists. Only a path of the tree is
+ * returned. malloc'd, or NULL (none, or NOMEM). */
+char *dm_repo_detect_entry(const struct dm_repo *r);
+
 #endif

@@ -170,6 +170,48 @@ int dm_git_checkout(struct dm_git_checkout *out, const struct dm_git_opts *opts,
 /* Frees a listing; NULL allowed. Any thread. */
 void dm_git_tree_free(struct dm_git_tree *tree);
 
+/* ---- reading the base: the tree with sizes and blobs of one commit (base.c) ---- */
+
+/* A mirror opened (and locked) at one commit of owner/repo; threadpool only, one thread. */
+struct dm_git_base;
+
+/*
+ * Opens the mirror of owner/repo at the tip of `base` (refresh != 0 fetches it first; a mirror
+ * that does not exist yet is always fetched) or, when commit (40 hex) is given, at that commit
+ * (fetched first when the mirror lacks it). The mirror stays locked until dm_git_base_close, so
+ * keep it short. Same errors as dm_git_list_tree; when the remote was reached but has no branch
+ * `base` (an empty repository included), DM_ERR_NOTFOUND with *no_base = 1 (no_base may be NULL).
+ */
+int dm_git_base_open(struct dm_git_base **out, const struct dm_git_opts *opts, const char *owner,
+                     const char *repo, const char *base, const char *commit, int refresh,
+                     int *no_base, struct dm_error *err);
+
+/* The commit opened, 40 hex. */
+const char *dm_git_base_commit(const struct dm_git_base *b);
+
+/* Calls each(arg, path, size) for every blob of the commit's tree (symlinks and submodules
+ * skipped) in git's order, at most max (0 = 100000) of them; *truncated = 1 when there were
+ * more. each returns 0, or non-zero to stop with that value returned. Returns 0, each's value,
+ * or a negative enum dm_err. */
+int dm_git_base_tree(struct dm_git_base *b, size_t max,
+                     int (*each)(void *arg, const char *path, size_t size), void *arg,
+                     int *truncated, struct dm_error *err);
+
+/* Above this size a blob that cannot be streamed (a packed one) is not read at all. */
+#define DM_GIT_BLOB_LOAD_MAX ((size_t)1 << 20)
+
+/*
+ * Reads at most max_bytes of the blob at path into *content (malloc'd, NUL-terminated; free())
+ * and *len; *cut = 1 when the blob is longer. A blob longer than max_bytes is streamed when git
+ * can (a loose object), else loaded only when it is at most DM_GIT_BLOB_LOAD_MAX bytes: a bigger
+ * one gives DM_ERR_LIMIT and is never read whole. DM_ERR_NOTFOUND: no blob at path.
+ */
+int dm_git_base_read(struct dm_git_base *b, const char *path, size_t max_bytes, char **content,
+                     size_t *len, int *cut, struct dm_error *err);
+
+/* Unlocks and frees; NULL allowed. */
+void dm_git_base_close(struct dm_git_base *b);
+
 /* Checks a branch or base name: dm_refname_valid (dream/core/refname.h, the rules of
  * `git check-ref-format --branch`). Returns 1 if valid. Any thread. */
 int dm_git_branch_name_valid(const char *name);

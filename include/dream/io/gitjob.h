@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "dream/core/error.h"
+#include "dream/domain/repo.h"
 #include "dream/io/git.h"
 
 /* One git operation in flight. The handle returned through *out is borrowed: valid until the
@@ -86,6 +87,53 @@ struct dm_gitjob_publish_req {
  */
 int dm_gitjob_publish(struct dm_gitjob **out, uv_loop_t *loop,
                       const struct dm_gitjob_publish_req *req, struct dm_error *err);
+
+/* ---- reading the base of a change (dream/domain/repo.h) ---- */
+
+/* What dm_gitjob_read_repo found. */
+struct dm_gitjob_repo {
+    struct dm_repo *repo; /* the base read (owned: the completion may take it, setting NULL);
+                             NULL when cached */
+    char commit[DM_GIT_OID_HEX]; /* the commit read ("" when empty) */
+    int cached;  /* 1: commit is one of req->known: nothing was read (repo NULL) */
+    int empty;   /* 1: the remote has no such branch or is empty: repo is an empty dm_repo
+                    (default conventions, no tree, no files) */
+    size_t skipped; /* files chosen but not kept: binary content, too big to read */
+    double ms;      /* wall time of the work on the threadpool */
+};
+
+/* Completion of dm_gitjob_read_repo, on the loop thread, exactly once and never inside the call
+ * that started it. rc 0: res holds the result; else a negative enum dm_err (those of
+ * dm_git_base_open and dm_git_base_read) with err set and res NULL. */
+typedef void (*dm_gitjob_repo_cb)(void *arg, int rc, struct dm_gitjob_repo *res,
+                                  const struct dm_error *err);
+
+struct dm_gitjob_repo_req {
+    const struct dm_git_opts *opts; /* copied; opts->cancel is ignored: use dm_gitjob_cancel */
+    const char *owner;
+    const char *repo;
+    const char *base;
+    const char *commit; /* NULL: the tip of base; else this commit (40 hex) */
+    int refresh;        /* as dm_git_base_open's */
+    struct dm_repo_limits limits; /* 0 fields: the defaults */
+    const char *const *known;     /* commits the caller already holds (copied): when the one
+                                     to read is among them nothing is read (res->cached) */
+    size_t n_known;
+    dm_gitjob_repo_cb on_done;
+    void *arg;
+};
+
+/*
+ * Reads the base of a change on the threadpool, in one piece of work: opens the commit
+ * (dm_git_base_open), lists its tree with sizes (at most DM_REPO_TREE_MAX paths), reads the
+ * fixed files (dm_repo_select DM_REPO_PHASE_FIXED), detects the stack (dm_stack_detect), then
+ * reads the files of the context (DM_REPO_PHASE_CONTEXT), every file at most
+ * limits.file_bytes, skipping what is not text (dm_repo_text_check). Returns 0 and the handle
+ * in *out (may be NULL), after which on_done fires exactly once; or DM_ERR_NOMEM / DM_ERR_IO
+ * with err set, and then no callback fires.
+ */
+int dm_gitjob_read_repo(struct dm_gitjob **out, uv_loop_t *loop,
+                        const struct dm_gitjob_repo_req *req, struct dm_error *err);
 
 /* Asks the operation to stop at git's next check point; its completion then fires (later, as
  * always) with DM_ERR_CANCELLED, unless it had already finished. Loop thread. */

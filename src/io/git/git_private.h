@@ -101,6 +101,8 @@ struct dm_git_remote_state {
     git_oid base;
     int has_branch;
     git_oid branch;
+    int listed; /* the remote was reached and listed (a missing base then means: no such
+                   branch, or an empty repository) */
 };
 
 /* Validates owner, repo and base, then locks and opens (creating if needed) the mirror. On
@@ -113,6 +115,10 @@ void dm_git_mirror_release(struct dm_git_mirror *m);
  * (into DM_GIT_PEEK_PREFIX<branch>) over one connection; fills *st. */
 int dm_git_mirror_fetch(git_repository *r, struct dm_git_session *s, const char *base,
                         const char *branch, struct dm_git_remote_state *st, struct dm_error *err);
+
+/* Reads the tip of base kept in the mirror (DM_GIT_TRACK_PREFIX<base>) into *oid. Returns 0,
+ * GIT_ENOTFOUND, or another libgit2 error. */
+int dm_git_mirror_tracked(git_oid *oid, git_repository *r, const char *base);
 
 /* ---- commit.c ------------------------------------------------------------------------------- */
 

@@ -315,6 +315,7 @@ int dm_git_mirror_fetch(git_repository *r, struct dm_git_session *s, const char 
         rc = dm_git_fail(err, s, rc, "listing the remote");
         goto out;
     }
+    st->listed = 1;
     for (size_t i = 0; i < nheads; i++) {
         if (strcmp(heads[i]->name, want_base) == 0) {
             git_oid_cpy(&st->base, &heads[i]->oid);
@@ -410,6 +411,13 @@ void dm_git_mirror_release(struct dm_git_mirror *m)
     git_repository_free(m->repo);
     m->repo = NULL;
     unlock_mirror(&m->lock);
+}
+
+int dm_git_mirror_tracked(git_oid *oid, git_repository *r, const char *base)
+{
+    char ref[600];
+    snprintf(ref, sizeof(ref), DM_GIT_TRACK_PREFIX "%s", base);
+    return git_reference_name_to_id(oid, r, ref);
 }
 
 /* ---- tree listing ----------------------------------------------------------------------- */
