@@ -18,6 +18,7 @@
 #include "dream/io/validate_run.h"
 
 #include "stage.h"
+#include "stage_check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,8 +319,7 @@ static void repo_hold(struct pjob *pj, struct repo_cached *c)
 
 static int start_repo_read(struct pjob *pj, int use_cache, struct dm_error *err);
 
-static void on_repo_read(void *arg, int rc, struct dm_gitjob_repo *res,
-                         const struct dm_error *gerr)
+static void on_repo_read(void *arg, int rc, struct dm_gitjob_repo *res, const struct dm_error *gerr)
 {
     struct pjob *pj = arg;
     struct dm_pipeline *p = pj->p;
@@ -344,8 +344,8 @@ static void on_repo_read(void *arg, int rc, struct dm_gitjob_repo *res,
         if (rc != DM_ERR_AUTH && rc != DM_ERR_INVALID && rc != DM_ERR_NOMEM) {
             rc = DM_ERR_TRANSIENT;
         }
-        dm_error_set(&err, rc, "cannot read the base %s/%s@%s: %s", req->repo_owner,
-                     req->repo_name, req->base_branch, gerr->msg);
+        dm_error_set(&err, rc, "cannot read the base %s/%s@%s: %s", req->repo_owner, req->repo_name,
+                     req->base_branch, gerr->msg);
         stage_finish(pj, rc, &err);
         return;
     }
@@ -546,6 +546,7 @@ static void stop_work(struct pjob *pj)
     metered_cancel(&pj->review.call);
     dm_gitjob_cancel(pj->repo_read);
     dm_gitjob_cancel(pj->push.git);
+    stage_check_cancel(pj);
     if (pj->pr.call) {
         dm_forge_cancel(pj->pr.call);
     }
@@ -580,6 +581,7 @@ static void pjob_free(struct pjob *pj)
     dm_review_verdict_free(&pj->review.rules);
     dm_review_verdict_free(&pj->review.verdict);
     repo_cached_unref(pj->repo_ref);
+    stage_check_forget(pj);
     free(pj);
 }
 

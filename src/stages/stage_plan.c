@@ -54,6 +54,21 @@ static int commit_plan(struct pjob *pj)
     if (!rc) {
         rc = dm_safety_check_limits(paths, sizes, pj->nfiles, &pj->p->policy, err);
     }
+    if (!rc && pj->repo && pj->repo->n_tree) {
+        /* A new file that differs only by case from a file of the base is that file on a
+         * case-insensitive checkout. */
+        const char **base = calloc(pj->repo->n_tree, sizeof(*base));
+        if (!base) {
+            rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        }
+        for (size_t i = 0; base && i < pj->repo->n_tree; i++) {
+            base[i] = pj->repo->tree[i].path;
+        }
+        if (base) {
+            rc = dm_safety_check_twins(paths, pj->nfiles, base, pj->repo->n_tree, err);
+        }
+        free(base);
+    }
     json = rc ? NULL : dm_plan_to_json(pj->plan);
     if (!rc && !json) {
         rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
@@ -116,6 +131,7 @@ static void on_planner_done(struct metered *mc, int rc, struct dm_llm_result *re
     }
     po.branch_prefix = req->branch_prefix;
     po.policy = &pj->p->policy;
+    po.repo = pj->repo;
     po.allow_workflows =
         dm_trust_decide(req->trust, pj->p->cfg->allow_workflows) == DM_TRUST_ACTION_BUILD_WORKFLOWS;
     if (dm_planner_parse(&plan, &notes, res->content, res->content_len, pj->spec, &po, &perr)) {
@@ -160,6 +176,7 @@ static void plan_loaded(struct pjob *pj)
     }
     po.branch_prefix = pj->job->req->branch_prefix;
     po.policy = &p->policy;
+    po.repo = repo;
     rc = dm_planner_prompt_build(&prompt, pj->spec, paths, n, &po, &perr);
     free(paths);
     if (!rc) {
