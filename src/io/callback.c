@@ -6,16 +6,18 @@
  * delivered, its struct dm_http_call while a request is in flight, its uv_getaddrinfo_t while
  * its host is being resolved, and a backoff timer embedded in the job (the job is freed in that
  * timer's close callback). Jobs waiting for a delivery slot are chained in a FIFO. The HTTP
- * client is borrowed. Loop thread only.
+ * client is borrowed. This file holds the queues, the backlog, delivery and retries; the
+ * destination check and resolution are in callback_dest.c (shared through callback_private.h).
+ * Loop thread only.
  */
 #include "dream/io/callback.h"
 #include "dream/core/log.h"
+#include "callback_private.h"
 #include "dream/domain/metrics_registry.h"
 #include "dream/domain/netaddr.h"
 #include "dream/domain/sse.h"
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -23,95 +25,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-
-#define JOB_ID_MAX 512
-#define RETRY_AFTER_MAX_MS 60000L
-#define HOST_MAX 256
-
-struct event {
-    struct event *next;
-    char *url;
-    char *body;
-    size_t len;
-    long long seq;
-    unsigned long long order; /* replica-wide post order: the backlog drops the lowest */
-};
-
-struct job {
-    struct job *prev;
-    struct job *next;
-    struct dm_callbacks *cb;
-    char *id;
-    struct event *head; /* waiting, oldest first */
-    struct event *tail;
-    size_t queued;
-    struct event *cur; /* being delivered (in flight, resolving, waiting for a slot or a backoff) */
-    unsigned attempt;  /* attempts made for cur */
-    struct dm_http_call *call;
-    uv_getaddrinfo_t gai;
-    int resolving;    /* gai in flight */
-    int has_slot;     /* counted in cb->active */
-    int waiting_slot; /* in cb's slot queue */
-    struct job *wait_next;
-    char host[HOST_MAX]; /* cur's URL host (as curl reports it) while resolving */
-    uv_timer_t timer;
-    int released;
-};
-
-struct dm_callbacks {
-    uv_loop_t *loop;
-    struct dm_http *http;
-    struct dm_metrics *metrics;
-    char *secret;
-    size_t secret_len;
-    char *allow;
-    unsigned attempts;
-    unsigned backoff_ms;
-    long timeout_ms;
-    size_t max_queue;
-    size_t max_resp;
-    size_t max_events;
-    size_t max_conns;
-    struct job *jobs;
-    size_t n_jobs;         /* jobs in the list */
-    size_t live;           /* jobs not yet freed (in the list or closing) */
-    size_t pending;        /* events queued or current */
-    size_t active;         /* deliveries holding a slot (resolving or in flight) */
-    struct job *wait_head; /* jobs whose cur waits for a slot, FIFO */
-    struct job *wait_tail;
-    unsigned long long order;
-    unsigned long long dropped;
-    uv_timer_t anchor;
-    int closing;
-    dm_callbacks_closed_cb done;
-    void *done_arg;
-};
-
-/* "scheme://host[:port]/path" of url, for logs (no user info, no query). */
-static void url_for_log(const char *url, char *out, size_t outlen)
-{
-    CURLU *u = curl_url();
-    char *scheme = NULL;
-    char *host = NULL;
-    char *port = NULL;
-    char *path = NULL;
-
-    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK) {
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-        curl_url_get(u, CURLUPART_HOST, &host, 0);
-        curl_url_get(u, CURLUPART_PORT, &port, 0);
-        curl_url_get(u, CURLUPART_PATH, &path, 0);
-        snprintf(out, outlen, "%s://%s%s%s%s", scheme ? scheme : "?", host ? host : "?",
-                 port ? ":" : "", port ? port : "", path ? path : "/");
-    } else {
-        snprintf(out, outlen, "<invalid url>");
-    }
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_free(path);
-    curl_url_cleanup(u);
-}
 
 static void event_free(struct event *e)
 {
@@ -174,7 +87,7 @@ static void count_dropped(struct dm_callbacks *cb)
     dm_metrics_callback_dropped(cb->metrics, 1);
 }
 
-static void unwait(struct job *j)
+void callback_unwait(struct job *j)
 {
     struct dm_callbacks *cb = j->cb;
     struct job *prev = NULL;
@@ -199,9 +112,7 @@ static void unwait(struct job *j)
     j->waiting_slot = 0;
 }
 
-static void kick_waiting(struct dm_callbacks *cb);
-
-static void release_slot(struct job *j)
+void callback_release_slot(struct job *j)
 {
     if (j->has_slot) {
         j->has_slot = 0;
@@ -210,42 +121,17 @@ static void release_slot(struct job *j)
 }
 
 /* Forgets the current event (delivered, given up, or dropped) and gives back its slot. */
-static void drop_current(struct job *j)
+void callback_drop_current(struct job *j)
 {
     event_free(j->cur);
     j->cur = NULL;
     j->attempt = 0;
     j->cb->pending--;
-    release_slot(j);
+    callback_release_slot(j);
 }
 
 static void on_http_done(void *arg, int rc, struct dm_http_response *resp,
                          const struct dm_error *err);
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res);
-static void pump(struct job *j);
-static int begin(struct job *j);
-
-/* The host and port of a callback URL. Returns 0 or -1 (unusable URL). */
-static int url_parts(const char *url, char *host, size_t hostlen, long *port)
-{
-    CURLU *u = curl_url();
-    char *h = NULL;
-    char *p = NULL;
-    int rc = -1;
-
-    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) == CURLUE_OK &&
-        strlen(h) < hostlen) {
-        snprintf(host, hostlen, "%s", h);
-        *port = strtol(p, NULL, 10);
-        rc = 0;
-    }
-    curl_free(h);
-    curl_free(p);
-    curl_url_cleanup(u);
-    return rc;
-}
 
 /* Starts one attempt for j->cur, to the checked address pin (NULL: as the URL says, for
  * allow-listed hosts and literal public addresses). Returns 0 or the error of dm_http_start
@@ -287,7 +173,7 @@ static int send_attempt(struct job *j, const struct dm_netaddr *pin, struct dm_e
     if (pin) {
         char host[HOST_MAX];
         long port = 0;
-        if (url_parts(j->cur->url, host, sizeof(host), &port)) {
+        if (callback_url_parts(j->cur->url, host, sizeof(host), &port)) {
             return dm_error_set(err, DM_ERR_INVALID, "callback URL is not usable");
         }
         /* Connect to the checked address; TLS is still verified against the URL's host. */
@@ -315,56 +201,43 @@ static int send_attempt(struct job *j, const struct dm_netaddr *pin, struct dm_e
 static void on_backoff(uv_timer_t *t);
 
 /* Gives up on cur: logs why and forgets it. The caller goes on with the next event. */
-static void give_up(struct job *j, const char *why)
+void callback_give_up(struct job *j, const char *why)
 {
     char where[512];
 
-    url_for_log(j->cur->url, where, sizeof(where));
+    callback_url_for_log(j->cur->url, where, sizeof(where));
     dm_warn("callback", j->id,
             "callback seq %lld to %s: attempt %u/%u failed (%s); giving up on this event",
             j->cur->seq, where, j->attempt, j->cb->attempts, why);
-    drop_current(j);
+    callback_drop_current(j);
 }
 
 /* The attempt failed: schedules another (returns 0) or gives up (returns 1: cur is gone). */
-static int attempt_failed(struct job *j, int retryable, long retry_after_ms, const char *why)
+int callback_attempt_failed(struct job *j, int retryable, long retry_after_ms, const char *why)
 {
     struct dm_callbacks *cb = j->cb;
     char where[512];
 
-    release_slot(j);
+    callback_release_slot(j);
     if (retryable && j->attempt < cb->attempts && !cb->closing) {
         long delay = (long)cb->backoff_ms << (j->attempt - 1 < 16 ? j->attempt - 1 : 16);
         if (retry_after_ms > delay) {
             delay = retry_after_ms;
         }
-        url_for_log(j->cur->url, where, sizeof(where));
+        callback_url_for_log(j->cur->url, where, sizeof(where));
         dm_warn("callback", j->id,
                 "callback seq %lld to %s: attempt %u/%u failed (%s); retrying in %ld ms",
                 j->cur->seq, where, j->attempt, cb->attempts, why, delay);
         uv_timer_start(&j->timer, on_backoff, (uint64_t)delay, 0);
         return 0;
     }
-    give_up(j, why);
+    callback_give_up(j, why);
     return 1;
-}
-
-/* Refuses cur for good: its destination is internal. */
-static void refuse(struct job *j, const char *host, const char *what)
-{
-    char where[512];
-
-    url_for_log(j->cur->url, where, sizeof(where));
-    dm_warn("callback", j->id,
-            "callback seq %lld to %s refused: %s %s (add the host to DREAM_CALLBACK_HOSTS to "
-            "allow it)",
-            j->cur->seq, where, host, what);
-    drop_current(j);
 }
 
 /* Sends cur to pin; on a failure to start, handles it like a failed attempt. Returns 1 when
  * cur is gone (the caller goes on), else 0. */
-static int send_or_fail(struct job *j, const struct dm_netaddr *pin)
+int callback_send_or_fail(struct job *j, const struct dm_netaddr *pin)
 {
     struct dm_error err;
 
@@ -373,158 +246,24 @@ static int send_or_fail(struct job *j, const struct dm_netaddr *pin)
         return 0;
     }
     /* Could not even start: INVALID/CANCELLED will not get better, anything else might. */
-    return attempt_failed(j, err.code != DM_ERR_INVALID && err.code != DM_ERR_CANCELLED, 0,
-                          err.msg);
-}
-
-/* Starts (or restarts after a backoff) the delivery of cur: takes a slot or queues for one,
- * then checks the destination. Returns 1 when cur was finished synchronously (refused or
- * unusable: the caller goes on with the next event), 0 when delivery goes on asynchronously. */
-static int begin(struct job *j)
-{
-    struct dm_callbacks *cb = j->cb;
-    struct addrinfo hints;
-    struct dm_netaddr lit;
-    enum dm_netaddr_class c;
-    long port = 0;
-    int rc;
-
-    if (!j->has_slot) {
-        if (cb->active >= cb->max_conns || (cb->wait_head && cb->wait_head != j)) {
-            if (!j->waiting_slot) {
-                j->waiting_slot = 1;
-                j->wait_next = NULL;
-                if (cb->wait_tail) {
-                    cb->wait_tail->wait_next = j;
-                } else {
-                    cb->wait_head = j;
-                }
-                cb->wait_tail = j;
-            }
-            return 0;
-        }
-        unwait(j);
-        j->has_slot = 1;
-        cb->active++;
-    }
-    if (url_parts(j->cur->url, j->host, sizeof(j->host), &port)) {
-        j->attempt++;
-        give_up(j, "unusable URL");
-        return 1;
-    }
-    if (cb->allow && dm_netaddr_host_listed(cb->allow, j->host, strlen(j->host))) {
-        return send_or_fail(j, NULL);
-    }
-    c = dm_netaddr_classify_host(j->host, strlen(j->host));
-    if (dm_netaddr_refused(c)) {
-        char what[96];
-        snprintf(what, sizeof(what), "is a %s %s", dm_netaddr_class_name(c),
-                 c == DM_NETADDR_METADATA ? "name" : "address");
-        refuse(j, j->host, what);
-        return 1;
-    }
-    if (dm_netaddr_parse(j->host, strlen(j->host), &lit)) {
-        return send_or_fail(j, NULL); /* a public literal: nothing to resolve */
-    }
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    rc = uv_getaddrinfo(cb->loop, &j->gai, on_resolved, j->host, NULL, &hints);
-    if (rc) {
-        char why[128];
-        snprintf(why, sizeof(why), "cannot resolve: %s", uv_strerror(rc));
-        j->attempt++;
-        return attempt_failed(j, 1, 0, why);
-    }
-    j->gai.data = j;
-    j->resolving = 1;
-    return 0;
-}
-
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-    struct job *j = req->data;
-    struct dm_callbacks *cb = j->cb;
-    struct dm_netaddr pin;
-    int have = 0;
-    int done = 0;
-
-    j->resolving = 0;
-    if (cb->closing || status == UV_ECANCELED || !j->cur) {
-        if (j->cur) {
-            drop_current(j);
-        }
-        release_slot(j);
-        uv_freeaddrinfo(res);
-        pump(j);
-        kick_waiting(cb);
-        return;
-    }
-    if (status) {
-        char why[HOST_MAX + 128];
-        snprintf(why, sizeof(why), "cannot resolve %s: %s", j->host, uv_strerror(status));
-        j->attempt++;
-        done = attempt_failed(j, 1, 0, why);
-        goto out;
-    }
-    /* Every address must be public: curl may try any of them, and a name that mixes public and
-     * internal addresses is an attack or a mistake either way. */
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        struct dm_netaddr a;
-        enum dm_netaddr_class c;
-        memset(&a, 0, sizeof(a));
-        if (ai->ai_family == AF_INET) {
-            a.family = 4;
-            memcpy(a.bytes, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
-        } else if (ai->ai_family == AF_INET6) {
-            a.family = 6;
-            memcpy(a.bytes, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
-        } else {
-            continue;
-        }
-        c = dm_netaddr_classify(&a);
-        if (dm_netaddr_refused(c)) {
-            char what[128];
-            char lit[INET6_ADDRSTRLEN];
-            snprintf(what, sizeof(what), "resolves to %s, a %s address",
-                     dm_netaddr_format(&a, lit, sizeof(lit)), dm_netaddr_class_name(c));
-            refuse(j, j->host, what);
-            done = 1;
-            goto out;
-        }
-        if (!have) {
-            pin = a;
-            have = 1;
-        }
-    }
-    if (!have) {
-        j->attempt++;
-        done = attempt_failed(j, 1, 0, "the name has no IPv4 or IPv6 address");
-        goto out;
-    }
-    done = send_or_fail(j, &pin);
-out:
-    uv_freeaddrinfo(res);
-    if (done) {
-        pump(j);
-    }
-    kick_waiting(cb);
+    return callback_attempt_failed(j, err.code != DM_ERR_INVALID && err.code != DM_ERR_CANCELLED, 0,
+                                   err.msg);
 }
 
 /* Starts jobs waiting for a slot while slots are free. */
-static void kick_waiting(struct dm_callbacks *cb)
+void callback_kick_waiting(struct dm_callbacks *cb)
 {
     while (cb->wait_head && cb->active < cb->max_conns && !cb->closing) {
         struct job *j = cb->wait_head;
-        if (begin(j)) { /* takes the slot and leaves the queue */
-            pump(j);
+        if (callback_begin(j)) { /* takes the slot and leaves the queue */
+            callback_pump(j);
         }
     }
 }
 
 /* Delivers the job's events one by one until one goes on asynchronously; frees the job when
  * all is done. */
-static void pump(struct job *j)
+void callback_pump(struct job *j)
 {
     while (!j->cur && j->head && !j->cb->closing) {
         j->cur = j->head;
@@ -535,7 +274,7 @@ static void pump(struct job *j)
         j->cur->next = NULL;
         j->queued--;
         j->attempt = 0;
-        if (!begin(j)) {
+        if (!callback_begin(j)) {
             return;
         }
     }
@@ -545,8 +284,8 @@ static void pump(struct job *j)
 static void on_backoff(uv_timer_t *t)
 {
     struct job *j = t->data;
-    if (j->cur && begin(j)) {
-        pump(j);
+    if (j->cur && callback_begin(j)) {
+        callback_pump(j);
     }
 }
 
@@ -574,33 +313,33 @@ static void on_http_done(void *arg, int rc, struct dm_http_response *resp,
 
     j->call = NULL;
     if (cb->closing || rc == DM_ERR_CANCELLED) {
-        drop_current(j);
-        pump(j);
-        kick_waiting(cb);
+        callback_drop_current(j);
+        callback_pump(j);
+        callback_kick_waiting(cb);
         return;
     }
     if (rc == 0 && resp->status >= 200 && resp->status < 300) {
         dm_debug("callback", j->id, "callback seq %lld delivered (HTTP %ld, attempt %u)",
                  j->cur->seq, resp->status, j->attempt);
-        drop_current(j);
+        callback_drop_current(j);
         done = 1;
     } else if (rc != 0) {
         snprintf(why, sizeof(why), "%s", err->msg[0] ? err->msg : dm_err_name(rc));
-        done = attempt_failed(j, 1, 0, why);
+        done = callback_attempt_failed(j, 1, 0, why);
     } else if (resp->status >= 300 && resp->status < 400) {
         snprintf(why, sizeof(why), "HTTP %ld: redirects are not followed", resp->status);
-        done = attempt_failed(j, 0, 0, why);
+        done = callback_attempt_failed(j, 0, 0, why);
     } else {
         snprintf(why, sizeof(why), "HTTP %ld", resp->status);
-        done = attempt_failed(
+        done = callback_attempt_failed(
             j,
             resp->status == 408 || resp->status == 429 || resp->status >= 500 || resp->status < 200,
             resp->status == 429 || resp->status == 503 ? retry_after(resp) : 0, why);
     }
     if (done) {
-        pump(j);
+        callback_pump(j);
     }
-    kick_waiting(cb);
+    callback_kick_waiting(cb);
 }
 
 int dm_callbacks_new(struct dm_callbacks **out, uv_loop_t *loop, struct dm_http *http,
@@ -723,10 +462,10 @@ static int drop_oldest(struct dm_callbacks *cb)
             cb->max_events, e->seq);
     if (is_cur) {
         uv_timer_stop(&victim->timer);
-        unwait(victim);
-        drop_current(victim);
-        pump(victim);
-        kick_waiting(cb);
+        callback_unwait(victim);
+        callback_drop_current(victim);
+        callback_pump(victim);
+        callback_kick_waiting(cb);
     } else {
         victim->head = e->next;
         if (!victim->head) {
@@ -812,7 +551,7 @@ int dm_callback_post(struct dm_callbacks *cb, const char *url, const char *event
     j->tail = e;
     j->queued++;
     cb->pending++;
-    pump(j);
+    callback_pump(j);
     return 0;
 }
 
@@ -897,7 +636,7 @@ void dm_callbacks_close(struct dm_callbacks *cb, dm_callbacks_closed_cb done, vo
         }
         j->tail = NULL;
         j->queued = 0;
-        unwait(j);
+        callback_unwait(j);
         if (j->resolving) {
             /* Its completion (cancelled, or done anyway) drops cur and releases the job. */
             uv_cancel((uv_req_t *)&j->gai);
@@ -909,7 +648,7 @@ void dm_callbacks_close(struct dm_callbacks *cb, dm_callbacks_closed_cb done, vo
         }
         uv_timer_stop(&j->timer);
         if (j->cur) {
-            drop_current(j);
+            callback_drop_current(j);
         }
         job_release_if_idle(j);
     }
