@@ -72,7 +72,9 @@ void dmt_world_stop(struct dmt_world *w)
         w->gh_pid = 0;
     }
     dmt_redis_stop(&w->redis);
-    dmt_rmtree(w->dir);
+    if (!getenv("DMT_KEEP")) {
+        dmt_rmtree(w->dir); /* DMT_KEEP=1 keeps the logs and repositories for a post-mortem */
+    }
     free(w->dir);
     free(w->remotes);
     free(w->bare);

@@ -31,7 +31,8 @@ struct dmt_world {
 /* Starts everything. llm_args: extra fake OpenRouter arguments (NULL-terminated, may be NULL). */
 void dmt_world_start(struct dmt_world *w, const char *const *llm_args);
 
-/* Stops every process and removes the temporary directory. */
+/* Stops every process and removes the temporary directory (kept when DMT_KEEP is set, for
+ * reading the replicas' logs after a failure). */
 void dmt_world_stop(struct dmt_world *w);
 
 /* Starts a dreamd replica wired to the world (real stages), with extra flags (may be NULL).
