@@ -318,8 +318,7 @@ static void repo_hold(struct pjob *pj, struct repo_cached *c)
 
 static int start_repo_read(struct pjob *pj, int use_cache, struct dm_error *err);
 
-static void on_repo_read(void *arg, int rc, struct dm_gitjob_repo *res,
-                         const struct dm_error *gerr)
+static void on_repo_read(void *arg, int rc, struct dm_gitjob_repo *res, const struct dm_error *gerr)
 {
     struct pjob *pj = arg;
     struct dm_pipeline *p = pj->p;
@@ -344,8 +343,8 @@ static void on_repo_read(void *arg, int rc, struct dm_gitjob_repo *res,
         if (rc != DM_ERR_AUTH && rc != DM_ERR_INVALID && rc != DM_ERR_NOMEM) {
             rc = DM_ERR_TRANSIENT;
         }
-        dm_error_set(&err, rc, "cannot read the base %s/%s@%s: %s", req->repo_owner,
-                     req->repo_name, req->base_branch, gerr->msg);
+        dm_error_set(&err, rc, "cannot read the base %s/%s@%s: %s", req->repo_owner, req->repo_name,
+                     req->base_branch, gerr->msg);
         stage_finish(pj, rc, &err);
         return;
     }
@@ -375,6 +374,7 @@ static void on_repo_read(void *arg, int rc, struct dm_gitjob_repo *res,
         stage_finish(pj, DM_ERR_NOMEM, &err);
         return;
     }
+    c->refs = 1; /* this function's own, dropped below */
     c->repo = res->repo;
     res->repo = NULL;
     stack = dm_stack_describe(&c->repo->stack);

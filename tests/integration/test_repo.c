@@ -190,11 +190,16 @@ Test(repo, reads_a_hono_app_at_its_base_commit)
     cr_assert_not_null(tree_entry(r.repo, "node_modules/hono/index.js"));
 
     /* What was read: the fixed files, the entry, the barrel and the folders' files. */
-    static const char *const read[] = {
-        "package.json",           "tsconfig.json",           "wrangler.toml",
-        "README.md",              "src/index.ts",            "src/components/index.ts",
-        "src/routes/users.ts",    "src/components/UserCard.tsx", "migrations/0001_init.sql",
-        "src/routes/long.ts"};
+    static const char *const read[] = {"package.json",
+                                       "tsconfig.json",
+                                       "wrangler.toml",
+                                       "README.md",
+                                       "src/index.ts",
+                                       "src/components/index.ts",
+                                       "src/routes/users.ts",
+                                       "src/components/UserCard.tsx",
+                                       "migrations/0001_init.sql",
+                                       "src/routes/long.ts"};
     for (size_t i = 0; i < sizeof(read) / sizeof(read[0]); i++) {
         char *want;
         t = dm_repo_find(r.repo, read[i]);
