@@ -61,18 +61,19 @@ int dm_repo_path_skipped(const char *path)
 {
     static const char *const vendored[] = {"node_modules", "vendor", "dist",     "build",
                                            ".git",         ".next",  "coverage", ".turbo"};
-    static const char *const lockfiles[] = {"package-lock.json", "yarn.lock",   "pnpm-lock.yaml",
-                                            "bun.lockb",         "bun.lock",    "npm-shrinkwrap.json",
-                                            "Cargo.lock",        "poetry.lock", "composer.lock",
-                                            "Gemfile.lock",      "go.sum"};
+    static const char *const lockfiles[] = {
+        "package-lock.json", "yarn.lock",           "pnpm-lock.yaml", "bun.lockb",
+        "bun.lock",          "npm-shrinkwrap.json", "Cargo.lock",     "poetry.lock",
+        "composer.lock",     "Gemfile.lock",        "go.sum"};
     static const char *const generated[] = {".min.js", ".min.css", ".map", ".snap"};
     static const char *const binary[] = {
-        ".png",  ".jpg",  ".jpeg", ".gif",  ".webp", ".ico",   ".bmp",  ".tif",  ".tiff", ".avif",
-        ".psd",  ".pdf",  ".woff", ".woff2", ".ttf", ".otf",   ".eot",  ".zip",  ".gz",   ".tgz",
-        ".bz2",  ".xz",   ".7z",   ".rar",  ".tar",  ".jar",   ".war",  ".mp3",  ".mp4",  ".wav",
-        ".ogg",  ".webm", ".mov",  ".avi",  ".flac", ".exe",   ".dll",  ".so",   ".dylib", ".a",
-        ".o",    ".obj",  ".class", ".pyc", ".wasm", ".node",  ".bin",  ".dat",  ".db",   ".sqlite",
-        ".sqlite3", ".lockb", ".heic", ".icns", ".keystore", ".p12", ".pfx",  ".der"};
+        ".png",      ".jpg", ".jpeg",  ".gif",  ".webp",   ".ico",     ".bmp",   ".tif",  ".tiff",
+        ".avif",     ".psd", ".pdf",   ".woff", ".woff2",  ".ttf",     ".otf",   ".eot",  ".zip",
+        ".gz",       ".tgz", ".bz2",   ".xz",   ".7z",     ".rar",     ".tar",   ".jar",  ".war",
+        ".mp3",      ".mp4", ".wav",   ".ogg",  ".webm",   ".mov",     ".avi",   ".flac", ".exe",
+        ".dll",      ".so",  ".dylib", ".a",    ".o",      ".obj",     ".class", ".pyc",  ".wasm",
+        ".node",     ".bin", ".dat",   ".db",   ".sqlite", ".sqlite3", ".lockb", ".heic", ".icns",
+        ".keystore", ".p12", ".pfx",   ".der"};
     const char *name;
 
     if (!path || !*path) {
@@ -202,8 +203,7 @@ int dm_repo_add_entry(struct dm_repo *r, const char *path, size_t size)
     return 0;
 }
 
-int dm_repo_add_file(struct dm_repo *r, const char *path, const char *content, size_t len,
-                     int cut)
+int dm_repo_add_file(struct dm_repo *r, const char *path, const char *content, size_t len, int cut)
 {
     struct dm_repo_text *f = realloc(r->files, (r->n_files + 1) * sizeof(*f));
     char *p, *c;
@@ -342,8 +342,8 @@ static void pick_from(struct pick *k, struct folder *f)
 int dm_repo_select(char ***out, size_t *n, const struct dm_repo *r, enum dm_repo_phase phase,
                    const struct dm_repo_limits *lim)
 {
-    static const char *const fixed[] = {"package.json", "tsconfig.json", "wrangler.toml",
-                                        "wrangler.json", "README.md",    "readme.md",
+    static const char *const fixed[] = {"package.json",  "tsconfig.json",  "wrangler.toml",
+                                        "wrangler.json", "README.md",      "readme.md",
                                         "README",        "README.markdown"};
     struct pick k;
 

@@ -149,8 +149,8 @@ static char *find_dir(const struct dm_repo *r, const char *const *names, size_t 
 
 static int is_code(const char *p)
 {
-    static const char *const exts[] = {".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".mts",
-                                       ".vue", ".svelte"};
+    static const char *const exts[] = {".ts",  ".tsx", ".js",  ".jsx",   ".mjs",
+                                       ".cjs", ".mts", ".vue", ".svelte"};
     for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
         if (ends_with(p, exts[i])) {
             return 1;
@@ -300,10 +300,10 @@ static int wrangler_main(const struct dm_repo *r, char *out, size_t outlen)
 
 static char *entry_with(const struct dm_repo *r, const cJSON *m)
 {
-    static const char *const fallback[] = {
-        "src/index.ts", "src/app.ts", "src/server.ts", "src/index.tsx", "src/index.js",
-        "src/app.js",   "src/server.js", "index.ts",  "index.js",      "app.js",
-        "server.js"};
+    static const char *const fallback[] = {"src/index.ts",  "src/app.ts",   "src/server.ts",
+                                           "src/index.tsx", "src/index.js", "src/app.js",
+                                           "src/server.js", "index.ts",     "index.js",
+                                           "app.js",        "server.js"};
     char wmain[512];
     char *e = NULL;
 
@@ -403,8 +403,8 @@ static void migrations(struct dm_stack *s, const struct dm_repo *r)
             last = v;
         }
     }
-    if (stamped > numbered || (!stamped && !numbered && s->db != DM_REPO_DB_SQL &&
-                               s->db != DM_REPO_DB_NONE)) {
+    if (stamped > numbered ||
+        (!stamped && !numbered && s->db != DM_REPO_DB_SQL && s->db != DM_REPO_DB_NONE)) {
         s->migration_scheme = DM_REPO_MIG_TIMESTAMP;
         s->migration_width = 14;
     } else {
@@ -481,16 +481,15 @@ int dm_stack_detect(struct dm_stack *out, const struct dm_repo *r)
     cJSON_Delete(m);
 
     if (out->http == DM_REPO_HTTP_NEXT) {
-        out->routes_dir = has_prefix_file(r, "src/app/") ? strdup("src/app/api/")
-                                                          : strdup("app/api/");
+        out->routes_dir =
+            has_prefix_file(r, "src/app/") ? strdup("src/app/api/") : strdup("app/api/");
         nomem |= !out->routes_dir;
     } else {
         out->routes_dir = dup_or(find_dir(r, routes, 1, is_code, &nomem), "src/routes/", &nomem);
     }
     out->components_dir =
         dup_or(find_dir(r, components, 1, is_code, &nomem), "src/components/", &nomem);
-    out->migrations_dir =
-        dup_or(find_dir(r, migs, 1, is_migration, &nomem), "migrations/", &nomem);
+    out->migrations_dir = dup_or(find_dir(r, migs, 1, is_migration, &nomem), "migrations/", &nomem);
     out->tests_dir = find_dir(r, tests, 3, is_code, &nomem);
     if (nomem) {
         dm_stack_clear(out);

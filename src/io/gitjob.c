@@ -177,8 +177,8 @@ static int read_paths(struct dm_gitjob *gj, struct dm_git_base *b, struct dm_rep
         char *content = NULL;
         size_t len = 0, keep = 0;
         int cut = 0;
-        int rc = dm_git_base_read(b, paths[i], gj->limits.file_bytes, &content, &len, &cut,
-                                  &gj->err);
+        int rc =
+            dm_git_base_read(b, paths[i], gj->limits.file_bytes, &content, &len, &cut, &gj->err);
         if (rc == DM_ERR_LIMIT || rc == DM_ERR_NOTFOUND) {
             gj->repo_res.skipped++;
             continue;

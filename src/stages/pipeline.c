@@ -375,6 +375,7 @@ static void on_repo_read(void *arg, int rc, struct dm_gitjob_repo *res, const st
         stage_finish(pj, DM_ERR_NOMEM, &err);
         return;
     }
+    c->refs = 1; /* this function's own, dropped below */
     c->repo = res->repo;
     res->repo = NULL;
     stack = dm_stack_describe(&c->repo->stack);

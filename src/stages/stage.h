@@ -203,7 +203,7 @@ struct pjob {
     int files_loaded; /* the checkpointed files were read back */
     struct dm_budget budget;
     int budget_ready;
-    const struct dm_repo *repo; /* LOAD_REPO: the base of the change, or NULL (not read) */
+    const struct dm_repo *repo;   /* LOAD_REPO: the base of the change, or NULL (not read) */
     struct repo_cached *repo_ref; /* the reference pj->repo is held by */
     struct dm_gitjob *repo_read;  /* the base being read, or NULL */
     int repo_wanted;              /* the running stage asked for LOAD_REPO */

@@ -35,16 +35,32 @@ static int has(char **paths, size_t n, const char *p)
 Test(repo_select, skip_rules)
 {
     static const char *const skipped[] = {
-        "node_modules/hono/dist/index.js", "vendor/lib.js",     "dist/index.js",
-        "build/app.js",                    "packages/a/dist/types.d.ts",
-        ".git/config",                     "package-lock.json", "yarn.lock",
-        "pnpm-lock.yaml",                  "public/app.min.js", "src/app.js.map",
-        "public/logo.png",                 "assets/font.woff2", "docs/guide.PDF",
-        "data/app.sqlite",                 "",
+        "node_modules/hono/dist/index.js",
+        "vendor/lib.js",
+        "dist/index.js",
+        "build/app.js",
+        "packages/a/dist/types.d.ts",
+        ".git/config",
+        "package-lock.json",
+        "yarn.lock",
+        "pnpm-lock.yaml",
+        "public/app.min.js",
+        "src/app.js.map",
+        "public/logo.png",
+        "assets/font.woff2",
+        "docs/guide.PDF",
+        "data/app.sqlite",
+        "",
     };
     static const char *const kept[] = {
-        "package.json", "src/index.ts", "src/types.d.ts", "README.md", "migrations/0001_init.sql",
-        "src/builder.ts", "src/distance.ts", "docs/build.md",
+        "package.json",
+        "src/index.ts",
+        "src/types.d.ts",
+        "README.md",
+        "migrations/0001_init.sql",
+        "src/builder.ts",
+        "src/distance.ts",
+        "docs/build.md",
     };
     for (size_t i = 0; i < sizeof(skipped) / sizeof(skipped[0]); i++) {
         cr_assert(dm_repo_path_skipped(skipped[i]), "%s should be skipped", skipped[i]);

@@ -39,7 +39,8 @@ static const char *const hono_tree[] = {"README.md",
 static const char hono_manifest[] =
     "{\n  \"name\": \"app\",\n  \"private\": true,\n  \"type\": \"module\",\n"
     "  \"scripts\": {\"dev\": \"wrangler dev\", \"test\": \"vitest run\"},\n"
-    "  \"dependencies\": {\"hono\": \"^4.6.0\", \"react\": \"^18.3.1\", \"react-dom\": \"^18.3.1\"},\n"
+    "  \"dependencies\": {\"hono\": \"^4.6.0\", \"react\": \"^18.3.1\", \"react-dom\": "
+    "\"^18.3.1\"},\n"
     "  \"devDependencies\": {\"@cloudflare/workers-types\": \"^4.0.0\", \"typescript\": \"^5.6.0\","
     " \"vitest\": \"^2.1.0\", \"wrangler\": \"^3.80.0\"}\n}\n";
 
@@ -134,7 +135,8 @@ Test(stack, nextjs_app)
                                        NULL};
     static const char manifest[] =
         "{\"name\":\"web\",\"scripts\":{\"dev\":\"next dev\",\"test\":\"node --test\"},"
-        "\"dependencies\":{\"next\":\"14.2.3\",\"react\":\"18.3.1\",\"@prisma/client\":\"5.14.0\"}}";
+        "\"dependencies\":{\"next\":\"14.2.3\",\"react\":\"18.3.1\",\"@prisma/"
+        "client\":\"5.14.0\"}}";
     const char *const files[] = {"package.json", manifest, NULL};
     struct dm_repo *r = repo_of(tree, files);
     struct dm_stack s;
@@ -198,15 +200,15 @@ Test(stack, cut_or_invalid_manifest_counts_as_none)
     dm_stack_clear(&s);
     dm_repo_free(r);
 
-    r = repo_of(tree, (const char *const[]){"package.json", "{\"dependencies\": {\"hono\": ", NULL});
+    r = repo_of(tree,
+                (const char *const[]){"package.json", "{\"dependencies\": {\"hono\": ", NULL});
     cr_assert_eq(dm_stack_detect(&s, r), 0);
     cr_assert_eq(s.http, DM_REPO_HTTP_NONE);
     dm_stack_clear(&s);
     dm_repo_free(r);
 
     /* Valid JSON of the wrong shapes. */
-    r = repo_of(tree, (const char *const[]){"package.json",
-                                            "[1,2]", NULL});
+    r = repo_of(tree, (const char *const[]){"package.json", "[1,2]", NULL});
     cr_assert_eq(dm_stack_detect(&s, r), 0);
     cr_assert_eq(s.http, DM_REPO_HTTP_NONE);
     dm_stack_clear(&s);
@@ -239,15 +241,15 @@ Test(stack, entry_from_exports_object_and_build_output)
     free(e);
     dm_repo_free(r);
 
-    r = repo_of(tree, (const char *const[]){"package.json", "{\"exports\":\"./src/main.ts\"}", NULL});
+    r = repo_of(tree,
+                (const char *const[]){"package.json", "{\"exports\":\"./src/main.ts\"}", NULL});
     e = dm_repo_detect_entry(r);
     cr_assert_str_eq(e, "src/main.ts");
     free(e);
     dm_repo_free(r);
 
-    r = repo_of(tree,
-                (const char *const[]){"package.json", "{\"exports\":{\"default\":\"./src/main.ts\"}}",
-                                      NULL});
+    r = repo_of(tree, (const char *const[]){"package.json",
+                                            "{\"exports\":{\"default\":\"./src/main.ts\"}}", NULL});
     e = dm_repo_detect_entry(r);
     cr_assert_str_eq(e, "src/main.ts");
     free(e);
@@ -264,11 +266,11 @@ Test(stack, entry_from_exports_object_and_build_output)
 Test(stack, entry_from_wrangler_toml)
 {
     static const char *const tree[] = {"src/worker.ts", "src/index.ts", "wrangler.toml", NULL};
-    struct dm_repo *r = repo_of(
-        tree, (const char *const[]){"wrangler.toml",
-                                    "# worker\nname = \"w\"\nmain = './src/worker.ts'\n"
-                                    "[env.prod]\nmain = \"src/index.ts\"\n",
-                                    NULL});
+    struct dm_repo *r =
+        repo_of(tree, (const char *const[]){"wrangler.toml",
+                                            "# worker\nname = \"w\"\nmain = './src/worker.ts'\n"
+                                            "[env.prod]\nmain = \"src/index.ts\"\n",
+                                            NULL});
     char *e = dm_repo_detect_entry(r);
     cr_assert_str_eq(e, "src/worker.ts");
     free(e);

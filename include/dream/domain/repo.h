@@ -176,8 +176,7 @@ void dm_repo_paths_free(char **paths, size_t n);
 /* Appends a tree entry / a file read (path and content copied; content gets a NUL). Returns 0
  * or DM_ERR_NOMEM. */
 int dm_repo_add_entry(struct dm_repo *r, const char *path, size_t size);
-int dm_repo_add_file(struct dm_repo *r, const char *path, const char *content, size_t len,
-                     int cut);
+int dm_repo_add_file(struct dm_repo *r, const char *path, const char *content, size_t len, int cut);
 
 /* Bytes of content held in r->files. */
 size_t dm_repo_bytes(const struct dm_repo *r);

@@ -92,12 +92,12 @@ int dm_gitjob_publish(struct dm_gitjob **out, uv_loop_t *loop,
 
 /* What dm_gitjob_read_repo found. */
 struct dm_gitjob_repo {
-    struct dm_repo *repo; /* the base read (owned: the completion may take it, setting NULL);
-                             NULL when cached */
+    struct dm_repo *repo;        /* the base read (owned: the completion may take it, setting NULL);
+                                    NULL when cached */
     char commit[DM_GIT_OID_HEX]; /* the commit read ("" when empty) */
-    int cached;  /* 1: commit is one of req->known: nothing was read (repo NULL) */
-    int empty;   /* 1: the remote has no such branch or is empty: repo is an empty dm_repo
-                    (default conventions, no tree, no files) */
+    int cached;                  /* 1: commit is one of req->known: nothing was read (repo NULL) */
+    int empty;      /* 1: the remote has no such branch or is empty: repo is an empty dm_repo
+                       (default conventions, no tree, no files) */
     size_t skipped; /* files chosen but not kept: binary content, too big to read */
     double ms;      /* wall time of the work on the threadpool */
 };
@@ -113,8 +113,8 @@ struct dm_gitjob_repo_req {
     const char *owner;
     const char *repo;
     const char *base;
-    const char *commit; /* NULL: the tip of base; else this commit (40 hex) */
-    int refresh;        /* as dm_git_base_open's */
+    const char *commit;           /* NULL: the tip of base; else this commit (40 hex) */
+    int refresh;                  /* as dm_git_base_open's */
     struct dm_repo_limits limits; /* 0 fields: the defaults */
     const char *const *known;     /* commits the caller already holds (copied): when the one
                                      to read is among them nothing is read (res->cached) */

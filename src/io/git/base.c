@@ -74,8 +74,8 @@ int dm_git_base_open(struct dm_git_base **out, const struct dm_git_opts *opts, c
     }
     rc = git_commit_lookup(&b->commit, b->m.repo, &st.base);
     if (rc == GIT_ENOTFOUND && commit) {
-        rc = dm_error_set(err, DM_ERR_NOTFOUND, "base commit %.8s is not in the repository",
-                          commit);
+        rc =
+            dm_error_set(err, DM_ERR_NOTFOUND, "base commit %.8s is not in the repository", commit);
         goto fail;
     }
     if (rc == 0) {
