@@ -20,7 +20,7 @@ trap 'rm -rf "$work"' EXIT INT TERM
 # pkg-config's output is a list of flags: word splitting is wanted.
 # shellcheck disable=SC2046
 cc -std=c11 -O2 -D_GNU_SOURCE -DDREAM_VERSION='"bench"' -I"$src/include" \
-    "$here/bench_check.c" "$src"/src/io/git/*.c "$src/src/io/basework.c" "$src/src/io/typecheck.c" \
+    "$here/bench_check.c" "$src"/src/io/git/*.c "$src/src/io/basework.c" "$src/src/io/typecheck.c" "$src/src/io/typecheck_work.c" \
     "$src/src/domain/migrate.c" "$src/src/domain/tscdiag.c" "$src/src/domain/forge_proto.c" \
     "$src/src/core/buf.c" "$src/src/core/error.c" "$src/src/core/log.c" \
     "$src/src/core/refname.c" "$src/src/core/text.c" \
