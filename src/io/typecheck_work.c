@@ -642,6 +642,31 @@ static void baseline_write(struct dm_typecheck *tc)
     dm_buf_free(&b);
 }
 
+/* Cuts "dir/" out of s wherever it appears (s is NUL-terminated, changed in place). */
+static void cut_prefix(char *s, const char *dir)
+{
+    size_t n = dir ? strlen(dir) : 0;
+    char *at;
+
+    if (!s || !n) {
+        return;
+    }
+    while ((at = strstr(s, dir)) != NULL) {
+        size_t cut = n + (at[n] == '/' ? 1 : 0);
+        memmove(at, at + cut, strlen(at + cut) + 1);
+    }
+}
+
+/* tsc names modules by absolute path in some messages ("Module '"/<work>/src/x"' has no default
+ * export"): the work and base folders are dreamd's, not the repository's; messages, logs and the
+ * job's error show repository paths only. */
+static void strip_dirs(struct dm_typecheck *tc)
+{
+    for (size_t k = 0; k < tc->res.diags.n; k++) {
+        cut_prefix(tc->res.diags.items[k].message, tc->work_dir);
+        cut_prefix(tc->res.diags.items[k].message, tc->base_dir);
+    }
+}
 void typecheck_on_work(uv_work_t *req)
 {
     struct dm_typecheck *tc = req->data;
@@ -660,6 +685,9 @@ void typecheck_on_work(uv_work_t *req)
             struct dm_buf *b = tc->outb.len ? &tc->outb : &tc->errb;
             tc->rc = dm_tsc_parse(&tc->res.diags, b->data ? b->data : "", b->len, tc->max_diags,
                                   &tc->err);
+            if (tc->rc == 0) {
+                strip_dirs(tc);
+            }
             if (tc->rc == 0 && tc->n_untyped) {
                 drop_untyped_only(&tc->res);
             }

@@ -405,6 +405,18 @@ static void on_typechecked(void *arg, int rc, const struct dm_typecheck_result *
             snprintf(short_line, sizeof(short_line), "line %u, column %u: TS%u: %s", d->line,
                      d->col, d->code, d->message);
             change_error(c, i, line, short_line, 1);
+            /* "Module './routes/todos' has no default export", reported in the importer: the
+             * module of the change it names is at fault as much, and gets the message too. */
+            for (size_t j = 0; j < pj->nfiles; j++) {
+                const char *path = pj->plan->items[j].path;
+                if (j != i && !is_spec(pj, j) && pj->files[j].content && is_code(path) &&
+                    names_module(d->message, path)) {
+                    char other[900];
+                    snprintf(other, sizeof(other), "%s (reported in %s, which imports this file)",
+                             line, pj->plan->items[i].path);
+                    change_error(c, j, line, other, 0);
+                }
+            }
         } else if (c->baseline_ok && d->file) {
             caused_error(c, d, line);
         } else if (base_errors++ < BASE_ERRORS_SHOWN) {

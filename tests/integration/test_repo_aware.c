@@ -250,3 +250,68 @@ Test(repo_aware, an_edit_that_drops_a_route_registration_is_refused)
     free(status);
     free(spec);
 }
+
+/* A route module without the export the entry imports: the type-check catches it, the model
+ * gets the compiler's message back and repairs it. */
+Test(repo_aware, a_module_missing_the_export_the_entry_imports_is_caught_and_repaired)
+{
+    char *spec = todo_spec();
+    struct dmt_replica rep;
+    char *job, *status, *route;
+
+    dmt_world_start(&world, NULL);
+    dmt_world_use_fixture(&world, "hono");
+    dmt_fakeor_script(&world.llm, "[{\"path\": \"src/routes/todos.ts\", \"behaviour\": "
+                                  "\"ts-missing-export\", \"times\": 1}]");
+    dmt_world_replica(&world, &rep, "export", NULL);
+    job = dmt_world_job("aware-export", spec, "builder", 400000, 5.0);
+    free(dmt_submit(world.rc, job));
+    free(job);
+    cr_assert(dmt_world_wait_status(&world, "aware-export", "complete,failed", 180000));
+    status = dmt_world_hget(&world, "aware-export", "status");
+    cr_assert_str_eq(status, "complete", "error: %s (log %s)",
+                     dmt_world_hget(&world, "aware-export", "error"), rep.log);
+    cr_assert_eq(dmt_fakeor_behaviour_count(&world.llm, "ts-missing-export"), 1);
+    cr_assert_geq(dmt_fakeor_path_count(&world.llm, "src/routes/todos.ts"), 2,
+                  "asked again with the compiler's message");
+    route = dmt_world_branch_file(&world, "dream/todo-api", "src/routes/todos.ts");
+    cr_assert_not_null(strstr(route, "export default"), "repaired:\n%s", route);
+    free(route);
+    free(status);
+    free(spec);
+}
+
+/* One that stays broken fails the job naming file:line and the compiler's message, and nothing
+ * is pushed. */
+Test(repo_aware, a_module_that_stays_broken_fails_the_job_and_pushes_nothing)
+{
+    char *spec = todo_spec();
+    struct dmt_replica rep;
+    char *job, *status, *err, *files;
+
+    dmt_world_start(&world, NULL);
+    dmt_world_use_fixture(&world, "hono");
+    dmt_fakeor_script(&world.llm, "[{\"path\": \"src/routes/todos.ts\", \"behaviour\": "
+                                  "\"ts-missing-export\"}]");
+    dmt_world_replica(&world, &rep, "broken", NULL);
+    job = dmt_world_job("aware-broken", spec, "builder", 400000, 5.0);
+    free(dmt_submit(world.rc, job));
+    free(job);
+    cr_assert(dmt_world_wait_status(&world, "aware-broken", "complete,failed", 180000));
+    status = dmt_world_hget(&world, "aware-broken", "status");
+    cr_assert_str_eq(status, "failed");
+    err = dmt_world_hget(&world, "aware-broken", "error");
+    cr_assert_not_null(strstr(err, "src/index.ts:"), "file:line of the importer: %s", err);
+    cr_assert_not_null(strstr(err, ": TS"), "the compiler's message: %s", err);
+    cr_assert_not_null(strstr(err, "nothing is pushed"), "%s", err);
+    cr_assert_null(strstr(err, world.dir), "repository paths only, not dreamd's folders: %s", err);
+    cr_assert_not_null(strstr(err, "'\"src/routes/todos\"'"),
+                       "the module named as the repository "
+                       "names it: %s",
+                       err);
+    files = dmt_world_branch_files(&world, "dream/todo-api");
+    cr_assert_null(files, "no branch was pushed: %s", files ? files : "");
+    free(err);
+    free(status);
+    free(spec);
+}
