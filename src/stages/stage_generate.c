@@ -279,6 +279,35 @@ static int guard_edit(struct gen_file *f)
     return 1;
 }
 
+/* The change's limits on what was generated (per file, in all), checked on the content: 0, or
+ * DM_ERR_LIMIT with err naming the limit. A file past them fails the job, it is not repaired:
+ * the model was told the limits and wrote past them anyway. */
+static int check_sizes(struct gen_file *f, struct dm_error *err)
+{
+    struct pjob *pj = f->pj;
+    const char **paths = calloc(pj->nfiles + 1, sizeof(*paths));
+    size_t *sizes = calloc(pj->nfiles + 1, sizeof(*sizes));
+    size_t n = 0;
+    int rc;
+
+    if (!paths || !sizes) {
+        free(paths);
+        free(sizes);
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < pj->nfiles; i++) {
+        const struct gen_file *g = &pj->files[i];
+        if (g == f || (g->ok && g->content)) {
+            paths[n] = pj->plan->items[i].path;
+            sizes[n++] = g->len;
+        }
+    }
+    rc = dm_safety_check_limits(paths, sizes, n, &pj->p->policy, err);
+    free(paths);
+    free(sizes);
+    return rc;
+}
+
 static void validate_file(struct gen_file *f)
 {
     struct pjob *pj = f->pj;
@@ -378,6 +407,10 @@ static void on_file_done(struct metered *mc, int rc, struct dm_llm_result *res,
     free(f->content);
     f->content = file;
     f->len = strlen(file);
+    if (check_sizes(f, &e2)) {
+        file_failed(f, DM_ERR_LIMIT, &e2);
+        return;
+    }
     validate_file(f);
 }
 

@@ -140,3 +140,34 @@ Test(hardening, an_infinite_cost_from_the_api_leaves_valid_events_and_a_budget_t
     free(status);
     cr_assert_eq(dmt_replica_stop(&rep, 10000), 0);
 }
+
+/* The per-file limit (256 KiB) holds on what was generated, not only on the plan: a 600 KB
+ * file fails the job with the limit named, and nothing is pushed. */
+Test(hardening, a_600_kb_generated_file_fails_the_job_with_the_limit_named)
+{
+    static const char spec[] = "# Big Table\n\nOne big migration.\n\n## Database\n- blobs table\n";
+    struct dmt_replica rep;
+    char *job, *status, *err;
+    redisReply *r;
+
+    dmt_fakeor_script(
+        &world.llm,
+        "[{\"match\": \"migrations/\", \"behaviour\": \"huge\", \"param\": \"600000\"}]");
+    dmt_world_replica(&world, &rep, "big", NULL);
+    job = dmt_world_job("h-big", spec, "builder", 2000000, 50.0);
+    r = redisCommand(world.rc, "XADD dream:jobs * type build job %s", job);
+    cr_assert(r && r->type == REDIS_REPLY_STRING, "XADD");
+    freeReplyObject(r);
+    free(job);
+    cr_assert(dmt_world_wait_status(&world, "h-big", "complete,failed,dead_lettered", 90000));
+    status = dmt_world_hget(&world, "h-big", "status");
+    cr_assert_str_eq(status, "failed");
+    err = dmt_world_hget(&world, "h-big", "error");
+    cr_assert_not_null(strstr(err, "migrations/"), "names the file: %s", err);
+    cr_assert_not_null(strstr(err, "at most 262144 bytes (got 6000"), "names the limit: %s", err);
+    cr_assert_null(dmt_world_branch_files(&world, "dream/big-table"), "nothing pushed");
+    cr_assert_eq(dmt_fakeor_behaviour_count(&world.llm, "huge"), 1, "not repaired: refused");
+    free(err);
+    free(status);
+    cr_assert_eq(dmt_replica_stop(&rep, 10000), 0);
+}
