@@ -535,6 +535,20 @@ int dm_config_load(struct dm_config **out, enum dm_config_action *action, int ar
             }
             continue;
         }
+        if (s->secret) {
+            /* A flag is in /proc/<pid>/cmdline and `ps` for every user of the machine; the
+             * value is not even read (and never printed). */
+            char why[300];
+            snprintf(why, sizeof(why),
+                     "a secret is not taken from a flag (flags show in /proc/<pid>/cmdline): set "
+                     "%s_FILE to a file holding it, or %s",
+                     s->env, s->env);
+            problem(&p, s, NULL, why, NULL, 0);
+            if (!eq && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
+                i++; /* skip the value too */
+            }
+            continue;
+        }
         if (eq) {
             value = eq + 1;
         } else if (s->kind == K_BOOL && (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
@@ -724,7 +738,8 @@ void dm_config_usage(FILE *f, const char *prog)
             "\n"
             "dreamd consumes build jobs from a Redis stream and turns each approved spec into a\n"
             "pull request. Every setting comes from a flag, else the environment, else the\n"
-            "default. Secrets may also be given as <ENV>_FILE (a file holding the value).\n"
+            "default. Secrets come only from the environment or <ENV>_FILE (a file holding the\n"
+            "value): their flags are refused, since flags show in /proc/<pid>/cmdline.\n"
             "\n"
             "Options:\n"
             "  -h, --help           this text\n"

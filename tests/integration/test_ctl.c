@@ -319,8 +319,7 @@ Test(ctl, submit_wait_completes_with_design_field_names)
 Test(ctl, submit_stdin_signed_json_wait)
 {
     struct dmt_replica rep;
-    const char *extra[] = {"--stages=test", "--test-stage-ms=20", "--signing-secrets=k-old,k-new",
-                           NULL};
+    const char *extra[] = {"--stages=test", "--test-stage-ms=20", NULL};
     char *spec = write_spec("stdin.md", spec_text);
     const char *args[] = {"--json",   "submit",   "-",         "--repo", "acme/app",
                           "--job-id", "signed-1", "--user-id", "u-7",    "--sign-secret",
@@ -336,7 +335,10 @@ Test(ctl, submit_stdin_signed_json_wait)
     redisReply *r;
     int code;
 
+    /* Secrets reach dreamd through its environment, never its command line. */
+    setenv("DREAM_SIGNING_SECRETS", "k-old,k-new", 1);
     start_replica(&rep, "r1", extra);
+    unsetenv("DREAM_SIGNING_SECRETS");
     code = ctl_run(spec, args, &out, &err);
     cr_assert_eq(code, DM_CTL_EXIT_OK, "exit %d; stdout %s stderr %s", code, out, err);
     o = cJSON_Parse(out);

@@ -165,12 +165,22 @@ Test(config, a_secret_file_is_used_over_the_plain_variable)
     cr_assert_str_eq(cfg->openrouter_api_key, "sk-file");
 }
 
-Test(config, a_flag_overrides_a_secret_file)
+Test(config, a_secret_given_as_a_flag_is_refused_naming_the_file_form)
 {
     const char *env[] = {secret_file("DREAM_CALLBACK_SECRET_FILE", "from-file\n"), NULL};
     const char *args[] = {"--callback-secret=from-flag", NULL};
-    cr_assert_eq(load(args, env, NULL), 0, "%s", err.msg);
-    cr_assert_str_eq(cfg->callback_secret, "from-flag");
+    const char *args2[] = {"--github-token", "ghp_in_argv", "--max-jobs=3", NULL};
+
+    cr_assert_eq(load(args, env, NULL), DM_ERR_INVALID);
+    cr_assert_not_null(strstr(err.msg, "--callback-secret (DREAM_CALLBACK_SECRET): a secret is "
+                                       "not taken from a flag"),
+                       "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, "set DREAM_CALLBACK_SECRET_FILE"), "%s", err.msg);
+    cr_assert_null(strstr(err.msg, "from-flag"), "the value is never repeated: %s", err.msg);
+    /* The value after a flag is skipped, not taken for an argument; the message keeps it out. */
+    cr_assert_eq(load(args2, NULL, NULL), DM_ERR_INVALID);
+    cr_assert_null(strstr(err.msg, "ghp_in_argv"), "%s", err.msg);
+    cr_assert_null(strstr(err.msg, "unexpected argument"), "%s", err.msg);
 }
 
 Test(config, only_secrets_are_read_from_files)
