@@ -647,3 +647,29 @@ Test(git, list_base_tree)
     free(tip);
     free(bare);
 }
+
+/* A replica killed in the middle of a ref update leaves libgit2's *.lock files in the mirror;
+ * the next holder of the mirror lock removes them, and the publication goes through. */
+Test(git, stale_lock_files_left_by_a_killed_replica_are_removed)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+    char mirror[2048];
+    char *left;
+
+    cr_assert_eq(publish(&res, &o, "dream/first", "job-1", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    snprintf(mirror, sizeof(mirror), "%s/mirrors/acme/widgets.git", data_dir);
+    free(dmt_sh("mkdir -p '%s/refs/heads/dream' && touch '%s/refs/heads/dream/second.lock' "
+                "'%s/refs/heads/main.lock' '%s/packed-refs.lock' '%s/config.lock' && echo ok",
+                mirror, mirror, mirror, mirror, mirror));
+    cr_assert_eq(publish(&res, &o, "dream/second", "job-2", T0, three_files, 3, &err), 0,
+                 "with the stale locks gone: %s", err.msg);
+    assert_branch_holds_files(bare, "dream/second", &res, three_files, 3);
+    left = dmt_sh("find '%s' -name '*.lock' | wc -l", mirror);
+    cr_assert_str_eq(left, "0", "no lock file is left in the mirror");
+    free(left);
+    free(bare);
+}

@@ -6,9 +6,11 @@
  * Threadpool threads only; the lock table is the one piece of state shared between them.
  */
 #include "git_private.h"
+#include "dream/core/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +83,36 @@ static long long mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t stale_locks;
+
+static int on_walk_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    size_t n = strlen(path);
+    (void)st;
+    (void)ftw;
+    if (type == FTW_F && n > 5 && strcmp(path + n - 5, ".lock") == 0 && unlink(path) == 0) {
+        stale_locks++;
+    }
+    return 0;
+}
+
+/* Removes libgit2's *.lock files left in the mirror by a replica killed mid-write (they would
+ * make every later ref update fail). Only with both locks held: then nobody else is writing. */
+static void remove_stale_locks(const char *mirror)
+{
+    static pthread_mutex_t walk_mu = PTHREAD_MUTEX_INITIALIZER;
+    size_t removed;
+
+    pthread_mutex_lock(&walk_mu); /* nftw's callback has no argument: one walk at a time */
+    stale_locks = 0;
+    nftw(mirror, on_walk_entry, 16, FTW_PHYS);
+    removed = stale_locks;
+    pthread_mutex_unlock(&walk_mu);
+    if (removed) {
+        dm_warn("git", NULL, "removed %zu stale lock file(s) from the mirror %s", removed, mirror);
+    }
 }
 
 static int lock_mirror(struct dm_git_mirror_lock *h, const struct dm_git_opts *o,
@@ -158,6 +190,7 @@ static int lock_mirror(struct dm_git_mirror_lock *h, const struct dm_git_opts *o
         }
         usleep(50 * 1000);
     }
+    remove_stale_locks(mirror);
 out:
     if (rc < 0) {
         if (h->fd >= 0) {
