@@ -84,6 +84,13 @@ int main(int argc, char **argv)
     dm_log_parse_level(cfg->log_level, &level);
     dm_log_set_level(level);
 
+    /* libuv's threadpool (4 threads by default) is shared by git, the checks' file work and
+     * name resolution. Git work is capped at DM_GITJOB_PARALLEL threads (a silent remote holds
+     * one until its connection dies); the pool is sized above that so that resolution (Redis
+     * reconnects) never waits behind git. Set before the pool starts; an operator's value wins. */
+    if (!getenv("UV_THREADPOOL_SIZE")) {
+        setenv("UV_THREADPOOL_SIZE", "8", 1);
+    }
     /* Secrets live in this process's memory: no core dump, no ptrace by other users' tools,
      * no /proc/<pid>/mem for anyone but root. */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {

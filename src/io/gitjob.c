@@ -20,6 +20,9 @@ enum gitjob_kind { GITJOB_TREE, GITJOB_PUBLISH, GITJOB_REPO };
 
 struct dm_gitjob {
     uv_work_t req;
+    uv_loop_t *loop;
+    uv_work_cb work;
+    struct dm_gitjob *next_wait; /* in the wait queue (sched) */
     enum gitjob_kind kind;
     atomic_int cancel;
     /* inputs (owned copies) */
@@ -286,10 +289,50 @@ static void on_repo_work(uv_work_t *req)
 
 /* ---- the loop side ---- */
 
+/* Git work can block for as long as a silent server keeps its connection open (libgit2 1.5 has
+ * no network timeout). At most DM_GITJOB_PARALLEL run at once on the threadpool; the rest wait
+ * here, in order, so that name resolution (Redis reconnects, callbacks) and the checks always
+ * find a free thread (dreamd sizes the pool above this cap). Loop thread only. */
+static struct {
+    struct dm_gitjob *head, *tail;
+    int running;
+} sched;
+
+static void on_work_done(uv_work_t *req, int status);
+
+static int start_work(struct dm_gitjob *gj)
+{
+    if (uv_queue_work(gj->loop, &gj->req, gj->work, on_work_done)) {
+        return -1;
+    }
+    sched.running++;
+    return 0;
+}
+
+/* Starts waiting work while there is room. Work that cannot be queued completes with an error
+ * (never inside the call that started it: this runs from another job's completion). */
+static void pump(void)
+{
+    while (sched.running < DM_GITJOB_PARALLEL && sched.head) {
+        struct dm_gitjob *gj = sched.head;
+        sched.head = gj->next_wait;
+        if (!sched.head) {
+            sched.tail = NULL;
+        }
+        gj->next_wait = NULL;
+        if (start_work(gj)) {
+            gj->rc = dm_error_set(&gj->err, DM_ERR_IO, "cannot queue the git work");
+            sched.running++; /* on_work_done counts it down */
+            on_work_done(&gj->req, 0);
+        }
+    }
+}
+
 static void on_work_done(uv_work_t *req, int status)
 {
     struct dm_gitjob *gj = req->data;
 
+    sched.running--;
     if (status == UV_ECANCELED) {
         gj->rc = DM_ERR_CANCELLED;
         dm_error_set(&gj->err, DM_ERR_CANCELLED, "%s cancelled",
@@ -308,14 +351,24 @@ static void on_work_done(uv_work_t *req, int status)
         gj->on_publish(gj->arg, gj->rc, gj->rc ? NULL : &res, &gj->err);
     }
     gitjob_free(gj);
+    pump();
 }
 
 static int queue(struct dm_gitjob **out, uv_loop_t *loop, struct dm_gitjob *gj, uv_work_cb work,
                  struct dm_error *err)
 {
-    if (uv_queue_work(loop, &gj->req, work, on_work_done)) {
-        gitjob_free(gj);
-        return dm_error_set(err, DM_ERR_IO, "cannot queue the git work");
+    gj->loop = loop;
+    gj->work = work;
+    if (sched.running < DM_GITJOB_PARALLEL && !sched.head) {
+        if (start_work(gj)) {
+            gitjob_free(gj);
+            return dm_error_set(err, DM_ERR_IO, "cannot queue the git work");
+        }
+    } else if (sched.tail) {
+        sched.tail->next_wait = gj;
+        sched.tail = gj;
+    } else {
+        sched.head = sched.tail = gj;
     }
     if (out) {
         *out = gj;

@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 
 #include "dme2e.h"
+#include "githttp.h"
 
 static struct dmt_world world;
 
@@ -170,4 +172,59 @@ Test(hardening, a_600_kb_generated_file_fails_the_job_with_the_limit_named)
     free(err);
     free(status);
     cr_assert_eq(dmt_replica_stop(&rep, 10000), 0);
+}
+
+/* A git server that accepts connections and never answers: each git operation against it holds
+ * a threadpool thread until its connection dies. Prints "accepted" per connection. */
+static pid_t silent_git_server(const char *log, int *port)
+{
+    char *const argv[] = {"python3", "-c",
+                          "import socket,sys\n"
+                          "s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(64)\n"
+                          "print('PORT=%d' % s.getsockname()[1], flush=True)\n"
+                          "held=[]\n"
+                          "while True:\n"
+                          "    c,_=s.accept(); held.append(c); print('accepted', flush=True)\n",
+                          NULL};
+    pid_t pid = dmt_spawn(argv, NULL, log);
+    char *line = NULL;
+
+    cr_assert(dmt_wait_in_file(log, "PORT=", 1, 10000), "the silent server started");
+    line = dmt_sh("sed -n 's/^PORT=//p' '%s'", log);
+    *port = atoi(line);
+    free(line);
+    return pid;
+}
+
+/* Git work never starves the rest of the replica: four git operations hang on a silent server,
+ * Redis is killed and restarted, and the replica is back on Redis within 10 s (name resolution
+ * for the reconnect runs on the same threadpool as git). */
+Test(hardening, git_hanging_on_a_silent_server_does_not_stop_the_redis_reconnect)
+{
+    struct dmt_replica rep;
+    char log[1024], url[256], spec[128], id[32];
+    int port = 0;
+    pid_t srv;
+    int connected;
+
+    snprintf(log, sizeof(log), "%s/silent.log", world.dir);
+    srv = silent_git_server(log, &port);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/{owner}/{repo}.git", port);
+    dmt_world_replica_git(&world, &rep, "silent", url, NULL, NULL);
+    for (int i = 0; i < 4; i++) {
+        snprintf(id, sizeof(id), "h-silent-%d", i);
+        snprintf(spec, sizeof(spec), "# Silent %d\n\n## API\n- GET /s%d answers\n", i, i);
+        submit(id, spec);
+    }
+    /* Git work is under way against the silent server (each reads the base first). */
+    cr_assert(dmt_wait_in_file(log, "accepted", 2, 30000), "git connected to the silent server");
+    connected = dmt_count_in_file(rep.log, ": connected");
+    dmt_redis_kill(&world.redis);
+    cr_assert(dmt_wait_in_file(rep.log, "reconnecting in", 1, 10000), "the loss was noticed");
+    dmt_redis_restart(&world.redis);
+    cr_assert(dmt_wait_in_file(rep.log, ": connected", connected + 3, 10000),
+              "all three Redis connections are back within 10 s while git hangs (log %s)", rep.log);
+    dmt_stop(srv, SIGKILL, 3000);
+    kill(rep.pid, SIGKILL);
+    dmt_replica_stop(&rep, 10000);
 }

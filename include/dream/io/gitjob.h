@@ -18,6 +18,10 @@
 #include "dream/domain/repo.h"
 #include "dream/io/git.h"
 
+/* Git operations running on the threadpool at once; the others wait their turn in order (a
+ * silent remote can hold a thread until its TCP connection dies). */
+#define DM_GITJOB_PARALLEL 2
+
 /* One git operation in flight. The handle returned through *out is borrowed: valid until the
  * completion fires. */
 struct dm_gitjob;
