@@ -219,6 +219,12 @@ static void finish_cancelled(struct dm_job *job)
 {
     char msg[128];
     struct dm_event_extra x = {0};
+    if (job->end_status[0]) {
+        x.error = job->end_reason;
+        x.step = dm_stage_name(job->stage);
+        dm_job_finish(job, job->end_status, job->end_reason, &x);
+        return;
+    }
     snprintf(msg, sizeof(msg), "cancelled at stage %s", dm_stage_name(job->stage));
     x.error = msg;
     x.step = dm_stage_name(job->stage);
@@ -443,6 +449,13 @@ void dm_job_stage_done(struct dm_job *job, int rc, const struct dm_error *err)
         return;
     }
     dm_job_finish(job, "failed", msg, &x);
+}
+
+void dm_job_request_end(struct dm_job *job, const char *status, const char *reason)
+{
+    snprintf(job->end_status, sizeof(job->end_status), "%s", status);
+    snprintf(job->end_reason, sizeof(job->end_reason), "%s", reason);
+    dm_job_request_cancel(job);
 }
 
 void dm_job_request_cancel(struct dm_job *job)

@@ -182,19 +182,26 @@ const char dm_script_dead[] =
  * HEARTBEAT
  * KEYS: 1 jobs stream
  * ARGV: 1 group, 2 consumer, 3.. entry ids this consumer believes it holds
- * Resets the idle time of each entry still pending for this consumer; returns the others.
+ * Resets the idle time of each entry still pending for this consumer. Returns {lost, gone}:
+ * lost = entries no longer pending for this consumer (taken over), gone = entries still pending
+ * for it but deleted from the stream (an operator's XTRIM): their jobs must end, not vanish.
  */
 const char dm_script_heartbeat[] =
     "local lost = {}\n"
+    "local gone = {}\n"
     "for i = 3, #ARGV do\n"
     "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)\n"
     "  if #p == 1 and p[1][2] == ARGV[2] then\n"
-    "    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')\n"
+    "    if #redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i]) == 0 then\n"
+    "      table.insert(gone, ARGV[i])\n"
+    "    else\n"
+    "      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')\n"
+    "    end\n"
     "  else\n"
     "    table.insert(lost, ARGV[i])\n"
     "  end\n"
     "end\n"
-    "return lost\n";
+    "return {lost, gone}\n";
 
 /*
  * APPROVE

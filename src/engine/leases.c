@@ -20,17 +20,40 @@ static void on_heartbeat_reply(void *arg, redisReply *reply, const char *why)
 
     (void)why;
     e->cmds--;
-    if (reply && reply->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < reply->elements; i++) {
-            const char *lost = reply->element[i]->str;
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_ARRAY &&
+        reply->element[1]->type == REDIS_REPLY_ARRAY) {
+        const redisReply *lost = reply->element[0], *gone = reply->element[1];
+        for (size_t i = 0; i < lost->elements; i++) {
+            const char *id = lost->element[i]->str;
             for (struct ejob *ej = e->jobs; ej; ej = ej->next) {
-                if (!ej->job.over && !ej->starting && strcmp(ej->job.entry, lost) == 0) {
+                /* A job ending dead-lettered acknowledged its own entry: not taken over. */
+                if (!ej->job.over && !ej->starting && !ej->job.end_status[0] &&
+                    strcmp(ej->job.entry, id) == 0) {
                     dm_warn("engine", ej->job.id,
-                            "entry %s was taken over by another replica; dropping the job", lost);
+                            "entry %s was taken over by another replica; dropping the job", id);
                     ej->job.fenced = 1;
                     if (ej->job.running && e->stages->cancel) {
                         e->stages->cancel(&ej->job);
                     }
+                }
+            }
+        }
+        for (size_t i = 0; i < gone->elements; i++) {
+            const char *id = gone->element[i]->str;
+            for (struct ejob *ej = e->jobs; ej; ej = ej->next) {
+                if (!ej->job.over && !ej->starting && !ej->job.end_status[0] &&
+                    strcmp(ej->job.entry, id) == 0) {
+                    /* Still ours, but nobody could ever take it over or requeue it from the
+                     * stream: end it dead-lettered, with a dead letter that carries the job so
+                     * that `dreamctl dead requeue` works. */
+                    static const char reason[] = "entry was deleted from the stream while its job "
+                                                 "ran (XTRIM?)";
+                    dm_warn("engine", ej->job.id, "entry %s %s; ending the job dead-lettered", id,
+                            reason + strlen("entry "));
+                    eng_dead_letter(e, id, ej->job.job_json,
+                                    ej->job.job_json ? strlen(ej->job.job_json) : 0, reason);
+                    dm_job_request_end(&ej->job, "dead_lettered", reason);
                 }
             }
         }

@@ -494,3 +494,48 @@ Test(engine, a_stage_past_its_deadline_is_stopped_retried_then_failed)
     freeReplyObject(r);
     assert_stopped_ok(&a);
 }
+
+/* An operator trims the jobs stream under a running job (XTRIM dream:jobs MAXLEN 0): the job
+ * ends dead_lettered with a dead letter that carries its job, and `dreamctl dead requeue` runs
+ * it again to completion. Before, the owner's heartbeat dropped the job and its hash said
+ * `running` forever. */
+Test(engine, an_entry_trimmed_under_a_running_job_ends_it_dead_lettered_and_requeue_runs_it)
+{
+    struct dmt_replica a;
+    const char *extra[] = {"--stages=test", "--test-stage-ms=1500", "--lease-ms=1000", NULL};
+    char *json = dmt_job_json("trimmed", NULL, NULL);
+    char cmd[2048];
+    redisReply *r;
+    char *dead_id;
+    int code;
+
+    free(dmt_submit(rc, json));
+    free(json);
+    dmt_replica_start(&a, &redis, dir, "w", extra);
+    cr_assert(dmt_wait_event(rc, "trimmed", "planning", 10000), "the job runs");
+    r = redisCommand(rc, "XTRIM dream:jobs MAXLEN 0");
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1, "the entry is gone");
+    freeReplyObject(r);
+    cr_assert(dmt_wait_event(rc, "trimmed", "dead_lettered", 10000), "the job ended");
+    r = redisCommand(rc, "HGET dream:job:trimmed status");
+    cr_assert_str_eq(r->str, "dead_lettered", "the hash says so too");
+    freeReplyObject(r);
+    r = redisCommand(rc, "XRANGE dream:dead - +");
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1, "one dead letter");
+    dead_id = strdup(r->element[0]->element[0]->str);
+    cr_assert_not_null(strstr(r->element[0]->element[1]->element[3]->str, "\"jobId\":\"trimmed\""),
+                       "the dead letter carries the job: %s",
+                       r->element[0]->element[1]->element[3]->str);
+    cr_assert_not_null(strstr(r->element[0]->element[1]->element[5]->str, "deleted"), "%s",
+                       r->element[0]->element[1]->element[5]->str);
+    freeReplyObject(r);
+    cr_assert_eq(pending_count(), 0, "acknowledged");
+
+    snprintf(cmd, sizeof(cmd), "'%s/dreamctl' --redis-url='%s' dead requeue %s --by ops >/dev/null",
+             dmt_binary_dir(), dmt_redis_url(&redis), dead_id);
+    code = system(cmd);
+    cr_assert_eq(code, 0, "%s", cmd);
+    cr_assert(dmt_wait_event(rc, "trimmed", "complete", 20000), "the requeued job completes");
+    free(dead_id);
+    assert_stopped_ok(&a);
+}

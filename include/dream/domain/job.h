@@ -147,9 +147,13 @@ struct dm_job {
     long long tokens;     /* spent so far */
     double cost;
     int cancel_requested; /* durable flag seen or broadcast received */
-    int stopping;         /* replica shutting down: stop at the next checkpoint */
-    int fenced;           /* lost the job: no more writes */
-    int running;          /* a stage is running */
+    /* dm_job_request_end: the terminal status (and its reason) the stopped job ends with, instead
+     * of "cancelled". "" = cancelled. */
+    char end_status[24];
+    char end_reason[200];
+    int stopping; /* replica shutting down: stop at the next checkpoint */
+    int fenced;   /* lost the job: no more writes */
+    int running;  /* a stage is running */
     int over;
     int transient_retries;
     long stage_timeout_ms;    /* 0: stages have no deadline */
@@ -181,6 +185,10 @@ void dm_job_stage_done(struct dm_job *job, int rc, const struct dm_error *err);
 
 /* Marks the job cancelled by request; the stage is asked to stop. */
 void dm_job_request_cancel(struct dm_job *job);
+
+/* Stops the job like a cancel, but it ends with status (a terminal status such as
+ * "dead_lettered") and reason instead of "cancelled". */
+void dm_job_request_end(struct dm_job *job, const char *status, const char *reason);
 
 /* Ends the job with a terminal status (failed/cancelled/complete) through one write that also
  * acknowledges the entry. */
