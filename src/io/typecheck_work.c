@@ -4,6 +4,7 @@
  * globals, the generated tsconfig, the base's cached baseline, and parsing tsc's output. Runs
  * on libuv's threadpool only; touches only the check's own copies and its atomic cancel flag.
  */
+#include "dream/io/fsutil.h"
 #include "dream/core/buf.h"
 #include "typecheck_private.h"
 
@@ -33,71 +34,6 @@ static const char GLOBALS[] =
     "declare var beforeAll: any;\ndeclare var afterAll: any;\n"
     "declare namespace NodeJS {\n  type Timeout = any;\n  type ProcessEnv = "
     "Record<string, string | undefined>;\n}\n";
-
-static int mkdir_p(const char *path)
-{
-    char tmp[PATH_MAX];
-    size_t n = strlen(path);
-
-    if (n >= sizeof(tmp)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(tmp, path, n + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-                return -1;
-            }
-            *p = '/';
-        }
-    }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
-static int mkdir_parent(const char *path)
-{
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    if (!slash || (size_t)(slash - path) >= sizeof(dir)) {
-        return 0;
-    }
-    memcpy(dir, path, (size_t)(slash - path));
-    dir[slash - path] = '\0';
-    return mkdir_p(dir);
-}
-
-/* Removes path and everything under it (symlinks are removed, never followed). */
-static void rm_rf(const char *path)
-{
-    struct stat st;
-    DIR *d;
-    struct dirent *e;
-
-    if (lstat(path, &st) != 0) {
-        return;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        unlink(path);
-        return;
-    }
-    d = opendir(path);
-    if (d) {
-        while ((e = readdir(d)) != NULL) {
-            char *child = NULL;
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
-                continue;
-            }
-            if (asprintf(&child, "%s/%s", path, e->d_name) >= 0) {
-                rm_rf(child);
-                free(child);
-            }
-        }
-        closedir(d);
-    }
-    rmdir(path);
-}
 
 static const char *ext_of(const char *path)
 {
@@ -185,7 +121,7 @@ static int write_all(const char *path, const char *content, size_t len)
     int fd;
     size_t off = 0;
 
-    if (mkdir_parent(path) != 0) {
+    if (dm_fs_mkdir_parent(path) != 0) {
         return -1;
     }
     unlink(path); /* never write through a link into the base cache */
@@ -243,7 +179,7 @@ static int link_or_copy(const char *from, const char *to, size_t max)
     char *content;
     int rc;
 
-    if (mkdir_parent(to) != 0) {
+    if (dm_fs_mkdir_parent(to) != 0) {
         return -1;
     }
     if (link(from, to) == 0) {
@@ -495,8 +431,8 @@ static int prepare(struct dm_typecheck *tc)
                                 tc->files[i].path, tc->files[i].len, tc->max_file_bytes);
         }
     }
-    rm_rf(tc->work_dir);
-    if (mkdir_p(tc->work_dir) != 0) {
+    dm_fs_rm_rf(tc->work_dir);
+    if (dm_fs_mkdir_p(tc->work_dir) != 0) {
         return dm_error_set(&tc->err, DM_ERR_IO, "cannot create %s: %s", tc->work_dir,
                             strerror(errno));
     }
@@ -676,7 +612,7 @@ void typecheck_on_work(uv_work_t *req)
     } else if (tc->step == STEP_PREPARE) {
         tc->rc = prepare(tc);
         if (tc->from_baseline) {
-            rm_rf(tc->work_dir);
+            dm_fs_rm_rf(tc->work_dir);
         }
     }
     if (tc->step == STEP_FINISH || tc->rc) {
@@ -697,6 +633,6 @@ void typecheck_on_work(uv_work_t *req)
                 drop_known(tc);
             }
         }
-        rm_rf(tc->work_dir);
+        dm_fs_rm_rf(tc->work_dir);
     }
 }

@@ -6,11 +6,9 @@
 #
 #   tests/bench/bench_git.sh [files_in_repo (10000)] [generated_files (20)]
 #
-# The benchmark program is compiled here with cc -O2 from the git module (src/io/git/*.c), the
-# small core modules it uses (buf, error, log, refname) and domain/forge_proto.c (owner/repo
-# names), plus pkg-config's libgit2, so it needs no build directory. Everything lives in a
-# temporary directory that is removed at the end; the web server this script starts is stopped by
-# its pid.
+# The benchmark program is linked with the project's libraries, built here (Release) in
+# build/bench-git. Everything else lives in a temporary directory that is removed at the end; the
+# web server this script starts is stopped by its pid.
 set -eu
 
 REPO_FILES=${1:-10000}
@@ -29,12 +27,19 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Built against the project's libraries (Release, own build directory).
+build="$src/build/bench-git"
+if ! { cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DDREAM_TESTS=OFF &&
+        cmake --build "$build" -j2 --target dm_io; } >"$work/build.log" 2>&1; then
+    cat "$work/build.log" >&2
+    exit 1
+fi
 # pkg-config's output is a list of flags: word splitting is wanted.
 # shellcheck disable=SC2046
-cc -std=c11 -O2 -D_GNU_SOURCE -DDREAM_VERSION='"bench"' -I"$src/include" \
-    "$here/bench_git.c" "$src"/src/io/git/*.c "$src/src/core/buf.c" "$src/src/core/error.c" \
-    "$src/src/core/log.c" "$src/src/core/refname.c" "$src/src/domain/forge_proto.c" \
-    $(pkg-config --cflags --libs libgit2) -lpthread -o "$work/bench_git"
+cc -std=c11 -O2 -D_GNU_SOURCE -I"$src/include" "$here/bench_git.c" -o "$work/bench_git" \
+    "$build/src/io/libdm_io.a" "$build/src/domain/libdm_domain.a" "$build/src/core/libdm_core.a" \
+    $(pkg-config --libs libuv libcurl hiredis libgit2 libmicrohttpd libcjson libcmark libpcre2-8 sqlite3 libcrypto) \
+    -lpthread -lm
 
 # A repository of REPO_FILES files in 100 directories, one commit on main, made with fast-import.
 make_repo() {

@@ -5,6 +5,7 @@
  *
  * Threadpool threads only.
  */
+#include "dream/io/fsutil.h"
 #include "git_private.h"
 
 #include <dirent.h>
@@ -33,58 +34,6 @@ struct writer {
     int rc;
     struct dm_error *err;
 };
-
-static int mkdirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    size_t n = strlen(path);
-
-    if (n >= sizeof(tmp)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(tmp, path, n + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-                return -1;
-            }
-            *p = '/';
-        }
-    }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    DIR *d;
-    struct dirent *e;
-
-    if (lstat(path, &st) != 0) {
-        return;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        unlink(path);
-        return;
-    }
-    d = opendir(path);
-    if (d) {
-        while ((e = readdir(d)) != NULL) {
-            char *child = NULL;
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
-                continue;
-            }
-            if (asprintf(&child, "%s/%s", path, e->d_name) >= 0) {
-                remove_tree(child);
-                free(child);
-            }
-        }
-        closedir(d);
-    }
-    rmdir(path);
-}
 
 /* 1 when the whole-change checks read files like this one. */
 static int wanted(const char *name)
@@ -136,7 +85,7 @@ static int write_blob(struct writer *w, const char *rel, const git_oid *id)
     }
     slash = strrchr(path, '/');
     *slash = '\0';
-    rc = mkdirs(path);
+    rc = dm_fs_mkdir_p(path);
     *slash = '/';
     fd = rc == 0 ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444) : -1;
     if (fd < 0) {
@@ -235,7 +184,7 @@ static void prune(const char *cache_root, const char *current, size_t keep)
             }
         }
         snprintf(path, sizeof(path), "%s/%s", cache_root, ents[oldest].name);
-        remove_tree(path);
+        dm_fs_rm_rf(path);
         ents[oldest] = ents[--n];
     }
     free(ents);
@@ -311,7 +260,7 @@ int dm_git_checkout(struct dm_git_checkout *out, const struct dm_git_opts *opts,
         rc = dm_git_fail(err, &s, rc, "reading the base tree");
         goto out;
     }
-    if (mkdirs(cache_root) != 0) {
+    if (dm_fs_mkdir_p(cache_root) != 0) {
         rc = dm_error_set(err, DM_ERR_IO, "cannot create %s: %s", cache_root, strerror(errno));
         goto out;
     }
@@ -321,7 +270,7 @@ int dm_git_checkout(struct dm_git_checkout *out, const struct dm_git_opts *opts,
         rc = dm_error_set(err, DM_ERR_LIMIT, "cache directory path too long");
         goto out;
     }
-    remove_tree(tmp);
+    dm_fs_rm_rf(tmp);
     if (mkdir(tmp, 0755) != 0) {
         rc = dm_error_set(err, DM_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
         goto out;
@@ -358,7 +307,7 @@ int dm_git_checkout(struct dm_git_checkout *out, const struct dm_git_opts *opts,
     rc = 0;
 out:
     if (tmp[0]) {
-        remove_tree(tmp);
+        dm_fs_rm_rf(tmp);
     }
     git_tree_free(tree);
     git_commit_free(c);

@@ -5,6 +5,7 @@
  *
  * Threadpool threads only; the lock table is the one piece of state shared between them.
  */
+#include "dream/io/fsutil.h"
 #include "git_private.h"
 #include "dream/core/log.h"
 
@@ -22,31 +23,6 @@
 
 #define DEFAULT_LOCK_WAIT_MS (10L * 60 * 1000)
 #define DEFAULT_MAX_PATHS 100000
-
-static int mkdir_p(const char *path)
-{
-    char tmp[4096];
-    size_t n = strlen(path);
-
-    if (n >= sizeof(tmp)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(tmp, path, n + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-                return -1;
-            }
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-        return -1;
-    }
-    return 0;
-}
 
 /* ---- per-mirror lock -------------------------------------------------------------------- */
 
@@ -268,7 +244,7 @@ static int mirror_open(git_repository **out, int *created, const char *path, str
     if (slash) {
         *slash = '\0';
     }
-    if (mkdir_p(parent) != 0) {
+    if (dm_fs_mkdir_p(parent) != 0) {
         return dm_error_set(err, DM_ERR_IO, "cannot create the mirror directory: %s",
                             strerror(errno));
     }
@@ -422,7 +398,7 @@ int dm_git_mirror_acquire(struct dm_git_mirror *m, const struct dm_git_opts *o, 
     {
         char dir[4096];
         snprintf(dir, sizeof(dir), "%s/mirrors/%s", o->data_dir, owner);
-        if (mkdir_p(dir) != 0) {
+        if (dm_fs_mkdir_p(dir) != 0) {
             return dm_error_set(err, DM_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
         }
     }
