@@ -84,20 +84,36 @@ static const char *kind_of(const cJSON *item)
     return item ? cJSON_GetStringValue(cJSON_GetObjectItem(item, "kind")) : NULL;
 }
 
-static char *run_job(const char *fixture, const char *id, const char *spec)
+/* Starts the world on a fixture with an optional fake script, one replica, and the todo spec
+ * as job id; waits until the job ends and returns its status (caller frees). rep receives the
+ * replica (its log names where to look). */
+static char *run_job(const char *fixture, const char *script, const char *id,
+                     struct dmt_replica *rep)
 {
-    struct dmt_replica rep;
-    char *job, *status;
+    char *spec = todo_spec();
+    char *job;
 
     dmt_world_start(&world, NULL);
     dmt_world_use_fixture(&world, fixture);
-    dmt_world_replica(&world, &rep, "aware", NULL);
+    if (script) {
+        dmt_fakeor_script(&world.llm, script);
+    }
+    dmt_world_replica(&world, rep, id, NULL);
     job = dmt_world_job(id, spec, "builder", 400000, 5.0);
     free(dmt_submit(world.rc, job));
     free(job);
+    free(spec);
     cr_assert(dmt_world_wait_status(&world, id, "complete,failed,dead_lettered", 180000),
-              "the job ended");
-    status = dmt_world_hget(&world, id, "status");
+              "%s ended", id);
+    return dmt_world_hget(&world, id, "status");
+}
+
+/* run_job that must complete; returns the plan JSON (caller frees). */
+static char *run_complete(const char *fixture, const char *script, const char *id)
+{
+    struct dmt_replica rep;
+    char *status = run_job(fixture, script, id, &rep);
+
     cr_assert_str_eq(status, "complete", "error: %s (log %s)", dmt_world_hget(&world, id, "error"),
                      rep.log);
     free(status);
@@ -106,32 +122,15 @@ static char *run_job(const char *fixture, const char *id, const char *spec)
 
 Test(repo_aware, todo_api_on_the_hono_fixture_fits_the_repository_and_checks)
 {
-    char *spec = todo_spec();
     char *plan_json, *entry, *base, *body, *verification, *barrel;
     cJSON *plan;
     const cJSON *mig;
 
     /* The fake writes an edit only when its prompt carries the file's current content. */
-    {
-        dmt_world_start(&world, NULL);
-        dmt_world_use_fixture(&world, "hono");
-        dmt_fakeor_script(&world.llm,
-                          "[{\"path\": \"src/index.ts\", \"behaviour\": \"ok\", \"require\": "
-                          "\"app.route('/users', users)\", \"refuse\": \"broken\"}]");
-        struct dmt_replica rep;
-        char *job = dmt_world_job("aware-hono", spec, "builder", 400000, 5.0);
-        dmt_world_replica(&world, &rep, "aware", NULL);
-        free(dmt_submit(world.rc, job));
-        free(job);
-        cr_assert(
-            dmt_world_wait_status(&world, "aware-hono", "complete,failed,dead_lettered", 180000),
-            "the job ended");
-        char *status = dmt_world_hget(&world, "aware-hono", "status");
-        cr_assert_str_eq(status, "complete", "error: %s (log %s)",
-                         dmt_world_hget(&world, "aware-hono", "error"), rep.log);
-        free(status);
-        plan_json = dmt_world_hget(&world, "aware-hono", "plan");
-    }
+    plan_json = run_complete("hono",
+                             "[{\"path\": \"src/index.ts\", \"behaviour\": \"ok\", \"require\": "
+                             "\"app.route('/users', users)\", \"refuse\": \"broken\"}]",
+                             "aware-hono");
     plan = cJSON_Parse(plan_json);
     cr_assert_not_null(plan, "%s", plan_json);
 
@@ -194,13 +193,11 @@ Test(repo_aware, todo_api_on_the_hono_fixture_fits_the_repository_and_checks)
     free(barrel);
     free(body);
     free(verification);
-    free(spec);
 }
 
 Test(repo_aware, the_same_spec_on_the_express_fixture_follows_express)
 {
-    char *spec = todo_spec();
-    char *plan_json = run_job("express", "aware-express", spec);
+    char *plan_json = run_complete("express", NULL, "aware-express");
     cJSON *plan = cJSON_Parse(plan_json);
     char *reqs;
 
@@ -219,26 +216,17 @@ Test(repo_aware, the_same_spec_on_the_express_fixture_follows_express)
     cJSON_Delete(plan);
     free(reqs);
     free(plan_json);
-    free(spec);
 }
 
 /* An edit that drops the base's route registration is refused by the guard and repaired. */
 Test(repo_aware, an_edit_that_drops_a_route_registration_is_refused)
 {
-    char *spec = todo_spec();
     struct dmt_replica rep;
-    char *job, *status, *entry;
+    char *status, *entry;
 
-    dmt_world_start(&world, NULL);
-    dmt_world_use_fixture(&world, "hono");
-    dmt_fakeor_script(&world.llm, "[{\"path\": \"src/index.ts\", \"behaviour\": \"drop-route\", "
-                                  "\"times\": 1}]");
-    dmt_world_replica(&world, &rep, "guard", NULL);
-    job = dmt_world_job("aware-guard", spec, "builder", 400000, 5.0);
-    free(dmt_submit(world.rc, job));
-    free(job);
-    cr_assert(dmt_world_wait_status(&world, "aware-guard", "complete,failed", 180000));
-    status = dmt_world_hget(&world, "aware-guard", "status");
+    status = run_job("hono",
+                     "[{\"path\": \"src/index.ts\", \"behaviour\": \"drop-route\", \"times\": 1}]",
+                     "aware-guard", &rep);
     cr_assert_str_eq(status, "complete", "error: %s (log %s)",
                      dmt_world_hget(&world, "aware-guard", "error"), rep.log);
     cr_assert_gt(dmt_count_in_file(rep.log, "drops route registrations"), 0,
@@ -248,27 +236,19 @@ Test(repo_aware, an_edit_that_drops_a_route_registration_is_refused)
     cr_assert_not_null(strstr(entry, "app.route('/users', users)"), "kept:\n%s", entry);
     free(entry);
     free(status);
-    free(spec);
 }
 
 /* A route module without the export the entry imports: the type-check catches it, the model
  * gets the compiler's message back and repairs it. */
 Test(repo_aware, a_module_missing_the_export_the_entry_imports_is_caught_and_repaired)
 {
-    char *spec = todo_spec();
     struct dmt_replica rep;
-    char *job, *status, *route;
+    char *status, *route;
 
-    dmt_world_start(&world, NULL);
-    dmt_world_use_fixture(&world, "hono");
-    dmt_fakeor_script(&world.llm, "[{\"path\": \"src/routes/todos.ts\", \"behaviour\": "
-                                  "\"ts-missing-export\", \"times\": 1}]");
-    dmt_world_replica(&world, &rep, "export", NULL);
-    job = dmt_world_job("aware-export", spec, "builder", 400000, 5.0);
-    free(dmt_submit(world.rc, job));
-    free(job);
-    cr_assert(dmt_world_wait_status(&world, "aware-export", "complete,failed", 180000));
-    status = dmt_world_hget(&world, "aware-export", "status");
+    status = run_job("hono",
+                     "[{\"path\": \"src/routes/todos.ts\", \"behaviour\": \"ts-missing-export\", "
+                     "\"times\": 1}]",
+                     "aware-export", &rep);
     cr_assert_str_eq(status, "complete", "error: %s (log %s)",
                      dmt_world_hget(&world, "aware-export", "error"), rep.log);
     cr_assert_eq(dmt_fakeor_behaviour_count(&world.llm, "ts-missing-export"), 1);
@@ -278,27 +258,18 @@ Test(repo_aware, a_module_missing_the_export_the_entry_imports_is_caught_and_rep
     cr_assert_not_null(strstr(route, "export default"), "repaired:\n%s", route);
     free(route);
     free(status);
-    free(spec);
 }
 
 /* One that stays broken fails the job naming file:line and the compiler's message, and nothing
  * is pushed. */
 Test(repo_aware, a_module_that_stays_broken_fails_the_job_and_pushes_nothing)
 {
-    char *spec = todo_spec();
     struct dmt_replica rep;
-    char *job, *status, *err, *files;
+    char *status, *err, *files;
 
-    dmt_world_start(&world, NULL);
-    dmt_world_use_fixture(&world, "hono");
-    dmt_fakeor_script(&world.llm, "[{\"path\": \"src/routes/todos.ts\", \"behaviour\": "
-                                  "\"ts-missing-export\"}]");
-    dmt_world_replica(&world, &rep, "broken", NULL);
-    job = dmt_world_job("aware-broken", spec, "builder", 400000, 5.0);
-    free(dmt_submit(world.rc, job));
-    free(job);
-    cr_assert(dmt_world_wait_status(&world, "aware-broken", "complete,failed", 180000));
-    status = dmt_world_hget(&world, "aware-broken", "status");
+    status = run_job("hono",
+                     "[{\"path\": \"src/routes/todos.ts\", \"behaviour\": \"ts-missing-export\"}]",
+                     "aware-broken", &rep);
     cr_assert_str_eq(status, "failed");
     err = dmt_world_hget(&world, "aware-broken", "error");
     cr_assert_not_null(strstr(err, "src/index.ts:"), "file:line of the importer: %s", err);
@@ -313,5 +284,4 @@ Test(repo_aware, a_module_that_stays_broken_fails_the_job_and_pushes_nothing)
     cr_assert_null(files, "no branch was pushed: %s", files ? files : "");
     free(err);
     free(status);
-    free(spec);
 }
