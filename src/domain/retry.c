@@ -79,3 +79,23 @@ int dm_llm_should_retry(long status, int got_bytes, const char *body, size_t bod
         return 0;
     }
 }
+
+int dm_llm_stream_error_retryable(const struct dm_sse_api_error *e)
+{
+    if (!e || !e->present) {
+        return 0;
+    }
+    switch (e->code) {
+    case 408:
+    case 429:
+    case 500:
+    case 502:
+    case 503:
+    case 504:
+        return 1;
+    case 402:
+        return strcmp(e->limit_source, "openrouter_in_flight_budget") == 0;
+    default:
+        return 0;
+    }
+}

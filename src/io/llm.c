@@ -7,6 +7,7 @@
  * fire exactly once. Loop thread only.
  */
 #include "dream/io/llm.h"
+#include "dream/domain/retry.h"
 #include "dream/core/secret.h"
 #include "dream/domain/budget.h"
 #include "dream/core/log.h"
@@ -42,6 +43,10 @@ struct dm_llm_call {
     char *model;
     char *job_id;
     long long prompt_estimate;
+    /* What earlier attempts that failed after their reply began (a retried error inside a
+     * stream) cost: the provider may have billed them, so the result carries them too. */
+    long long prior_prompt, prior_completion;
+    double prior_cost;
     int stream;
     long progress_interval_ms;
     dm_llm_progress_cb on_progress;
@@ -213,7 +218,7 @@ static void finish(struct dm_llm_call *c, int rc)
 }
 
 /* Fills usage and cost into res from the decoder, estimating what the reply did not report. */
-static void account(struct dm_llm_call *c)
+static void account_attempt(struct dm_llm_call *c)
 {
     struct dm_llm *l = c->llm;
     struct dm_llm_result *r = &c->res;
@@ -251,6 +256,15 @@ static void account(struct dm_llm_call *c)
         r->cost_usd = 0;
         r->cost_source = DM_LLM_COST_NONE;
     }
+}
+
+/* The call's usage and cost so far: this attempt's, plus what earlier billed attempts cost. */
+static void account(struct dm_llm_call *c)
+{
+    account_attempt(c);
+    c->res.prompt_tokens += c->prior_prompt;
+    c->res.completion_tokens += c->prior_completion;
+    c->res.cost_usd += c->prior_cost;
 }
 
 static void start_attempt(struct dm_llm_call *c);
@@ -310,6 +324,15 @@ static void on_http_done(void *arg, int rc, struct dm_http_response *resp,
         if (c->aborted_rc != 0 && rc == c->aborted_rc) {
             c->err = c->abort_err;
             account(c);
+            if (rc == DM_ERR_REMOTE && dm_llm_stream_error_retryable(&c->chat.error)) {
+                /* A provider error after the stream began, with a code the same HTTP status
+                 * would be retried for (429, 502, ...): retried like it; the attempt's spend
+                 * is kept. */
+                c->prior_prompt = c->res.prompt_tokens;
+                c->prior_completion = c->res.completion_tokens;
+                c->prior_cost = c->res.cost_usd;
+                goto retry;
+            }
             finish(c, rc);
             return;
         }
@@ -341,6 +364,13 @@ static void on_http_done(void *arg, int rc, struct dm_http_response *resp,
             vrc = dm_sse_chat_verdict(&c->chat, 1, &c->err);
         }
         account(c);
+        if (vrc == DM_ERR_REMOTE && dm_llm_stream_error_retryable(&c->chat.error)) {
+            /* The same, in a reply that was not streamed. */
+            c->prior_prompt = c->res.prompt_tokens;
+            c->prior_completion = c->res.completion_tokens;
+            c->prior_cost = c->res.cost_usd;
+            goto retry;
+        }
         if (vrc == 0) {
             c->res.content = dm_buf_detach(&c->chat.content);
             if (!c->res.content) {
@@ -369,6 +399,7 @@ static void on_http_done(void *arg, int rc, struct dm_http_response *resp,
             return;
         }
     }
+retry:
     /* Retry, if attempts remain. */
     if (c->res.attempts >= l->opts.max_attempts) {
         dm_error_wrap(&c->err, "giving up after %d attempts", c->res.attempts);

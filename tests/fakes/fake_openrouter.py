@@ -113,9 +113,11 @@ Behaviours (PARAM in brackets):
   402-key            402 limit_source openrouter_key_limit
   402-inflight[secs] 402 reason in_flight_budget_exhausted, limit_source
                      openrouter_in_flight_budget, Retry-After secs (default 1)
-  error200           a 200 whose stream carries a chunk with an error object and finish_reason
+  error200[code]     a 200 whose stream carries a chunk with an error object (code, default 502)
+                     and finish_reason
                      "error" (non-streamed: choices[0].error + finish_reason "error")
-  error-chunk        streamed: a chunk with only a top-level error object (no finish_reason)
+  error-chunk[code]  streamed: a chunk with only a top-level error object (code, default 429; no
+                     finish_reason)
   cut[n]             stream cut after n content chunks (default half), connection dropped
                      mid-body (non-streamed: Content-Length promised, half the body sent)
   length             finish_reason "length" (content cut)
@@ -1213,7 +1215,8 @@ class Handler(BaseHTTPRequestHandler):
                   "native_finish_reason": c["finish"], "logprobs": None}
         if b == "error200":
             choice["finish_reason"] = "error"
-            choice["error"] = {"code": 502, "message": "Upstream provider error mid-generation"}
+            choice["error"] = {"code": int(c["param"] or 502),
+                               "message": "Upstream provider error mid-generation"}
         obj = {"id": c["id"], "provider": "Fake", "model": c["model"], "object": "chat.completion",
                "created": int(time.time()), "choices": [choice], "usage": c["usage"]}
         data = dumps(obj, c).encode()
@@ -1318,13 +1321,15 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"".join(out))
             self.wfile.flush()
         if b == "error200":
-            err = {"error": {"code": 502, "message": "Upstream provider error mid-generation"}}
+            err = {"error": {"code": int(c["param"] or 502),
+                             "message": "Upstream provider error mid-generation"}}
             self.chunk(self.sse_chunk(c, {"content": ""}, "error", err))
             self.chunk("data: [DONE]\n\n")
             return self.end_chunks()
         if b == "error-chunk":
             obj = {"id": c["id"], "object": "chat.completion.chunk", "model": c["model"],
-                   "error": {"code": 429, "message": "Rate limit exceeded mid-stream"}}
+                   "error": {"code": int(c["param"] or 429),
+                             "message": "Rate limit exceeded mid-stream"}}
             self.chunk("data: " + json.dumps(obj) + "\n\n")
             self.chunk("data: [DONE]\n\n")
             return self.end_chunks()

@@ -397,14 +397,24 @@ Test(generation, weight_exceeds_budget_402_is_final)
 /* llm.h: an error inside a 200 (an error chunk, finish_reason "error") is a failure and is
  * never retried (DM_ERR_REMOTE), so the job fails; *1 proves no second request was made even
  * though it would have succeeded. */
-Test(generation, error_inside_200_with_finish_reason_error_fails_without_retry)
+/* OpenRouter: a provider error after the stream started arrives inside the 200 (an error
+ * chunk, or finish_reason "error"). A code the same HTTP status would be retried for is retried
+ * (its sibling files are not cancelled); a permanent code stays final. */
+Test(generation, error_502_inside_200_with_finish_reason_error_is_retried_and_completes)
 {
-    expect_final_failure("g-e200", "[[fake:error200*1]]", "error inside the stream");
+    expect_retried_ok("g-e200", "[[fake:error200*1]]", 2);
+    cr_assert_eq(dmt_fakeor_behaviour_count(&world.llm, "error200"), 1);
 }
 
-Test(generation, error_chunk_inside_200_fails_without_retry)
+Test(generation, error_429_chunk_inside_200_is_retried_and_completes)
 {
-    expect_final_failure("g-echunk", "[[fake:error-chunk*1]]", "error inside the stream");
+    expect_retried_ok("g-echunk", "[[fake:error-chunk*1]]", 2);
+    cr_assert_eq(dmt_fakeor_behaviour_count(&world.llm, "error-chunk"), 1);
+}
+
+Test(generation, a_permanent_error_inside_200_fails_without_retry)
+{
+    expect_final_failure("g-e400", "[[fake:error200:400*1]]", "error inside the stream");
 }
 
 /* finish_reason "length" is never accepted: llm.h makes it DM_ERR_LIMIT (not retried) and

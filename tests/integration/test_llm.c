@@ -341,21 +341,41 @@ Test(llm, never_retries_400_401_403_and_other_402s)
     close_all();
 }
 
-Test(llm, errors_inside_a_200_fail_without_retry)
+/* A provider error after the stream began arrives inside the 200 (finish_reason "error" with an
+ * error object, or an error chunk): a permanent code is final, a code the same HTTP status would
+ * be retried for (502, 429) is retried, and the failed attempt's spend stays on the call. */
+Test(llm, errors_inside_a_200_are_retried_like_their_status)
 {
-    struct outcome o = call("Path: e1.ts\n[[fake:error200]]", 1);
+    struct outcome o = call("Path: e1.ts\n[[fake:error200:400]]", 1);
+    long long retried_prompt;
+
     cr_assert_eq(o.rc, DM_ERR_REMOTE, "%d %s", o.rc, o.err);
     cr_assert(strstr(o.err, "Upstream provider error"), "%s", o.err);
     cr_assert_eq(o.res.billed, 1);
     cr_assert_null(o.content);
-
-    o = call("Path: e2.ts\n[[fake:error200]]", 0);
+    o = call("Path: e2.ts\n[[fake:error200:400]]", 0);
     cr_assert_eq(o.rc, DM_ERR_REMOTE, "%d %s", o.rc, o.err);
+    cr_assert_eq(dmt_fakeor_stat(&fake, "chat"), 2, "a permanent code is not retried");
 
-    o = call("Path: e3.ts\n[[fake:error-chunk]]", 1);
-    cr_assert_eq(o.rc, DM_ERR_REMOTE, "%d %s", o.rc, o.err);
-    cr_assert(strstr(o.err, "Rate limit exceeded mid-stream"), "%s", o.err);
-    cr_assert_eq(dmt_fakeor_stat(&fake, "chat"), 3, "none retried");
+    o = call("Path: e3.ts\n[[fake:error200*1]]", 1);
+    cr_assert_eq(o.rc, 0, "502 inside the stream is retried: %d %s", o.rc, o.err);
+    cr_assert_not_null(o.content);
+    cr_assert_eq(o.res.attempts, 2);
+    retried_prompt = o.res.prompt_tokens;
+    free(o.content);
+    o = call("Path: e3.ts\n[[fake:error200*1]]", 1); /* the marker is spent: one attempt */
+    cr_assert_eq(o.rc, 0);
+    cr_assert_eq(o.res.attempts, 1);
+    free(o.content);
+    cr_assert_geq(retried_prompt, 2 * o.res.prompt_tokens - 2,
+                  "both attempts are counted: %lld against %lld for one", retried_prompt,
+                  o.res.prompt_tokens);
+
+    o = call("Path: e4.ts\n[[fake:error-chunk*1]]", 1);
+    cr_assert_eq(o.rc, 0, "429 in an error chunk is retried: %d %s", o.rc, o.err);
+    cr_assert_eq(o.res.attempts, 2);
+    free(o.content);
+    cr_assert_eq(dmt_fakeor_stat(&fake, "chat"), 7);
     close_all();
 }
 

@@ -2,9 +2,11 @@
  * transport failures, Retry-After) and the shared capped exponential backoff with jitter. */
 #include <criterion/criterion.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dream/domain/retry.h"
+#include "dream/domain/sse.h"
 
 Test(retry, llm_decision_by_status)
 {
@@ -87,4 +89,28 @@ Test(retry, llm_backoff_stays_in_bounds_and_varies)
         }
     }
     cr_assert(varied, "the jitter changes the delay");
+}
+
+Test(retry, errors_inside_a_stream_are_retried_like_their_status)
+{
+    struct dm_sse_api_error e;
+    static const long retried[] = {408, 429, 500, 502, 503, 504};
+    static const long final[] = {400, 401, 403, 404, 0};
+
+    memset(&e, 0, sizeof(e));
+    cr_assert_eq(dm_llm_stream_error_retryable(&e), 0, "no error");
+    cr_assert_eq(dm_llm_stream_error_retryable(NULL), 0);
+    e.present = 1;
+    for (size_t i = 0; i < sizeof(retried) / sizeof(retried[0]); i++) {
+        e.code = retried[i];
+        cr_assert_eq(dm_llm_stream_error_retryable(&e), 1, "%ld", retried[i]);
+    }
+    for (size_t i = 0; i < sizeof(final) / sizeof(final[0]); i++) {
+        e.code = final[i];
+        cr_assert_eq(dm_llm_stream_error_retryable(&e), 0, "%ld", final[i]);
+    }
+    e.code = 402;
+    cr_assert_eq(dm_llm_stream_error_retryable(&e), 0, "credits: final");
+    snprintf(e.limit_source, sizeof(e.limit_source), "openrouter_in_flight_budget");
+    cr_assert_eq(dm_llm_stream_error_retryable(&e), 1, "the in-flight budget frees up");
 }

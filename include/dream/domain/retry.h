@@ -37,4 +37,12 @@ int dm_llm_should_retry(long status, int got_bytes, const char *body, size_t bod
  * the pid, so replicas do not share one sequence). */
 long long dm_llm_backoff_ms(long base_ms, long max_ms, int attempt);
 
+/* For an error reported inside a 200 reply (an error chunk, or finish_reason "error" with an
+ * error object, after the stream began): 1 when its code is one the same HTTP status would be
+ * retried for (dm_llm_should_retry: 408, 429, 500, 502, 503, 504, a 402 of the in-flight
+ * budget), 0 for a permanent one. OpenRouter documents that provider errors after the stream
+ * started arrive this way. */
+struct dm_sse_api_error;
+int dm_llm_stream_error_retryable(const struct dm_sse_api_error *e);
+
 #endif

@@ -14,12 +14,17 @@
  *     (reason "in_flight_budget_exhausted": running requests fill the account's in-flight
  *     budget; transient). Other 402s (limit_source "openrouter_credits" incl. reason
  *     "weight_exceeds_budget", "openrouter_key_limit", or none) are final;
- *   - transport failures (connect/reset/timeout) before any reply byte arrived.
+ *   - transport failures (connect/reset/timeout) before any reply byte arrived;
+ *   - an error inside a 200 (an error chunk, or finish_reason "error" with an error object),
+ *     which is how OpenRouter reports a provider error after the stream began, when its code is
+ *     one of the statuses above (dm_llm_stream_error_retryable); the failed attempt's usage and
+ *     cost stay in the result (the provider may bill it).
  * The delay is the Retry-After header (seconds or HTTP date) when present, else capped
  * exponential backoff with jitter: d = min(max, base * 2^(n-1)), wait d/2 + random(d/2).
  * A Retry-After longer than retry_after_max_ms ends the call (DM_ERR_TRANSIENT).
  * Never retried: 400 (DM_ERR_INVALID), 401/403 (DM_ERR_AUTH), other 402s and 4xx
- * (DM_ERR_REMOTE), anything after a 200 began (errors inside it, cut streams, length).
+ * (DM_ERR_REMOTE), an error inside a 200 with any other code (DM_ERR_REMOTE), cut streams and
+ * finish_reason length (the stage decides).
  *
  * The API key is only ever put in the Authorization header: never in a log line or error
  * message. Loop thread only.
@@ -97,7 +102,8 @@ typedef int (*dm_llm_tokens_cb)(void *arg, long long completion_tokens);
 /* Completion, fired exactly once per started call, from the loop, never inside dm_llm_start.
  * rc == 0: res->content holds an accepted reply. rc < 0: err says why (never the key):
  * DM_ERR_INVALID (400, garbage reply, empty reply), DM_ERR_AUTH (401/403 or no key),
- * DM_ERR_REMOTE (other 4xx incl. 402 credits, an error inside a 200), DM_ERR_LIMIT
+ * DM_ERR_REMOTE (other 4xx incl. 402 credits, an error inside a 200 with a permanent code),
+ * DM_ERR_LIMIT
  * (finish_reason length, or the response exceeded max_response_bytes), DM_ERR_IO (cut stream,
  * connection failure), DM_ERR_TIMEOUT, DM_ERR_TRANSIENT (retries exhausted), DM_ERR_BUDGET
  * (cut by the tokens hook), DM_ERR_CANCELLED. res is never NULL and keeps usage, cost, id and
