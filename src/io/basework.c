@@ -4,6 +4,7 @@
  * inputs, the worker writes only its outputs, the after-work callback completes and frees it.
  * Threads: dm_basework_* and the completions on the loop; on_*_work on a threadpool thread.
  */
+#include "dream/io/fsutil.h"
 #include "dream/io/basework.h"
 #include "dream/core/buf.h"
 
@@ -101,35 +102,6 @@ static int is_new_path(const struct dm_basework *bw, const char *rel)
     return 0;
 }
 
-static char *read_file(const char *path, size_t max, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    char *buf;
-    size_t got = 0;
-
-    *len = 0;
-    if (fd < 0) {
-        return NULL;
-    }
-    buf = malloc(max + 1);
-    while (buf && got < max) {
-        ssize_t r = read(fd, buf + got, max - got);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            break;
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    if (buf) {
-        buf[got] = '\0';
-        *len = got;
-    }
-    return buf;
-}
-
 /* Reads the base's migrations in front of the new ones in bw->migs. */
 static int read_base_migrations(struct dm_basework *bw)
 {
@@ -168,7 +140,7 @@ static int read_base_migrations(struct dm_basework *bw)
         if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || is_new_path(bw, rel)) {
             continue;
         }
-        sql = read_file(path, MIGRATION_BYTES_MAX, &len);
+        sql = dm_fs_read(path, MIGRATION_BYTES_MAX, &len);
         if (!sql || !(base[n].path = strdup(rel))) {
             free(sql);
             continue;

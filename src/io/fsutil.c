@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,4 +77,33 @@ void dm_fs_rm_rf(const char *path)
         closedir(d);
     }
     rmdir(path);
+}
+
+char *dm_fs_read(const char *path, size_t max, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    char *buf;
+    size_t got = 0;
+
+    *len = 0;
+    if (fd < 0) {
+        return NULL;
+    }
+    buf = malloc(max + 1);
+    while (buf && got < max) {
+        ssize_t r = read(fd, buf + got, max - got);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            break;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    if (buf) {
+        buf[got] = '\0';
+        *len = got;
+    }
+    return buf;
 }

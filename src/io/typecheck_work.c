@@ -143,36 +143,6 @@ static int write_all(const char *path, const char *content, size_t len)
     return close(fd);
 }
 
-/* Reads at most max bytes of path into a malloc'd buffer. */
-static char *read_file(const char *path, size_t max, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    char *buf;
-    size_t got = 0;
-
-    *len = 0;
-    if (fd < 0) {
-        return NULL;
-    }
-    buf = malloc(max + 1);
-    while (buf && got < max) {
-        ssize_t r = read(fd, buf + got, max - got);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            break;
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    if (buf) {
-        buf[got] = '\0';
-        *len = got;
-    }
-    return buf;
-}
-
 static int link_or_copy(const char *from, const char *to, size_t max)
 {
     size_t len;
@@ -185,7 +155,7 @@ static int link_or_copy(const char *from, const char *to, size_t max)
     if (link(from, to) == 0) {
         return 0;
     }
-    content = read_file(from, max, &len);
+    content = dm_fs_read(from, max, &len);
     if (!content) {
         return -1;
     }
@@ -264,7 +234,7 @@ static int link_base(struct dm_typecheck *tc, const char *rel, int depth)
         }
         if (kind == 1) {
             size_t len;
-            char *text = read_file(from, tc->max_file_bytes, &len);
+            char *text = dm_fs_read(from, tc->max_file_bytes, &len);
             tc->res.files++;
             if (text) {
                 rc = scan_imports(tc, child, text, len);
@@ -408,7 +378,7 @@ static int prepare(struct dm_typecheck *tc)
     tc->tsc = dm_typecheck_find_tsc(configured);
     free(configured);
     if (tc->baseline) {
-        tc->baseline_text = read_file(tc->baseline, (size_t)4 << 20, &tc->baseline_len);
+        tc->baseline_text = dm_fs_read(tc->baseline, (size_t)4 << 20, &tc->baseline_len);
         if (tc->baseline_text && tc->nfiles == 0) {
             /* The base's own check is known already: nothing to run. */
             tc->from_baseline = 1;

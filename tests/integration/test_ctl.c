@@ -27,23 +27,12 @@ static const char *fast[] = {"--stages=test", "--test-stage-ms=20", NULL};
 
 static void setup(void)
 {
-    memset(&redis, 0, sizeof(redis));
-    dmt_redis_start(&redis);
-    dir = dmt_tempdir("ctl");
-    rc = dmt_redis_connect(&redis);
+    dmt_bed_start(&redis, &dir, &rc, "ctl", 0);
 }
 
 static void teardown(void)
 {
-    dmt_kill_all();
-    if (rc) {
-        redisFree(rc);
-        rc = NULL;
-    }
-    dmt_redis_stop(&redis);
-    dmt_rmtree(dir);
-    free(dir);
-    dir = NULL;
+    dmt_bed_stop(&redis, &dir, &rc);
 }
 
 TestSuite(ctl, .init = setup, .fini = teardown, .timeout = 120);

@@ -20,36 +20,19 @@ static redisContext *rc;
 
 static void setup(void)
 {
-    memset(&redis, 0, sizeof(redis));
-    dmt_redis_start(&redis);
-    dir = dmt_tempdir("engine");
-    rc = dmt_redis_connect(&redis);
+    dmt_bed_start(&redis, &dir, &rc, "engine", 0);
 }
 
-static void teardown(void);
+static void teardown(void)
+{
+    dmt_bed_stop(&redis, &dir, &rc);
+}
 
 /* Runs after the suite's setup (Criterion runs both): replace its server by one with an AOF. */
 static void setup_aof(void)
 {
     teardown();
-    memset(&redis, 0, sizeof(redis));
-    redis.aof = 1;
-    dmt_redis_start(&redis);
-    dir = dmt_tempdir("engine");
-    rc = dmt_redis_connect(&redis);
-}
-
-static void teardown(void)
-{
-    dmt_kill_all();
-    if (rc) {
-        redisFree(rc);
-        rc = NULL;
-    }
-    dmt_redis_stop(&redis);
-    dmt_rmtree(dir);
-    free(dir);
-    dir = NULL;
+    dmt_bed_start(&redis, &dir, &rc, "engine", 1);
 }
 
 static void submit_n(int n, const char *prefix)

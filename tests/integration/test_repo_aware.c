@@ -156,6 +156,12 @@ Test(repo_aware, todo_api_on_the_hono_fixture_fits_the_repository_and_checks)
     cr_assert_not_null(strstr(barrel, "TodoList"), "%s", barrel);
     cr_assert_eq(dmt_fakeor_stat(&world.llm, "refused"), 0,
                  "every edit prompt carried the file's current content");
+    {
+        /* ... and the rule was in force: the entry was answered as an edit of its content. */
+        char *reqs = dmt_fakeor_http(&world.llm, "GET", "/_fake/requests", NULL);
+        cr_assert_not_null(strstr(reqs, "\"reply_kind\": \"edit:entry\""), "the fake saw the edit");
+        free(reqs);
+    }
 
     /* The type-check and the migration replay passed on the change, and the PR says so. */
     verification = dmt_world_hget(&world, "aware-hono", "verification");

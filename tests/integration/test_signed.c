@@ -37,23 +37,12 @@ static void setup(void)
 {
     /* Secrets reach dreamd through its environment (inherited), as in production. */
     setenv("DREAM_SIGNING_SECRETS", "k-old," SECRET, 1);
-    memset(&redis, 0, sizeof(redis));
-    dmt_redis_start(&redis);
-    dir = dmt_tempdir("signed");
-    rc = dmt_redis_connect(&redis);
+    dmt_bed_start(&redis, &dir, &rc, "signed", 0);
 }
 
 static void teardown(void)
 {
-    dmt_kill_all();
-    if (rc) {
-        redisFree(rc);
-        rc = NULL;
-    }
-    dmt_redis_stop(&redis);
-    dmt_rmtree(dir);
-    free(dir);
-    dir = NULL;
+    dmt_bed_stop(&redis, &dir, &rc);
 }
 
 TestSuite(signed, .init = setup, .fini = teardown, .timeout = 180);

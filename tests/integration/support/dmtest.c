@@ -275,3 +275,27 @@ char *dmt_read_file(const char *path)
     fclose(f);
     return data;
 }
+
+void dmt_bed_start(struct dmt_redis *r, char **dir, redisContext **rc, const char *tag, int aof)
+{
+    memset(r, 0, sizeof(*r));
+    r->aof = aof;
+    dmt_redis_start(r);
+    *dir = dmt_tempdir(tag);
+    *rc = dmt_redis_connect(r);
+}
+
+void dmt_bed_stop(struct dmt_redis *r, char **dir, redisContext **rc)
+{
+    dmt_kill_all();
+    if (*rc) {
+        redisFree(*rc);
+        *rc = NULL;
+    }
+    dmt_redis_stop(r);
+    if (*dir) {
+        dmt_rmtree(*dir);
+        free(*dir);
+        *dir = NULL;
+    }
+}

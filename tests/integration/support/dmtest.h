@@ -53,6 +53,12 @@ void dmt_kill_all(void);
  * timeout (the process is then SIGKILLed). */
 int dmt_stop(pid_t pid, int sig, int timeout_ms);
 
+/* The bed most engine-level tests run on: a fresh redis-server (with an append-only file when
+ * aof), a temporary folder named after tag, and a connection. dmt_bed_stop kills every process
+ * the test spawned, then frees and removes all three (safe after a failed assertion). */
+void dmt_bed_start(struct dmt_redis *r, char **dir, redisContext **rc, const char *tag, int aof);
+void dmt_bed_stop(struct dmt_redis *r, char **dir, redisContext **rc);
+
 /* Sleeps ms milliseconds. */
 void dmt_sleep_ms(int ms);
 /* Monotonic milliseconds. */
