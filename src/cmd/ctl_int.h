@@ -6,7 +6,10 @@
  *   ctl_submit.c   `submit`: the spec, the job (built and checked by jobreq), signing, XADD
  *   ctl_follow.c   following events (`watch`, `submit --watch/--wait`, the progress line) and
  *                  `status`
- *   ctl_ops.c      operator commands: jobs, approve, reject, cancel, dead, workers
+ *   ctl_ops.c      operator commands: approve, reject, cancel, dead, workers
+ *   ctl_jobs.c     `jobs`: the job index, filters, pages (also the query of `retry --status`)
+ *   ctl_retry.c    `retry`: the RETRY script, one job or in bulk, with a fresh token
+ *   ctl_stats.c    `stats`: counts, throughput, durations, lag, workers, spend, parked
  * Every Redis key comes from dream/core/keys.h. One thread, one synchronous hiredis connection.
  */
 #ifndef DREAM_CTL_INT_H
@@ -134,6 +137,48 @@ int ctl_timeout_option(struct ctl *ctl, long long *deadline);
 int ctl_follow_job(struct ctl *ctl, const char *job_id, const char *entry, const char *after,
                    int print, long long deadline, struct follow *f);
 
+/* ---- ctl_jobs.c: the job index ---- */
+
+#define JOBQ_MAX_STATUS 10
+
+/* A query of the index: the filters of `jobs` and `retry --status`. */
+struct jobq {
+    const char *statuses[JOBQ_MAX_STATUS]; /* none: every status */
+    int nstatus;
+    const char *repo, *user;      /* NULL: any */
+    long long since_ms, until_ms; /* 0: open */
+    double min_cost;
+    int has_min_cost;
+    long long limit; /* 0: all */
+    long long cursor_score;
+    char cursor_id[130];
+    int has_cursor;
+    char status_buf[256];
+};
+
+struct jobrow {
+    char *id, *status, *stage, *error, *owner, *repo, *user;
+    long long created, updated, score, tokens;
+    double cost;
+};
+
+/* 1 when s is a status the index keeps a set for. */
+int ctl_known_status(const char *s);
+/* The statuses the index knows, in display order. */
+const char *const *ctl_statuses(size_t *n);
+/* "90s", "15m", "1h", "7d" (before now), epoch ms, or an RFC 3339 time, as epoch ms. 0 or -1. */
+int ctl_parse_when(const char *s, long long now_ms, long long *out);
+/* Reads --status (comma-separated), --repo, --user, --since, --until, --min-cost, --limit and
+ * --cursor of the command into q. Returns 0 or DM_CTL_EXIT_USAGE (reported). */
+int ctl_jobq_options(struct ctl *ctl, struct jobq *q);
+/* Runs q: rows newest first (caller frees with ctl_jobrows_free); *more: the limit was reached.
+ * Returns 0 or an exit code (reported). */
+int ctl_jobs_query(struct ctl *ctl, const struct jobq *q, struct jobrow **rows, size_t *n,
+                   int *more);
+void ctl_jobrows_free(struct jobrow *rows, size_t n);
+/* The cursor that continues after row r ("<score>:<jobId>"). */
+void ctl_jobrow_cursor(const struct jobrow *r, char *out, size_t n);
+
 /* ---- the commands ---- */
 
 int ctl_run_submit(struct ctl *ctl);
@@ -145,5 +190,7 @@ int ctl_run_reject(struct ctl *ctl);
 int ctl_run_cancel(struct ctl *ctl);
 int ctl_run_dead(struct ctl *ctl);
 int ctl_run_workers(struct ctl *ctl);
+int ctl_run_retry(struct ctl *ctl);
+int ctl_run_stats(struct ctl *ctl);
 
 #endif

@@ -74,8 +74,47 @@ static const struct optdef watch_opts[] = {
 };
 
 static const struct optdef jobs_opts[] = {
-    {"status", "S", "only jobs with this status (running, paused_approval, complete, ...)"},
-    {"limit", "N", "at most N jobs, most recently updated first (default 50; 0: all)"},
+    {"status", "S[,S...]",
+     "only jobs in these statuses (running, paused_approval, approved, requeued, "
+     "retry_requested, complete, failed, cancelled, rejected, dead_lettered)"},
+    {"repo", "OWNER/NAME", "only jobs for this repository"},
+    {"user", "ID", "only jobs of this userId"},
+    {"since", "WHEN",
+     "only jobs created (with --status: that entered the status) at or after WHEN: a duration "
+     "back from now (90s, 15m, 1h, 7d), epoch ms or an RFC 3339 time"},
+    {"until", "WHEN", "the same, at or before WHEN"},
+    {"min-cost", "USD", "only jobs that cost at least this many dollars"},
+    {"limit", "N", "at most N jobs, newest first (default 50; 0: all)"},
+    {"cursor", "C", "continue after the page that printed this cursor"},
+    {NULL, NULL, NULL},
+};
+
+static const struct optdef retry_opts[] = {
+    {"from-stage", "S",
+     "start at stage S (plan, generate, review, gate, push, pr) instead of the "
+     "one the job ended in; plan also drops the plan and the files"},
+    {"regenerate", NULL, "drop the checkpointed files: every file is generated (and paid) again"},
+    {"force", NULL, "also a rejected job, or one whose retry is already queued"},
+    {"token", "JWT", "a fresh signed token for the job (signed mode; one job only)"},
+    {"issuer", "ISS", "iss of a token signed from DREAM_SIGN_SECRET (default storia)"},
+    {"audience", "AUD", "aud of a signed token (default $DREAM_SIGNING_AUDIENCE)"},
+    {"by", "NAME", "who retries (default $USER)"},
+    {"status", "S[,S...]", "bulk: retry the jobs in these statuses (filters as for `jobs`)"},
+    {"repo", "OWNER/NAME", "bulk: only jobs for this repository"},
+    {"user", "ID", "bulk: only jobs of this userId"},
+    {"since", "WHEN", "bulk: only jobs that entered the status at or after WHEN (1h, 7d, ...)"},
+    {"until", "WHEN", "bulk: ... at or before WHEN"},
+    {"min-cost", "USD", "bulk: only jobs that cost at least this much"},
+    {"limit", "N", "bulk: at most N jobs (default: all that match)"},
+    {"yes", NULL, "bulk: do not ask for confirmation"},
+    {NULL, NULL, NULL},
+};
+
+static const struct optdef stats_opts[] = {
+    {"since", "DURATION",
+     "the window of the per-hour, duration and spend figures (default 24h; "
+     "up to 31d)"},
+    {"watch", NULL, "print again every 2 s until interrupted"},
     {NULL, NULL, NULL},
 };
 
@@ -126,8 +165,33 @@ static const struct command commands[] = {
      watch_opts, 0, 1, ctl_run_watch},
     {"status", "status ID", "show a job's hash: status, stage, attempts, costs, branch, PR, plan",
      NULL, no_opts, 1, 1, ctl_run_status},
-    {"jobs", "jobs [--status S] [--limit N]", "list jobs, most recently updated first", NULL,
+    {"jobs",
+     "jobs [--status S[,S...]] [--repo OWNER/NAME] [--user ID] [--since WHEN] [--until WHEN]\n"
+     "       [--min-cost USD] [--limit N] [--cursor C]",
+     "list jobs from the job index, newest first",
+     "Reads the index the Lua scripts keep (<prefix>:idx:*), never SCANs the keyspace. With\n"
+     "--status the jobs are ordered by when they entered the status, else by creation. Each\n"
+     "page ends with a cursor (--json: every row has its \"cursor\") to pass as --cursor.\n",
      jobs_opts, 0, 0, ctl_run_jobs},
+    {"retry",
+     "retry ID [--from-stage S] [--regenerate] [--force] [--token JWT]\n"
+     "       retry --status S[,S...] [--since WHEN] [--repo OWNER/NAME] [...] [--yes]",
+     "run a job that ended failed, cancelled or dead_lettered again, from its checkpoint",
+     "Queues `type retry id <jobId> [token <jwt>]` on <prefix>:jobs through the RETRY script:\n"
+     "the job becomes retry_requested (event `retry_requested`), attempts start afresh, and a\n"
+     "worker continues it at the stage it ended in with its checkpointed files (not paid for\n"
+     "again unless --regenerate). A rejected job needs --force. A signed job needs a fresh\n"
+     "token: --token, or one signed over the stored job from DREAM_SIGN_SECRET. Without ID,\n"
+     "--status selects the jobs as `jobs` does; dreamctl asks before retrying them (--yes).\n",
+     retry_opts, 0, 1, ctl_run_retry},
+    {"stats", "stats [--since DURATION] [--watch]",
+     "counts, throughput, durations, stream lag, workers, spend and the parked queue",
+     "Jobs by status; completed and failed per hour; p50/p95 duration of runs and of each stage\n"
+     "(log buckets, within 19%); the jobs stream's length, lag and pending entries; the workers\n"
+     "with their jobs and model requests in flight; tokens and dollars by model and by\n"
+     "repository; the parked jobs with their ages. From counters the scripts and workers keep:\n"
+     "no job is read. --json prints one document.\n",
+     stats_opts, 0, 0, ctl_run_stats},
     {"approve", "approve ID [--by NAME]",
      "approve a parked job: emits `approved` and queues a resume entry",
      "Only a job in paused_approval can be approved; anything else is refused (exit 1).\n",

@@ -39,7 +39,8 @@ int dm_keys_init(struct dm_keys *k, const char *prefix)
         (rc = put(k->dead, sizeof(k->dead), prefix, ":", "dead", "")) ||
         (rc = put(k->events, sizeof(k->events), prefix, ":", "events", "")) ||
         (rc = put(k->parked, sizeof(k->parked), prefix, ":", "parked", "")) ||
-        (rc = put(k->control, sizeof(k->control), prefix, ":", "control", ""))) {
+        (rc = put(k->control, sizeof(k->control), prefix, ":", "control", "")) ||
+        (rc = put(k->idx_created, sizeof(k->idx_created), prefix, ":", "idx:created", ""))) {
         memset(k, 0, sizeof(*k));
     }
     return rc;
@@ -61,6 +62,27 @@ int dm_keys_job(char *out, size_t n, const char *prefix, const char *job_id, enu
 int dm_keys_worker(char *out, size_t n, const char *prefix, const char *consumer)
 {
     return put(out, n, prefix, ":worker:", consumer, "");
+}
+
+int dm_keys_idx(char *out, size_t n, const char *prefix, enum dm_idx_key which, const char *name)
+{
+    static const char *const mids[] = {":idx:status:", ":idx:repo:", ":idx:user:"};
+
+    if ((unsigned)which >= sizeof(mids) / sizeof(mids[0])) {
+        if (n) {
+            out[0] = '\0';
+        }
+        return DM_ERR_INVALID;
+    }
+    return put(out, n, prefix, mids[which], name, "");
+}
+
+int dm_keys_stats_hour(char *out, size_t n, const char *prefix, long long hour)
+{
+    char h[24];
+
+    snprintf(h, sizeof(h), "%lld", hour);
+    return put(out, n, prefix, ":stats:", h, "");
 }
 
 static const char *family_mid(enum dm_key_family family)

@@ -29,6 +29,7 @@ static const char *const llm_names[DM_METRIC_LLM_COUNT_] = {"ok", "retried", "fa
 struct dm_metrics {
     atomic_ullong jobs[DM_METRIC_JOB_COUNT_];
     atomic_llong jobs_in_flight;
+    atomic_llong llm_in_flight;
     atomic_ullong llm[DM_METRIC_LLM_COUNT_];
     atomic_ullong latency[N_BUCKETS + 1]; /* per bucket (not cumulative); last is > max */
     atomic_ullong latency_sum;            /* double bits */
@@ -79,6 +80,7 @@ int dm_metrics_new(struct dm_metrics **out)
         atomic_init(&m->jobs[i], 0);
     }
     atomic_init(&m->jobs_in_flight, 0);
+    atomic_init(&m->llm_in_flight, 0);
     for (int i = 0; i < DM_METRIC_LLM_COUNT_; i++) {
         atomic_init(&m->llm[i], 0);
     }
@@ -119,6 +121,18 @@ void dm_metrics_set_jobs_in_flight(struct dm_metrics *m, int64_t n)
     if (m) {
         atomic_store(&m->jobs_in_flight, n);
     }
+}
+
+void dm_metrics_set_llm_in_flight(struct dm_metrics *m, int64_t n)
+{
+    if (m) {
+        atomic_store(&m->llm_in_flight, n);
+    }
+}
+
+int64_t dm_metrics_llm_in_flight(const struct dm_metrics *m)
+{
+    return m ? (int64_t)atomic_load(&((struct dm_metrics *)m)->llm_in_flight) : 0;
 }
 
 void dm_metrics_llm_request(struct dm_metrics *m, enum dm_metric_llm outcome, double seconds)

@@ -9,6 +9,7 @@
  *              script (queued per job, retried), file reads, the `after` timer
  *   start.c    a delivered entry becomes a job through the START script; dead letters (DEAD)
  *   reading.c  the consumer group, XREADGROUP, and the classification of each entry
+ *   retry.c    `type=retry` entries: the stored job read back and started from its checkpoint
  *   leases.c   keeping jobs owned (HEARTBEAT script), reclaiming idle entries (XAUTOCLAIM with
  *              its cursor), stage deadlines
  *   worker.c   the worker heartbeat hash and the group's lag/pending for metrics
@@ -22,6 +23,7 @@
 #include "dream/io/redis.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define BLOCK_MS 2000
 #define MAX_SECRETS 16
@@ -148,6 +150,19 @@ void eng_read_more(struct dm_engine *e);
 /* One entry [id, [field, value, ...]]: classified, then started or dead-lettered. claimed: it
  * was reclaimed from another consumer. */
 void eng_handle_entry(struct dm_engine *e, const redisReply *entry, int claimed);
+
+/* The intake policy of this replica (secrets, issuer, audience, callback hosts) at token time
+ * now_s. */
+struct dm_intake_policy;
+void eng_intake_policy(const struct dm_engine *e, struct dm_intake_policy *pol, int64_t now_s);
+
+/* ---- retry.c ---- */
+
+struct dm_entry_fields;
+/* A `type=retry id=<jobId> [token]` entry (dreamctl retry): the stored job is read, classified
+ * as a build with the entry's token (signed mode), and started in mode retry; a refused one is
+ * dead-lettered. */
+void eng_retry_entry(struct dm_engine *e, const char *id, const struct dm_entry_fields *ef);
 
 /* ---- leases.c ---- */
 

@@ -32,6 +32,21 @@ static const redisReply *field(const redisReply *fields, const char *name)
     return NULL;
 }
 
+void eng_intake_policy(const struct dm_engine *e, struct dm_intake_policy *pol, int64_t now_s)
+{
+    memset(pol, 0, sizeof(*pol));
+    pol->secrets = e->secrets;
+    pol->n_secrets = e->n_secrets;
+    pol->issuer = e->cfg->jwt_issuer;
+    pol->audience = e->cfg->signing_audience;
+    pol->max_ttl_s = e->cfg->signing_max_ttl_s;
+    pol->http_hosts = e->hosts;
+    pol->n_http_hosts = e->n_hosts;
+    pol->internal_hosts = e->ihosts;
+    pol->n_internal_hosts = e->n_ihosts;
+    pol->now_s = now_s;
+}
+
 /* Classifies an entry at token time now_s and starts or dead-letters it. ej: a job already
  * allocated for the entry (a reclaimed signed one), or NULL. */
 static void classify_and_start(struct dm_engine *e, const char *id,
@@ -41,17 +56,7 @@ static void classify_and_start(struct dm_engine *e, const char *id,
     struct dm_intake in;
     struct dm_intake_policy pol;
 
-    memset(&pol, 0, sizeof(pol));
-    pol.secrets = e->secrets;
-    pol.n_secrets = e->n_secrets;
-    pol.issuer = e->cfg->jwt_issuer;
-    pol.audience = e->cfg->signing_audience;
-    pol.max_ttl_s = e->cfg->signing_max_ttl_s;
-    pol.http_hosts = e->hosts;
-    pol.n_http_hosts = e->n_hosts;
-    pol.internal_hosts = e->ihosts;
-    pol.n_internal_hosts = e->n_ihosts;
-    pol.now_s = now_s;
+    eng_intake_policy(e, &pol, now_s);
     if (dm_intake_classify(&in, ef, &pol)) {
         dm_errorf("engine", NULL, "out of memory classifying entry %s; it stays pending", id);
         if (ej) {
@@ -230,6 +235,10 @@ void eng_handle_entry(struct dm_engine *e, const redisReply *entry, int claimed)
     }
     if ((f = field(fields, "id"))) {
         ef.id = f->str;
+    }
+    if (ef.type && strcmp(ef.type, "retry") == 0) {
+        eng_retry_entry(e, id, &ef); /* retry.c */
+        return;
     }
     /* A first delivery's token is checked against the clock; a reclaimed one's against the
      * time its job first started, so a job taken over from a dead replica is not failed for a

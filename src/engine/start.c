@@ -173,8 +173,8 @@ void eng_start_on(struct ejob *ej, const char *mode, struct dm_intake *in)
     struct dm_engine *e = ej->eng;
     const char *entry = ej->job.entry;
     char ts[32], now[24], maxatt[16];
-    const char *args[21];
-    size_t lens[21];
+    const char *args[22];
+    size_t lens[22];
     const char *invalid = in->kind == DM_INTAKE_INVALID ? in->reason : "";
     const char *json = in->job_json ? in->job_json : "";
 
@@ -208,10 +208,11 @@ void eng_start_on(struct ejob *ej, const char *mode, struct dm_intake *in)
     args[18] = mode;
     args[19] = in->job_id;
     args[20] = DM_KEYS_JOB_EVENTS_MAXLEN;
-    for (int i = 0; i < 21; i++) {
+    args[21] = e->n_secrets > 0 && in->kind == DM_INTAKE_BUILD ? "1" : ""; /* token verified */
+    for (int i = 0; i < 22; i++) {
         lens[i] = strlen(args[i]);
     }
-    if (dm_redis_eval(e->cmd, &e->s_start, on_start_reply, ej, 7, 21, args, lens)) {
+    if (dm_redis_eval(e->cmd, &e->s_start, on_start_reply, ej, 7, 22, args, lens)) {
         dm_warn("engine", in->job_id, "Redis unavailable; entry %s stays pending", entry);
         ej->job.over = 1;
         eng_job_release(ej);

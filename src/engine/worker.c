@@ -71,9 +71,10 @@ void eng_worker_beat(struct dm_engine *e)
     snprintf(ttl, sizeof(ttl), "%ld", worker_interval(e) * 3);
     dm_time_rfc3339(e->started_ms, started, sizeof(started));
     if (dm_redis_cmdf(e->cmd, on_simple_reply, e,
-                      "HSET %s ts %s version %s started %s jobs %s max_jobs %lld stopping %d",
+                      "HSET %s ts %s version %s started %s jobs %s max_jobs %lld stopping %d "
+                      "requests %lld",
                       e->k_worker, ts, DREAM_VERSION, started, inflight, e->cfg->max_jobs,
-                      e->stopping) == 0) {
+                      e->stopping, (long long)dm_metrics_llm_in_flight(e->metrics)) == 0) {
         e->cmds++;
     }
     if (dm_redis_cmdf(e->cmd, on_simple_reply, e, "PEXPIRE %s %s", e->k_worker, ttl) == 0) {

@@ -85,11 +85,11 @@ void stage_emit(struct pjob *pj, const struct dm_job_write *w)
     pj->job->io->write(pj->job, w, NULL);
 }
 
-void stage_record_spend(struct pjob *pj)
+void stage_record_spend(struct pjob *pj, const char *model)
 {
     char tokens[32], cost[48], reserved[32];
-    const char *fields[] = {"tokens", tokens, "cost", cost, "reserved", reserved};
-    struct dm_job_write w = {.fields = fields, .n_fields = 6};
+    const char *fields[] = {"tokens", tokens, "cost", cost, "reserved", reserved, "model", model};
+    struct dm_job_write w = {.fields = fields, .n_fields = model && *model ? 8 : 6};
 
     if (!pj->job || pj->job->fenced) {
         return;

@@ -260,8 +260,9 @@ void stage_record_finish(struct pjob *pj, const struct dm_job_write *w, int done
 /* A write with no continuation (events, spend); nothing once the job is gone or fenced. */
 void stage_emit(struct pjob *pj, const struct dm_job_write *w);
 
-/* Records the job's spend (tokens, cost, reserved) in the job hash. */
-void stage_record_spend(struct pjob *pj);
+/* Records the job's spend (tokens, cost, reserved) in the job hash, with the model that answered
+ * the call (`model`; NULL or "": not written), to which the scripts count the spend by model. */
+void stage_record_spend(struct pjob *pj, const char *model);
 
 /* The job's spend as the job hash stores it. */
 void stage_budget_fields(const struct pjob *pj, char *tokens, size_t tn, char *cost, size_t cn);

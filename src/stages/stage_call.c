@@ -24,6 +24,7 @@ static void on_metered_done(void *arg, int rc, struct dm_llm_result *res,
 
     mc->call = NULL;
     p->llm_in_flight--;
+    dm_metrics_set_llm_in_flight(p->metrics, p->llm_in_flight);
     pj->outstanding--;
     if (res) {
         for (int i = 1; i < res->attempts; i++) {
@@ -51,7 +52,7 @@ static void on_metered_done(void *arg, int rc, struct dm_llm_result *res,
         return;
     }
     if (res && res->billed) {
-        stage_record_spend(pj);
+        stage_record_spend(pj, res->model);
     }
     mc->done(mc, rc, res, err);
 }
@@ -87,6 +88,7 @@ int metered_start(struct metered *mc, struct pjob *pj, struct dm_llm_request *r,
         return rc;
     }
     p->llm_in_flight++;
+    dm_metrics_set_llm_in_flight(p->metrics, p->llm_in_flight);
     pj->outstanding++;
     return 0;
 }

@@ -11,9 +11,17 @@
  *   <p>:job:<jobId>:events  stream of one job's events
  *   <p>:job:<jobId>:files   hash of one job's checkpointed files (path -> content)
  *   <p>:worker:<consumer>   hash of one replica's heartbeat (expires when it stops beating)
+ *   <p>:idx:created         sorted set of jobs by creation (score: created, ms; member: jobId)
+ *   <p>:idx:status:<status> sorted set of the jobs now in status (score: last change, ms)
+ *   <p>:idx:repo:<own/name> sorted set of a repository's jobs (score: created, ms)
+ *   <p>:idx:user:<userId>   sorted set of a user's jobs (score: created, ms)
+ *   <p>:stats:<hour>        hash of one hour's counters (hour: ms since the epoch / 3600000):
+ *                           status:<s>, dur:<b>, sdur:<stage>:<b>, tokens, cost,
+ *                           tokens|cost:model:<m>, tokens|cost:repo:<r> (README, Job index)
  *
  * The REQUEUE script (src/domain/scripts.c) derives the three job keys itself, because it learns
- * the jobId only inside Redis; it spells them as above.
+ * the jobId only inside Redis; it spells them as above. The scripts keep the index and the hour
+ * counters (LUA_INDEX) under keys they derive from the prefix, spelt as above.
  *
  * Pure: no I/O, no state; safe on any thread. Every function writes a NUL-terminated name into
  * the caller's buffer and refuses, rather than truncates, a name that does not fit.
@@ -43,6 +51,7 @@ struct dm_keys {
     char events[DM_KEYS_MAX]; /* stream and channel */
     char parked[DM_KEYS_MAX];
     char control[DM_KEYS_MAX];
+    char idx_created[DM_KEYS_MAX];
 };
 
 /* The per-job keys. */
@@ -69,6 +78,18 @@ int dm_keys_job(char *out, size_t n, const char *prefix, const char *job_id, enu
 
 /* Writes <p>:worker:<consumer> into out. Returns as dm_keys_job(). */
 int dm_keys_worker(char *out, size_t n, const char *prefix, const char *consumer);
+
+/* The index sets (see the schema above). Each writes "<p>:idx:status:<name>",
+ * "<p>:idx:repo:<name>" or "<p>:idx:user:<name>" into out. Returns as dm_keys_job(). */
+enum dm_idx_key {
+    DM_IDX_STATUS = 0,
+    DM_IDX_REPO,
+    DM_IDX_USER,
+};
+int dm_keys_idx(char *out, size_t n, const char *prefix, enum dm_idx_key which, const char *name);
+
+/* Writes "<p>:stats:<hour>" (hour: ms since the epoch / 3600000). Returns as dm_keys_job(). */
+int dm_keys_stats_hour(char *out, size_t n, const char *prefix, long long hour);
 
 /* Writes the SCAN pattern of a family ("<p>:job:*", "<p>:worker:*") into out. Returns as
  * dm_keys_job(). */

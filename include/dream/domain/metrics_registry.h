@@ -64,6 +64,10 @@ void dm_metrics_free(struct dm_metrics *m);
 void dm_metrics_job_finished(struct dm_metrics *m, enum dm_metric_job status);
 /* Jobs in flight on this replica right now. */
 void dm_metrics_set_jobs_in_flight(struct dm_metrics *m, int64_t n);
+/* Model requests in flight on this replica right now (the worker hash's `requests`; not
+ * rendered). */
+void dm_metrics_set_llm_in_flight(struct dm_metrics *m, int64_t n);
+int64_t dm_metrics_llm_in_flight(const struct dm_metrics *m);
 /* One LLM HTTP attempt ended with outcome after seconds (seconds < 0: not observed in the
  * latency histogram, e.g. a request that never reached the network). */
 void dm_metrics_llm_request(struct dm_metrics *m, enum dm_metric_llm outcome, double seconds);

@@ -23,5 +23,7 @@ extern const char dm_script_reject[];
 extern const char dm_script_cancel[];
 /* Moves a dead letter back onto the jobs stream (dreamctl dead requeue). */
 extern const char dm_script_requeue[];
+/* Queues a `type=retry` entry for a job that ended (dreamctl retry, the dashboard). */
+extern const char dm_script_retry[];
 
 #endif
