@@ -390,15 +390,29 @@ static int part_parked(struct ctl *ctl, struct stats *s)
     return 0;
 }
 
+static const char *ms_text(double ms, char *out, size_t n)
+{
+    if (ms < 1000) {
+        snprintf(out, n, "%.0f ms", ms);
+    } else if (ms < 120000) {
+        snprintf(out, n, "%.1f s", ms / 1000.0);
+    } else {
+        snprintf(out, n, "%.1f min", ms / 60000.0);
+    }
+    return out;
+}
+
 static void print_hist(const char *name, const cJSON *h)
 {
     double n = ctl_jnum(h, "count");
+    char a[32], b[32];
+
     if (n <= 0) {
         printf("  %-10s -\n", name);
         return;
     }
-    printf("  %-10s p50 %.1f s   p95 %.1f s   (%g runs)\n", name, ctl_jnum(h, "p50Ms") / 1000.0,
-           ctl_jnum(h, "p95Ms") / 1000.0, n);
+    printf("  %-10s p50 %-9s p95 %-9s (%g)\n", name, ms_text(ctl_jnum(h, "p50Ms"), a, sizeof(a)),
+           ms_text(ctl_jnum(h, "p95Ms"), b, sizeof(b)), n);
 }
 
 static void print_text(const cJSON *d, const char *since)
