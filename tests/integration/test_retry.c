@@ -461,3 +461,92 @@ Test(retry, signed_job_retried_without_a_fresh_token_is_refused_with_the_reason,
     bed_wait_status("sig-1", "complete");
     dmt_replica_stop(&r1, 20000);
 }
+
+/* The statuses of the job's events after the first `retry_requested`, comma-separated. */
+static void statuses_after_retry(const char *id, char *out, size_t n)
+{
+    redisReply *r = redisCommand(brc, "XRANGE dream:job:%s:events - +", id);
+    int seen = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        cJSON *ev = cJSON_Parse(r->element[i]->element[1]->element[1]->str);
+        const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(ev, "status"));
+        if (seen) {
+            snprintf(out + strlen(out), n - strlen(out), "%s%s", out[0] ? "," : "", st);
+        }
+        seen |= strcmp(st, "retry_requested") == 0;
+        cJSON_Delete(ev);
+    }
+    freeReplyObject(r);
+}
+
+Test(retry, from_stage_and_refusals, .init = signed_setup, .fini = signed_teardown, .timeout = 120)
+{
+    const char *slow[] = {"--stages=test", "--test-stage-ms=300", NULL};
+    const char *sub[] = {"submit", "-", "--repo", "acme/app", "--job-id", "fs-1", NULL};
+    const char *env_secret[] = {"DREAM_SIGN_SECRET=" SECRET, NULL};
+    const char *cancel[] = {"cancel", "fs-1", NULL};
+    const char *bad_stage[] = {"retry", "fs-1", "--from-stage", "deploy", NULL};
+    const char *both[] = {"retry", "fs-1", "--status", "failed", NULL};
+    const char *none[] = {"retry", NULL};
+    const char *unknown[] = {"retry", "no-such-job", NULL};
+    const char *again[] = {"retry", "fs-1", NULL};
+    const char *from_review[] = {"retry", "fs-1", "--from-stage", "review", "--json", NULL};
+    struct dmt_replica r1;
+    char spec[600], seen[400], *out, *err;
+    FILE *f;
+    cJSON *o;
+
+    snprintf(spec, sizeof(spec), "%s/spec.md", bed_dir);
+    f = fopen(spec, "w");
+    cr_assert_not_null(f);
+    fputs("# Todo API\n\n## API\n- GET /todos lists todos\n", f);
+    fclose(f);
+    sub[1] = spec;
+    dmt_replica_start(&r1, &bed, bed_dir, "fs", slow);
+    dmt_replica_wait_ready(&r1, brc, 10000);
+    cr_assert_eq(bed_ctl(sub, env_secret, &out, &err), 0, "%s", err);
+    free(out);
+    free(err);
+    cr_assert(dmt_wait_event(brc, "fs-1", "started", 20000));
+
+    /* Refused while it runs, and for an unknown job; usage errors exit 2. */
+    cr_assert_eq(bed_ctl(again, NULL, &out, &err), 1);
+    cr_assert_not_null(strstr(err, "cannot retry fs-1: job is running"), "%s", err);
+    free(out);
+    free(err);
+    cr_assert_eq(bed_ctl(unknown, NULL, &out, &err), 1);
+    cr_assert_not_null(strstr(err, "no such job"), "%s", err);
+    free(out);
+    free(err);
+    cr_assert_eq(bed_ctl(bad_stage, NULL, &out, &err), 2);
+    cr_assert_not_null(strstr(err, "--from-stage: one of plan, generate"), "%s", err);
+    free(out);
+    free(err);
+    cr_assert_eq(bed_ctl(both, NULL, &out, &err), 2);
+    free(out);
+    free(err);
+    cr_assert_eq(bed_ctl(none, NULL, &out, &err), 2);
+    cr_assert_not_null(strstr(err, "give a job ID, or --status"), "%s", err);
+    free(out);
+    free(err);
+
+    cr_assert_eq(bed_ctl(cancel, NULL, &out, &err), 0, "%s", err);
+    free(out);
+    free(err);
+    bed_wait_status("fs-1", "cancelled");
+
+    /* From the review stage: the new run plans nothing. */
+    cr_assert_eq(bed_ctl(from_review, env_secret, &out, &err), 0, "%s", err);
+    o = cJSON_Parse(out);
+    cr_assert_not_null(o, "%s", out);
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(o, "stage")), "review");
+    cJSON_Delete(o);
+    free(out);
+    free(err);
+    bed_wait_status("fs-1", "complete");
+    statuses_after_retry("fs-1", seen, sizeof(seen));
+    cr_assert_str_eq(seen, "started,testing,pushing,complete");
+    dmt_replica_stop(&r1, 20000);
+}

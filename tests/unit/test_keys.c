@@ -107,3 +107,25 @@ Test(keys, refuses_missing_parts)
     cr_assert_eq(dm_keys_job(b, sizeof(b), "dream", NULL, DM_JOB_KEY_HASH), DM_ERR_INVALID);
     cr_assert_eq(dm_keys_worker(b, sizeof(b), NULL, "w"), DM_ERR_INVALID);
 }
+
+Test(keys, index_and_stats_keys)
+{
+    struct dm_keys k;
+    char out[DM_KEYS_MAX], small[12];
+
+    cr_assert_eq(dm_keys_init(&k, "dream"), 0);
+    cr_assert_str_eq(k.idx_created, "dream:idx:created");
+    cr_assert_eq(dm_keys_idx(out, sizeof(out), "dream", DM_IDX_STATUS, "failed"), 0);
+    cr_assert_str_eq(out, "dream:idx:status:failed");
+    cr_assert_eq(dm_keys_idx(out, sizeof(out), "dream", DM_IDX_REPO, "acme/app"), 0);
+    cr_assert_str_eq(out, "dream:idx:repo:acme/app");
+    cr_assert_eq(dm_keys_idx(out, sizeof(out), "p", DM_IDX_USER, "user-1"), 0);
+    cr_assert_str_eq(out, "p:idx:user:user-1");
+    cr_assert_eq(dm_keys_stats_hour(out, sizeof(out), "dream", 499035), 0);
+    cr_assert_str_eq(out, "dream:stats:499035");
+    cr_assert_eq(dm_keys_idx(out, sizeof(out), "dream", (enum dm_idx_key)7, "x"), DM_ERR_INVALID);
+    cr_assert_str_eq(out, "");
+    cr_assert_eq(dm_keys_idx(out, sizeof(out), "dream", DM_IDX_STATUS, ""), DM_ERR_INVALID);
+    cr_assert_eq(dm_keys_idx(small, sizeof(small), "dream", DM_IDX_REPO, "acme/app"), DM_ERR_LIMIT);
+    cr_assert_str_eq(small, "");
+}
