@@ -59,6 +59,7 @@ struct ctl {
     struct dm_keys keys;
     char gmax[24], ttl[24];
     char who[128];
+    char statuses[256]; /* repeated --status options, joined with commas */
 };
 
 /* The options every command takes (dreamctl.c). */

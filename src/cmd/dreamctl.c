@@ -75,7 +75,8 @@ static const struct optdef watch_opts[] = {
 
 static const struct optdef jobs_opts[] = {
     {"status", "S[,S...]",
-     "only jobs in these statuses (running, paused_approval, approved, requeued, "
+     "only jobs in these statuses, comma-separated or --status repeated (running, "
+     "paused_approval, approved, requeued, "
      "retry_requested, complete, failed, cancelled, rejected, dead_lettered)"},
     {"repo", "OWNER/NAME", "only jobs for this repository"},
     {"user", "ID", "only jobs of this userId"},
@@ -328,6 +329,7 @@ static int parse_args(struct ctl *ctl, int argc, char **argv, int skip)
                                 ctl->cmd ? " for " : "", ctl->cmd ? ctl->cmd->name : "");
             }
             if (def->arg) {
+                const char *prev = ctl->val[k];
                 if (eq) {
                     ctl->val[k] = eq + 1;
                 } else if (i + 1 < argc && i + 1 != skip) {
@@ -335,6 +337,13 @@ static int parse_args(struct ctl *ctl, int argc, char **argv, int skip)
                 } else {
                     return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "option --%s needs a value (%s)",
                                     def->name, def->arg);
+                }
+                if (prev && strcmp(def->name, "status") == 0) {
+                    /* --status a --status b: the same as --status a,b */
+                    char joined[sizeof(ctl->statuses)];
+                    snprintf(joined, sizeof(joined), "%s,%s", prev, ctl->val[k]);
+                    snprintf(ctl->statuses, sizeof(ctl->statuses), "%s", joined);
+                    ctl->val[k] = ctl->statuses;
                 }
             } else {
                 if (eq) {

@@ -118,8 +118,9 @@ Test(stats, jobs_filters_answer_from_the_index_without_scan)
     const char *q[] = {"jobs",    "--repo", "acme/app", "--status", "failed",
                        "--since", "1h",     "--json",   NULL};
     const char *page1[] = {"jobs", "--repo", "acme/app", "--limit", "3", "--json", NULL};
-    const char *several[] = {"jobs",   "--status", "failed,complete", "--user", "bob",
-                             "--json", NULL};
+    const char *several[] = {"jobs",   "--status", "failed", "--status", "complete",
+                             "--user", "bob",      "--json", NULL};
+    const char *comma[] = {"jobs", "--status", "complete,failed", "--user", "bob", "--json", NULL};
     const char *until[] = {"jobs", "--status", "failed", "--until", "2h", "--json", NULL};
     const char *costly[] = {"jobs", "--min-cost", "0.01", "--json", NULL};
     const char *bad[] = {"jobs", "--status", "broken", NULL};
@@ -213,6 +214,17 @@ Test(stats, jobs_filters_answer_from_the_index_without_scan)
     cJSON_Delete(a);
     free(out);
     free(err);
+    {
+        /* The same as a comma-separated list. */
+        char *out2;
+        cr_assert_eq(ctl(several, &out, &err), 0, "%s", err);
+        free(err);
+        cr_assert_eq(ctl(comma, &out2, &err), 0, "%s", err);
+        cr_assert_str_eq(out, out2);
+        free(out);
+        free(out2);
+        free(err);
+    }
 
     /* --until two hours ago: nothing had failed yet; test stages cost nothing. */
     cr_assert_eq(ctl(until, &out, &err), 0, "%s", err);
