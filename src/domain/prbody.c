@@ -305,6 +305,24 @@ static int result_sections(struct dm_buf *body, const struct dm_prbody *in)
     return rc;
 }
 
+/* The specUrl rule of jobreq again: nothing that could end the autolink or break the line. */
+static int url_ok(const char *u)
+{
+    size_t n = u ? strlen(u) : 0;
+    size_t head = n && strncmp(u, "https://", 8) == 0  ? 8
+                  : n && strncmp(u, "http://", 7) == 0 ? 7
+                                                       : 0;
+    if (!head || n == head || n > 2048) {
+        return 0;
+    }
+    for (const char *q = u; *q; q++) {
+        if ((unsigned char)*q <= 0x20 || *q == 0x7f || strchr("<>\"\\`", *q)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 char *dm_prbody_render(const struct dm_prbody *in)
 {
     struct dm_buf body;
@@ -320,6 +338,9 @@ char *dm_prbody_render(const struct dm_prbody *in)
     }
     if (!rc) {
         rc = dm_buf_puts(&body, "\n");
+    }
+    if (!rc && url_ok(in->spec_url)) {
+        rc = dm_buf_printf(&body, "**Spec link**: <%s>\n", in->spec_url);
     }
     if (!rc && in->plan->stack && *in->plan->stack) {
         rc = dm_buf_puts(&body, "**Stack**: ");
@@ -608,4 +629,40 @@ int dm_review_cost_markdown(struct dm_buf *out, long long total_prompt_tokens,
         }
     }
     return rc;
+}
+
+char *dm_prbody_status(const char *verification, size_t n_warnings)
+{
+    struct dm_buf b;
+    const char *p = verification ? verification : "";
+    int rc = 0, lines = 0;
+    char *out;
+
+    dm_buf_init(&b, 1u << 20);
+    while (*p && !rc) {
+        const char *end = strchr(p, '\n');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *q = p;
+        while (q < p + n && (*q == '-' || *q == ' ')) {
+            q++;
+        }
+        if (q < p + n) {
+            if (lines++) {
+                rc = dm_buf_puts(&b, "; ");
+            }
+            for (; !rc && q < p + n; q++) {
+                if (*q != '*' && *q != '`') {
+                    rc = dm_buf_append(&b, q, 1);
+                }
+            }
+        }
+        p += n + (end ? 1 : 0);
+    }
+    if (!rc) {
+        rc = dm_buf_printf(&b, "%s%zu validation warning%s", lines ? "; " : "checks passed; ",
+                           n_warnings, n_warnings == 1 ? "" : "s");
+    }
+    out = rc ? NULL : dm_text_clean_line(b.data ? b.data : "", 140);
+    dm_buf_free(&b);
+    return out;
 }

@@ -106,7 +106,8 @@ Test(prbody, exact_body_with_every_part)
     struct dm_findings f = DM_FINDINGS_INIT;
     struct dm_review_verdict v;
     struct dm_prbody_cost cost = {1200, 0.0123, 100000, 2.5};
-    struct dm_prbody parts = {p, s, &w, &v, &f, &cost, "job-1", "- Type-check (tsc): passed\n"};
+    struct dm_prbody parts = {p,   s, &w, &v, &f, &cost, "job-1", "- Type-check (tsc): passed\n",
+                              NULL};
     char *body;
 
     p->stack = strdup("Hono + React <19> (TypeScript)");
@@ -188,7 +189,7 @@ Test(prbody, each_part_alone_decides_its_section)
     scan(&f, FINDINGS_PATH, FINDINGS_SQL);
     verdict(&v);
     for (unsigned mask = 0; mask < 32; mask++) {
-        struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+        struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
         int want[6];
         const char *prev;
         char *body;
@@ -238,7 +239,7 @@ Test(prbody, plan_only)
 {
     struct dm_spec *s = parse(SPEC_MD);
     struct dm_plan *p = build(s);
-    struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     char *body = dm_prbody_render(&parts);
 
     cr_assert_str_eq(body, "## Dream Machine Build\n\n**Spec**: Todo API\n\n### Files changed\n\n"
@@ -276,7 +277,7 @@ Test(prbody, validation_none)
     struct dm_spec *s = parse(SPEC_MD);
     struct dm_plan *p = build(s);
     struct dm_validate_warnings w;
-    struct dm_prbody parts = {p, NULL, &w, NULL, NULL, NULL, NULL, NULL};
+    struct dm_prbody parts = {p, NULL, &w, NULL, NULL, NULL, NULL, NULL, NULL};
     char *body;
 
     dm_validate_warnings_init(&w);
@@ -292,7 +293,7 @@ Test(prbody, overview_and_requirements_are_cut)
     struct dm_buf md;
     struct dm_spec *s;
     struct dm_plan *p;
-    struct dm_prbody parts = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct dm_prbody parts = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     char *body;
 
     dm_buf_init(&md, 0);
@@ -416,7 +417,7 @@ Test(prbody, checklist_maps_every_item)
     struct dm_buf md;
     struct dm_spec *s;
     struct dm_plan *p;
-    struct dm_prbody parts = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct dm_prbody parts = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     char *body;
 
     dm_buf_init(&md, 0);
@@ -471,7 +472,7 @@ Test(prbody, edits_and_verification_cap)
 {
     struct dm_spec *s = parse(SPEC_MD);
     struct dm_plan *p = build(s);
-    struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     struct dm_buf v;
     char *body;
 
