@@ -635,34 +635,42 @@ char *dm_prbody_status(const char *verification, size_t n_warnings)
 {
     struct dm_buf b;
     const char *p = verification ? verification : "";
-    int rc = 0, lines = 0;
-    char *out;
+    char tail[64];
+    char *lines, *out = NULL;
+    int rc = 0, n = 0;
 
+    /* The warnings count always fits; the checks get the rest, each line up to its first "; ". */
+    snprintf(tail, sizeof(tail), "%zu validation warning%s", n_warnings,
+             n_warnings == 1 ? "" : "s");
     dm_buf_init(&b, 1u << 20);
     while (*p && !rc) {
         const char *end = strchr(p, '\n');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        const char *q = p;
-        while (q < p + n && (*q == '-' || *q == ' ')) {
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *semi = memmem(p, len, "; ", 2);
+        const char *q = p, *stop = semi ? semi : p + len;
+        while (q < stop && (*q == '-' || *q == ' ')) {
             q++;
         }
-        if (q < p + n) {
-            if (lines++) {
+        if (q < stop) {
+            if (n++) {
                 rc = dm_buf_puts(&b, "; ");
             }
-            for (; !rc && q < p + n; q++) {
+            for (; !rc && q < stop; q++) {
                 if (*q != '*' && *q != '`') {
                     rc = dm_buf_append(&b, q, 1);
                 }
             }
         }
-        p += n + (end ? 1 : 0);
+        p += len + (end ? 1 : 0);
     }
-    if (!rc) {
-        rc = dm_buf_printf(&b, "%s%zu validation warning%s", lines ? "; " : "checks passed; ",
-                           n_warnings, n_warnings == 1 ? "" : "s");
+    if (!rc && !n) {
+        rc = dm_buf_puts(&b, "checks passed");
     }
-    out = rc ? NULL : dm_text_clean_line(b.data ? b.data : "", 140);
+    lines = rc ? NULL : dm_text_clean_line(b.data ? b.data : "", 140 - strlen(tail) - 2);
     dm_buf_free(&b);
+    if (lines && asprintf(&out, "%s; %s", lines, tail) < 0) {
+        out = NULL;
+    }
+    free(lines);
     return out;
 }

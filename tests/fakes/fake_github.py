@@ -74,7 +74,10 @@ Control endpoints (no auth):
   GET  /_fake/pulls     every pull request
   GET  /_fake/statuses  every commit status [{"sha","owner","repo",...status}]
   GET  /_fake/app       {"jwt_iss":[iss of each accepted JWT],"jwt_rejected":n,
-                        "tokens_issued":n,"tokens_refused":n (expired installation tokens seen)}
+                        "tokens_issued":n,"token_expiries":[epoch s of token 1, 2, ...],
+                        "tokens_refused":n (expired installation tokens seen)}
+A request record's "inst_token" is the number (1, 2, ...) of the installation token it carried,
+or null.
 Command line: --port N (0: pick one; the first stdout line is then PORT=<n>), --host, --token,
 --git-root DIR, --quiet, --app-id ID, --app-public-key FILE, --installation-id N (default
 4242), --token-ttl S, --git-users FILE.
@@ -116,6 +119,8 @@ class State:
         self.n = 0
         self.statuses = []
         self.inst_tokens = {}  # token -> expiry (epoch seconds)
+        self.token_index = {}  # token -> 1, 2, ... in the order issued
+        self.token_expiries = []  # expiry of token n at [n - 1]
         self.jwt_iss = []
         self.jwt_rejected = 0
         self.tokens_issued = 0
@@ -339,7 +344,9 @@ class Handler(BaseHTTPRequestHandler):
                 "n": STATE.n, "ts": time.time(), "method": method, "path": url.path,
                 "query": url.query,
                 "headers": {k.lower(): v for k, v in self.headers.items()},
-                "body": body.decode("utf-8", "replace")})
+                "body": body.decode("utf-8", "replace"),
+                "inst_token": STATE.token_index.get(
+                    (self.headers.get("Authorization") or " ").split(" ", 1)[-1])})
             del STATE.requests[:-5000]
             rule = self.pick_rule(method, url.path)
         # GitHub Enterprise serves the same API under /api/v3.
@@ -448,6 +455,8 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.lock:
                 STATE.inst_tokens[tok] = exp
                 STATE.tokens_issued += 1
+                STATE.token_index[tok] = STATE.tokens_issued
+                STATE.token_expiries.append(exp)
                 write_git_users()
             return 201, {"token": tok,
                          "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp)),
@@ -680,6 +689,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, {"jwt_iss": list(STATE.jwt_iss),
                                             "jwt_rejected": STATE.jwt_rejected,
                                             "tokens_issued": STATE.tokens_issued,
+                                            "token_expiries": list(STATE.token_expiries),
                                             "tokens_refused": STATE.tokens_refused})
         if url.path == "/_fake/pulls":
             with STATE.lock:

@@ -496,3 +496,55 @@ Test(prbody, edits_and_verification_cap)
     dm_plan_free(p);
     dm_spec_free(s);
 }
+
+Test(prbody, spec_link_only_when_it_is_a_safe_url)
+{
+    struct dm_spec *s = parse(SPEC_MD);
+    struct dm_plan *p = build(s);
+    struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    char *body;
+
+    parts.spec_url = "https://specs.example.com/todo-api?v=2";
+    body = dm_prbody_render(&parts);
+    cr_assert(strstr(body, "**Spec**: Todo API\n**Spec link**: <https://specs.example.com/"
+                           "todo-api?v=2>\n"),
+              "%s", body);
+    free(body);
+    /* Anything that could end the autolink or inject Markdown is left out. */
+    parts.spec_url = "https://x/a>[click](javascript:alert(1))";
+    body = dm_prbody_render(&parts);
+    cr_assert_null(strstr(body, "Spec link"), "%s", body);
+    free(body);
+    parts.spec_url = "javascript:alert(1)";
+    body = dm_prbody_render(&parts);
+    cr_assert_null(strstr(body, "Spec link"), "%s", body);
+    free(body);
+    dm_plan_free(p);
+    dm_spec_free(s);
+}
+
+Test(prbody, status_description_is_one_short_line)
+{
+    char *d = dm_prbody_status("- **Type-check** (`tsc`): passed\n- Migrations: 1 replayed\n", 2);
+    cr_assert_str_eq(d, "Type-check (tsc): passed; Migrations: 1 replayed; 2 validation warnings");
+    free(d);
+    d = dm_prbody_status(NULL, 1);
+    cr_assert_str_eq(d, "checks passed; 1 validation warning");
+    free(d);
+    /* Each line up to its first "; ": the gist, not the details. */
+    d = dm_prbody_status("- Type-check (tsc 7.0.2): passed, 2 files; 4 package(s) checked as "
+                         "untyped\n- Migrations: 0001_create_todos.sql replayed\n",
+                         0);
+    cr_assert_str_eq(d, "Type-check (tsc 7.0.2): passed, 2 files; Migrations: "
+                        "0001_create_todos.sql replayed; 0 validation warnings");
+    free(d);
+    {
+        char longv[600];
+        memset(longv, 'x', sizeof(longv) - 1);
+        longv[sizeof(longv) - 1] = '\0';
+        d = dm_prbody_status(longv, 12);
+        cr_assert_leq(strlen(d), 140, "GitHub's cap: %zu", strlen(d));
+        cr_assert(strstr(d, "; 12 validation warnings"), "the count always shows: %s", d);
+        free(d);
+    }
+}

@@ -75,10 +75,10 @@ struct dm_prbody {
 /* Renders the body (layout above), malloc'd (free()); NULL only on NOMEM. */
 char *dm_prbody_render(const struct dm_prbody *parts);
 
-/* The description of the `dreamd/verify` commit status: the verification's lines (their "- "
- * bullets, '*' and '`' dropped) joined with "; ", then "; <n> validation warning(s)"; without a
- * verification "checks passed; <n> validation warning(s)". One line, at most 140 bytes (cut
- * with "…"). malloc'd (free()); NULL only on NOMEM. */
+/* The description of the `dreamd/verify` commit status: each line of the verification up to its
+ * first "; " (the "- " bullets, '*' and '`' dropped), joined with "; " ("checks passed" without
+ * a verification), then "; <n> validation warning(s)". One line of at most 140 bytes: the
+ * checks are cut (with "…") so the count always shows. malloc'd (free()); NULL only on NOMEM. */
 char *dm_prbody_status(const char *verification, size_t n_warnings);
 
 /*
