@@ -533,6 +533,14 @@ static void on_token_done(void *arg, int rc, struct dm_http_response *resp,
         }
         dm_warn(MOD, NULL, "%s", err.msg);
         fail_waits(a, NULL, NULL, i->id, &err);
+        if (err.code == DM_ERR_NOTFOUND) {
+            /* Uninstalled (or installed anew): look the repositories up again next time. */
+            for (struct repo_ent *r = a->repos; r; r = r->next) {
+                if (r->inst_id == i->id) {
+                    r->inst_id = 0;
+                }
+            }
+        }
     }
     if (resp) {
         dm_secret_wipe(resp->body.data, resp->body.len);

@@ -30,8 +30,21 @@
 void stage_finish(struct pjob *pj, int rc, const struct dm_error *err)
 {
     struct dm_job *job = pj->job;
+    struct dm_error retry;
     if (!job || !pj->stage_active) {
         return;
+    }
+    if (rc == DM_ERR_AUTH && job->stage == DM_STAGE_PUSH && dm_ghapp_is_app(pj->p->gh) &&
+        !pj->token_refused) {
+        /* The remote refused a GitHub App token that had not expired (revoked): forget it; the
+         * retry fetches another. Once per job: a refusal with a new token is final. */
+        pj->token_refused = 1;
+        dm_ghapp_invalidate(pj->p->gh,
+                            dm_ghapp_peek(pj->p->gh, job->req->repo_owner, job->req->repo_name));
+        dm_error_set(&retry, DM_ERR_TRANSIENT, "%s (retrying with a new installation token)",
+                     err ? err->msg : "authentication failed");
+        rc = DM_ERR_TRANSIENT;
+        err = &retry;
     }
     pj->stage_active = 0;
     pj->gen.failed = 0;
@@ -498,6 +511,12 @@ static void on_stage_token(void *arg, int rc, const struct dm_error *err)
     pj->outstanding--;
     if (!pj->job) {
         pjob_maybe_free(pj);
+        return;
+    }
+    if (!rc && pj->cancelling) {
+        struct dm_error cerr;
+        rc = dm_error_set(&cerr, DM_ERR_CANCELLED, "cancelled while getting a GitHub token");
+        stage_finish(pj, rc, &cerr);
         return;
     }
     if (!rc) {

@@ -224,6 +224,7 @@ struct pjob {
     /* a GitHub App token fetched before the stage begins (stage_begin) */
     struct dm_ghapp_wait *token_wait;
     int token_checked;
+    int token_refused; /* the push stage's git was refused a token once (stage_finish) */
     unsigned token_load;
     void (*token_next)(struct pjob *pj);
     /* each stage's own */

@@ -72,6 +72,7 @@ Control endpoints (no auth):
   POST /_fake/seed      {"owner","repo","head","base","title"?,"state"?,"user"?,"body"?} adds a
                         pull request (as someone else would); answers the pull
   GET  /_fake/pulls     every pull request
+  POST /_fake/revoke    revokes every installation token issued so far (REST and git refuse them)
   GET  /_fake/statuses  every commit status [{"sha","owner","repo",...status}]
   GET  /_fake/app       {"jwt_iss":[iss of each accepted JWT],"jwt_rejected":n,
                         "tokens_issued":n,"token_expiries":[epoch s of token 1, 2, ...],
@@ -681,6 +682,12 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/_fake/requests":
             with STATE.lock:
                 return self.send_json(200, list(STATE.requests))
+        if url.path == "/_fake/revoke" and method == "POST":
+            with STATE.lock:
+                n = len(STATE.inst_tokens)
+                STATE.inst_tokens.clear()
+                write_git_users()
+            return self.send_json(200, {"revoked": n})
         if url.path == "/_fake/statuses":
             with STATE.lock:
                 return self.send_json(200, list(STATE.statuses))

@@ -746,3 +746,34 @@ Test(ghapp_e2e, pr_options_from_settings_and_a_refused_reviewer_request_is_only_
     free(sha);
     free(statuses);
 }
+
+Test(ghapp_e2e, a_revoked_installation_token_refused_by_git_is_replaced_and_the_push_retried)
+{
+    struct dmt_replica rep;
+    char *json, *statuses, *revoked;
+
+    dmt_world_serve_http(&world, &ghttp);
+    world_app_fake("3600");
+    dmt_fakeor_script(&world.llm,
+                      "[{\"match\":\"\",\"behaviour\":\"wait\",\"param\":\"3000\",\"times\":3}]");
+    app_replica(&rep, "revoke-1");
+    json = dmt_world_job("revoke-1", NULL, "builder", 200000, 5.0);
+    free(dmt_submit(world.rc, json));
+    free(json);
+
+    /* The token dreamd holds is revoked while the files are being written. */
+    cr_assert(dmt_wait_event(world.rc, "revoke-1", "writing", 60000), "generating");
+    revoked = http_call(world.gh_url, "POST", "/_fake/revoke", NULL);
+    cr_assert(strstr(revoked, "\"revoked\": 1"), "%s", revoked);
+    free(revoked);
+
+    cr_assert(dmt_world_wait_status(&world, "revoke-1", "complete,failed", 180000), "ended");
+    expect_status("revoke-1", "complete", rep.log);
+    statuses = dmt_world_statuses(&world, "revoke-1");
+    cr_assert(strstr(statuses, "retrying"), "the push was retried: %s", statuses);
+    cr_assert_eq(app_count(world.gh_url, "tokens_issued"), 2, "one new token");
+    cr_assert_eq(token_of_last(world.gh_url, "POST", "/repos/acme/app/pulls"), 2);
+    cr_assert_eq(dmt_world_prs_for(&world, BRANCH), 1);
+    dmt_replica_stop(&rep, 30000);
+    free(statuses);
+}
