@@ -585,10 +585,11 @@ Test(ghapp_e2e, an_app_job_outlives_its_installation_token_then_pushes_and_opens
     long long first_expiry, push_t;
 
     dmt_world_serve_http(&world, &ghttp);
-    world_app_fake("6");
-    /* Every generation call answers after 7 s: longer than the first token lives. */
+    world_app_fake("10");
+    /* Every generation call answers after 11 s: longer than the first token lives (10 s; a
+     * token is used while at least half its life is left, so git always has 5 s). */
     dmt_fakeor_script(&world.llm,
-                      "[{\"match\":\"\",\"behaviour\":\"wait\",\"param\":\"7000\",\"times\":3}]");
+                      "[{\"match\":\"\",\"behaviour\":\"wait\",\"param\":\"11000\",\"times\":3}]");
     app_replica(&rep, "app-1");
 
     json = dmt_world_job("app-1", NULL, "builder", 200000, 5.0);
