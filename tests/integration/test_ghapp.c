@@ -581,7 +581,6 @@ Test(ghapp_e2e, an_app_job_outlives_its_installation_token_then_pushes_and_opens
     cJSON *job, *a, *pulls, *statuses, *app;
     const cJSON *pr, *st;
     char *json, *line, *log, *keys, *cmdline, *data_grep, *sha, *body;
-    char path[1024];
     long long first_expiry, push_t;
 
     dmt_world_serve_http(&world, &ghttp);
@@ -658,10 +657,11 @@ Test(ghapp_e2e, an_app_job_outlives_its_installation_token_then_pushes_and_opens
     /* The private key is nowhere: not in argv, the log, Redis (events, job hash), the data
      * folder (mirror config included); installation tokens neither. */
     line = key_line();
-    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)rep.pid);
-    cmdline = dmt_read_file(path);
-    cr_assert_not_null(cmdline);
+    /* argv is NUL-separated: read it as one line. */
+    cmdline = dmt_sh("tr '\\0' ' ' < /proc/%d/cmdline", (int)rep.pid);
+    cr_assert(strstr(cmdline, "--git-url="), "the whole argv was read: %s", cmdline);
     expect_absent("the key", "argv", cmdline, "PRIVATE");
+    expect_absent("the key", "argv", cmdline, line);
     dmt_replica_stop(&rep, 30000);
     log = dmt_read_file(rep.log);
     expect_absent("the key", "the log", log, line);
@@ -675,9 +675,9 @@ Test(ghapp_e2e, an_app_job_outlives_its_installation_token_then_pushes_and_opens
     data_grep =
         dmt_sh("grep -rlaF -e '%s' -e 'ghs_' -e 'PRIVATE KEY' '%s/data' || true", line, world.dir);
     cr_assert_str_eq(data_grep, "", "in the data folder: %s", data_grep);
-    body = dmt_sh("git --git-dir=\"$(find '%s/data' -name '*.git' -type d | head -1)\" config "
-                  "--list || true",
-                  world.dir);
+    body = dmt_sh("git --git-dir='%s/data/app-1/mirrors/acme/app.git' config --list", world.dir);
+    cr_assert(strstr(body, "core.bare=true"), "the mirror's config was read: %s", body);
+    expect_absent("the key", "the mirror's git config", body, line);
     expect_absent("a token", "the mirror's git config", body, "ghs_");
     expect_absent("a token", "the mirror's git config", body, "x-access-token");
 
