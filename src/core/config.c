@@ -103,6 +103,22 @@ static const struct setting settings[] = {
      "GitHub token for push and pull requests"},
     {"github-api-url", "DREAM_GITHUB_API_URL", K_STR, S(github_api_url), "https://api.github.com",
      0, 0, 0, check_http_url, "GitHub REST base URL (GitHub Enterprise: https://host/api/v3)"},
+    {"github-app-id", "DREAM_GITHUB_APP_ID", K_STR, S(github_app_id), NULL, 0, 0, 0, NULL,
+     "GitHub App id (or client id): with the App's private key, push and pull requests use "
+     "installation tokens instead of GITHUB_TOKEN"},
+    {"github-app-private-key", "DREAM_GITHUB_APP_PRIVATE_KEY", K_STR, S(github_app_private_key),
+     NULL, 0, 0, 1, NULL, "the GitHub App's private key (PEM)"},
+    {"github-app-installation-id", "DREAM_GITHUB_APP_INSTALLATION_ID", K_INT,
+     S(github_app_installation_id), "0", 0, 9000000000000000LL, 0, NULL,
+     "the App's installation; 0 = looked up per repository (GET /repos/{o}/{r}/installation)"},
+    {"pr-draft", "DREAM_PR_DRAFT", K_BOOL, S(pr_draft), "false", 0, 1, 0, NULL,
+     "open pull requests as drafts (a job's `draft` wins)"},
+    {"pr-labels", "DREAM_PR_LABELS", K_STR, S(pr_labels), NULL, 0, 0, 0, NULL,
+     "comma-separated labels added to each pull request (a job's `labels` wins)"},
+    {"pr-reviewers", "DREAM_PR_REVIEWERS", K_STR, S(pr_reviewers), NULL, 0, 0, 0, NULL,
+     "comma-separated GitHub logins asked to review (a job's `reviewers` wins)"},
+    {"pr-team-reviewers", "DREAM_PR_TEAM_REVIEWERS", K_STR, S(pr_team_reviewers), NULL, 0, 0, 0,
+     NULL, "comma-separated team slugs asked to review (a job's `teamReviewers` wins)"},
     {"forge-write-interval-ms", "DREAM_FORGE_WRITE_INTERVAL_MS", K_INT, S(forge_write_interval_ms),
      "1000", 0, 600000, 0, NULL, "least time between two mutating GitHub requests per token"},
     {"git-url", "DREAM_GIT_URL", K_STR, S(git_url), "https://github.com/{owner}/{repo}.git", 0, 0,
@@ -478,6 +494,11 @@ int dm_config_load(struct dm_config **out, enum dm_config_action *action, int ar
                 }
                 apply(c, s, secret, &p);
                 dm_secret_free(secret);
+                if (s->off == S(github_token)) {
+                    /* Re-read when it changes (rotated tokens): io/ghapp.h. */
+                    free(c->github_token_file);
+                    c->github_token_file = strdup(path);
+                }
                 continue;
             }
         }
@@ -569,6 +590,16 @@ int dm_config_load(struct dm_config **out, enum dm_config_action *action, int ar
         struct dm_error e2;
         if (dm_redis_addr_parse(&c->redis, c->redis_url, &e2)) {
             problem(&p, &settings[0], NULL, e2.msg, NULL, 0);
+        }
+    }
+    if (!c->github_app_id != !c->github_app_private_key) {
+        p.count++;
+        if (err && p.len + 120 < sizeof(err->msg)) {
+            p.len +=
+                (size_t)snprintf(err->msg + p.len, sizeof(err->msg) - p.len,
+                                 "%sDREAM_GITHUB_APP_ID and DREAM_GITHUB_APP_PRIVATE_KEY(_FILE) "
+                                 "go together",
+                                 p.len ? "\n" : "");
         }
     }
     c->stage_mode = (c->stages && strcmp(c->stages, "test") == 0) ? DM_STAGES_TEST : DM_STAGES_REAL;
@@ -716,6 +747,7 @@ void dm_config_free(struct dm_config *c)
     if (!c) {
         return;
     }
+    free(c->github_token_file);
     for (size_t i = 0; i < NSETTINGS; i++) {
         if (settings[i].kind == K_STR) {
             char *v = *str_at(c, &settings[i]);

@@ -6,11 +6,14 @@
 
 #include "dream/core/buf.h"
 #include "dream/core/error.h"
+#include "dream/core/secret.h"
+#include "dream/core/text.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define TRUNC_NOTE "\n\n_(truncated by dreamd: the full text is longer than GitHub allows)_\n"
 
@@ -216,4 +219,134 @@ void dm_forge_error_text(const char *body, size_t len, char *out, size_t outlen)
         }
     }
     cJSON_Delete(j);
+}
+
+/* ---- GitHub App and pull request extras ---- */
+
+long long dm_forge_time_parse(const char *s)
+{
+    struct tm tm;
+    const char *p;
+    int used = 0;
+
+    if (!s) {
+        return -1;
+    }
+    memset(&tm, 0, sizeof(tm));
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &used) != 6 ||
+        used != 19) {
+        return -1;
+    }
+    p = s + used;
+    if (*p == '.') {
+        for (p++; *p >= '0' && *p <= '9'; p++) {
+        }
+    }
+    if (strcmp(p, "Z") != 0 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
+        tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
+        return -1;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (long long)timegm(&tm);
+}
+
+int dm_forge_token_read(char **token, long long *expires_s, const char *body, size_t len)
+{
+    cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "token");
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "expires_at");
+    long long at = cJSON_IsString(e) ? dm_forge_time_parse(e->valuestring) : -1;
+    int rc = DM_ERR_INVALID;
+
+    *token = NULL;
+    if (cJSON_IsString(t) && *t->valuestring && !strpbrk(t->valuestring, "\r\n") && at > 0 &&
+        (*token = strdup(t->valuestring))) {
+        *expires_s = at;
+        rc = 0;
+    }
+    if (cJSON_IsString(t)) {
+        dm_secret_wipe(t->valuestring, strlen(t->valuestring));
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+int dm_forge_installation_read(long long *id, const char *body, size_t len)
+{
+    cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
+    const cJSON *i = cJSON_GetObjectItemCaseSensitive(j, "id");
+    int rc = DM_ERR_INVALID;
+
+    if (cJSON_IsNumber(i) && i->valuedouble >= 1 && i->valuedouble < 9e15) {
+        *id = (long long)i->valuedouble;
+        rc = 0;
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+static char *print_free(cJSON *j)
+{
+    char *s = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    return s;
+}
+
+static int add_list(cJSON *o, const char *name, const char *const *items, size_t n)
+{
+    cJSON *a;
+    if (n == 0) {
+        return 1;
+    }
+    a = cJSON_AddArrayToObject(o, name);
+    for (size_t i = 0; a && i < n; i++) {
+        cJSON *s = cJSON_CreateString(items[i]);
+        if (!s || !cJSON_AddItemToArray(a, s)) {
+            cJSON_Delete(s);
+            return 0;
+        }
+    }
+    return a != NULL;
+}
+
+char *dm_forge_labels_json(const char *const *labels, size_t n)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !(n ? add_list(o, "labels", labels, n) : !!cJSON_AddArrayToObject(o, "labels"))) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return print_free(o);
+}
+
+char *dm_forge_reviewers_json(const char *const *users, size_t n_users, const char *const *teams,
+                              size_t n_teams)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !add_list(o, "reviewers", users, n_users) ||
+        !add_list(o, "team_reviewers", teams, n_teams)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return print_free(o);
+}
+
+char *dm_forge_status_json(const char *state, const char *context, const char *description,
+                           const char *target_url)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *desc = dm_text_clean_line(description ? description : "", DM_FORGE_STATUS_DESC_MAX);
+
+    if (!o || !desc || !cJSON_AddStringToObject(o, "state", state) ||
+        !cJSON_AddStringToObject(o, "context", context) ||
+        !cJSON_AddStringToObject(o, "description", desc) ||
+        (target_url && *target_url && !cJSON_AddStringToObject(o, "target_url", target_url))) {
+        cJSON_Delete(o);
+        free(desc);
+        return NULL;
+    }
+    free(desc);
+    return print_free(o);
 }

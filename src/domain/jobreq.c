@@ -409,6 +409,142 @@ static int has_bad_escape(const char *s, size_t n)
     return 0;
 }
 
+/* ---- pull request options ---- */
+
+static int login_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 39 && s[0] != '-' &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == n;
+}
+
+static int team_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 100 &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+static int label_ok(const char *s)
+{
+    long chars = dm_text_utf8_count(s, strlen(s));
+    if (chars < 1 || chars > DM_JOBREQ_LABEL_MAX) {
+        return 0;
+    }
+    for (const char *q = s; *q; q++) {
+        if ((unsigned char)*q < 0x20 || *q == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void free_list(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+/* An optional array of strings, each passing ok(); duplicates dropped. */
+static int take_list(char ***dst, size_t *n_out, int *set, const cJSON *root, const char *field,
+                     size_t max, int (*ok)(const char *), const char *rule, struct dm_error *err)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, field);
+    const cJSON *it;
+    size_t n = 0;
+
+    *dst = NULL;
+    *n_out = 0;
+    *set = 0;
+    if (!a || cJSON_IsNull(a)) {
+        return 0;
+    }
+    if (!cJSON_IsArray(a)) {
+        return fail(err, field, "must be an array of strings");
+    }
+    if ((size_t)cJSON_GetArraySize(a) > max) {
+        return dm_error_set(err, DM_ERR_INVALID, "%s: must have at most %zu entries", field, max);
+    }
+    *set = 1;
+    *dst = calloc(max ? max : 1, sizeof(char *));
+    if (!*dst) {
+        return DM_ERR_NOMEM;
+    }
+    cJSON_ArrayForEach(it, a)
+    {
+        int dup = 0;
+        if (!cJSON_IsString(it) || !it->valuestring ||
+            dm_text_utf8_count(it->valuestring, strlen(it->valuestring)) < 0 ||
+            !ok(it->valuestring)) {
+            free_list(*dst, n);
+            *dst = NULL;
+            *set = 0;
+            return fail(err, field, rule);
+        }
+        for (size_t i = 0; i < n; i++) {
+            dup |= strcmp((*dst)[i], it->valuestring) == 0;
+        }
+        if (!dup && !((*dst)[n++] = strdup(it->valuestring))) {
+            free_list(*dst, n);
+            *dst = NULL;
+            return DM_ERR_NOMEM;
+        }
+    }
+    *n_out = n;
+    return 0;
+}
+
+static int take_pr_options(struct dm_jobreq *job, const cJSON *root, struct dm_error *err)
+{
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "draft");
+    const char *s;
+    int rc;
+
+    job->draft = -1;
+    if (d && !cJSON_IsNull(d)) {
+        if (!cJSON_IsBool(d)) {
+            return fail(err, "draft", "must be true or false");
+        }
+        job->draft = cJSON_IsTrue(d) ? 1 : 0;
+    }
+    if ((rc = take_list(&job->labels, &job->n_labels, &job->labels_set, root, "labels",
+                        DM_JOBREQ_LABELS_MAX, label_ok,
+                        "each must be a string of 1..50 characters without control characters",
+                        err)) ||
+        (rc = take_list(&job->reviewers, &job->n_reviewers, &job->reviewers_set, root, "reviewers",
+                        DM_JOBREQ_REVIEWERS_MAX, login_ok,
+                        "each must be a GitHub login (^[A-Za-z0-9][A-Za-z0-9-]{0,38}$)", err)) ||
+        (rc = take_list(&job->team_reviewers, &job->n_team_reviewers, &job->team_reviewers_set,
+                        root, "teamReviewers", DM_JOBREQ_REVIEWERS_MAX, team_ok,
+                        "each must be a team slug (^[A-Za-z0-9._-]{1,100}$)", err))) {
+        return rc;
+    }
+    if ((rc = get_str(&s, root, "specUrl", "specUrl", 0, DM_JOBREQ_URL_MAX, err))) {
+        return rc;
+    }
+    if (s) {
+        size_t n = strlen(s);
+        size_t head = strncmp(s, "https://", 8) == 0 ? 8 : strncmp(s, "http://", 7) == 0 ? 7 : 0;
+        if (!head || n == head) {
+            return fail(err, "specUrl", "must be an http:// or https:// URL");
+        }
+        for (const char *q = s; *q; q++) {
+            if ((unsigned char)*q <= 0x20 || *q == 0x7f || *q == '<' || *q == '>' || *q == '"' ||
+                *q == '\\' || *q == '`') {
+                return fail(err, "specUrl",
+                            "must not contain spaces, control characters, quotes, "
+                            "backslashes, backticks or angle brackets");
+            }
+        }
+        if ((rc = dup_into(&job->spec_url, s))) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 static int validate(struct dm_jobreq *job, const cJSON *root, const struct dm_jobreq_opts *opts,
                     struct dm_error *err)
 {
@@ -519,6 +655,10 @@ static int validate(struct dm_jobreq *job, const cJSON *root, const struct dm_jo
         }
     }
 
+    if ((rc = take_pr_options(job, root, err))) {
+        return rc;
+    }
+
     if (opts && opts->ignore_trust) {
         /* Signed mode: the token alone says what the job may do. */
         job->trust_set = 0;
@@ -613,6 +753,10 @@ void dm_jobreq_free(struct dm_jobreq *job)
     free(job->base_branch);
     free(job->branch_prefix);
     free(job->estimated_effort);
+    free_list(job->labels, job->n_labels);
+    free_list(job->reviewers, job->n_reviewers);
+    free_list(job->team_reviewers, job->n_team_reviewers);
+    free(job->spec_url);
     free(job);
 }
 
@@ -647,6 +791,27 @@ char *dm_jobreq_to_json(const struct dm_jobreq *job)
     }
     if (ok && job->trust_set) {
         ok = cJSON_AddStringToObject(o, "trustLevel", dm_trust_name(job->trust)) != NULL;
+    }
+    if (ok && job->draft >= 0) {
+        ok = cJSON_AddBoolToObject(o, "draft", job->draft) != NULL;
+    }
+    if (ok && job->labels_set) {
+        ok = cJSON_AddItemToObject(
+            o, "labels",
+            cJSON_CreateStringArray((const char *const *)job->labels, (int)job->n_labels));
+    }
+    if (ok && job->reviewers_set) {
+        ok = cJSON_AddItemToObject(
+            o, "reviewers",
+            cJSON_CreateStringArray((const char *const *)job->reviewers, (int)job->n_reviewers));
+    }
+    if (ok && job->team_reviewers_set) {
+        ok = cJSON_AddItemToObject(o, "teamReviewers",
+                                   cJSON_CreateStringArray((const char *const *)job->team_reviewers,
+                                                           (int)job->n_team_reviewers));
+    }
+    if (ok && job->spec_url) {
+        ok = cJSON_AddStringToObject(o, "specUrl", job->spec_url) != NULL;
     }
     if (ok) {
         s = cJSON_PrintUnformatted(o);

@@ -305,6 +305,24 @@ static int result_sections(struct dm_buf *body, const struct dm_prbody *in)
     return rc;
 }
 
+/* The specUrl rule of jobreq again: nothing that could end the autolink or break the line. */
+static int url_ok(const char *u)
+{
+    size_t n = u ? strlen(u) : 0;
+    size_t head = n && strncmp(u, "https://", 8) == 0  ? 8
+                  : n && strncmp(u, "http://", 7) == 0 ? 7
+                                                       : 0;
+    if (!head || n == head || n > 2048) {
+        return 0;
+    }
+    for (const char *q = u; *q; q++) {
+        if ((unsigned char)*q <= 0x20 || *q == 0x7f || strchr("<>\"\\`", *q)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 char *dm_prbody_render(const struct dm_prbody *in)
 {
     struct dm_buf body;
@@ -320,6 +338,9 @@ char *dm_prbody_render(const struct dm_prbody *in)
     }
     if (!rc) {
         rc = dm_buf_puts(&body, "\n");
+    }
+    if (!rc && url_ok(in->spec_url)) {
+        rc = dm_buf_printf(&body, "**Spec link**: <%s>\n", in->spec_url);
     }
     if (!rc && in->plan->stack && *in->plan->stack) {
         rc = dm_buf_puts(&body, "**Stack**: ");
@@ -608,4 +629,48 @@ int dm_review_cost_markdown(struct dm_buf *out, long long total_prompt_tokens,
         }
     }
     return rc;
+}
+
+char *dm_prbody_status(const char *verification, size_t n_warnings)
+{
+    struct dm_buf b;
+    const char *p = verification ? verification : "";
+    char tail[64];
+    char *lines, *out = NULL;
+    int rc = 0, n = 0;
+
+    /* The warnings count always fits; the checks get the rest, each line up to its first "; ". */
+    snprintf(tail, sizeof(tail), "%zu validation warning%s", n_warnings,
+             n_warnings == 1 ? "" : "s");
+    dm_buf_init(&b, 1u << 20);
+    while (*p && !rc) {
+        const char *end = strchr(p, '\n');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *semi = memmem(p, len, "; ", 2);
+        const char *q = p, *stop = semi ? semi : p + len;
+        while (q < stop && (*q == '-' || *q == ' ')) {
+            q++;
+        }
+        if (q < stop) {
+            if (n++) {
+                rc = dm_buf_puts(&b, "; ");
+            }
+            for (; !rc && q < stop; q++) {
+                if (*q != '*' && *q != '`') {
+                    rc = dm_buf_append(&b, q, 1);
+                }
+            }
+        }
+        p += len + (end ? 1 : 0);
+    }
+    if (!rc && !n) {
+        rc = dm_buf_puts(&b, "checks passed");
+    }
+    lines = rc ? NULL : dm_text_clean_line(b.data ? b.data : "", 140 - strlen(tail) - 2);
+    dm_buf_free(&b);
+    if (lines && asprintf(&out, "%s; %s", lines, tail) < 0) {
+        out = NULL;
+    }
+    free(lines);
+    return out;
 }

@@ -10,6 +10,7 @@
  */
 #include "dream/io/forge.h"
 #include "dream/core/secret.h"
+#include "dream/io/ghapp.h"
 
 #include "dream/core/buf.h"
 #include "dream/core/log.h"
@@ -43,6 +44,7 @@ enum step {
     STEP_LIST = 0,   /* look for an open pull request */
     STEP_CREATE = 1, /* open one */
     STEP_RELIST = 2, /* GitHub said one exists: find it */
+    STEP_POST = 3,   /* one POST after the pull request opened (dm_forge_post) */
 };
 
 struct dm_forge_call {
@@ -52,6 +54,16 @@ struct dm_forge_call {
     int draft;
     dm_forge_pr_cb on_done;
     void *arg;
+    /* STEP_POST */
+    enum dm_forge_post_kind kind;
+    char *path;      /* after {api} */
+    char *post_body; /* JSON */
+    dm_forge_post_cb post_done;
+    /* credentials from a struct dm_ghapp */
+    struct dm_ghapp_wait *auth_wait; /* a token being fetched */
+    int auth_fetches;                /* fetches for this call */
+    int auth_retried;                /* a 401 was answered with a new token once */
+    char *used_token;                /* secret: the token of the request in flight */
 
     enum step step;
     int step_attempts; /* requests sent for the current step */
@@ -68,8 +80,9 @@ struct dm_forge {
     uv_loop_t *loop;
     struct dm_http *http;
     uv_timer_t timer;
-    char *api;         /* base URL without trailing '/' */
-    char *auth_header; /* "Authorization: Bearer <token>"; secret; NULL without a token */
+    char *api;             /* base URL without trailing '/' */
+    char *auth_header;     /* "Authorization: Bearer <token>"; secret; NULL without a token */
+    struct dm_ghapp *auth; /* borrowed; when set, the token of each request comes from it */
     long write_interval_ms;
     long timeout_ms;
     int max_attempts;
@@ -178,6 +191,9 @@ static void call_free(struct dm_forge_call *c)
     free(c->title);
     free(c->body);
     free(c->job);
+    free(c->path);
+    free(c->post_body);
+    dm_secret_free(c->used_token);
     free(c);
 }
 
@@ -199,6 +215,19 @@ static void finish(struct dm_forge_call *c, int rc, const struct dm_error *err)
     if (rc < 0 && !err) {
         dm_error_set(&local, rc, "%s", dm_err_name(rc));
         err = &local;
+    }
+    if (c->step == STEP_POST) {
+        if (rc == 0) {
+            dm_info(MOD, c->job, "%s on %s/%s done", dm_forge_post_name(c->kind), c->owner,
+                    c->repo);
+        } else {
+            dm_warn(MOD, c->job, "%s on %s/%s failed: %s", dm_forge_post_name(c->kind), c->owner,
+                    c->repo, err->msg);
+        }
+        c->post_done(c->arg, rc, c->pr.http_status, rc == 0 ? NULL : err);
+        call_free(c);
+        maybe_finish_close(f);
+        return;
     }
     if (rc == 0) {
         dm_info(MOD, c->job, "%s pull request #%ld for %s/%s %s: %s",
@@ -239,7 +268,64 @@ static void wait_then(struct dm_forge_call *c, uint64_t at)
 
 static int is_mutating(enum step s)
 {
-    return s == STEP_CREATE;
+    return s == STEP_CREATE || s == STEP_POST;
+}
+
+static void on_auth(void *arg, int rc, const struct dm_error *err)
+{
+    struct dm_forge_call *c = arg;
+
+    c->auth_wait = NULL;
+    if (c->cancelled || rc == DM_ERR_CANCELLED) {
+        fail(c, DM_ERR_CANCELLED, "pull request call cancelled");
+        return;
+    }
+    if (rc) {
+        finish(c, rc, err);
+        return;
+    }
+    wait_then(c, uv_now(c->f->loop));
+}
+
+/* The Authorization line of the next request into *line (secret), or 1 when a token is being
+ * fetched first (on_auth continues), or an error (the call failed). */
+static int auth_line(struct dm_forge_call *c, char **line)
+{
+    struct dm_forge *f = c->f;
+    const char *tok;
+
+    *line = NULL;
+    if (!f->auth) {
+        return f->auth_header && !(*line = strdup(f->auth_header))
+                   ? fail(c, DM_ERR_NOMEM, "out of memory")
+                   : 0;
+    }
+    tok = dm_ghapp_peek(f->auth, c->owner, c->repo);
+    if (!tok) {
+        if (!dm_ghapp_is_app(f->auth)) {
+            return fail(c, DM_ERR_AUTH, "no GitHub token is configured");
+        }
+        if (c->auth_fetches >= 3) {
+            return fail(c, DM_ERR_AUTH, "no fresh GitHub App installation token after %d fetches",
+                        c->auth_fetches);
+        }
+        c->auth_fetches++;
+        c->waiting = 0;
+        if (dm_ghapp_fetch(f->auth, c->owner, c->repo, on_auth, c, &c->auth_wait)) {
+            return fail(c, DM_ERR_CANCELLED, "the GitHub credentials are closing");
+        }
+        return 1;
+    }
+    if (strpbrk(tok, "\r\n")) {
+        return fail(c, DM_ERR_AUTH, "unusable GitHub token");
+    }
+    dm_secret_free(c->used_token);
+    c->used_token = strdup(tok);
+    if (!c->used_token || asprintf(line, "Authorization: Bearer %s", tok) < 0) {
+        *line = NULL;
+        return fail(c, DM_ERR_NOMEM, "out of memory");
+    }
+    return 0;
 }
 
 static void on_http_done(void *arg, int rc, struct dm_http_response *resp,
@@ -257,10 +343,20 @@ static int issue(struct dm_forge_call *c)
     int n = 0;
     int rc;
 
+    char *auth = NULL;
+
     memset(&req, 0, sizeof(req));
+    rc = auth_line(c, &auth);
+    if (rc) {
+        return rc < 0 ? rc : 0;
+    }
     dm_buf_init(&url, 8192);
-    rc = dm_buf_printf(&url, "%s/repos/%s/%s/pulls", f->api, c->owner, c->repo);
-    if (rc == 0 && c->step != STEP_CREATE) {
+    if (c->step == STEP_POST) {
+        rc = dm_buf_printf(&url, "%s%s", f->api, c->path);
+    } else {
+        rc = dm_buf_printf(&url, "%s/repos/%s/%s/pulls", f->api, c->owner, c->repo);
+    }
+    if (rc == 0 && c->step != STEP_CREATE && c->step != STEP_POST) {
         rc = dm_buf_puts(&url, "?head=");
         if (rc == 0) {
             rc = append_encoded(&url, c->owner);
@@ -277,12 +373,20 @@ static int issue(struct dm_forge_call *c)
     }
     if (rc < 0) {
         dm_buf_free(&url);
+        dm_secret_free(auth);
         return fail(c, DM_ERR_NOMEM, "out of memory");
     }
     headers[n++] = "Accept: application/vnd.github+json";
     headers[n++] = "X-GitHub-Api-Version: 2022-11-28";
-    headers[n++] = f->auth_header;
-    if (c->step == STEP_CREATE) {
+    if (auth) {
+        headers[n++] = auth;
+    }
+    if (c->step == STEP_POST) {
+        headers[n++] = "Content-Type: application/json";
+        req.method = "POST";
+        req.body = c->post_body;
+        req.body_len = strlen(c->post_body);
+    } else if (c->step == STEP_CREATE) {
         cJSON *j = cJSON_CreateObject();
         if (!j || !cJSON_AddStringToObject(j, "title", c->title) ||
             !cJSON_AddStringToObject(j, "head", c->head) ||
@@ -292,6 +396,7 @@ static int issue(struct dm_forge_call *c)
             !(body = cJSON_PrintUnformatted(j))) {
             cJSON_Delete(j);
             dm_buf_free(&url);
+            dm_secret_free(auth);
             return fail(c, DM_ERR_NOMEM, "out of memory");
         }
         cJSON_Delete(j);
@@ -309,6 +414,7 @@ static int issue(struct dm_forge_call *c)
     req.arg = c;
     c->waiting = 0;
     rc = dm_http_start(f->http, &req, &c->http, &err);
+    dm_secret_free(auth);
     free(body);
     dm_buf_free(&url);
     if (rc < 0) {
@@ -498,8 +604,9 @@ static void on_http_done(void *arg, int rc, struct dm_http_response *resp,
     struct dm_forge_call *c = arg;
     struct dm_forge *f = c->f;
     uint64_t now = uv_now(f->loop);
-    const char *what =
-        c->step == STEP_CREATE ? "creating the pull request" : "listing pull requests";
+    const char *what = c->step == STEP_POST     ? dm_forge_post_name(c->kind)
+                       : c->step == STEP_CREATE ? "creating the pull request"
+                                                : "listing pull requests";
     char msg[400];
     long long wait;
 
@@ -548,6 +655,30 @@ static void on_http_done(void *arg, int rc, struct dm_http_response *resp,
         }
         fail(c, DM_ERR_TRANSIENT, "%s: GitHub answered %ld %d times", what, resp->status,
              c->step_attempts);
+        return;
+    }
+    if (resp->status == 401 && f->auth && dm_ghapp_is_app(f->auth) && !c->auth_retried) {
+        /* Expired or revoked early: a new installation token, once. */
+        c->auth_retried = 1;
+        dm_ghapp_invalidate(f->auth, c->used_token);
+        dm_warn(MOD, c->job,
+                "GitHub refused the installation token (401) while %s; fetching "
+                "another",
+                what);
+        wait_then(c, now);
+        return;
+    }
+    if (c->step == STEP_POST && resp->status >= 200 && resp->status < 300) {
+        finish(c, 0, NULL);
+        return;
+    }
+    if (c->step == STEP_POST && resp->status != 401) {
+        dm_forge_error_text(resp->body.data, resp->body.len, msg, sizeof(msg));
+        fail(c,
+             resp->status == 403   ? DM_ERR_AUTH
+             : resp->status == 404 ? DM_ERR_NOTFOUND
+                                   : DM_ERR_INVALID,
+             "%s: GitHub answered %ld: %s", what, resp->status, msg);
         return;
     }
     if (resp->status == 401 || resp->status == 403) {
@@ -608,6 +739,7 @@ int dm_forge_new(struct dm_forge **out, struct dm_http *http, uv_loop_t *loop,
     }
     f->loop = loop;
     f->http = http;
+    f->auth = o->auth;
     f->write_interval_ms = o->write_interval_ms > 0 ? o->write_interval_ms : 0;
     f->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
     f->max_attempts = o->max_attempts > 0 ? o->max_attempts : DEFAULT_MAX_ATTEMPTS;
@@ -666,7 +798,94 @@ int dm_forge_open_pr(struct dm_forge *f, const struct dm_forge_pr_request *req,
     c->step = STEP_LIST;
     c->waiting = 1;
     c->wake_at = uv_now(f->loop);
-    if (!f->auth_header) {
+    if (!f->auth_header && !f->auth) {
+        c->failed = 1;
+        dm_error_set(&c->err, DM_ERR_AUTH, "no GitHub token is configured");
+    }
+    c->next = f->calls;
+    if (f->calls) {
+        f->calls->prev = c;
+    }
+    f->calls = c;
+    f->in_flight++;
+    kick(f);
+    if (out) {
+        *out = c;
+    }
+    return 0;
+}
+
+const char *dm_forge_post_name(enum dm_forge_post_kind kind)
+{
+    switch (kind) {
+    case DM_FORGE_LABELS:
+        return "adding labels";
+    case DM_FORGE_REVIEWERS:
+        return "requesting reviewers";
+    case DM_FORGE_STATUS:
+        return "setting the commit status";
+    }
+    return "posting";
+}
+
+int dm_forge_post(struct dm_forge *f, const struct dm_forge_post_request *req,
+                  struct dm_forge_call **out, struct dm_error *err)
+{
+    struct dm_forge_call *c;
+    int rc;
+
+    if (out) {
+        *out = NULL;
+    }
+    if (f->closing) {
+        return dm_error_set(err, DM_ERR_CANCELLED, "the forge client is closing");
+    }
+    if (!req || !req->on_done || !req->body || !dm_forge_name_valid(req->owner) ||
+        !dm_forge_name_valid(req->repo)) {
+        return dm_error_set(err, DM_ERR_INVALID, "invalid repository name or request");
+    }
+    if (req->kind == DM_FORGE_STATUS
+            ? !req->sha || strlen(req->sha) != 40 || strspn(req->sha, "0123456789abcdef") != 40
+            : req->number <= 0) {
+        return dm_error_set(err, DM_ERR_INVALID, "%s needs a pull request number or a commit",
+                            dm_forge_post_name(req->kind));
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    c->f = f;
+    c->step = STEP_POST;
+    c->kind = req->kind;
+    c->owner = strdup(req->owner);
+    c->repo = strdup(req->repo);
+    c->post_body = strdup(req->body);
+    c->job = dup_or_null(req->job_id);
+    switch (req->kind) {
+    case DM_FORGE_LABELS:
+        rc = asprintf(&c->path, "/repos/%s/%s/issues/%ld/labels", req->owner, req->repo,
+                      req->number);
+        break;
+    case DM_FORGE_REVIEWERS:
+        rc = asprintf(&c->path, "/repos/%s/%s/pulls/%ld/requested_reviewers", req->owner, req->repo,
+                      req->number);
+        break;
+    default:
+        rc = asprintf(&c->path, "/repos/%s/%s/statuses/%s", req->owner, req->repo, req->sha);
+        break;
+    }
+    if (rc < 0) {
+        c->path = NULL;
+    }
+    if (!c->owner || !c->repo || !c->post_body || !c->path || (req->job_id && !c->job)) {
+        call_free(c);
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    c->post_done = req->on_done;
+    c->arg = req->arg;
+    c->waiting = 1;
+    c->wake_at = uv_now(f->loop);
+    if (!f->auth_header && !f->auth) {
         c->failed = 1;
         dm_error_set(&c->err, DM_ERR_AUTH, "no GitHub token is configured");
     }
@@ -691,6 +910,8 @@ void dm_forge_cancel(struct dm_forge_call *c)
     c->cancelled = 1;
     if (c->http) {
         dm_http_cancel(c->http);
+    } else if (c->auth_wait) {
+        dm_ghapp_cancel(c->auth_wait);
     } else {
         kick(c->f);
     }

@@ -13,6 +13,7 @@
 #include "dream/domain/prompt.h"
 #include "dream/io/callback.h"
 #include "dream/io/forge.h"
+#include "dream/io/ghapp.h"
 #include "dream/io/gitjob.h"
 #include "dream/io/http.h"
 #include "dream/io/validate_run.h"
@@ -29,8 +30,21 @@
 void stage_finish(struct pjob *pj, int rc, const struct dm_error *err)
 {
     struct dm_job *job = pj->job;
+    struct dm_error retry;
     if (!job || !pj->stage_active) {
         return;
+    }
+    if (rc == DM_ERR_AUTH && job->stage == DM_STAGE_PUSH && dm_ghapp_is_app(pj->p->gh) &&
+        !pj->token_refused) {
+        /* The remote refused a GitHub App token that had not expired (revoked): forget it; the
+         * retry fetches another. Once per job: a refusal with a new token is final. */
+        pj->token_refused = 1;
+        dm_ghapp_invalidate(pj->p->gh,
+                            dm_ghapp_peek(pj->p->gh, job->req->repo_owner, job->req->repo_name));
+        dm_error_set(&retry, DM_ERR_TRANSIENT, "%s (retrying with a new installation token)",
+                     err ? err->msg : "authentication failed");
+        rc = DM_ERR_TRANSIENT;
+        err = &retry;
     }
     pj->stage_active = 0;
     pj->gen.failed = 0;
@@ -164,7 +178,8 @@ void stage_git_opts(const struct pjob *pj, struct dm_git_opts *opts)
     *opts = init;
     opts->data_dir = cfg->data_dir;
     opts->url_template = cfg->git_url;
-    opts->token = cfg->github_token;
+    /* The token of this repository: fresh, as stage_begin made sure (ghapp.h). */
+    opts->token = dm_ghapp_peek(pj->p->gh, pj->job->req->repo_owner, pj->job->req->repo_name);
     opts->author_name = cfg->git_author_name;
     opts->author_email = cfg->git_author_email;
 }
@@ -487,6 +502,34 @@ static void on_files_read(struct dm_job *job, int rc, size_t n, const char *cons
     load_repo_or_continue(pj);
 }
 
+/* A GitHub App's installation token, fetched before the stage (git takes the token as it is). */
+static void on_stage_token(void *arg, int rc, const struct dm_error *err)
+{
+    struct pjob *pj = arg;
+
+    pj->token_wait = NULL;
+    pj->outstanding--;
+    if (!pj->job) {
+        pjob_maybe_free(pj);
+        return;
+    }
+    if (!rc && pj->cancelling) {
+        struct dm_error cerr;
+        rc = dm_error_set(&cerr, DM_ERR_CANCELLED, "cancelled while getting a GitHub token");
+        stage_finish(pj, rc, &cerr);
+        return;
+    }
+    if (!rc) {
+        pj->token_checked = 1;
+        rc = stage_begin(pj->job, pj->token_load, pj->token_next);
+        err = &pj->job->error;
+    }
+    if (rc) {
+        pj->stage_active = 1;
+        stage_finish(pj, rc, err);
+    }
+}
+
 int stage_begin(struct dm_job *job, unsigned load, void (*next)(struct pjob *pj))
 {
     struct pjob *pj = pjob_of(job);
@@ -495,6 +538,18 @@ int stage_begin(struct dm_job *job, unsigned load, void (*next)(struct pjob *pj)
     if (!pj) {
         return dm_error_set(&job->error, DM_ERR_NOMEM, "out of memory");
     }
+    if (!pj->token_checked && dm_ghapp_is_app(pj->p->gh) &&
+        !dm_ghapp_peek(pj->p->gh, job->req->repo_owner, job->req->repo_name)) {
+        pj->token_load = load;
+        pj->token_next = next;
+        if (dm_ghapp_fetch(pj->p->gh, job->req->repo_owner, job->req->repo_name, on_stage_token, pj,
+                           &pj->token_wait) == 0) {
+            pj->outstanding++;
+            pj->stage_active = 1;
+            return 0;
+        }
+    }
+    pj->token_checked = 0;
     pj->stage_active = 1;
     pj->gen.failed = 0;
     pj->cancelling = 0;
@@ -551,6 +606,7 @@ static void stop_work(struct pjob *pj)
     if (pj->pr.call) {
         dm_forge_cancel(pj->pr.call);
     }
+    dm_ghapp_cancel(pj->token_wait);
 }
 
 static void cancel(struct dm_job *job)
@@ -583,6 +639,7 @@ static void pjob_free(struct pjob *pj)
     dm_review_verdict_free(&pj->review.verdict);
     repo_cached_unref(pj->repo_ref);
     stage_check_forget(pj);
+    free(pj->pr.url);
     free(pj);
 }
 
@@ -697,8 +754,19 @@ int dm_pipeline_new(struct dm_pipeline **out, uv_loop_t *loop, const struct dm_c
     if ((rc = dm_llm_new(&p->llm, p->http, loop, &lo, err))) {
         goto fail;
     }
+    {
+        struct dm_ghapp_opts go = {.api_url = cfg->github_api_url,
+                                   .token = cfg->github_token,
+                                   .token_file = cfg->github_token_file,
+                                   .app_id = cfg->github_app_id,
+                                   .private_key = cfg->github_app_private_key,
+                                   .installation_id = cfg->github_app_installation_id};
+        if ((rc = dm_ghapp_new(&p->gh, p->http, loop, &go, err))) {
+            goto fail;
+        }
+    }
     fo.api_url = cfg->github_api_url;
-    fo.token = cfg->github_token;
+    fo.auth = p->gh;
     fo.write_interval_ms = (long)cfg->forge_write_interval_ms;
     if ((rc = dm_forge_new(&p->forge, p->http, loop, &fo, err))) {
         goto fail;
@@ -725,6 +793,14 @@ static void on_service_closed(void *arg)
 {
     struct dm_pipeline *p = arg;
     if (--p->pending_closes > 0) {
+        return;
+    }
+    if (p->gh) {
+        /* The credentials after the forge that borrows them, before the HTTP client. */
+        struct dm_ghapp *gh = p->gh;
+        p->gh = NULL;
+        p->pending_closes = 1;
+        dm_ghapp_close(gh, on_service_closed, p);
         return;
     }
     if (p->http) {

@@ -54,6 +54,8 @@ struct pjob;
 struct gen_file;
 struct dm_gitjob;
 struct dm_forge_call;
+struct dm_ghapp;
+struct dm_ghapp_wait;
 struct dm_validate_req;
 
 /* ---- the shared services (pipeline.c) ---- */
@@ -65,6 +67,7 @@ struct dm_pipeline {
     struct dm_http *http;
     struct dm_llm *llm;
     struct dm_forge *forge;
+    struct dm_ghapp *gh; /* the GitHub credentials (token, token file or App) */
     struct dm_validate_runner *vr;
     struct dm_callbacks *callbacks;
     struct dm_price_table *prices;
@@ -188,6 +191,10 @@ struct push_state {
 
 struct pr_state {
     struct dm_forge_call *call; /* the GitHub call in flight, or NULL */
+    long number;                /* the pull request, once found or opened */
+    char *url;                  /* its html_url (owned) */
+    int created;
+    int step; /* after it opened: labels, reviewers, the commit status (stage_pr.c) */
 };
 
 /* ---- one job ---- */
@@ -214,6 +221,12 @@ struct pjob {
     int cancelling;
     int outstanding; /* asynchronous operations in flight */
     void (*next)(struct pjob *pj);
+    /* a GitHub App token fetched before the stage begins (stage_begin) */
+    struct dm_ghapp_wait *token_wait;
+    int token_checked;
+    int token_refused; /* the push stage's git was refused a token once (stage_finish) */
+    unsigned token_load;
+    void (*token_next)(struct pjob *pj);
     /* each stage's own */
     struct plan_state planner;
     struct gen_state gen;

@@ -42,6 +42,29 @@ appends). Each rule: {"method": "GET"|"POST"|... or omitted, "path": "substring"
    "delay_ms": n         (with any of the above, or alone) wait first}
 Rules are tried in order; the first matching one with times left applies and uses one time.
 
+Pull request extras (GitHub's shapes):
+  POST /repos/{o}/{r}/issues/{n}/labels {"labels":[...]}  200 [label, ...] (every label of it)
+  POST /repos/{o}/{r}/pulls/{n}/requested_reviewers {"reviewers":[...],"team_reviewers":[...]}
+        201 pull (with requested_reviewers, requested_teams); make it fail with a script rule,
+        e.g. {"path":"requested_reviewers","status":422,"body":{"message":"Reviews may only be
+        requested from collaborators. ..."}}
+  POST /repos/{o}/{r}/statuses/{sha} {"state","target_url"?,"description"?,"context"?}
+        201 status; 422 for a state other than error, failure, pending, success
+A pull also carries "labels", "requested_reviewers" and "requested_teams".
+
+GitHub App (with --app-id and --app-public-key PEM):
+  GET  /repos/{o}/{r}/installation            200 installation {"id","app_id","account",...}
+  POST /app/installations/{id}/access_tokens  201 {"token":"ghs_…","expires_at":"…Z",
+        "permissions":{...},"repository_selection":"all"}; the token is valid for --token-ttl
+        seconds (default 3600), then 401 Bad credentials like any unknown token
+Both need `Authorization: Bearer <JWT>`: RS256, signature checked with the public key (openssl),
+iss equal to --app-id (its iss is recorded), exp in the future and at most 10 minutes after iat;
+else 401 {"message":"A JSON web token could not be decoded" | "'Expiration time' claim ('exp')
+...","documentation_url":...}. Unknown installation: 404. An installation token is accepted
+wherever --token is. With --git-users FILE, FILE always holds "x-access-token:<token>" for the
+installation tokens still valid (lighttpd's plain users file of git_http_server.sh), so the
+smart-HTTP git server takes exactly those.
+
 Control endpoints (no auth):
   GET  /_fake/requests  [{"n","ts","method","path","query","headers"{lower-case},"body"}] newest
                         last, at most 5000
@@ -49,15 +72,26 @@ Control endpoints (no auth):
   POST /_fake/seed      {"owner","repo","head","base","title"?,"state"?,"user"?,"body"?} adds a
                         pull request (as someone else would); answers the pull
   GET  /_fake/pulls     every pull request
+  POST /_fake/revoke    revokes every installation token issued so far (REST and git refuse them)
+  GET  /_fake/statuses  every commit status [{"sha","owner","repo",...status}]
+  GET  /_fake/app       {"jwt_iss":[iss of each accepted JWT],"jwt_rejected":n,
+                        "tokens_issued":n,"token_expiries":[epoch s of token 1, 2, ...],
+                        "tokens_refused":n (expired installation tokens seen)}
+A request record's "inst_token" is the number (1, 2, ...) of the installation token it carried,
+or null.
 Command line: --port N (0: pick one; the first stdout line is then PORT=<n>), --host, --token,
---git-root DIR, --quiet.
+--git-root DIR, --quiet, --app-id ID, --app-public-key FILE, --installation-id N (default
+4242), --token-ttl S, --git-users FILE.
 """
 
 import argparse
+import base64
 import signal
 import json
 import os
+import secrets
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -84,6 +118,14 @@ class State:
         self.script = []
         self.remaining = 5000
         self.n = 0
+        self.statuses = []
+        self.inst_tokens = {}  # token -> expiry (epoch seconds)
+        self.token_index = {}  # token -> 1, 2, ... in the order issued
+        self.token_expiries = []  # expiry of token n at [n - 1]
+        self.jwt_iss = []
+        self.jwt_rejected = 0
+        self.tokens_issued = 0
+        self.tokens_refused = 0
 
 
 STATE = None
@@ -151,6 +193,9 @@ def make_pull(owner, repo, head, base, title, body, draft, user, state="open"):
         "closed_at": ts if state == "closed" else None,
         "merged_at": None,
         "draft": bool(draft),
+        "labels": [],
+        "requested_reviewers": [],
+        "requested_teams": [],
         "author_association": "NONE",
         "head": {"label": "%s:%s" % (owner, head), "ref": head,
                  "sha": branch_sha(owner, repo, head) or "0" * 40,
@@ -163,6 +208,69 @@ def make_pull(owner, repo, head, base, title, body, draft, user, state="open"):
     }
     STATE.pulls.append(p)
     return p
+
+
+APP_DOCS = "https://docs.github.com/rest/apps/apps"
+
+
+def is_app_route(path):
+    parts = path.strip("/").split("/")
+    return ((len(parts) == 4 and parts[0] == "repos" and parts[3] == "installation") or
+            (len(parts) >= 2 and parts[0] == "app"))
+
+
+def b64url(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def verify_rs256(data, sig, public_key_file):
+    """RS256 (RSASSA-PKCS1-v1_5 with SHA-256) checked by the openssl command line."""
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "data"), "wb") as f:
+            f.write(data)
+        with open(os.path.join(d, "sig"), "wb") as f:
+            f.write(sig)
+        r = subprocess.run(["openssl", "dgst", "-sha256", "-verify", public_key_file,
+                            "-signature", os.path.join(d, "sig"), os.path.join(d, "data")],
+                           capture_output=True)
+        return r.returncode == 0
+
+
+def installation_obj(owner):
+    inst = STATE.args.installation_id
+    return {"id": inst, "account": user_obj(owner, "Organization"),
+            "access_tokens_url": "http://api.github.local/app/installations/%d/access_tokens"
+            % inst,
+            "repositories_url": "http://api.github.local/installation/repositories",
+            "html_url": "https://github.com/organizations/%s/settings/installations/%d"
+            % (owner, inst),
+            "app_id": int(STATE.args.app_id) if str(STATE.args.app_id).isdigit() else 1,
+            "app_slug": "dreamd", "target_id": stable_id(owner), "target_type": "Organization",
+            "permissions": {"contents": "write", "pull_requests": "write", "statuses": "write",
+                            "metadata": "read"},
+            "events": [], "created_at": now_iso(), "updated_at": now_iso(),
+            "single_file_name": None}
+
+
+def write_git_users():
+    """The valid installation tokens as lighttpd's plain users file (caller holds the lock)."""
+    path = STATE.args.git_users
+    if not path:
+        return
+    now = time.time()
+    lines = "".join("x-access-token:%s\n" % t for t, exp in STATE.inst_tokens.items()
+                    if exp > now)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(lines or "x-access-token:no-valid-token\n")
+    os.rename(tmp, path)
+
+
+def git_users_loop():
+    while True:
+        time.sleep(0.1)
+        with STATE.lock:
+            write_git_users()
 
 
 def public(p):
@@ -237,7 +345,9 @@ class Handler(BaseHTTPRequestHandler):
                 "n": STATE.n, "ts": time.time(), "method": method, "path": url.path,
                 "query": url.query,
                 "headers": {k.lower(): v for k, v in self.headers.items()},
-                "body": body.decode("utf-8", "replace")})
+                "body": body.decode("utf-8", "replace"),
+                "inst_token": STATE.token_index.get(
+                    (self.headers.get("Authorization") or " ").split(" ", 1)[-1])})
             del STATE.requests[:-5000]
             rule = self.pick_rule(method, url.path)
         # GitHub Enterprise serves the same API under /api/v3.
@@ -246,12 +356,22 @@ class Handler(BaseHTTPRequestHandler):
             api_url = url._replace(path=url.path[len("/api/v3"):])
         if rule and rule.get("delay_ms"):
             time.sleep(rule["delay_ms"] / 1000.0)
-        if not self.authorized():
+        app_route = is_app_route(api_url.path)
+        if app_route:
+            why = self.check_jwt()
+            if why:
+                return self.send_json(401, {"message": why,
+                                            "documentation_url": "https://docs.github.com/rest",
+                                            "status": "401"})
+        elif not self.authorized():
             return self.send_json(401, {"message": "Bad credentials",
                                         "documentation_url": "https://docs.github.com/rest",
                                         "status": "401"})
         if rule and self.misbehave(rule):
             return
+        if app_route:
+            status, obj = self.app_api(method, api_url)
+            return self.send_json(status, obj, self.rate_headers())
         status, obj, extra = self.api(method, api_url, body)
         if rule and rule.get("apply_then"):
             st = int(rule["apply_then"])
@@ -263,10 +383,88 @@ class Handler(BaseHTTPRequestHandler):
 
     def authorized(self):
         tok = STATE.args.token
-        if not tok:
-            return True
         auth = self.headers.get("Authorization") or ""
+        given = auth.split(" ", 1)[1] if " " in auth else ""
+        with STATE.lock:
+            exp = STATE.inst_tokens.get(given)
+            if exp is not None:
+                if time.time() < exp:
+                    return True
+                STATE.tokens_refused += 1
+                return False
+        if not tok:
+            return not STATE.args.app_id
         return auth in ("Bearer " + tok, "token " + tok)
+
+    # ---- GitHub App ----------------------------------------------------------------------
+
+    def check_jwt(self):
+        """None when the request carries a valid App JWT, else GitHub's 401 message."""
+        bad = "A JSON web token could not be decoded"
+        if not STATE.args.app_id or not STATE.args.app_public_key:
+            return "Bad credentials"
+        auth = self.headers.get("Authorization") or ""
+        if not auth.startswith("Bearer "):
+            return bad
+        parts = auth[7:].split(".")
+        if len(parts) != 3:
+            return bad
+        try:
+            header = json.loads(b64url(parts[0]))
+            claims = json.loads(b64url(parts[1]))
+            sig = b64url(parts[2])
+        except (ValueError, TypeError):
+            return bad
+        if header.get("alg") != "RS256" or not verify_rs256(
+                (parts[0] + "." + parts[1]).encode(), sig, STATE.args.app_public_key):
+            with STATE.lock:
+                STATE.jwt_rejected += 1
+            return bad
+        now = time.time()
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if not isinstance(iat, int) or not isinstance(exp, int) or iat > now + 60:
+            return "'Issued at' claim ('iat') must be an Integer representing a time in the past."
+        if exp <= now:
+            return ("'Expiration time' claim ('exp') must be a numeric value representing the "
+                    "future time at which the assertion expires.")
+        if exp - iat > 660:
+            return "'Expiration time' claim ('exp') is too far in the future"
+        if str(claims.get("iss")) != str(STATE.args.app_id):
+            with STATE.lock:
+                STATE.jwt_rejected += 1
+            return "Integration not found"
+        with STATE.lock:
+            STATE.jwt_iss.append(claims.get("iss"))
+        return None
+
+    def app_api(self, method, url):
+        parts = [urllib.parse.unquote(p) for p in url.path.strip("/").split("/")]
+        inst = STATE.args.installation_id
+        if len(parts) == 4 and parts[0] == "repos" and parts[3] == "installation":
+            d = repo_dir(parts[1], parts[2])
+            if method != "GET" or (d is not None and not os.path.isdir(d)):
+                return 404, {"message": "Not Found", "documentation_url": APP_DOCS,
+                             "status": "404"}
+            return 200, installation_obj(parts[1])
+        if (len(parts) == 4 and parts[:2] == ["app", "installations"] and
+                parts[3] == "access_tokens" and method == "POST"):
+            if parts[2] != str(inst):
+                return 404, {"message": "Not Found", "documentation_url": APP_DOCS,
+                             "status": "404"}
+            tok = "ghs_" + secrets.token_hex(18)
+            exp = int(time.time()) + STATE.args.token_ttl
+            with STATE.lock:
+                STATE.inst_tokens[tok] = exp
+                STATE.tokens_issued += 1
+                STATE.token_index[tok] = STATE.tokens_issued
+                STATE.token_expiries.append(exp)
+                write_git_users()
+            return 201, {"token": tok,
+                         "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp)),
+                         "permissions": {"contents": "write", "pull_requests": "write",
+                                         "statuses": "write", "metadata": "read"},
+                         "repository_selection": "all"}
+        return 404, {"message": "Not Found", "documentation_url": APP_DOCS, "status": "404"}
 
     def pick_rule(self, method, path):
         for r in STATE.script:
@@ -307,6 +505,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def api(self, method, url, body):
         parts = [urllib.parse.unquote(p) for p in url.path.strip("/").split("/")]
+        if (len(parts) >= 4 and parts[0] == "repos" and method == "POST" and
+                (parts[3] in ("statuses", "issues") or parts[-1] == "requested_reviewers")):
+            d = repo_dir(parts[1], parts[2])
+            if d is not None and not os.path.isdir(d):
+                return 404, {"message": "Not Found", "documentation_url": DOCS,
+                             "status": "404"}, None
+            try:
+                req = json.loads(body or b"{}")
+            except ValueError:
+                return 400, {"message": "Problems parsing JSON"}, None
+            if not isinstance(req, dict):
+                return 400, {"message": "Problems parsing JSON"}, None
+            with STATE.lock:
+                return self.extras(parts, req)
         if len(parts) < 4 or parts[0] != "repos" or parts[3] != "pulls":
             return 404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest",
                          "status": "404"}, None
@@ -336,6 +548,59 @@ class Handler(BaseHTTPRequestHandler):
                     p["closed_at"] = now_iso() if p["state"] == "closed" else None
                     return 200, public(p), None
         return 404, {"message": "Not Found", "documentation_url": DOCS}, None
+
+    def extras(self, parts, req):
+        owner, repo = parts[1], parts[2]
+        nf = (404, {"message": "Not Found", "documentation_url": DOCS, "status": "404"}, None)
+        if parts[3] == "statuses" and len(parts) == 5:
+            state = req.get("state")
+            if state not in ("error", "failure", "pending", "success"):
+                return validation_failed([{"resource": "Status", "field": "state",
+                                           "code": "custom",
+                                           "message": "state is not included in the list"}]) + (None,)
+            desc = req.get("description")
+            if isinstance(desc, str) and len(desc) > 140:
+                return validation_failed([{"resource": "Status", "field": "description",
+                                           "code": "custom", "message": "description is too "
+                                           "long (maximum is 140 characters)"}]) + (None,)
+            ts = now_iso()
+            st = {"url": "http://api.github.local/repos/%s/%s/statuses/%s" % (owner, repo,
+                                                                             parts[4]),
+                  "id": len(STATE.statuses) + 1, "node_id": "SC_fake%d" % len(STATE.statuses),
+                  "state": state, "description": desc, "target_url": req.get("target_url"),
+                  "context": req.get("context") or "default", "created_at": ts,
+                  "updated_at": ts, "creator": user_obj("dream-bot[bot]")}
+            STATE.statuses.append(dict(st, sha=parts[4], owner=owner, repo=repo))
+            return 201, st, None
+        if (parts[3] == "issues" and len(parts) == 6 and parts[4].isdigit() and
+                parts[5] == "labels"):
+            p = self.find_number(owner, repo, int(parts[4]))
+            labels = req.get("labels")
+            if not p:
+                return nf
+            if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+                return validation_failed([{"resource": "Label", "field": "labels",
+                                           "code": "invalid"}]) + (None,)
+            for name in labels:
+                if name not in [x["name"] for x in p["labels"]]:
+                    p["labels"].append({"id": stable_id(name), "node_id": "LA_" + name,
+                                        "url": "http://api.github.local/repos/%s/%s/labels/%s"
+                                        % (owner, repo, urllib.parse.quote(name)),
+                                        "name": name, "description": None, "color": "ededed",
+                                        "default": False})
+            return 200, p["labels"], None
+        if (parts[3] == "pulls" and len(parts) == 6 and parts[4].isdigit() and
+                parts[5] == "requested_reviewers"):
+            p = self.find_number(owner, repo, int(parts[4]))
+            if not p:
+                return nf
+            for login in req.get("reviewers") or []:
+                p["requested_reviewers"].append(user_obj(login, "User"))
+            for slug in req.get("team_reviewers") or []:
+                p["requested_teams"].append({"id": stable_id(slug), "slug": slug,
+                                             "name": slug})
+            return 201, public(p), None
+        return nf
 
     def find_number(self, owner, repo, n):
         for p in STATE.pulls:
@@ -417,6 +682,22 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/_fake/requests":
             with STATE.lock:
                 return self.send_json(200, list(STATE.requests))
+        if url.path == "/_fake/revoke" and method == "POST":
+            with STATE.lock:
+                n = len(STATE.inst_tokens)
+                STATE.inst_tokens.clear()
+                write_git_users()
+            return self.send_json(200, {"revoked": n})
+        if url.path == "/_fake/statuses":
+            with STATE.lock:
+                return self.send_json(200, list(STATE.statuses))
+        if url.path == "/_fake/app":
+            with STATE.lock:
+                return self.send_json(200, {"jwt_iss": list(STATE.jwt_iss),
+                                            "jwt_rejected": STATE.jwt_rejected,
+                                            "tokens_issued": STATE.tokens_issued,
+                                            "token_expiries": list(STATE.token_expiries),
+                                            "tokens_refused": STATE.tokens_refused})
         if url.path == "/_fake/pulls":
             with STATE.lock:
                 return self.send_json(200, [public(p) for p in STATE.pulls])
@@ -456,8 +737,17 @@ def main():
     ap.add_argument("--token", default="")
     ap.add_argument("--git-root", default=None)
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--app-id", default=None)
+    ap.add_argument("--app-public-key", default=None)
+    ap.add_argument("--installation-id", type=int, default=4242)
+    ap.add_argument("--token-ttl", type=int, default=3600)
+    ap.add_argument("--git-users", default=None)
     args = ap.parse_args()
     STATE = State(args)
+    if args.git_users:
+        with STATE.lock:
+            write_git_users()
+        threading.Thread(target=git_users_loop, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     srv = ThreadingHTTPServer((args.host, args.port), Handler)
     srv.daemon_threads = True

@@ -414,3 +414,52 @@ Test(config, password_only_urls_are_redacted)
     cr_assert_str_eq(dm_redis_url_redacted("redis://secret@h/0", buf, sizeof(buf)),
                      "redis://***@h/0");
 }
+
+/* ---- GitHub App and pull request defaults ---- */
+
+Test(config, github_app_settings_and_pull_request_defaults)
+{
+    const char *pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEabc\n-----END RSA PRIVATE KEY-----\n";
+    const char *env[] = {"DREAM_GITHUB_APP_ID=123456", NULL, "DREAM_GITHUB_APP_INSTALLATION_ID=42",
+                         "DREAM_PR_LABELS=dreamd,needs-review", NULL};
+    const char *args[] = {"--pr-draft", "--pr-reviewers=octocat", NULL};
+    char *text;
+
+    env[1] = strdup(secret_file("DREAM_GITHUB_APP_PRIVATE_KEY_FILE", pem));
+    cr_assert_eq(load(args, env, NULL), 0, "%s", err.msg);
+    cr_assert_str_eq(cfg->github_app_id, "123456");
+    cr_assert_str_eq(cfg->github_app_private_key,
+                     "-----BEGIN RSA PRIVATE KEY-----\nMIIEabc\n-----END RSA PRIVATE KEY-----");
+    cr_assert_eq(cfg->github_app_installation_id, 42);
+    cr_assert_eq(cfg->pr_draft, 1);
+    cr_assert_str_eq(cfg->pr_labels, "dreamd,needs-review");
+    cr_assert_str_eq(cfg->pr_reviewers, "octocat");
+    cr_assert_null(cfg->pr_team_reviewers);
+    text = printed();
+    cr_assert_null(strstr(text, "MIIEabc"), "the key is never printed");
+    free(text);
+    free((char *)env[1]);
+}
+
+Test(config, an_app_id_without_its_key_is_refused_and_the_key_is_no_flag)
+{
+    const char *env[] = {"DREAM_GITHUB_APP_ID=123456", NULL};
+    const char *args[] = {"--github-app-private-key=MIIEsecret", NULL};
+    cr_assert_eq(load(NULL, env, NULL), DM_ERR_INVALID);
+    cr_assert_not_null(strstr(err.msg, "DREAM_GITHUB_APP_ID and DREAM_GITHUB_APP_PRIVATE_KEY"),
+                       "%s", err.msg);
+    cr_assert_eq(load(args, NULL, NULL), DM_ERR_INVALID);
+    cr_assert_not_null(strstr(err.msg, "DREAM_GITHUB_APP_PRIVATE_KEY_FILE"), "%s", err.msg);
+    cr_assert_null(strstr(err.msg, "MIIEsecret"), "%s", err.msg);
+}
+
+Test(config, a_token_file_is_remembered_to_be_read_again)
+{
+    const char *env[] = {secret_file("GITHUB_TOKEN_FILE", "ghp_one\n"), NULL};
+    cr_assert_eq(load(NULL, env, NULL), 0, "%s", err.msg);
+    cr_assert_str_eq(cfg->github_token, "ghp_one");
+    cr_assert_not_null(cfg->github_token_file);
+    cr_assert_str_eq(strchr(env[0], '=') + 1, cfg->github_token_file);
+    cr_assert_eq(load(NULL, (const char *[]){"GITHUB_TOKEN=ghp_two", NULL}, NULL), 0);
+    cr_assert_null(cfg->github_token_file, "a plain variable is not a file");
+}

@@ -1,5 +1,6 @@
 /* Unit tests for forge_proto: owner/repo names, the pull request title and the body cap, and
  * the decoding of GitHub's pull request and error answers. */
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,4 +180,62 @@ Test(forge_proto, error_text)
     cr_assert_str_eq(out, "");
     dm_forge_error_text(e1, strlen(e1), out, 12);
     cr_assert_str_eq(out, "Validation ", "cut to the buffer");
+}
+
+Test(forge_proto, installation_token_and_installation_answers)
+{
+    const char *ok = "{\"token\":\"ghs_16C7e42F292c6912E7710c838347Ae178B4a\",\"expires_at\":"
+                     "\"2016-07-11T22:14:10Z\",\"permissions\":{\"contents\":\"write\"},"
+                     "\"repository_selection\":\"selected\"}";
+    char *tok = NULL;
+    long long exp = 0, id = 0;
+
+    cr_assert_eq(dm_forge_token_read(&tok, &exp, ok, strlen(ok)), 0);
+    cr_assert_str_eq(tok, "ghs_16C7e42F292c6912E7710c838347Ae178B4a");
+    cr_assert_eq(exp, 1468275250LL);
+    free(tok);
+    cr_assert_eq(dm_forge_token_read(&tok, &exp, "{\"token\":\"x\"}", 13), DM_ERR_INVALID);
+    cr_assert_null(tok);
+    cr_assert_eq(dm_forge_token_read(&tok, &exp, "{\"token\":\"x\",\"expires_at\":\"soon\"}", 34),
+                 DM_ERR_INVALID);
+    cr_assert_eq(dm_forge_token_read(&tok, &exp, "[]", 2), DM_ERR_INVALID);
+    cr_assert_eq(dm_forge_time_parse("2016-07-11T22:14:10.123Z"), 1468275250LL);
+    cr_assert_eq(dm_forge_time_parse("2016-07-11T22:14:10+02:00"), -1);
+    cr_assert_eq(dm_forge_time_parse("2016-13-11T22:14:10Z"), -1);
+    cr_assert_eq(dm_forge_installation_read(&id, "{\"id\":1234,\"app_id\":1}", 22), 0);
+    cr_assert_eq(id, 1234);
+    cr_assert_eq(dm_forge_installation_read(&id, "{\"id\":\"1\"}", 10), DM_ERR_INVALID);
+}
+
+Test(forge_proto, labels_reviewers_and_status_bodies)
+{
+    const char *labels[] = {"dreamd", "a \"quoted\" label"};
+    const char *users[] = {"octocat"};
+    const char *teams[] = {"platform"};
+    char *s = dm_forge_labels_json(labels, 2);
+    char long_desc[300];
+
+    cr_assert_str_eq(s, "{\"labels\":[\"dreamd\",\"a \\\"quoted\\\" label\"]}");
+    free(s);
+    s = dm_forge_reviewers_json(users, 1, teams, 1);
+    cr_assert_str_eq(s, "{\"reviewers\":[\"octocat\"],\"team_reviewers\":[\"platform\"]}");
+    free(s);
+    s = dm_forge_reviewers_json(NULL, 0, teams, 1);
+    cr_assert_str_eq(s, "{\"team_reviewers\":[\"platform\"]}");
+    free(s);
+    s = dm_forge_status_json("failure", "dreamd/verify", "Type-check:\nfailed", "https://x/1");
+    cr_assert_str_eq(s, "{\"state\":\"failure\",\"context\":\"dreamd/verify\",\"description\":"
+                        "\"Type-check: failed\",\"target_url\":\"https://x/1\"}");
+    free(s);
+    memset(long_desc, 'd', sizeof(long_desc) - 1);
+    long_desc[sizeof(long_desc) - 1] = '\0';
+    s = dm_forge_status_json("success", "dreamd/verify", long_desc, NULL);
+    {
+        cJSON *j = cJSON_Parse(s);
+        cr_assert_leq(strlen(cJSON_GetObjectItem(j, "description")->valuestring),
+                      DM_FORGE_STATUS_DESC_MAX);
+        cr_assert_null(cJSON_GetObjectItem(j, "target_url"));
+        cJSON_Delete(j);
+    }
+    free(s);
 }

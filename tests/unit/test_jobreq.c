@@ -870,3 +870,94 @@ Test(jobreq_build, generated_ids_follow_the_rule)
     cr_assert_str_eq(id, "job-20241206-015320-deadbeef");
     cr_assert_eq(dm_jobreq_id_make(id, 8, 0, rnd), DM_ERR_LIMIT);
 }
+
+/* ---- pull request options ---- */
+
+Test(jobreq, pull_request_options_and_their_rules)
+{
+    static const struct row rows[] = {
+        {"draft", "true", 0, NULL},
+        {"draft", "null", 0, NULL},
+        {"draft", "\"yes\"", INV, "draft: must be true or false"},
+        {"labels", "[]", 0, NULL},
+        {"labels", "[\"dreamd\",\"needs review\",\"été\"]", 0, NULL},
+        {"labels", "\"dreamd\"", INV, "labels: must be an array of strings"},
+        {"labels", "[1]", INV,
+         "labels: each must be a string of 1..50 characters without control characters"},
+        {"labels", "[\"\"]", INV,
+         "labels: each must be a string of 1..50 characters without control characters"},
+        {"labels", "[\"a\\nb\"]", INV,
+         "labels: each must be a string of 1..50 characters without control characters"},
+        {"labels", "[\"123456789012345678901234567890123456789012345678901\"]", INV,
+         "labels: each must be a string of 1..50 characters without control characters"},
+        {"labels",
+         "[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\",\"10\",\"11\",\"12\",\"13\","
+         "\"14\",\"15\",\"16\",\"17\",\"18\",\"19\",\"20\",\"21\"]",
+         INV, "labels: must have at most 20 entries"},
+        {"reviewers", "[\"octocat\",\"a-b\"]", 0, NULL},
+        {"reviewers", "[\"-bad\"]", INV,
+         "reviewers: each must be a GitHub login (^[A-Za-z0-9][A-Za-z0-9-]{0,38}$)"},
+        {"reviewers", "[\"a/b\"]", INV,
+         "reviewers: each must be a GitHub login (^[A-Za-z0-9][A-Za-z0-9-]{0,38}$)"},
+        {"teamReviewers", "[\"platform\",\"web_team\"]", 0, NULL},
+        {"teamReviewers", "[\"acme/platform\"]", INV,
+         "teamReviewers: each must be a team slug (^[A-Za-z0-9._-]{1,100}$)"},
+        {"specUrl", "\"https://specs.example.com/todo-api#v2\"", 0, NULL},
+        {"specUrl", "\"ftp://x\"", INV, "specUrl: must be an http:// or https:// URL"},
+        {"specUrl", "\"https://\"", INV, "specUrl: must be an http:// or https:// URL"},
+        {"specUrl", "\"https://x/a>b\"", INV,
+         "specUrl: must not contain spaces, control characters, quotes, backslashes, backticks "
+         "or angle brackets"},
+        {"specUrl", "\"https://x/a b\"", INV,
+         "specUrl: must not contain spaces, control characters, quotes, backslashes, backticks "
+         "or angle brackets"},
+    };
+    check_rows(rows, sizeof(rows) / sizeof(rows[0]), NULL);
+}
+
+Test(jobreq, pull_request_options_absent_present_and_round_tripped)
+{
+    struct dm_jobreq *job, *again;
+    struct dm_error err;
+    char *json, *out;
+    cJSON *root = cJSON_Parse(VALID);
+
+    cr_assert_eq(dm_jobreq_parse(&job, VALID, strlen(VALID), NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(job->draft, -1, "absent: the settings decide");
+    cr_assert(!job->labels_set && !job->reviewers_set && !job->team_reviewers_set);
+    cr_assert_null(job->spec_url);
+    out = dm_jobreq_to_json(job);
+    cr_assert_null(strstr(out, "draft"), "%s", out);
+    cr_assert_null(strstr(out, "labels"), "%s", out);
+    free(out);
+    dm_jobreq_free(job);
+
+    cJSON_AddFalseToObject(root, "draft");
+    cJSON_AddItemToObject(root, "labels", cJSON_CreateArray());
+    cJSON_AddItemToObject(root, "reviewers",
+                          cJSON_CreateStringArray((const char *[]){"octocat", "octocat"}, 2));
+    cJSON_AddItemToObject(root, "teamReviewers",
+                          cJSON_CreateStringArray((const char *[]){"platform"}, 1));
+    cJSON_AddStringToObject(root, "specUrl", "https://specs.example.com/1");
+    json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    cr_assert_eq(dm_jobreq_parse(&job, json, strlen(json), NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(job->draft, 0, "false is not absent");
+    cr_assert(job->labels_set, "[] is set: no labels, whatever the settings say");
+    cr_assert_eq(job->n_labels, 0);
+    cr_assert_eq(job->n_reviewers, 1, "duplicates dropped");
+    cr_assert_str_eq(job->reviewers[0], "octocat");
+    cr_assert_str_eq(job->team_reviewers[0], "platform");
+    cr_assert_str_eq(job->spec_url, "https://specs.example.com/1");
+    out = dm_jobreq_to_json(job);
+    cr_assert_eq(dm_jobreq_parse(&again, out, strlen(out), NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(again->draft, 0);
+    cr_assert(again->labels_set);
+    cr_assert_eq(again->n_reviewers, 1);
+    cr_assert_eq(again->n_team_reviewers, 1);
+    cr_assert_str_eq(again->spec_url, job->spec_url);
+    dm_jobreq_free(again);
+    dm_jobreq_free(job);
+    free(out);
+    free(json);
+}

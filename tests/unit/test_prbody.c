@@ -106,7 +106,8 @@ Test(prbody, exact_body_with_every_part)
     struct dm_findings f = DM_FINDINGS_INIT;
     struct dm_review_verdict v;
     struct dm_prbody_cost cost = {1200, 0.0123, 100000, 2.5};
-    struct dm_prbody parts = {p, s, &w, &v, &f, &cost, "job-1", "- Type-check (tsc): passed\n"};
+    struct dm_prbody parts = {p,   s, &w, &v, &f, &cost, "job-1", "- Type-check (tsc): passed\n",
+                              NULL};
     char *body;
 
     p->stack = strdup("Hono + React <19> (TypeScript)");
@@ -188,7 +189,7 @@ Test(prbody, each_part_alone_decides_its_section)
     scan(&f, FINDINGS_PATH, FINDINGS_SQL);
     verdict(&v);
     for (unsigned mask = 0; mask < 32; mask++) {
-        struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+        struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
         int want[6];
         const char *prev;
         char *body;
@@ -238,7 +239,7 @@ Test(prbody, plan_only)
 {
     struct dm_spec *s = parse(SPEC_MD);
     struct dm_plan *p = build(s);
-    struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     char *body = dm_prbody_render(&parts);
 
     cr_assert_str_eq(body, "## Dream Machine Build\n\n**Spec**: Todo API\n\n### Files changed\n\n"
@@ -276,7 +277,7 @@ Test(prbody, validation_none)
     struct dm_spec *s = parse(SPEC_MD);
     struct dm_plan *p = build(s);
     struct dm_validate_warnings w;
-    struct dm_prbody parts = {p, NULL, &w, NULL, NULL, NULL, NULL, NULL};
+    struct dm_prbody parts = {p, NULL, &w, NULL, NULL, NULL, NULL, NULL, NULL};
     char *body;
 
     dm_validate_warnings_init(&w);
@@ -292,7 +293,7 @@ Test(prbody, overview_and_requirements_are_cut)
     struct dm_buf md;
     struct dm_spec *s;
     struct dm_plan *p;
-    struct dm_prbody parts = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct dm_prbody parts = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     char *body;
 
     dm_buf_init(&md, 0);
@@ -416,7 +417,7 @@ Test(prbody, checklist_maps_every_item)
     struct dm_buf md;
     struct dm_spec *s;
     struct dm_plan *p;
-    struct dm_prbody parts = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct dm_prbody parts = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     char *body;
 
     dm_buf_init(&md, 0);
@@ -471,7 +472,7 @@ Test(prbody, edits_and_verification_cap)
 {
     struct dm_spec *s = parse(SPEC_MD);
     struct dm_plan *p = build(s);
-    struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     struct dm_buf v;
     char *body;
 
@@ -494,4 +495,56 @@ Test(prbody, edits_and_verification_cap)
     dm_buf_free(&v);
     dm_plan_free(p);
     dm_spec_free(s);
+}
+
+Test(prbody, spec_link_only_when_it_is_a_safe_url)
+{
+    struct dm_spec *s = parse(SPEC_MD);
+    struct dm_plan *p = build(s);
+    struct dm_prbody parts = {p, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    char *body;
+
+    parts.spec_url = "https://specs.example.com/todo-api?v=2";
+    body = dm_prbody_render(&parts);
+    cr_assert(strstr(body, "**Spec**: Todo API\n**Spec link**: <https://specs.example.com/"
+                           "todo-api?v=2>\n"),
+              "%s", body);
+    free(body);
+    /* Anything that could end the autolink or inject Markdown is left out. */
+    parts.spec_url = "https://x/a>[click](javascript:alert(1))";
+    body = dm_prbody_render(&parts);
+    cr_assert_null(strstr(body, "Spec link"), "%s", body);
+    free(body);
+    parts.spec_url = "javascript:alert(1)";
+    body = dm_prbody_render(&parts);
+    cr_assert_null(strstr(body, "Spec link"), "%s", body);
+    free(body);
+    dm_plan_free(p);
+    dm_spec_free(s);
+}
+
+Test(prbody, status_description_is_one_short_line)
+{
+    char *d = dm_prbody_status("- **Type-check** (`tsc`): passed\n- Migrations: 1 replayed\n", 2);
+    cr_assert_str_eq(d, "Type-check (tsc): passed; Migrations: 1 replayed; 2 validation warnings");
+    free(d);
+    d = dm_prbody_status(NULL, 1);
+    cr_assert_str_eq(d, "checks passed; 1 validation warning");
+    free(d);
+    /* Each line up to its first "; ": the gist, not the details. */
+    d = dm_prbody_status("- Type-check (tsc 7.0.2): passed, 2 files; 4 package(s) checked as "
+                         "untyped\n- Migrations: 0001_create_todos.sql replayed\n",
+                         0);
+    cr_assert_str_eq(d, "Type-check (tsc 7.0.2): passed, 2 files; Migrations: "
+                        "0001_create_todos.sql replayed; 0 validation warnings");
+    free(d);
+    {
+        char longv[600];
+        memset(longv, 'x', sizeof(longv) - 1);
+        longv[sizeof(longv) - 1] = '\0';
+        d = dm_prbody_status(longv, 12);
+        cr_assert_leq(strlen(d), 140, "GitHub's cap: %zu", strlen(d));
+        cr_assert(strstr(d, "; 12 validation warnings"), "the count always shows: %s", d);
+        free(d);
+    }
 }

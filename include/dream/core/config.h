@@ -63,6 +63,14 @@ struct dm_config {
     /* Git and GitHub */
     char *github_token; /* secret */
     char *github_api_url;
+    char *github_token_file;              /* GITHUB_TOKEN_FILE when the token came from it */
+    char *github_app_id;                  /* NULL: no GitHub App */
+    char *github_app_private_key;         /* secret, PEM */
+    long long github_app_installation_id; /* 0: looked up per repository */
+    int pr_draft;
+    char *pr_labels;         /* comma-separated, or NULL */
+    char *pr_reviewers;      /* comma-separated, or NULL */
+    char *pr_team_reviewers; /* comma-separated, or NULL */
     long long forge_write_interval_ms;
     char *git_url;
     char *git_author_name;

@@ -72,4 +72,35 @@ int dm_forge_pull_read(struct dm_forge_pr *pr, const char *body, size_t len);
  * body when it has none of these; control characters replaced by spaces. */
 void dm_forge_error_text(const char *body, size_t len, char *out, size_t outlen);
 
+/* ---- GitHub App and pull request extras ---- */
+
+/* From the answer to POST /app/installations/{id}/access_tokens ({"token":"ghs_…",
+ * "expires_at":"2016-07-11T22:14:10Z",...}): *token (caller frees with dm_secret_free) and
+ * *expires_s (Unix seconds). Returns 0 or DM_ERR_INVALID (no token, or expires_at is not an
+ * RFC 3339 UTC time). */
+int dm_forge_token_read(char **token, long long *expires_s, const char *body, size_t len);
+
+/* From the answer to GET /repos/{o}/{r}/installation ({"id":1,...}): the installation id.
+ * Returns 0 or DM_ERR_INVALID. */
+int dm_forge_installation_read(long long *id, const char *body, size_t len);
+
+/* "2016-07-11T22:14:10Z" (fractions allowed, Z only) as Unix seconds; -1 if it does not parse. */
+long long dm_forge_time_parse(const char *s);
+
+/* The body of POST .../issues/{n}/labels: {"labels":[...]}. NULL on allocation failure. */
+char *dm_forge_labels_json(const char *const *labels, size_t n);
+
+/* The body of POST .../pulls/{n}/requested_reviewers: {"reviewers":[...],"team_reviewers":[...]}
+ * (an empty list is left out). NULL on allocation failure. */
+char *dm_forge_reviewers_json(const char *const *users, size_t n_users, const char *const *teams,
+                              size_t n_teams);
+
+#define DM_FORGE_STATUS_DESC_MAX 140 /* GitHub refuses a status description over 140 characters */
+
+/* The body of POST .../statuses/{sha}: {"state","context","description"(,"target_url")}; the
+ * description is cleaned to one line and capped at DM_FORGE_STATUS_DESC_MAX bytes (a cut one ends
+ * in "…"). target_url may be NULL. NULL on allocation failure. */
+char *dm_forge_status_json(const char *state, const char *context, const char *description,
+                           const char *target_url);
+
 #endif

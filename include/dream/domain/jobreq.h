@@ -28,6 +28,9 @@
 #define DM_JOBREQ_EFFORT_MAX 64                   /* estimatedEffort, in characters (code points) */
 #define DM_JOBREQ_MAX_TOKENS_MAX 1000000000LL     /* budget.maxTokens upper bound */
 #define DM_JOBREQ_MAX_DOLLARS_MAX 1000000.0       /* budget.maxDollars upper bound */
+#define DM_JOBREQ_LABELS_MAX 20                   /* labels: entries */
+#define DM_JOBREQ_LABEL_MAX 50                    /* one label, in characters (GitHub's cap) */
+#define DM_JOBREQ_REVIEWERS_MAX 15                /* reviewers, teamReviewers: entries each */
 
 /* Defaults of optional fields, applied by dm_jobreq_parse() (and shown by readers of a stored
  * job that omits them). targetRepoType defaults to custom, priority to medium. */
@@ -72,6 +75,18 @@ struct dm_jobreq {
     double budget_dollars;   /* budget.maxDollars: finite, > 0, <= DM_JOBREQ_MAX_DOLLARS_MAX */
     enum dm_trust trust;     /* valid only when trust_set */
     int trust_set;           /* the body carried trustLevel (or the caller applied a token's) */
+    /* pull request options; absent = the replica's settings (DREAM_PR_*) decide */
+    int draft;     /* draft: -1 absent, 0 or 1 */
+    char **labels; /* labels: 1..50 characters each, no control characters */
+    size_t n_labels;
+    int labels_set;   /* the job carried labels (possibly []) */
+    char **reviewers; /* reviewers: GitHub logins ([A-Za-z0-9-]{1,39}, no leading '-') */
+    size_t n_reviewers;
+    int reviewers_set;
+    char **team_reviewers; /* teamReviewers: team slugs ([A-Za-z0-9._-]{1,100}) */
+    size_t n_team_reviewers;
+    int team_reviewers_set;
+    char *spec_url; /* specUrl: NULL or an http(s):// URL, no spaces, '<' or '>' */
 };
 
 /* Parse options; borrowed for the call. Zero-initialise (DM_JOBREQ_OPTS_INIT). */

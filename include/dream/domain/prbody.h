@@ -6,6 +6,7 @@
  *
  * Layout (every heading is added here; a part that is not given is left out):
  *   "## Dream Machine Build\n\n**Spec**: <title>\n"
+ *   ["**Spec link**: <<spec_url>>\n"]                           (an autolink, when given)
  *   ["**Stack**: <plan->stack>\n"]                               (when the plan has one)
  *   "\n### Overview\n\n"      the spec's overview, first 500 characters ("…" when cut)
  *   "\n### Checklist\n\n"     when the plan has covers (plan.h): per category of the spec that
@@ -66,10 +67,19 @@ struct dm_prbody {
     const char *job_id;                            /* named in the footer when set */
     const char *verification; /* Markdown of the whole-change checks (type-check, migration
                                  replay); NULL or "": no verification section */
+    const char *spec_url;     /* the job's specUrl: NULL, or shown only when it is an http(s)
+                                 URL of at most 2048 bytes without spaces, control characters,
+                                 quotes, backslashes, backticks or angle brackets */
 };
 
 /* Renders the body (layout above), malloc'd (free()); NULL only on NOMEM. */
 char *dm_prbody_render(const struct dm_prbody *parts);
+
+/* The description of the `dreamd/verify` commit status: each line of the verification up to its
+ * first "; " (the "- " bullets, '*' and '`' dropped), joined with "; " ("checks passed" without
+ * a verification), then "; <n> validation warning(s)". One line of at most 140 bytes: the
+ * checks are cut (with "…") so the count always shows. malloc'd (free()); NULL only on NOMEM. */
+char *dm_prbody_status(const char *verification, size_t n_warnings);
 
 /*
  * Appends the validation section's text (the heading is the body's) to out:

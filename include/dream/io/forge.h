@@ -40,6 +40,7 @@
 #include <uv.h>
 
 struct dm_forge;      /* client, one per token */
+struct dm_ghapp;      /* io/ghapp.h: where tokens come from */
 struct dm_forge_call; /* one find-or-create in progress */
 
 struct dm_forge_opts {
@@ -53,6 +54,10 @@ struct dm_forge_opts {
     long secondary_backoff_ms; /* first wait after a secondary limit without Retry-After;
                                 * 0 = 60000 */
     long max_wait_ms;          /* longest rate-limit wait accepted; 0 = 900000 (15 min) */
+    struct dm_ghapp *auth;     /* borrowed, outlives the client; when set, each request's token
+                                * comes from it (token is then unused): a GitHub App's
+                                * installation token is fetched first when none is fresh, and a
+                                * 401 is answered once with a new one */
 };
 
 /* write_interval_ms defaults to 1000 (DREAM_FORGE_WRITE_INTERVAL_MS). */
@@ -103,6 +108,40 @@ int dm_forge_new(struct dm_forge **out, struct dm_http *http, uv_loop_t *loop,
  * through the callback (DM_ERR_AUTH). */
 int dm_forge_open_pr(struct dm_forge *f, const struct dm_forge_pr_request *req,
                      struct dm_forge_call **out, struct dm_error *err);
+
+/* ---- after the pull request opened: labels, reviewers, the commit status ----
+ *   DM_FORGE_LABELS     POST {api}/repos/{o}/{r}/issues/{number}/labels  {"labels":[...]}
+ *   DM_FORGE_REVIEWERS  POST {api}/repos/{o}/{r}/pulls/{number}/requested_reviewers
+ *                       {"reviewers":[...],"team_reviewers":[...]}
+ *   DM_FORGE_STATUS     POST {api}/repos/{o}/{r}/statuses/{sha}
+ *                       {"state","context","description","target_url"?}
+ * (bodies from forge_proto's dm_forge_*_json). Same rate limits, retries and credentials as the
+ * find-or-create; any 2xx is success; 403 → DM_ERR_AUTH, 404 → DM_ERR_NOTFOUND, another 4xx
+ * (e.g. 422 "Reviews may only be requested from collaborators") → DM_ERR_INVALID with
+ * GitHub's message. */
+enum dm_forge_post_kind { DM_FORGE_LABELS, DM_FORGE_REVIEWERS, DM_FORGE_STATUS };
+
+typedef void (*dm_forge_post_cb)(void *arg, int rc, long http_status, const struct dm_error *err);
+
+struct dm_forge_post_request {
+    enum dm_forge_post_kind kind;
+    const char *owner, *repo; /* required (dm_forge_name_valid) */
+    long number;              /* LABELS, REVIEWERS: the pull request */
+    const char *sha;          /* STATUS: the commit, 40 lowercase hex digits */
+    const char *body;         /* required JSON */
+    const char *job_id;       /* for log lines, may be NULL */
+    dm_forge_post_cb on_done; /* required; fires once, from the loop */
+    void *arg;
+};
+
+/* Starts one such request (everything copied). Returns 0 (then on_done fires exactly once), or
+ * DM_ERR_INVALID / DM_ERR_NOMEM / DM_ERR_CANCELLED and no callback fires. *out as for
+ * dm_forge_open_pr (cancel with dm_forge_cancel). */
+int dm_forge_post(struct dm_forge *f, const struct dm_forge_post_request *req,
+                  struct dm_forge_call **out, struct dm_error *err);
+
+/* "adding labels", "requesting reviewers", "setting the commit status". */
+const char *dm_forge_post_name(enum dm_forge_post_kind kind);
 
 /* Cancels a call whose completion has not fired: its request is aborted or its wait ended, and
  * the completion fires later, from the loop, with DM_ERR_CANCELLED. */
