@@ -31,6 +31,13 @@ struct dm_admin; /* opaque */
 int dm_admin_start(struct dm_admin **out, struct dm_metrics *m, const char *addr,
                    struct dm_error *err);
 
+/* Like dm_admin_start, and every other path is answered by the dashboard (dash, borrowed; must
+ * outlive the server; NULL = none, as dm_admin_start): the server then runs one thread per
+ * connection. */
+struct dm_dashboard;
+int dm_admin_start_dashboard(struct dm_admin **out, struct dm_metrics *m, const char *addr,
+                             struct dm_dashboard *dash, struct dm_error *err);
+
 /* Default stall time of /healthz: a loop that has not turned for this long is unhealthy. */
 #define DM_ADMIN_STALL_MS 10000u
 
