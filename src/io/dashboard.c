@@ -290,6 +290,7 @@ static enum MHD_Result send_redirect(struct MHD_Connection *c, const char *to, c
 
 struct sse {
     struct dm_dashboard *d;
+    long long sent;  /* events rendered */
     struct dconn dc; /* its own Redis connection: XREAD BLOCK holds it */
     char last[64];   /* id of the last event rendered */
     struct dm_buf out;
@@ -339,6 +340,7 @@ static void sse_render(struct sse *s, const redisReply *r)
             return;
         }
         snprintf(s->last, sizeof(s->last), "%s", e->element[0]->str);
+        s->sent++;
     }
 }
 
@@ -385,7 +387,11 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void sse_free(void *cls)
 {
     struct sse *s = cls;
-    atomic_fetch_sub(&s->d->sse_clients, 1);
+    int left = atomic_fetch_sub(&s->d->sse_clients, 1) - 1;
+    dm_info("dashboard", NULL,
+            "event stream closed after %lld events, at %s (client gone, too slow, or stopping); "
+            "%d left",
+            s->sent, s->last, left);
     if (s->dc.rc) {
         redisFree(s->dc.rc);
     }
@@ -426,6 +432,7 @@ static enum MHD_Result serve_events(struct dm_dashboard *d, struct MHD_Connectio
         return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "Redis is unreachable");
     }
     dm_buf_printf(&s->out, "retry: 1000\n: from %s\n\n", s->last);
+    dm_info("dashboard", NULL, "event stream opened from %s", s->last);
     s->wrote_ms = now_ms();
     r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, s, sse_free);
     if (!r) {

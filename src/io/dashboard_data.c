@@ -132,36 +132,37 @@ static const char *str_of(const redisReply *r)
     return r && r->type == REDIS_REPLY_STRING ? r->str : NULL;
 }
 
-/* A job's title: the plan's, else the spec's first line without its heading marks. */
+/* A job's title: the spec's first line without its heading marks (what the producer wrote),
+ * else the plan's title. */
 static void add_title(cJSON *o, const char *plan_json, const cJSON *job)
 {
-    cJSON *plan = plan_json ? cJSON_Parse(plan_json) : NULL;
-    const cJSON *t = cJSON_GetObjectItem(plan, "title");
+    const cJSON *spec = cJSON_GetObjectItem(job, "specMarkdown");
+    const char *s = cJSON_IsString(spec) ? spec->valuestring : "";
     char title[201];
+    size_t n;
 
-    title[0] = '\0';
-    if (cJSON_IsString(t) && t->valuestring[0]) {
-        snprintf(title, sizeof(title), "%s", t->valuestring);
-    } else {
-        const cJSON *spec = cJSON_GetObjectItem(job, "specMarkdown");
-        const char *s = cJSON_IsString(spec) ? spec->valuestring : "";
-        size_t n;
-        while (*s == '\n' || *s == '\r' || *s == ' ') {
-            s++;
+    while (*s == '\n' || *s == '\r' || *s == ' ') {
+        s++;
+    }
+    while (*s == '#') {
+        s++;
+    }
+    while (*s == ' ') {
+        s++;
+    }
+    n = strcspn(s, "\r\n");
+    n = n < sizeof(title) - 1 ? n : sizeof(title) - 1;
+    memcpy(title, s, n);
+    title[n] = '\0';
+    if (!title[0] && plan_json) {
+        cJSON *plan = cJSON_Parse(plan_json);
+        const cJSON *t = cJSON_GetObjectItem(plan, "title");
+        if (cJSON_IsString(t)) {
+            snprintf(title, sizeof(title), "%s", t->valuestring);
         }
-        while (*s == '#') {
-            s++;
-        }
-        while (*s == ' ') {
-            s++;
-        }
-        n = strcspn(s, "\r\n");
-        n = n < sizeof(title) - 1 ? n : sizeof(title) - 1;
-        memcpy(title, s, n);
-        title[n] = '\0';
+        cJSON_Delete(plan);
     }
     cJSON_AddStringToObject(o, "title", title);
-    cJSON_Delete(plan);
 }
 
 /* ---- the job list ---------------------------------------------------------------------------- */

@@ -1,6 +1,6 @@
 // dreamd's dashboard (served by dreamd, see include/dream/io/dashboard.h).
 // Everything that comes from a job (titles, paths, messages, model output) is put into the page
-// as text: the DOM is built with createElement and textContent, never with innerHTML.
+// as text: the DOM is built with createElement and text nodes; no string is ever parsed as HTML.
 'use strict';
 
 (() => {
