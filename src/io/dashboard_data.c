@@ -326,7 +326,7 @@ int dash_list_jobs(struct dm_dashboard *d, struct dconn *dc, const struct dash_f
         if (dm_keys_job(hkey, sizeof(hkey), d->prefix, ids.v[i], DM_JOB_KEY_HASH) == 0) {
             redisAppendCommand(dc->rc,
                                "HMGET %s status stage created updated error job plan "
-                               "pr_url cost branch",
+                               "pr_url cost branch seq",
                                hkey);
         }
     }
@@ -347,7 +347,7 @@ int dash_list_jobs(struct dm_dashboard *d, struct dconn *dc, const struct dash_f
             idlist_free(&ids);
             return unreachable(out);
         }
-        st = h->type == REDIS_REPLY_ARRAY && h->elements == 10 ? str_of(h->element[0]) : NULL;
+        st = h->type == REDIS_REPLY_ARRAY && h->elements == 11 ? str_of(h->element[0]) : NULL;
         if (!st || (f->status && *f->status && !has_word(f->status, st))) {
             freeReplyObject(h);
             continue;
@@ -379,6 +379,7 @@ int dash_list_jobs(struct dm_dashboard *d, struct dconn *dc, const struct dash_f
         cJSON_AddStringToObject(o, "prUrl", str_of(h->element[7]) ? h->element[7]->str : "");
         cJSON_AddNumberToObject(o, "cost", str_of(h->element[8]) ? atof(h->element[8]->str) : 0);
         cJSON_AddStringToObject(o, "branch", str_of(h->element[9]) ? h->element[9]->str : "");
+        cJSON_AddNumberToObject(o, "seq", str_of(h->element[10]) ? atof(h->element[10]->str) : 0);
         add_title(o, str_of(h->element[6]), job);
         cJSON_AddItemToArray(rows, o);
         nrows++;

@@ -515,3 +515,102 @@ Test(dashboard, a_client_that_stops_reading_is_dropped_and_metrics_keeps_answeri
     cr_assert_eq(status_of("GET", "/healthz", NULL, NULL), 200);
     close(fd);
 }
+
+/* ---- the page in a real browser ---------------------------------------------------------------
+ */
+
+/* A spec whose one database item the fake answers with a destructive migration (as in
+ * test_gate.c): the gate parks the job. */
+#define DROP_SPEC                                                                                  \
+    "# Drop Users\n\nRetire the legacy accounts.\n\n## Database\n- legacy users table\n"
+#define DROP_PATH "migrations/0001_create_users.sql"
+#define DROP_SQL "-- retire the legacy table\nDROP TABLE users;\n"
+
+static struct dmt_world world;
+
+static void browser_teardown(void)
+{
+    dmt_world_stop(&world);
+}
+
+TestSuite(dashboard_browser, .fini = browser_teardown, .timeout = 600);
+
+Test(dashboard_browser, login_live_list_job_page_approve_escaping_and_refusals_in_chromium)
+{
+    char pw[1024], script[1024], artifacts[1024], shot[1200], addr[64], ctl[1024];
+    char e_url[128], e_tok[128], e_ctl[1100], e_redis[160], e_pw[1100], e_art[1100], e_spec[256];
+    char e_path[4200];
+    char *const node_argv[] = {"node", script, NULL};
+    const char *extra[] = {"--dashboard", addr, NULL};
+    struct dmt_replica web;
+    char *log, *logpath;
+    long long deadline;
+    int st = -1;
+    pid_t pid;
+
+    snprintf(pw, sizeof(pw), "%s/.tools/playwright/node_modules/playwright-core", dmt_source_dir());
+    snprintf(script, sizeof(script), "%s/tests/browser/dashboard.test.mjs", dmt_source_dir());
+    snprintf(artifacts, sizeof(artifacts), "%s/test-artifacts/dashboard", dmt_binary_dir());
+    snprintf(ctl, sizeof(ctl), "%s/dreamctl", dmt_binary_dir());
+    cr_assert_eq(access("/usr/bin/chromium", X_OK), 0,
+                 "Debian's chromium is missing: run scripts/bootstrap.sh");
+    cr_assert_eq(access(pw, R_OK), 0, "playwright-core is missing (%s): run scripts/bootstrap.sh",
+                 pw);
+
+    dmt_world_start(&world, NULL);
+    {
+        cJSON *a = cJSON_CreateArray(), *o = cJSON_CreateObject();
+        char *rules;
+        cJSON_AddStringToObject(o, "match", "Target path: `" DROP_PATH "`");
+        cJSON_AddStringToObject(o, "behaviour", "reply");
+        cJSON_AddStringToObject(o, "content", DROP_SQL);
+        cJSON_AddItemToArray(a, o);
+        rules = cJSON_PrintUnformatted(a);
+        dmt_fakeor_script(&world.llm, rules);
+        free(rules);
+        cJSON_Delete(a);
+    }
+    port = dmt_free_port();
+    snprintf(addr, sizeof(addr), "--admin-addr=127.0.0.1:%d", port);
+    setenv("DREAM_ADMIN_TOKEN", TOKEN, 1);
+    dmt_world_replica(&world, &web, "web", extra);
+    dmt_replica_wait_ready(&web, world.rc, 30000);
+
+    snprintf(e_url, sizeof(e_url), "DASH_URL=http://127.0.0.1:%d", port);
+    snprintf(e_tok, sizeof(e_tok), "DASH_TOKEN=%s", TOKEN);
+    snprintf(e_ctl, sizeof(e_ctl), "DREAMCTL=%s", ctl);
+    snprintf(e_redis, sizeof(e_redis), "DREAM_REDIS_URL=%s", dmt_redis_url(&world.redis));
+    snprintf(e_pw, sizeof(e_pw), "PLAYWRIGHT_CORE=%s", pw);
+    snprintf(e_art, sizeof(e_art), "ARTIFACT_DIR=%s", artifacts);
+    snprintf(e_spec, sizeof(e_spec), "DROP_SPEC=%s", DROP_SPEC);
+    snprintf(e_path, sizeof(e_path), "PATH=%s", getenv("PATH") ? getenv("PATH") : "/usr/bin");
+    {
+        char *const env[] = {e_url, e_tok, e_ctl, e_redis, e_pw, e_art, e_spec, e_path, NULL};
+        if (asprintf(&logpath, "%s/browser.log", world.dir) < 0) {
+            cr_assert_fail("oom");
+        }
+        pid = dmt_spawn(node_argv, env, logpath);
+    }
+    deadline = dmt_now_ms() + 480000;
+    while (dmt_now_ms() < deadline) {
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            break;
+        }
+        st = -1;
+        dmt_sleep_ms(100);
+    }
+    if (st == -1) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    log = dmt_read_file(logpath);
+    free(logpath);
+    cr_log_info("browser test output:\n%s", log ? log : "(none)");
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "the browser checks failed (status %d):\n%s\n(dreamd log %s)", st,
+              log ? log : "(no output)", web.log);
+    cr_assert(strstr(log, "all browser checks passed"), "%s", log);
+    free(log);
+    snprintf(shot, sizeof(shot), "%s/dashboard-job.png", artifacts);
+    cr_assert_eq(access(shot, R_OK), 0, "the screenshot is a test artifact: %s", shot);
+}

@@ -5,7 +5,7 @@
 
 (() => {
   const TERMINAL = new Set(['complete', 'failed', 'cancelled', 'dead_lettered', 'rejected']);
-  const state = { csrf: null, eventsId: null, es: null, lastId: null, view: null, refresh: null };
+  const state = { latest: new Map(), csrf: null, eventsId: null, es: null, lastId: null, view: null, refresh: null };
   const main = document.getElementById('main');
   const live = document.getElementById('live');
 
@@ -19,7 +19,7 @@
       else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
       else e.setAttribute(k, String(v));
     }
-    for (const k of kids.flat()) {
+    for (const k of kids.flat(Infinity)) {
       if (k === undefined || k === null) continue;
       e.append(k instanceof Node ? k : document.createTextNode(String(k)));
     }
@@ -118,6 +118,8 @@
 
   function onEvent(ev, id) {
     document.body.dataset.lastEvent = id;
+    const seen = state.latest.get(ev.jobId);
+    if (!seen || ev.seq > seen.seq) state.latest.set(ev.jobId, ev);
     if (state.view && state.view.onEvent) state.view.onEvent(ev);
   }
 
@@ -129,6 +131,9 @@
   // ---- views ---------------------------------------------------------------------------------
 
   function jobRow(j) {
+    // An event newer than the listing wins (it may have arrived while the list was fetched).
+    const ev = state.latest.get(j.jobId);
+    if (ev && ev.seq > (j.seq || 0)) j = Object.assign({}, j, { status: ev.status, prUrl: j.prUrl || ev.prUrl });
     return el('tr', { 'data-job': j.jobId },
       el('td', {}, el('a', { href: '#/job/' + encodeURIComponent(j.jobId) }, j.jobId)),
       el('td', { class: 'title' }, j.title),
@@ -164,7 +169,7 @@
         if (!row) { soon(() => render()); return; } // a new job: list again (no reload)
         row.querySelector('.status-cell').replaceChildren(statusCell(ev.status));
         row.querySelector('.updated').textContent = ev.ts ? ev.ts.replace('T', ' ').slice(0, 19) : '';
-        if (ev.pr_url || ev.prUrl) row.querySelector('.pr').replaceChildren(link(ev.pr_url || ev.prUrl, 'PR'));
+        if (ev.prUrl) row.querySelector('.pr').replaceChildren(link(ev.prUrl, 'PR'));
       },
     };
   }
