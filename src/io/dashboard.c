@@ -366,7 +366,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
             s->wrote_ms = now_ms();
             return (ssize_t)n;
         }
-        r = dash_cmd(s->d, &s->dc, "XREAD COUNT 200 BLOCK 1000 STREAMS %s %s", s->d->keys.events,
+        r = dash_cmd(s->d, &s->dc, "XREAD COUNT 32 BLOCK 1000 STREAMS %s %s", s->d->keys.events,
                      s->last);
         if (!r) {
             return MHD_CONTENT_READER_END_WITH_ERROR; /* the browser reconnects with its id */
@@ -434,7 +434,7 @@ static enum MHD_Result serve_events(struct dm_dashboard *d, struct MHD_Connectio
     dm_buf_printf(&s->out, "retry: 1000\n: from %s\n\n", s->last);
     dm_info("dashboard", NULL, "event stream opened from %s", s->last);
     s->wrote_ms = now_ms();
-    r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, s, sse_free);
+    r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);
     if (!r) {
         sse_free(s);
         return MHD_NO;
