@@ -7,6 +7,7 @@
 #include "dashboard_private.h"
 
 #include "dream/core/log.h"
+#include "dream/core/text.h"
 #include "dream/domain/jobreq.h"
 #include "dream/domain/scripts.h"
 
@@ -150,8 +151,7 @@ static void add_title(cJSON *o, const char *plan_json, const cJSON *job)
     while (*s == ' ') {
         s++;
     }
-    n = strcspn(s, "\r\n");
-    n = n < sizeof(title) - 1 ? n : sizeof(title) - 1;
+    n = dm_text_cut(s, strcspn(s, "\r\n"), sizeof(title) - 1);
     memcpy(title, s, n);
     title[n] = '\0';
     if (!title[0] && plan_json) {
@@ -498,7 +498,7 @@ int dash_job(struct dm_dashboard *d, struct dconn *dc, const char *id, cJSON **o
         cJSON_AddStringToObject(f, "path", k->str);
         cJSON_AddNumberToObject(f, "bytes", (double)v->len);
         if (v->len > FILE_CONTENT_MAX) {
-            char *cut = strndup(v->str, FILE_CONTENT_MAX);
+            char *cut = strndup(v->str, dm_text_cut(v->str, v->len, FILE_CONTENT_MAX));
             cJSON_AddStringToObject(f, "content", cut ? cut : "");
             cJSON_AddTrueToObject(f, "truncated");
             free(cut);

@@ -202,6 +202,51 @@ static int wait_hfield(const char *id, const char *field, const char *want, int 
     return 0;
 }
 
+/* ---- settings ---------------------------------------------------------------------------------
+ */
+
+/* Runs dreamd with args (and DREAM_ADMIN_TOKEN unset); returns its exit code, its output in *out.
+ */
+static int dreamd_exit(const char *const *args, char **out)
+{
+    char bin[512], logpath[600];
+    const char *argv[16];
+    int n = 0, st;
+    pid_t pid;
+
+    snprintf(bin, sizeof(bin), "%s/dreamd", dmt_binary_dir());
+    snprintf(logpath, sizeof(logpath), "%s/exit.log", dir);
+    argv[n++] = bin;
+    for (int i = 0; args[i] && n < 15; i++) {
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    unsetenv("DREAM_ADMIN_TOKEN");
+    unsetenv("DREAM_ADMIN_TOKEN_FILE");
+    pid = dmt_spawn((char *const *)argv, NULL, logpath);
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    *out = dmt_read_file(logpath);
+    unlink(logpath);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(dashboard, refuses_to_start_without_a_token_or_with_it_as_a_flag)
+{
+    char url[160], *out;
+    const char *no_token[] = {url, "--dashboard", "--admin-addr=127.0.0.1:0", NULL};
+    const char *as_flag[] = {url, "--dashboard", "--admin-addr=127.0.0.1:0",
+                             "--admin-token=dashboard-flag-token-123456", NULL};
+
+    snprintf(url, sizeof(url), "--redis-url=%s", dmt_redis_url(&redis));
+    cr_assert_eq(dreamd_exit(no_token, &out), 2, "%s", out);
+    cr_assert(strstr(out, "DREAM_ADMIN_TOKEN"), "names the setting: %s", out);
+    free(out);
+    cr_assert_eq(dreamd_exit(as_flag, &out), 2, "%s", out);
+    cr_assert(strstr(out, "DREAM_ADMIN_TOKEN_FILE"), "a secret is not a flag: %s", out);
+    cr_assert_null(strstr(out, "dashboard-flag-token-123456"), "the token is not echoed: %s", out);
+    free(out);
+}
+
 /* ---- token, session, CSRF -------------------------------------------------------------------- */
 
 Test(dashboard, token_guards_everything_but_metrics_and_healthz)
