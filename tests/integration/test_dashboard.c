@@ -659,3 +659,138 @@ Test(dashboard_browser, login_live_list_job_page_approve_escaping_and_refusals_i
     snprintf(shot, sizeof(shot), "%s/dashboard-job.png", artifacts);
     cr_assert_eq(access(shot, R_OK), 0, "the screenshot is a test artifact: %s", shot);
 }
+
+/* ---- views ---------------------------------------------------------------------------------- */
+
+static cJSON *get_json(const char *path)
+{
+    struct resp r;
+    cJSON *o;
+    req(&r, "GET", path, BEARER, NULL);
+    cr_assert_eq(r.status, 200, "GET %s: %ld %s", path, r.status, r.body.data);
+    o = cJSON_Parse(r.body.data);
+    cr_assert_not_null(o, "JSON: %s", r.body.data);
+    resp_free(&r);
+    return o;
+}
+
+/* The jobIds of a /api/jobs answer, comma-separated, in order; source into src. */
+static void list_of(const char *path, char *ids, size_t n, char *src, size_t sn)
+{
+    cJSON *o = get_json(path), *it;
+    ids[0] = '\0';
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(o, "jobs"))
+    {
+        size_t l = strlen(ids);
+        snprintf(ids + l, n - l, "%s%s", l ? "," : "",
+                 cJSON_GetStringValue(cJSON_GetObjectItem(it, "jobId")));
+    }
+    snprintf(src, sn, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(o, "source")));
+    cJSON_Delete(o);
+}
+
+static void submit_as(const char *id, const char *owner, const char *user)
+{
+    cJSON *o;
+    char *s = dmt_job_json(id, NULL, "builder");
+    o = cJSON_Parse(s);
+    free(s);
+    cJSON_ReplaceItemInObject(o, "repoOwner", cJSON_CreateString(owner));
+    cJSON_ReplaceItemInObject(o, "userId", cJSON_CreateString(user));
+    s = cJSON_PrintUnformatted(o);
+    free(dmt_submit(rc, s));
+    free(s);
+    cJSON_Delete(o);
+}
+
+Test(dashboard, the_job_list_filters_and_reads_the_index_when_it_exists)
+{
+    char ids[512], src[16];
+
+    start_replica("0", "8");
+    submit_as("list-a", "acme", "ann");
+    cr_assert(wait_hfield("list-a", "status", "complete", 20000));
+    submit_as("list-b", "other", "bob");
+    cr_assert(wait_hfield("list-b", "status", "complete", 20000));
+
+    /* No index yet: a SCAN, newest first. */
+    list_of("/api/jobs", ids, sizeof(ids), src, sizeof(src));
+    cr_assert_str_eq(ids, "list-b,list-a");
+    cr_assert_str_eq(src, "scan");
+    list_of("/api/jobs?repo=acme/app", ids, sizeof(ids), src, sizeof(src));
+    cr_assert_str_eq(ids, "list-a");
+    list_of("/api/jobs?user=bob", ids, sizeof(ids), src, sizeof(src));
+    cr_assert_str_eq(ids, "list-b");
+    list_of("/api/jobs?status=failed,running", ids, sizeof(ids), src, sizeof(src));
+    cr_assert_str_eq(ids, "");
+    list_of("/api/jobs?status=complete&since=1h", ids, sizeof(ids), src, sizeof(src));
+    cr_assert_str_eq(ids, "list-b,list-a");
+    list_of("/api/jobs?since=4102444800000", ids, sizeof(ids), src, sizeof(src));
+    cr_assert_str_eq(ids, "", "nothing created after 2100");
+    cr_assert_eq(status_of("GET", "/api/jobs?since=yesterday", BEARER, NULL), 400);
+
+    /* The job index (<p>:idx:created, <p>:idx:status:<s>) answers once it exists. */
+    freeReplyObject(redisCommand(rc, "ZADD dream:idx:created 1 list-a"));
+    freeReplyObject(redisCommand(rc, "ZADD dream:idx:status:complete 1 list-a"));
+    list_of("/api/jobs", ids, sizeof(ids), src, sizeof(src));
+    cr_assert_str_eq(src, "index");
+    cr_assert_str_eq(ids, "list-a", "only what the index holds");
+    list_of("/api/jobs?status=complete", ids, sizeof(ids), src, sizeof(src));
+    cr_assert_str_eq(ids, "list-a");
+}
+
+Test(dashboard, the_job_page_parked_workers_and_a_dead_letter_requeued)
+{
+    const char *ok_hdrs[3];
+    char cookie[512], hdr[128], path[128];
+    cJSON *o, *job;
+    char *csrf, *entry;
+    redisReply *r;
+
+    start_replica("0", "8");
+    submit_as("page-a", "acme", "ann");
+    cr_assert(wait_hfield("page-a", "status", "complete", 20000));
+    o = get_json("/api/jobs/page-a");
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(o, "title")), "Todo API");
+    cr_assert_geq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "events")), 5);
+    cr_assert_str_eq(
+        cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "hash"), "status")),
+        "complete");
+    cJSON_Delete(o);
+    cr_assert_eq(status_of("GET", "/api/jobs/nope-404", BEARER, NULL), 404);
+    o = get_json("/api/workers");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "workers")), 1);
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(
+                         cJSON_GetArrayItem(cJSON_GetObjectItem(o, "workers"), 0), "name")),
+                     "dash");
+    cJSON_Delete(o);
+    o = get_json("/api/parked");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "parked")), 0);
+    cJSON_Delete(o);
+
+    /* A dead letter carrying a job (as the engine writes one), requeued from the dashboard:
+     * the REQUEUE script puts it back and the replica runs it. */
+    entry = dmt_job_json("dead-a", NULL, "builder");
+    r = redisCommand(rc, "XADD dream:dead * entry 1-1 job %s reason %s attempts 4 ts x", entry,
+                     "delivered 4 times (max 3)");
+    cr_assert(r && r->type == REDIS_REPLY_STRING);
+    snprintf(path, sizeof(path), "/api/dead/%s/requeue", r->str);
+    freeReplyObject(r);
+    free(entry);
+    o = get_json("/api/dead");
+    job = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "dead"), 0);
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(job, "jobId")), "dead-a");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(job, "requeueable")));
+    cJSON_Delete(o);
+    login(cookie, sizeof(cookie));
+    csrf = csrf_of(cookie);
+    snprintf(hdr, sizeof(hdr), "X-CSRF-Token: %s", csrf);
+    ok_hdrs[0] = cookie;
+    ok_hdrs[1] = hdr;
+    ok_hdrs[2] = NULL;
+    cr_assert_eq(status_of("POST", path, (const char *[]){cookie, NULL}, "{}"), 403);
+    cr_assert_eq(status_of("POST", path, ok_hdrs, "{}"), 200);
+    cr_assert(wait_hfield("dead-a", "status", "complete", 20000), "the requeued job ran");
+    cr_assert_eq(status_of("POST", path, ok_hdrs, "{}"), 404, "gone from the dead letters");
+    free(csrf);
+}
