@@ -366,7 +366,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
             s->wrote_ms = now_ms();
             return (ssize_t)n;
         }
-        r = dash_cmd(s->d, &s->dc, "XREAD COUNT 32 BLOCK 1000 STREAMS %s %s", s->d->keys.events,
+        r = dash_cmd(s->d, &s->dc, "XREAD COUNT 8 BLOCK 1000 STREAMS %s %s", s->d->keys.events,
                      s->last);
         if (!r) {
             return MHD_CONTENT_READER_END_WITH_ERROR; /* the browser reconnects with its id */
