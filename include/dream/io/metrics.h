@@ -5,6 +5,8 @@
  *
  * Threading: dm_admin_start and dm_admin_stop on the loop thread; the server answers on
  * libmicrohttpd's own thread, which only renders the registry and reads the readiness flag.
+ * With the dashboard (dm_admin_start_dashboard) it runs a thread per connection, and the
+ * dashboard's requests do their Redis work on those threads (dream/io/dashboard.h).
  */
 #ifndef DREAM_METRICS_H
 #define DREAM_METRICS_H
