@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything dreamd builds, tests and runs with: Debian packages (apt-get, only the
-# missing ones, one `apt-get update` at most) and the npm packages esbuild and typescript into .tools/
-# (git-ignored).
+# missing ones, one `apt-get update` at most) and the npm packages esbuild, typescript and
+# playwright-core into .tools/ (git-ignored).
 # Idempotent: a second run only checks and takes seconds. Works as root or through sudo.
 set -euo pipefail
 
@@ -13,6 +13,7 @@ packages=(
     libpcre2-dev libsqlite3-dev libssl-dev libmicrohttpd-dev libcriterion-dev
     redis-server redis-tools clang clang-format
     lighttpd apache2-utils prometheus python3 python3-yaml curl procps wrk docker-compose
+    chromium
 )
 # Node.js may come from elsewhere (NodeSource ships npm inside nodejs); ask apt only when absent.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
@@ -59,6 +60,17 @@ if [ ! -f "$tools/typescript/node_modules/typescript/package.json" ]; then
         && npm install --no-audit --no-fund --silent typescript@7.0.2 >/dev/null)
 fi
 "$tools/typescript/node_modules/.bin/tsc" --version >/dev/null
+
+# The dashboard's browser test (tests/browser/dashboard.test.mjs): playwright-core drives
+# Debian's chromium (/usr/bin/chromium, from the packages above); playwright-core never downloads
+# a browser itself.
+if [ ! -f "$tools/playwright/node_modules/playwright-core/package.json" ]; then
+    echo "bootstrap: installing playwright-core into $tools/playwright" >&2
+    mkdir -p "$tools/playwright"
+    (cd "$tools/playwright" \
+        && { [ -f package.json ] || echo '{"name":"dreamd-playwright","private":true}' > package.json; } \
+        && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --silent playwright-core@1.57.0 >/dev/null)
+fi
 
 # Schemas for scripts/check-deploy.sh (Kubernetes and KEDA objects).
 if [ ! -d "$tools/deploy-check/node_modules/kubernetes-models" ]; then

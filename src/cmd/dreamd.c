@@ -9,6 +9,7 @@
 #include "dream/domain/job.h"
 #include "dream/core/log.h"
 #include "dream/io/callback.h"
+#include "dream/io/dashboard.h"
 #include "dream/io/loop.h"
 #include "dream/io/metrics.h"
 #include "dream/stages/pipeline.h"
@@ -23,6 +24,7 @@
 struct app {
     struct dm_metrics *metrics;
     struct dm_admin *admin;
+    struct dm_dashboard *dashboard;
     struct dm_engine *engine;
     struct dm_pipeline *pipeline;
     struct dm_loop sig;
@@ -102,9 +104,27 @@ int main(int argc, char **argv)
         dm_config_free(cfg);
         return 1;
     }
-    /* The admin endpoint runs on libmicrohttpd's own thread and reads atomics only. */
-    if (dm_admin_start(&app.admin, app.metrics, cfg->admin_addr, &err)) {
+    /* The dashboard (DREAM_DASHBOARD) answers on the admin server's connection threads with
+     * its own Redis connections; it never touches the loop. */
+    if (cfg->dashboard) {
+        if (!cfg->admin_addr || !*cfg->admin_addr) {
+            fprintf(stderr, "dreamd: --dashboard (DREAM_DASHBOARD) needs --admin-addr "
+                            "(DREAM_ADMIN_ADDR)\n");
+            dm_metrics_free(app.metrics);
+            dm_config_free(cfg);
+            return 2;
+        }
+        if (dm_dashboard_new(&app.dashboard, cfg, &err)) {
+            fprintf(stderr, "dreamd: --dashboard (DREAM_DASHBOARD): %s\n", err.msg);
+            dm_metrics_free(app.metrics);
+            dm_config_free(cfg);
+            return 2;
+        }
+    }
+    /* The admin endpoint runs on libmicrohttpd's own thread(s) and reads atomics only. */
+    if (dm_admin_start_dashboard(&app.admin, app.metrics, cfg->admin_addr, app.dashboard, &err)) {
         fprintf(stderr, "dreamd: --admin-addr (DREAM_ADMIN_ADDR): %s\n", err.msg);
+        dm_dashboard_free(app.dashboard);
         dm_metrics_free(app.metrics);
         dm_config_free(cfg);
         return 2;
@@ -122,6 +142,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "dreamd: %s\n", err.msg);
             dm_loop_drain_close(&loop);
             dm_admin_stop(app.admin);
+            dm_dashboard_free(app.dashboard);
             dm_metrics_free(app.metrics);
             dm_config_free(cfg);
             return 2;
@@ -182,6 +203,7 @@ int main(int argc, char **argv)
         }
     }
     dm_admin_stop(app.admin);
+    dm_dashboard_free(app.dashboard); /* after the server's threads are joined */
     dm_metrics_free(app.metrics);
     dm_info("main", NULL, "dreamd exiting");
     dm_config_free(cfg);

@@ -4,10 +4,14 @@
  *
  * Owns the libmicrohttpd daemon with its internal polling thread, which only renders the
  * registry and reads atomics (the readiness flag, the loop's heartbeat), and the heartbeat's
- * timer on the loop. Started and stopped from the loop thread.
+ * timer on the loop. Started and stopped from the loop thread. With the dashboard
+ * (dream/io/dashboard.h) the daemon runs one thread per connection instead, so that a dashboard
+ * request waiting on Redis, or a live SSE client, never holds up /metrics or /healthz; every
+ * other path goes to the dashboard.
  */
 #include "dream/io/metrics.h"
 #include "dream/core/log.h"
+#include "dream/io/dashboard.h"
 
 #include <microhttpd.h>
 #include <stdatomic.h>
@@ -24,6 +28,7 @@
 struct dm_admin {
     struct MHD_Daemon *daemon;
     struct dm_metrics *m;
+    struct dm_dashboard *dash; /* NULL: no dashboard */
     int port;
     /* The loop's heartbeat: a timer on the loop stamps beat_ms; /healthz (on MHD's thread)
      * fails when the stamp is older than stall_ms, i.e. the loop stopped turning. */
@@ -85,6 +90,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)upload_data;
     (void)state;
 
+    if (a->dash && strcmp(url, "/metrics") && strcmp(url, "/healthz") && strcmp(url, "/readyz")) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        return dm_dashboard_handle(a->dash, c, ci ? ci->socket_context : NULL, url, method,
+                                   upload_data, upload_data_size, state)
+                   ? MHD_YES
+                   : MHD_NO;
+    }
     if (*upload_data_size) {
         *upload_data_size = 0; /* a body we do not want: drop it */
         return MHD_YES;
@@ -168,8 +181,38 @@ static int split_addr(const char *addr, char *host, size_t hostlen, char *port, 
     return atoi(port) <= 65535 ? 0 : -1;
 }
 
+/* With the dashboard: each connection's own Redis connection, and each request's state. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)c;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = dm_dashboard_conn_open();
+    } else {
+        dm_dashboard_conn_close(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **state,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    dm_dashboard_request_done(*state);
+    *state = NULL;
+}
+
 int dm_admin_start(struct dm_admin **out, struct dm_metrics *m, const char *addr,
                    struct dm_error *err)
+{
+    return dm_admin_start_dashboard(out, m, addr, NULL, err);
+}
+
+int dm_admin_start_dashboard(struct dm_admin **out, struct dm_metrics *m, const char *addr,
+                             struct dm_dashboard *dash, struct dm_error *err)
 {
     struct addrinfo hints;
     struct addrinfo *ai = NULL;
@@ -204,22 +247,30 @@ int dm_admin_start(struct dm_admin **out, struct dm_metrics *m, const char *addr
         goto out;
     }
     a->m = m;
+    a->dash = dash;
     flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    if (dash) {
+        flags |= MHD_USE_THREAD_PER_CONNECTION;
+    }
     if (ai->ai_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
-    a->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER,
-                                 on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    /* The connection timeout (10 s without progress) is also what drops a dashboard that
+     * stopped reading its event stream (a live one gets a keep-alive every 5 s). */
+    a->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_NOTIFY_CONNECTION,
+        dash ? on_connection : NULL, NULL, MHD_OPTION_NOTIFY_COMPLETED, dash ? on_completed : NULL,
+        NULL, MHD_OPTION_END);
     if (!a->daemon) {
         rc = dm_error_set(err, DM_ERR_IO, "admin server: cannot listen on %s", addr);
         goto out;
     }
     info = MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_BIND_PORT);
     a->port = info ? (int)info->port : atoi(port);
-    dm_info("admin", NULL, "admin endpoint on %s (port %d): /metrics /healthz /readyz", addr,
-            a->port);
+    dm_info("admin", NULL, "admin endpoint on %s (port %d): /metrics /healthz /readyz%s", addr,
+            a->port, dash ? ", dashboard /" : "");
     *out = a;
     a = NULL;
 out:
@@ -274,6 +325,7 @@ void dm_admin_stop(struct dm_admin *a)
     if (!a) {
         return;
     }
+    dm_dashboard_stopping(a->dash); /* live event streams end within a second */
     MHD_stop_daemon(a->daemon);
     free(a);
 }

@@ -89,6 +89,8 @@ struct dm_config {
     char *callback_hosts;
     /* Operations */
     char *admin_addr;
+    int dashboard;     /* DREAM_DASHBOARD: serve the web dashboard on admin_addr */
+    char *admin_token; /* secret: the dashboard's login token */
     char *esbuild;
     char *log_level;
     char *stages;

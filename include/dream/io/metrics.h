@@ -5,6 +5,8 @@
  *
  * Threading: dm_admin_start and dm_admin_stop on the loop thread; the server answers on
  * libmicrohttpd's own thread, which only renders the registry and reads the readiness flag.
+ * With the dashboard (dm_admin_start_dashboard) it runs a thread per connection, and the
+ * dashboard's requests do their Redis work on those threads (dream/io/dashboard.h).
  */
 #ifndef DREAM_METRICS_H
 #define DREAM_METRICS_H
@@ -30,6 +32,13 @@ struct dm_admin; /* opaque */
  * address), DM_ERR_IO (cannot bind or start: err says why) or DM_ERR_NOMEM. */
 int dm_admin_start(struct dm_admin **out, struct dm_metrics *m, const char *addr,
                    struct dm_error *err);
+
+/* Like dm_admin_start, and every other path is answered by the dashboard (dash, borrowed; must
+ * outlive the server; NULL = none, as dm_admin_start): the server then runs one thread per
+ * connection. */
+struct dm_dashboard;
+int dm_admin_start_dashboard(struct dm_admin **out, struct dm_metrics *m, const char *addr,
+                             struct dm_dashboard *dash, struct dm_error *err);
 
 /* Default stall time of /healthz: a loop that has not turned for this long is unhealthy. */
 #define DM_ADMIN_STALL_MS 10000u
