@@ -215,22 +215,26 @@ static void idlist_free(struct idlist *l)
 /*
  * The candidate job ids, newest first when they come from the index. The one place that decides
  * where the list comes from: the job index (<p>:idx:created, <p>:idx:status:<s>: sorted sets
- * scored in ms, kept by the Lua scripts; issue 17's `dreamctl jobs`) when it exists, else a SCAN
- * of the job hashes as `dreamctl jobs` did before it (sorted afterwards). When the index lands
- * in core/keys.c, spell its names from there. *source says which one answered.
+ * scored in ms, kept by the Lua scripts, as `dreamctl jobs` reads it) when it exists, else a
+ * SCAN of the job hashes (sorted afterwards). *source says which one answered.
  */
 static int list_ids(struct dm_dashboard *d, struct dconn *dc, const struct dash_filter *f,
                     struct idlist *ids, const char **source)
 {
-    char key[DM_KEYS_MAX * 2], since[32], pattern[DM_KEYS_MAX];
+    char key[DM_KEYS_MAX], since[32], pattern[DM_KEYS_MAX];
     char cursor[64] = "0";
     redisReply *r;
     int single_status = f->status && *f->status && !strchr(f->status, ',');
 
-    snprintf(key, sizeof(key), single_status ? "%s:idx:status:%s" : "%s:idx:created", d->prefix,
-             single_status ? f->status : "");
+    if (single_status) {
+        if (dm_keys_idx(key, sizeof(key), d->prefix, DM_IDX_STATUS, f->status)) {
+            return -1;
+        }
+    } else {
+        snprintf(key, sizeof(key), "%s", d->keys.idx_created);
+    }
     snprintf(since, sizeof(since), "%lld", f->since_ms > 0 ? f->since_ms : 0);
-    r = dash_cmd(d, dc, "EXISTS %s:idx:created", d->prefix);
+    r = dash_cmd(d, dc, "EXISTS %s", d->keys.idx_created);
     if (!r) {
         return -1;
     }
@@ -668,9 +672,9 @@ int dash_action(struct dm_dashboard *d, struct dconn *dc, const char *action, co
 {
     char k_hash[DM_KEYS_MAX], k_events[DM_KEYS_MAX], k_files[DM_KEYS_MAX];
     char ts[32], now[24];
-    const char *argv[2 + 5 + 9 + 1];
+    const char *argv[3 + 5 + 11];
     const char *keys[5];
-    const char *args[9];
+    const char *args[11];
     const char *script;
     int nkeys = 5, nargs = 7, argc = 0;
     char nk[8];
@@ -727,6 +731,17 @@ int dash_action(struct dm_dashboard *d, struct dconn *dc, const char *action, co
             args[7] = reason ? reason : "";
             args[8] = d->ttl;
             nargs = 9;
+        } else if (strcmp(action, "retry") == 0) {
+            /* RETRY (dreamctl retry ID): KEYS 4 jobs stream, 5 files; ARGV 8 force, 9 from
+             * stage, 10 regenerate, 11 token: none of them from the dashboard. */
+            script = dm_script_retry;
+            keys[3] = d->keys.jobs;
+            keys[4] = k_files;
+            args[7] = "";
+            args[8] = "";
+            args[9] = "";
+            args[10] = "";
+            nargs = 11;
         } else if (strcmp(action, "cancel") == 0) {
             script = dm_script_cancel;
             keys[3] = d->keys.parked;

@@ -62,7 +62,7 @@ int dash_workers(struct dm_dashboard *d, struct dconn *dc, cJSON **out);
 int dash_dead(struct dm_dashboard *d, struct dconn *dc, cJSON **out);
 
 /* The actions, through the scripts of src/domain/scripts.c as dreamctl runs them. action:
- * approve, reject, cancel (id = jobId), requeue (id = dead-letter id). who: the actor. */
+ * approve, reject, cancel, retry (id = jobId), requeue (id = dead-letter id). who: the actor. */
 int dash_action(struct dm_dashboard *d, struct dconn *dc, const char *action, const char *id,
                 const char *reason, const char *who, cJSON **out);
 

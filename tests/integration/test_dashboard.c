@@ -713,10 +713,10 @@ Test(dashboard, the_job_list_filters_and_reads_the_index_when_it_exists)
     submit_as("list-b", "other", "bob");
     cr_assert(wait_hfield("list-b", "status", "complete", 20000));
 
-    /* No index yet: a SCAN, newest first. */
+    /* The job index (kept by the Lua scripts), newest first. */
     list_of("/api/jobs", ids, sizeof(ids), src, sizeof(src));
     cr_assert_str_eq(ids, "list-b,list-a");
-    cr_assert_str_eq(src, "scan");
+    cr_assert_str_eq(src, "index");
     list_of("/api/jobs?repo=acme/app", ids, sizeof(ids), src, sizeof(src));
     cr_assert_str_eq(ids, "list-a");
     list_of("/api/jobs?user=bob", ids, sizeof(ids), src, sizeof(src));
@@ -725,17 +725,19 @@ Test(dashboard, the_job_list_filters_and_reads_the_index_when_it_exists)
     cr_assert_str_eq(ids, "");
     list_of("/api/jobs?status=complete&since=1h", ids, sizeof(ids), src, sizeof(src));
     cr_assert_str_eq(ids, "list-b,list-a");
+    list_of("/api/jobs?status=complete", ids, sizeof(ids), src, sizeof(src));
+    cr_assert_str_eq(ids, "list-b,list-a");
+    cr_assert_str_eq(src, "index");
     list_of("/api/jobs?since=4102444800000", ids, sizeof(ids), src, sizeof(src));
     cr_assert_str_eq(ids, "", "nothing created after 2100");
     cr_assert_eq(status_of("GET", "/api/jobs?since=yesterday", BEARER, NULL), 400);
 
-    /* The job index (<p>:idx:created, <p>:idx:status:<s>) answers once it exists. */
-    freeReplyObject(redisCommand(rc, "ZADD dream:idx:created 1 list-a"));
-    freeReplyObject(redisCommand(rc, "ZADD dream:idx:status:complete 1 list-a"));
+    /* Without the index (keys written before it existed): a SCAN of the job hashes. */
+    freeReplyObject(redisCommand(rc, "DEL dream:idx:created"));
     list_of("/api/jobs", ids, sizeof(ids), src, sizeof(src));
-    cr_assert_str_eq(src, "index");
-    cr_assert_str_eq(ids, "list-a", "only what the index holds");
-    list_of("/api/jobs?status=complete", ids, sizeof(ids), src, sizeof(src));
+    cr_assert_str_eq(src, "scan");
+    cr_assert_str_eq(ids, "list-b,list-a");
+    list_of("/api/jobs?repo=acme/app", ids, sizeof(ids), src, sizeof(src));
     cr_assert_str_eq(ids, "list-a");
 }
 
@@ -793,4 +795,30 @@ Test(dashboard, the_job_page_parked_workers_and_a_dead_letter_requeued)
     cr_assert(wait_hfield("dead-a", "status", "complete", 20000), "the requeued job ran");
     cr_assert_eq(status_of("POST", path, ok_hdrs, "{}"), 404, "gone from the dead letters");
     free(csrf);
+}
+
+Test(dashboard, a_cancelled_job_is_retried_from_the_dashboard_through_the_retry_script)
+{
+    struct resp r;
+    char *job = dmt_job_json("retry-a", NULL, "builder");
+
+    start_replica("300", "8");
+    free(dmt_submit(rc, job));
+    free(job);
+    cr_assert(wait_hfield("retry-a", "status", "running", 20000));
+    cr_assert_eq(status_of("POST", "/api/jobs/retry-a/cancel", BEARER, "{}"), 200);
+    cr_assert(wait_hfield("retry-a", "status", "cancelled", 20000), "cancelled");
+    req(&r, "POST", "/api/jobs/retry-a/retry", BEARER, "{}");
+    cr_assert_eq(r.status, 200, "retry: %s", r.body.data);
+    resp_free(&r);
+    cr_assert(wait_hfield("retry-a", "status", "complete", 30000), "the retried job completed");
+    {
+        char *by = hget("retry-a", "retried_by");
+        cr_assert_str_eq(by, "dashboard", "the RETRY script recorded the dashboard");
+        free(by);
+    }
+    /* A job that completed is not retryable: the script's refusal, with its reason. */
+    req(&r, "POST", "/api/jobs/retry-a/retry", BEARER, "{}");
+    cr_assert_eq(r.status, 409, "%s", r.body.data);
+    resp_free(&r);
 }

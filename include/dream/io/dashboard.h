@@ -22,7 +22,7 @@
  *   GET  /api/jobs/<id>                hash, job, plan, events, files, the gate's findings
  *   GET  /api/parked  /api/workers  /api/dead
  *   GET  /api/events?after=<id>        SSE (Last-Event-ID wins over after)
- *   POST /api/jobs/<id>/approve|reject|cancel   (reject: JSON body {"reason":…})
+ *   POST /api/jobs/<id>/approve|reject|cancel|retry   (reject: JSON body {"reason":…})
  *   POST /api/dead/<deadId>/requeue
  */
 #ifndef DREAM_DASHBOARD_H

@@ -183,6 +183,9 @@
         reason,
         el('button', { id: 'reject', onclick: () => act(path + 'reject', { reason: reason.value }) }, 'Reject'));
     }
+    if (status === 'failed' || status === 'cancelled' || status === 'dead_lettered') {
+      bar.append(el('button', { id: 'retry', onclick: () => act(path + 'retry') }, 'Retry'));
+    }
     if (!TERMINAL.has(status)) {
       bar.append(el('button', { id: 'cancel', onclick: () => act(path + 'cancel') }, 'Cancel'));
     }
