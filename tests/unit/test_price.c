@@ -23,8 +23,9 @@ Test(price, builtin_defaults)
     cr_assert_eq(dm_price_lookup(t, "openai/gpt-4o-mini", &p, NULL), 0);
     cr_assert_float_eq(p.prompt, 0.15, 1e-12);
     cr_assert_float_eq(p.completion, 0.6, 1e-12);
-    cr_assert_eq(dm_price_lookup(t, "google/gemini-2.5-pro-preview", &p, NULL), 0);
-    cr_assert_float_eq(p.prompt, 1.25, 1e-12);
+    cr_assert_eq(dm_price_lookup(t, "google/gemini-2.5-pro-preview", &p, NULL), DM_ERR_NOTFOUND,
+                 "the stale preview id is gone from the built-in table");
+    cr_assert_eq(dm_price_table_count(t), 5);
     cr_assert_eq(dm_price_lookup(t, "openai/gpt-4o:floor", &p, NULL), 0, "variant suffix");
     cr_assert_float_eq(p.prompt, 2.5, 1e-12);
     /* 1000 prompt + 2000 completion tokens of sonnet: 0.003 + 0.03 */
@@ -40,6 +41,9 @@ Test(price, unknown_model_is_an_error_unless_a_default_exists)
     cr_assert_eq(dm_price_table_new(&t), 0);
     cr_assert_eq(dm_price_lookup(t, "acme/unknown", &p, &err), DM_ERR_NOTFOUND);
     cr_assert(strstr(err.msg, "acme/unknown"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "DREAM_PRICES_FILE") && strstr(err.msg, "\"default\"") &&
+                  strstr(err.msg, "/models"),
+              "the remedy: %s", err.msg);
     cr_assert_eq(dm_price_table_set_default(t, &(struct dm_price){7, 8}), 0);
     cr_assert_eq(dm_price_lookup(t, "acme/unknown", &p, &err), 0);
     cr_assert_float_eq(p.completion, 8.0, 1e-12);
