@@ -173,7 +173,8 @@ Behaviours (PARAM in brackets):
   spec: to aim at one file use a script rule with "path".
 Control endpoints:
   GET /_fake/requests  recorded requests (newest last, at most 2000): n, path, model, stream,
-                       max_tokens, temperature, behaviour, headers, body, client_port (the
+                       max_tokens, temperature, behaviour, headers, body, usage (the usage of
+                       the answer, whether or not it was sent), api, client_port (the
                        client's TCP port: equal ports mean a reused connection), refused (the
                        texts a "require" rule missed, or null), reply_kind (what the answer was
                        made as: "route:hono", "edit:entry", ... or null: see above)
@@ -1225,6 +1226,8 @@ class Handler(BaseHTTPRequestHandler):
             usage["cost_details"] = {"upstream_inference_cost": float(param or "0.002")}
         if behaviour == "usage-bomb":
             usage["cost"] = BOMB
+        with STATE.lock:
+            record["usage"] = dict(usage)
         gen_id = "gen-fake-%d" % n
         ctx = {"id": gen_id, "model": model, "usage": usage, "reply": reply, "finish": finish,
                "behaviour": behaviour, "param": param, "latency": latency, "api": api,

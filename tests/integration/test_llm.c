@@ -889,3 +889,22 @@ Test(llm, byok_upstream_inference_cost_is_added_to_usage_cost)
     free(o.content);
     close_all();
 }
+
+/* The same error chunks from an OpenAI-compatible server (a bare {"error":{...}} event, no
+ * finish_reason): 502 is retried, 400 is final. */
+Test(llm, error_chunks_with_502_and_400_in_openai_mode)
+{
+    struct dm_llm_opts opts = base_opts();
+    free(dmt_fakeor_http(&fake, "POST", "/_fake/config", "{\"api\": \"openai\"}"));
+    opts.api = DM_LLM_API_OPENAI;
+    make_llm(&opts);
+    struct outcome o = call("Path: x1.ts\n[[fake:error-chunk:502*1]]", 1);
+    cr_assert_eq(o.rc, 0, "502 in an error chunk is retried: %d %s", o.rc, o.err);
+    cr_assert_eq(o.res.attempts, 2);
+    free(o.content);
+    o = call("Path: x2.ts\n[[fake:error-chunk:400*1]]", 1);
+    cr_assert_eq(o.rc, DM_ERR_REMOTE, "%d %s", o.rc, o.err);
+    cr_assert_eq(o.res.attempts, 1, "400 inside the stream is final");
+    cr_assert_eq(dmt_fakeor_path_count(&fake, "x2.ts"), 1);
+    close_all();
+}
