@@ -325,10 +325,6 @@ int dm_price_models_compact(const char *json, size_t len, char **out, size_t *co
         }
         n++;
     }
-    if (n == 0) {
-        rc = dm_error_set(err, DM_ERR_INVALID, "models reply has no priced model");
-        goto out;
-    }
     *out = cJSON_PrintUnformatted(res);
     if (!*out) {
         rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");

@@ -220,6 +220,10 @@ static void on_read(void *arg, int rc, struct dm_http_response *resp, const stru
     }
     if (rc != 0) {
         dm_warn("prices", NULL, "price list GET %s failed: %s", m->url, herr->msg);
+    } else if (resp->status == 404) {
+        ok = 1; /* a server without a model list: asking sooner would not help */
+        dm_info("prices", NULL, "GET %s: no model list (HTTP 404); the price table and file apply",
+                m->url);
     } else if (resp->status != 200) {
         dm_warn("prices", NULL, "price list GET %s failed: HTTP %ld", m->url, resp->status);
     } else if (dm_price_models_compact(resp->body.data ? resp->body.data : "", resp->body.len,
@@ -228,6 +232,11 @@ static void on_read(void *arg, int rc, struct dm_http_response *resp, const stru
         dm_warn("prices", NULL, "price list GET %s not used: %s", m->url, err.msg);
         free(compact);
         compact = NULL;
+    } else if (n == 0) {
+        /* A server whose list carries no prices (OpenAI, vLLM...): nothing to learn or cache. */
+        ok = 1;
+        free(compact);
+        dm_info("prices", NULL, "GET %s lists no prices; the price table and file apply", m->url);
     } else {
         ok = 1;
         m->count = n;

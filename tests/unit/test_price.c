@@ -127,3 +127,41 @@ Test(price, models_api_prices_are_per_token_strings)
     cr_assert_eq(dm_price_table_load_models(t, "{}", 2, &n, &err), DM_ERR_INVALID);
     dm_price_table_free(t);
 }
+
+Test(price, the_models_list_is_cached_in_compact_form)
+{
+    struct dm_price_table *t;
+    struct dm_price p;
+    struct dm_error err = {0};
+    char *out = NULL;
+    size_t n = 99;
+    const char *list =
+        "{\"data\":[{\"id\":\"acme/a\",\"name\":\"A\",\"description\":\"long text\","
+        "\"context_length\":1000,\"pricing\":{\"prompt\":\"0.000002\","
+        "\"completion\":\"0.000008\",\"image\":\"0\"}},"
+        "{\"id\":\"openrouter/auto\",\"pricing\":{\"prompt\":\"-1\","
+        "\"completion\":\"-1\"}},{\"id\":\"acme/free\",\"pricing\":{\"prompt\":\"0\","
+        "\"completion\":\"0\"}},{\"id\":42}]}";
+
+    cr_assert_eq(dm_price_models_compact(list, strlen(list), &out, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 2, "the router's -1 and the id-less entry are dropped");
+    cr_assert_null(strstr(out, "description"), "%s", out);
+    cr_assert_null(strstr(out, "openrouter/auto"), "%s", out);
+    cr_assert_eq(dm_price_table_new(&t), 0);
+    cr_assert_eq(dm_price_table_load_models(t, out, strlen(out), &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(dm_price_lookup(t, "acme/a", &p, NULL), 0);
+    cr_assert_float_eq(p.prompt, 2.0, 1e-9);
+    cr_assert_float_eq(p.completion, 8.0, 1e-9);
+    free(out);
+
+    /* OpenAI's list has no prices: nothing to cache, not an error. */
+    const char *openai =
+        "{\"object\":\"list\",\"data\":[{\"id\":\"gpt-4o\",\"object\":\"model\"}]}";
+    cr_assert_eq(dm_price_models_compact(openai, strlen(openai), &out, &n, &err), 0);
+    cr_assert_eq(n, 0);
+    free(out);
+    cr_assert_eq(dm_price_models_compact("[]", 2, &out, &n, &err), DM_ERR_INVALID);
+    cr_assert_null(out);
+    dm_price_table_free(t);
+}

@@ -64,8 +64,8 @@ int dm_price_table_load_models(struct dm_price_table *t, const char *json, size_
 /* The priced entries of a `GET /api/v1/models` reply in the same shape, and nothing else
  * ({"data":[{"id","pricing":{"prompt","completion"}}]}: what dreamd caches on disk; the
  * descriptions, context lengths... of the full list are dropped). *out is malloc'd (free());
- * *count (may be NULL) gets the number of entries. Returns 0, DM_ERR_INVALID (not that shape,
- * or no priced entry) or DM_ERR_NOMEM. */
+ * *count (may be NULL) gets the number of entries (0 for a list without prices, such as
+ * OpenAI's). Returns 0, DM_ERR_INVALID (not that shape) or DM_ERR_NOMEM. */
 int dm_price_models_compact(const char *json, size_t len, char **out, size_t *count,
                             struct dm_error *err);
 
