@@ -188,6 +188,13 @@ static void read_error(const cJSON *e, struct dm_sse_api_error *out)
     }
 }
 
+/* vLLM's error shape: {"object":"error","message","type","code"} at the top level. */
+static int is_vllm_error(const cJSON *root)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "object");
+    return cJSON_IsString(o) && strcmp(o->valuestring, "error") == 0;
+}
+
 /* A token count: an integer-valued number from 0 to 2^53 (beyond, a double no longer counts
  * tokens exactly). Anything else sets *bad and counts 0. */
 static long long num_ll(const cJSON *o, const char *name, int *bad)
@@ -336,6 +343,9 @@ static int on_chat_event(void *arg, const char *data, size_t len)
     e = cJSON_GetObjectItemCaseSensitive(root, "error");
     if (e && !cJSON_IsNull(e) && !c->error.present) {
         read_error(e, &c->error);
+    } else if (!c->error.present && is_vllm_error(root)) {
+        /* vLLM reports an error inside a stream as a top-level error object. */
+        read_error(root, &c->error);
     }
     read_usage(cJSON_GetObjectItemCaseSensitive(root, "usage"), &c->usage);
     rc = read_choices(c, cJSON_GetObjectItemCaseSensitive(root, "choices"), "delta");
@@ -444,10 +454,7 @@ int dm_sse_parse_error(const char *body, size_t len, struct dm_sse_api_error *ou
     if (e && !cJSON_IsNull(e) && (cJSON_IsObject(e) || cJSON_IsString(e))) {
         read_error(e, out);
         rc = 0;
-    } else if (cJSON_IsObject(root) &&
-               cJSON_IsString(cJSON_GetObjectItemCaseSensitive(root, "object")) &&
-               strcmp(cJSON_GetObjectItemCaseSensitive(root, "object")->valuestring, "error") ==
-                   0) {
+    } else if (cJSON_IsObject(root) && is_vllm_error(root)) {
         /* vLLM: the error's fields at the top level. */
         read_error(root, out);
         rc = 0;

@@ -369,3 +369,17 @@ Test(sse_error, the_error_shapes_of_openai_vllm_ollama_litellm_and_fastapi)
     cr_assert_eq(dm_sse_parse_error("{\"ok\":true}", 11, &e), DM_ERR_INVALID);
     cr_assert_eq(dm_sse_parse_error("[1]", 3, &e), DM_ERR_INVALID);
 }
+
+Test(sse_chat, a_vllm_error_event_inside_a_stream_is_an_error_with_its_code)
+{
+    struct dm_sse_chat c;
+    struct dm_error err = {0};
+    const char *ev = "data: {\"object\":\"error\",\"message\":\"engine died\",\"type\":"
+                     "\"InternalServerError\",\"param\":null,\"code\":502}\n\n";
+    dm_sse_chat_init(&c, 0);
+    cr_assert_eq(dm_sse_chat_feed(&c, CHUNK1, strlen(CHUNK1), &err), 0);
+    cr_assert_eq(dm_sse_chat_feed(&c, ev, strlen(ev), &err), DM_ERR_REMOTE);
+    cr_assert_eq(c.error.code, 502);
+    cr_assert_str_eq(c.error.message, "engine died");
+    dm_sse_chat_free(&c);
+}
