@@ -85,8 +85,8 @@ int dm_llm_api_parse(const char *name, enum dm_llm_api *out)
     return DM_ERR_INVALID;
 }
 
-/* The host of an http(s) URL (no userinfo, port or brackets kept out: "[::1]" stays bracketed,
- * which dm_netaddr_* accept), into out. */
+/* The host of an http(s) URL into out, without userinfo and port (an IPv6 literal keeps its
+ * brackets, which dm_netaddr_* accept). */
 static void url_host(const char *url, char *out, size_t cap)
 {
     const char *h = strstr(url, "://");
@@ -163,6 +163,11 @@ int dm_llm_new(struct dm_llm **out, struct dm_http *http, uv_loop_t *loop,
         const char *ref = opts->referer ? opts->referer : openrouter ? DEFAULT_REFERER : "";
         const char *title = opts->title ? opts->title : openrouter ? DEFAULT_TITLE : "";
         int bad = 0;
+        if (strpbrk(ref, "\r\n") || strpbrk(title, "\r\n")) {
+            rc = dm_error_set(err, DM_ERR_INVALID,
+                              "attribution headers (referer, title) must be one line");
+            goto out;
+        }
         if (*ref) {
             bad |= !(l->referer_header = dup_printf("HTTP-Referer: ", ref));
         }
