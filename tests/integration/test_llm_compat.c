@@ -183,6 +183,17 @@ Test(compat, an_unknown_model_with_a_dollar_budget_fails_at_intake_when_the_list
     char *tokens = dmt_world_hget(&world, "unpriced-2", "tokens");
     cr_assert_gt(strtoll(tokens, NULL, 10), 0, "tokens counted: %s", tokens);
     free(tokens);
+    /* The reviewer was asked too (a missing price is no reason to let the rules decide). */
+    cr_assert_eq(dmt_count_in_file(rep.log, "the rules decide"), 0, "log %s", rep.log);
+    cJSON *reqs = chat_requests();
+    const cJSON *r;
+    int plain = 0;
+    cJSON_ArrayForEach(r, reqs)
+    {
+        plain += !cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "body"), "stream"));
+    }
+    cr_assert_eq(plain, 1, "one (non-streamed) review request");
+    cJSON_Delete(reqs);
 }
 
 /* ---- OpenAI-compatible servers ---- */
