@@ -38,6 +38,8 @@ static int check_stages(const char *v, char *why, size_t n);
 static int check_nonempty(const char *v, char *why, size_t n);
 static int check_admin(const char *v, char *why, size_t n);
 static int check_planner(const char *v, char *why, size_t n);
+static int check_llm_api(const char *v, char *why, size_t n);
+static int check_max_tokens_field(const char *v, char *why, size_t n);
 
 #define S(field) offsetof(struct dm_config, field)
 
@@ -99,6 +101,31 @@ static const struct setting settings[] = {
      "repairs of an invalid file before the job fails"},
     {"llm-timeout-ms", "DREAM_LLM_TIMEOUT_MS", K_INT, S(llm_timeout_ms), "180000", 1000, 3600000, 0,
      NULL, "total time one LLM request may take"},
+    {"llm-api", "DREAM_LLM_API", K_STR, S(llm_api), "openrouter", 0, 0, 0, check_llm_api,
+     "openrouter, or openai for any OpenAI-compatible server (OpenAI, vLLM, Ollama /v1, "
+     "llama.cpp, LiteLLM): only OpenAI's request fields are sent"},
+    {"llm-api-key", "DREAM_LLM_API_KEY", K_STR, S(llm_api_key), NULL, 0, 0, 1, NULL,
+     "API key of the LLM server (takes precedence over OPENROUTER_API_KEY)"},
+    {"llm-keyless-hosts", "DREAM_LLM_KEYLESS_HOSTS", K_STR, S(llm_keyless_hosts), NULL, 0, 0, 0,
+     NULL,
+     "openai mode: comma-separated hosts of DREAM_LLM_URL that need no API key (a loopback host "
+     "never needs one)"},
+    {"llm-max-tokens-field", "DREAM_LLM_MAX_TOKENS_FIELD", K_STR, S(llm_max_tokens_field),
+     "max_completion_tokens", 0, 0, 0, check_max_tokens_field,
+     "openai mode: max_completion_tokens, or max_tokens for servers that want the older name"},
+    {"llm-json-schema", "DREAM_LLM_JSON_SCHEMA", K_BOOL, S(llm_json_schema), "false", 0, 1, 0, NULL,
+     "openai mode: send response_format json_schema for the planner and reviewer (else the "
+     "prompt asks for JSON)"},
+    {"llm-referer", "DREAM_LLM_REFERER", K_STR, S(llm_referer), NULL, 0, 0, 0, NULL,
+     "HTTP-Referer attribution header (default https://github.com/dreamd/dreamd with OpenRouter, "
+     "none in openai mode; empty: not sent)"},
+    {"llm-title", "DREAM_LLM_TITLE", K_STR, S(llm_title), NULL, 0, 0, 0, NULL,
+     "X-Title attribution header (default dreamd with OpenRouter, none in openai mode; empty: "
+     "not sent)"},
+    {"prices-refresh-s", "DREAM_PRICES_REFRESH_S", K_INT, S(prices_refresh_s), "21600", 0, 604800,
+     0, NULL,
+     "seconds between reads of GET {llm-url}/models for model prices (cached in the data dir); "
+     "0: never read"},
     {"github-token", "GITHUB_TOKEN", K_STR, S(github_token), NULL, 0, 0, 1, NULL,
      "GitHub token for push and pull requests"},
     {"github-api-url", "DREAM_GITHUB_API_URL", K_STR, S(github_api_url), "https://api.github.com",
@@ -241,6 +268,24 @@ static int check_planner(const char *v, char *why, size_t n)
 {
     if (strcmp(v, "rules") != 0 && strcmp(v, "model") != 0) {
         snprintf(why, n, "must be rules or model");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_llm_api(const char *v, char *why, size_t n)
+{
+    if (strcmp(v, "openrouter") != 0 && strcmp(v, "openai") != 0) {
+        snprintf(why, n, "must be openrouter or openai");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_max_tokens_field(const char *v, char *why, size_t n)
+{
+    if (strcmp(v, "max_completion_tokens") != 0 && strcmp(v, "max_tokens") != 0) {
+        snprintf(why, n, "must be max_completion_tokens or max_tokens");
         return -1;
     }
     return 0;

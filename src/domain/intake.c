@@ -4,6 +4,7 @@
  */
 #include "dream/domain/intake.h"
 #include "dream/domain/auth.h"
+#include "dream/domain/price.h"
 #include "dream/core/error.h"
 
 #include <stdio.h>
@@ -159,4 +160,35 @@ void dm_intake_clear(struct dm_intake *in)
     dm_jobreq_free(in->req);
     in->job_json = NULL;
     in->req = NULL;
+}
+
+void dm_intake_refuse(struct dm_intake *in, const char *reason)
+{
+    if (in->kind != DM_INTAKE_BUILD) {
+        return;
+    }
+    dm_intake_clear(in);
+    set_reason(in, DM_INTAKE_INVALID, reason);
+}
+
+int dm_intake_check_prices(const struct dm_jobreq *req, const struct dm_price_table *prices,
+                           const char *const *models, size_t n, char *reason, size_t cap)
+{
+    struct dm_price p;
+    if (!req || req->budget_dollars <= 0 || !prices) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!models[i] || !*models[i] || dm_price_lookup(prices, models[i], &p, NULL) == 0) {
+            continue;
+        }
+        snprintf(reason, cap,
+                 "budget.maxDollars: no known price for model %.200s, so a dollar budget cannot "
+                 "be kept; set DREAM_PRICES_FILE with the model or a \"default\" entry, or let "
+                 "GET {DREAM_LLM_URL}/models load its price (or send the job without "
+                 "budget.maxDollars: tokens then count against maxTokens)",
+                 models[i]);
+        return DM_ERR_INVALID;
+    }
+    return 0;
 }

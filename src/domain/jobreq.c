@@ -322,7 +322,10 @@ static int take_budget(struct dm_jobreq *job, const cJSON *root, struct dm_error
     job->budget_tokens = (long long)v;
     d = cJSON_GetObjectItemCaseSensitive(b, "maxDollars");
     if (!d || cJSON_IsNull(d)) {
-        return fail(err, "budget.maxDollars", "required");
+        /* No dollar limit: tokens count against maxTokens only (models without a known price
+         * may then run). */
+        job->budget_dollars = 0;
+        return 0;
     }
     v = cJSON_IsNumber(d) ? d->valuedouble : NAN;
     if (!isfinite(v) || v <= 0) {
@@ -781,8 +784,10 @@ char *dm_jobreq_to_json(const struct dm_jobreq *job)
          cJSON_AddStringToObject(o, "specMarkdown", job->spec_markdown) &&
          cJSON_AddStringToObject(o, "priority", dm_jobreq_priority_name(job->priority)) &&
          (b = cJSON_AddObjectToObject(o, "budget")) &&
-         cJSON_AddNumberToObject(b, "maxTokens", (double)job->budget_tokens) &&
-         cJSON_AddNumberToObject(b, "maxDollars", job->budget_dollars);
+         cJSON_AddNumberToObject(b, "maxTokens", (double)job->budget_tokens);
+    if (ok && job->budget_dollars > 0) { /* absent: no dollar limit */
+        ok = cJSON_AddNumberToObject(b, "maxDollars", job->budget_dollars) != NULL;
+    }
     if (ok && job->callback_url) {
         ok = cJSON_AddStringToObject(o, "callbackUrl", job->callback_url) != NULL;
     }

@@ -32,7 +32,7 @@ static const struct {
 } builtin[] = {
     {"anthropic/claude-sonnet-4.5", 3.0, 15.0}, {"anthropic/claude-opus-4.5", 5.0, 25.0},
     {"anthropic/claude-haiku-4.5", 1.0, 5.0},   {"openai/gpt-4o", 2.5, 10.0},
-    {"openai/gpt-4o-mini", 0.15, 0.6},          {"google/gemini-2.5-pro-preview", 1.25, 10.0},
+    {"openai/gpt-4o-mini", 0.15, 0.6},
 };
 
 static int valid_price(const struct dm_price *p)
@@ -282,6 +282,62 @@ out:
     return rc;
 }
 
+int dm_price_models_compact(const char *json, size_t len, char **out, size_t *count,
+                            struct dm_error *err)
+{
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *res = cJSON_CreateObject();
+    cJSON *arr = res ? cJSON_AddArrayToObject(res, "data") : NULL;
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+    const cJSON *m;
+    size_t n = 0;
+    int rc = 0;
+    *out = NULL;
+    if (!arr) {
+        rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (!cJSON_IsArray(data)) {
+        rc = dm_error_set(err, DM_ERR_INVALID, "models reply has no data array");
+        goto out;
+    }
+    cJSON_ArrayForEach(m, data)
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
+        const cJSON *pricing = cJSON_GetObjectItemCaseSensitive(m, "pricing");
+        struct dm_price p;
+        cJSON *e, *pr;
+        char a[40], b[40];
+        if (!cJSON_IsString(id) || !id->valuestring[0] || !cJSON_IsObject(pricing) ||
+            read_pair(pricing, "prompt", "completion", &p, 1.0) != 0) {
+            continue;
+        }
+        snprintf(a, sizeof(a), "%.17g", p.prompt);
+        snprintf(b, sizeof(b), "%.17g", p.completion);
+        e = cJSON_CreateObject();
+        cJSON_AddItemToArray(arr, e);
+        pr = e ? cJSON_AddObjectToObject(e, "pricing") : NULL;
+        if (!pr || !cJSON_AddStringToObject(e, "id", id->valuestring) ||
+            !cJSON_AddStringToObject(pr, "prompt", a) ||
+            !cJSON_AddStringToObject(pr, "completion", b)) {
+            rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        n++;
+    }
+    *out = cJSON_PrintUnformatted(res);
+    if (!*out) {
+        rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+out:
+    if (count) {
+        *count = rc ? 0 : n;
+    }
+    cJSON_Delete(root);
+    cJSON_Delete(res);
+    return rc;
+}
+
 int dm_price_lookup(const struct dm_price_table *t, const char *model, struct dm_price *out,
                     struct dm_error *err)
 {
@@ -304,8 +360,8 @@ int dm_price_lookup(const struct dm_price_table *t, const char *model, struct dm
         return 0;
     }
     return dm_error_set(err, DM_ERR_NOTFOUND,
-                        "no price for model %.200s (add it to DREAM_PRICES_FILE or set a "
-                        "default price)",
+                        "no price for model %.200s (add it, or a \"default\" entry, to "
+                        "DREAM_PRICES_FILE, or let GET {DREAM_LLM_URL}/models load)",
                         model);
 }
 

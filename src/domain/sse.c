@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -143,10 +144,20 @@ static void read_error(const cJSON *e, struct dm_sse_api_error *out)
     code = cJSON_GetObjectItemCaseSensitive(e, "code");
     msg = cJSON_GetObjectItemCaseSensitive(e, "message");
     meta = cJSON_GetObjectItemCaseSensitive(e, "metadata");
-    if (cJSON_IsNumber(code)) {
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(e, "type");
+    if (cJSON_IsNumber(code) && isfinite(code->valuedouble) && fabs(code->valuedouble) < 1e9) {
         out->code = (long)code->valuedouble;
     } else if (cJSON_IsString(code)) {
-        out->code = strtol(code->valuestring, NULL, 10);
+        char *end;
+        long v = strtol(code->valuestring, &end, 10);
+        if (end != code->valuestring && *end == 0 && v > 0 && v < 1000) {
+            out->code = v;
+        } else {
+            copy_str(out->type, sizeof(out->type), code->valuestring);
+        }
+    }
+    if (cJSON_IsString(type)) {
+        copy_str(out->type, sizeof(out->type), type->valuestring);
     }
     if (cJSON_IsString(msg)) {
         copy_str(out->message, sizeof(out->message), msg->valuestring);
@@ -154,6 +165,20 @@ static void read_error(const cJSON *e, struct dm_sse_api_error *out)
     if (cJSON_IsObject(meta)) {
         const cJSON *ls = cJSON_GetObjectItemCaseSensitive(meta, "limit_source");
         const cJSON *rs = cJSON_GetObjectItemCaseSensitive(meta, "reason");
+        const cJSON *reasons = cJSON_GetObjectItemCaseSensitive(meta, "reasons");
+        const cJSON *r;
+        out->flagged = cJSON_HasObjectItem(meta, "flagged_input");
+        if (!cJSON_IsArray(reasons)) {
+            reasons = NULL;
+        }
+        cJSON_ArrayForEach(r, reasons)
+        {
+            size_t used = strlen(out->reasons);
+            if (cJSON_IsString(r) && used + 3 < sizeof(out->reasons)) {
+                snprintf(out->reasons + used, sizeof(out->reasons) - used, "%s%s", used ? ", " : "",
+                         r->valuestring);
+            }
+        }
         if (cJSON_IsString(ls)) {
             copy_str(out->limit_source, sizeof(out->limit_source), ls->valuestring);
         }
@@ -161,6 +186,13 @@ static void read_error(const cJSON *e, struct dm_sse_api_error *out)
             copy_str(out->reason, sizeof(out->reason), rs->valuestring);
         }
     }
+}
+
+/* vLLM's error shape: {"object":"error","message","type","code"} at the top level. */
+static int is_vllm_error(const cJSON *root)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "object");
+    return cJSON_IsString(o) && strcmp(o->valuestring, "error") == 0;
 }
 
 /* A token count: an integer-valued number from 0 to 2^53 (beyond, a double no longer counts
@@ -200,6 +232,19 @@ static void read_usage(const cJSON *u, struct dm_sse_usage *out)
         out->suspect = 1;
     } else if (out->total_tokens == 0) {
         out->total_tokens = out->prompt_tokens + out->completion_tokens;
+    }
+    {
+        const cJSON *cd = cJSON_GetObjectItemCaseSensitive(u, "cost_details");
+        const cJSON *up = cJSON_GetObjectItemCaseSensitive(cd, "upstream_inference_cost");
+        out->has_upstream_cost = 0;
+        out->upstream_cost = 0;
+        if (cJSON_IsNumber(up) && isfinite(up->valuedouble) && up->valuedouble >= 0 &&
+            up->valuedouble <= DM_SSE_COST_MAX) {
+            out->has_upstream_cost = 1;
+            out->upstream_cost = up->valuedouble;
+        } else if (up && !cJSON_IsNull(up)) {
+            out->suspect = 1;
+        }
     }
     cost = cJSON_GetObjectItemCaseSensitive(u, "cost");
     out->has_cost = 0;
@@ -298,6 +343,9 @@ static int on_chat_event(void *arg, const char *data, size_t len)
     e = cJSON_GetObjectItemCaseSensitive(root, "error");
     if (e && !cJSON_IsNull(e) && !c->error.present) {
         read_error(e, &c->error);
+    } else if (!c->error.present && is_vllm_error(root)) {
+        /* vLLM reports an error inside a stream as a top-level error object. */
+        read_error(root, &c->error);
     }
     read_usage(cJSON_GetObjectItemCaseSensitive(root, "usage"), &c->usage);
     rc = read_choices(c, cJSON_GetObjectItemCaseSensitive(root, "choices"), "delta");
@@ -376,7 +424,9 @@ int dm_sse_chat_verdict(const struct dm_sse_chat *c, int streamed, struct dm_err
                             "reply truncated at max_tokens (finish_reason length, %zu bytes)",
                             c->content.len);
     }
-    if (streamed && !c->done) {
+    if (streamed && !c->done &&
+        !(streamed == DM_SSE_VERDICT_ENDED && strcmp(c->finish_reason, "stop") == 0 &&
+          !dm_sse_pending(&c->sse))) {
         return dm_error_set(err, DM_ERR_IO, "stream ended before [DONE] after %zu chunks",
                             c->chunks);
     }
@@ -401,8 +451,26 @@ int dm_sse_parse_error(const char *body, size_t len, struct dm_sse_api_error *ou
     }
     root = cJSON_ParseWithLength(body, len);
     e = cJSON_GetObjectItemCaseSensitive(root, "error");
-    if (e && !cJSON_IsNull(e)) {
+    if (e && !cJSON_IsNull(e) && (cJSON_IsObject(e) || cJSON_IsString(e))) {
         read_error(e, out);
+        rc = 0;
+    } else if (cJSON_IsObject(root) && is_vllm_error(root)) {
+        /* vLLM: the error's fields at the top level. */
+        read_error(root, out);
+        rc = 0;
+    } else if (cJSON_IsObject(root) && (e = cJSON_GetObjectItemCaseSensitive(root, "detail"))) {
+        /* FastAPI: {"detail": "..."} or a list of validation errors. */
+        memset(out, 0, sizeof(*out));
+        out->present = 1;
+        if (cJSON_IsString(e)) {
+            copy_str(out->message, sizeof(out->message), e->valuestring);
+        } else {
+            char *txt = cJSON_PrintUnformatted(e);
+            if (txt) {
+                copy_str(out->message, sizeof(out->message), txt);
+                free(txt);
+            }
+        }
         rc = 0;
     }
     cJSON_Delete(root);

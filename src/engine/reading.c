@@ -65,6 +65,12 @@ static void classify_and_start(struct dm_engine *e, const char *id,
         }
         return;
     }
+    if (in.kind == DM_INTAKE_BUILD && e->stages && e->stages->admit) {
+        char why[sizeof(in.reason)];
+        if (e->stages->admit(e->stages->ctx, in.req, why, sizeof(why)) != 0) {
+            dm_intake_refuse(&in, why);
+        }
+    }
     if (ej && (in.kind == DM_INTAKE_DEAD || in.kind == DM_INTAKE_RESUME ||
                strcmp(in.job_id, ej->job.id) != 0)) {
         /* Only a build for the job it was allocated for starts on it. */

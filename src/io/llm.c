@@ -1,5 +1,6 @@
 /*
- * llm: OpenRouter chat completions over the shared HTTP client (see include/dream/io/llm.h).
+ * llm: chat completions (OpenRouter or OpenAI-compatible) over the shared HTTP client (see
+ * include/dream/io/llm.h).
  *
  * Owns, per call: the request body and headers (built once, re-sent on retries), the reply
  * decoder (dream/sse.h), and one uv_timer for retry waits. A call's completion is fired from
@@ -12,10 +13,12 @@
 #include "dream/domain/budget.h"
 #include "dream/core/log.h"
 #include "dream/domain/sse.h"
+#include "dream/domain/netaddr.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define DEFAULT_BASE "https://openrouter.ai/api/v1"
 #define DEFAULT_REFERER "https://github.com/dreamd/dreamd"
@@ -26,8 +29,12 @@ struct dm_llm {
     uv_loop_t *loop;
     char *url; /* {base}/chat/completions */
     char *auth_header;
-    char *referer_header;
-    char *title_header;
+    char *referer_header;  /* NULL: not sent */
+    char *title_header;    /* X-Title; NULL: not sent */
+    char *or_title_header; /* X-OpenRouter-Title (openrouter mode); NULL: not sent */
+    char *max_tokens_field;
+    int key_optional;
+    char host[256];          /* of the base URL, for messages */
     struct dm_llm_opts opts; /* pointers above replace the borrowed strings */
     size_t in_flight;
     struct dm_llm_call *calls; /* started, completion not yet fired */
@@ -64,6 +71,47 @@ struct dm_llm_call {
     struct dm_error err;
     struct dm_llm_result res;
 };
+
+int dm_llm_api_parse(const char *name, enum dm_llm_api *out)
+{
+    if (name && strcmp(name, "openrouter") == 0) {
+        *out = DM_LLM_API_OPENROUTER;
+        return 0;
+    }
+    if (name && strcmp(name, "openai") == 0) {
+        *out = DM_LLM_API_OPENAI;
+        return 0;
+    }
+    return DM_ERR_INVALID;
+}
+
+/* The host of an http(s) URL into out, without userinfo and port (an IPv6 literal keeps its
+ * brackets, which dm_netaddr_* accept). */
+static void url_host(const char *url, char *out, size_t cap)
+{
+    const char *h = strstr(url, "://");
+    const char *end, *at;
+    size_t n;
+    h = h ? h + 3 : url;
+    end = h + strcspn(h, "/?#");
+    at = memchr(h, '@', (size_t)(end - h));
+    if (at) {
+        h = at + 1;
+    }
+    if (*h == '[') {
+        const char *rb = memchr(h, ']', (size_t)(end - h));
+        end = rb ? rb + 1 : end;
+    } else {
+        const char *colon = memchr(h, ':', (size_t)(end - h));
+        end = colon ? colon : end;
+    }
+    n = (size_t)(end - h);
+    if (n >= cap) {
+        n = cap - 1;
+    }
+    memcpy(out, h, n);
+    out[n] = 0;
+}
 
 static char *dup_printf(const char *a, const char *b)
 {
@@ -110,11 +158,42 @@ int dm_llm_new(struct dm_llm **out, struct dm_http *http, uv_loop_t *loop,
     if (opts->api_key && *opts->api_key) {
         l->auth_header = dup_printf("Authorization: Bearer ", opts->api_key);
     }
-    l->referer_header =
-        dup_printf("HTTP-Referer: ", opts->referer ? opts->referer : DEFAULT_REFERER);
-    l->title_header = dup_printf("X-OpenRouter-Title: ", opts->title ? opts->title : DEFAULT_TITLE);
-    if (!l->url || !l->referer_header || !l->title_header ||
-        (opts->api_key && *opts->api_key && !l->auth_header)) {
+    {
+        int openrouter = opts->api == DM_LLM_API_OPENROUTER;
+        const char *ref = opts->referer ? opts->referer : openrouter ? DEFAULT_REFERER : "";
+        const char *title = opts->title ? opts->title : openrouter ? DEFAULT_TITLE : "";
+        int bad = 0;
+        if (strpbrk(ref, "\r\n") || strpbrk(title, "\r\n")) {
+            rc = dm_error_set(err, DM_ERR_INVALID,
+                              "attribution headers (referer, title) must be one line");
+            goto out;
+        }
+        if (*ref) {
+            bad |= !(l->referer_header = dup_printf("HTTP-Referer: ", ref));
+        }
+        if (*title) {
+            bad |= !(l->title_header = dup_printf("X-Title: ", title));
+            if (openrouter) {
+                bad |= !(l->or_title_header = dup_printf("X-OpenRouter-Title: ", title));
+            }
+        }
+        l->max_tokens_field =
+            strdup(!openrouter && opts->max_tokens_field && *opts->max_tokens_field
+                       ? opts->max_tokens_field
+                   : openrouter ? "max_tokens"
+                                : "max_completion_tokens");
+        url_host(base, l->host, sizeof(l->host));
+        if (!openrouter) {
+            l->key_optional =
+                dm_netaddr_classify_host(l->host, strlen(l->host)) == DM_NETADDR_LOOPBACK ||
+                dm_netaddr_host_listed(opts->keyless_hosts, l->host, strlen(l->host));
+        }
+        if (bad || !l->max_tokens_field) {
+            rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+    }
+    if (!l->url || (opts->api_key && *opts->api_key && !l->auth_header)) {
         rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -123,6 +202,8 @@ int dm_llm_new(struct dm_llm **out, struct dm_http *http, uv_loop_t *loop,
     l->opts.api_key = NULL;
     l->opts.referer = NULL;
     l->opts.title = NULL;
+    l->opts.max_tokens_field = NULL;
+    l->opts.keyless_hosts = NULL;
     if (l->opts.timeout_ms <= 0) {
         l->opts.timeout_ms = 300000;
     }
@@ -165,7 +246,14 @@ void dm_llm_free(struct dm_llm *llm)
     dm_secret_free(llm->auth_header);
     free(llm->referer_header);
     free(llm->title_header);
+    free(llm->or_title_header);
+    free(llm->max_tokens_field);
     free(llm);
+}
+
+int dm_llm_key_optional(const struct dm_llm *llm)
+{
+    return llm->key_optional;
 }
 
 size_t dm_llm_in_flight(const struct dm_llm *llm)
@@ -243,8 +331,9 @@ static void account_attempt(struct dm_llm_call *c)
         r->prompt_tokens = c->prompt_estimate;
         r->completion_tokens = (long long)((c->chat.content.len + 2) / 3);
     }
-    if (u->has_cost) {
-        r->cost_usd = u->cost;
+    if (u->has_cost || u->has_upstream_cost) {
+        /* What OpenRouter charged, plus what the provider charged a bring-your-own-key user. */
+        r->cost_usd = u->cost + u->upstream_cost;
         r->cost_source = DM_LLM_COST_API;
         return;
     }
@@ -274,8 +363,25 @@ static void on_retry_timer(uv_timer_t *t)
     start_attempt(t->data);
 }
 
+static const char *server_name(const struct dm_llm *l)
+{
+    return l->opts.api == DM_LLM_API_OPENROUTER ? "OpenRouter" : "LLM server";
+}
+
+static int contains_ci(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        if (strncasecmp(hay, needle, n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int status_error(struct dm_llm_call *c, long status, const char *body, size_t len)
 {
+    const char *srv = server_name(c->llm);
     struct dm_sse_api_error e;
     const char *msg = "";
     int code;
@@ -284,17 +390,36 @@ static int status_error(struct dm_llm_call *c, long status, const char *body, si
     }
     if (status == 400) {
         code = DM_ERR_INVALID;
-    } else if (status == 401 || status == 403) {
+    } else if (status == 401) {
         code = DM_ERR_AUTH;
+    } else if (status == 403) {
+        /* Not always the key: OpenRouter refuses flagged input with a 403 (moderation), and
+         * proxies (LiteLLM) and OpenRouter report a key's spending limit with one. */
+        if (e.present && (e.flagged || e.reasons[0])) {
+            return dm_error_set(&c->err, DM_ERR_REMOTE,
+                                "%s HTTP 403: refused by moderation (input flagged%s%s): %s", srv,
+                                e.reasons[0] ? "; reasons: " : "", e.reasons,
+                                msg[0] ? msg : "(no error message)");
+        }
+        if (e.present && (contains_ci(msg, "budget") || contains_ci(msg, "limit") ||
+                          contains_ci(msg, "quota") || contains_ci(e.type, "budget") ||
+                          contains_ci(e.type, "limit") || contains_ci(e.type, "quota"))) {
+            return dm_error_set(&c->err, DM_ERR_REMOTE,
+                                "%s HTTP 403: the key's spending limit or budget is reached: %s",
+                                srv, msg);
+        }
+        return dm_error_set(&c->err, DM_ERR_AUTH,
+                            "%s HTTP 403: the key is not allowed (authorization): %s", srv,
+                            msg[0] ? msg : "(no error message)");
     } else {
         code = DM_ERR_REMOTE;
     }
     if (status == 402 && e.present) {
-        return dm_error_set(&c->err, code, "OpenRouter HTTP 402 (limit_source %s%s%s): %s",
+        return dm_error_set(&c->err, code, "%s HTTP 402 (limit_source %s%s%s): %s", srv,
                             e.limit_source[0] ? e.limit_source : "none",
                             e.reason[0] ? ", reason " : "", e.reason, msg);
     }
-    return dm_error_set(&c->err, code, "OpenRouter HTTP %ld: %s", status,
+    return dm_error_set(&c->err, code, "%s HTTP %ld: %s", srv, status,
                         msg[0] ? msg : "(no error message)");
 }
 
@@ -361,7 +486,8 @@ static void on_http_done(void *arg, int rc, struct dm_http_response *resp,
                 vrc = dm_sse_chat_verdict(&c->chat, 0, &c->err);
             }
         } else {
-            vrc = dm_sse_chat_verdict(&c->chat, 1, &c->err);
+            /* The body ended cleanly: finish_reason stop without [DONE] is complete. */
+            vrc = dm_sse_chat_verdict(&c->chat, DM_SSE_VERDICT_ENDED, &c->err);
         }
         account(c);
         if (vrc == DM_ERR_REMOTE && dm_llm_stream_error_retryable(&c->chat.error)) {
@@ -462,7 +588,7 @@ static void start_attempt(struct dm_llm_call *c)
     struct dm_llm *l = c->llm;
     struct dm_http_request hr;
     struct dm_error herr;
-    const char *headers[8];
+    const char *headers[10];
     int n = 0;
     int rc;
     if (c->cancelled) {
@@ -470,14 +596,31 @@ static void start_attempt(struct dm_llm_call *c)
         finish(c, DM_ERR_CANCELLED);
         return;
     }
-    if (!l->auth_header) {
-        dm_error_set(&c->err, DM_ERR_AUTH, "no OpenRouter API key configured (OPENROUTER_API_KEY)");
+    if (!l->auth_header && !l->key_optional) {
+        if (l->opts.api == DM_LLM_API_OPENROUTER) {
+            dm_error_set(&c->err, DM_ERR_AUTH,
+                         "no OpenRouter API key configured (OPENROUTER_API_KEY)");
+        } else {
+            dm_error_set(&c->err, DM_ERR_AUTH,
+                         "no API key configured for the LLM server at %.200s (DREAM_LLM_API_KEY; "
+                         "a server that needs none: a loopback URL or DREAM_LLM_KEYLESS_HOSTS)",
+                         l->host);
+        }
         finish(c, DM_ERR_AUTH);
         return;
     }
-    headers[n++] = l->auth_header;
-    headers[n++] = l->referer_header;
-    headers[n++] = l->title_header;
+    if (l->auth_header) {
+        headers[n++] = l->auth_header;
+    }
+    if (l->referer_header) {
+        headers[n++] = l->referer_header;
+    }
+    if (l->title_header) {
+        headers[n++] = l->title_header;
+    }
+    if (l->or_title_header) {
+        headers[n++] = l->or_title_header;
+    }
     headers[n++] = "Content-Type: application/json";
     headers[n++] = c->stream ? "Accept: text/event-stream" : "Accept: application/json";
     headers[n] = NULL;
@@ -506,11 +649,20 @@ static void start_attempt(struct dm_llm_call *c)
     }
 }
 
+/* The line a structured call's system prompt gets when response_format is not sent. */
+#define JSON_ONLY_LINE                                                                             \
+    "\n\nAnswer with one JSON object only, following the schema described above: no prose, no "    \
+    "code fence."
+
 /* Builds the request body. Returns 0 or DM_ERR_INVALID / DM_ERR_NOMEM. */
 static int build_body(struct dm_llm_call *c, const struct dm_llm_request *req, struct dm_error *err)
 {
+    const struct dm_llm *l = c->llm;
+    int openrouter = l->opts.api == DM_LLM_API_OPENROUTER;
     cJSON *root = cJSON_CreateObject();
     cJSON *msgs, *m, *rf = NULL;
+    char *system = NULL;
+    int send_rf;
     int rc = 0;
     if (req->response_format) {
         rf = cJSON_Parse(req->response_format);
@@ -519,16 +671,25 @@ static int build_body(struct dm_llm_call *c, const struct dm_llm_request *req, s
             goto out;
         }
     }
+    send_rf = rf && (openrouter || l->opts.json_schema);
+    if (rf && !send_rf) {
+        /* An OpenAI-compatible server may not support structured output: ask in words. */
+        system = dup_printf(req->system ? req->system : "", JSON_ONLY_LINE);
+        if (!system) {
+            rc = DM_ERR_NOMEM;
+            goto out;
+        }
+    }
     if (!root || !cJSON_AddStringToObject(root, "model", req->model) ||
         !(msgs = cJSON_AddArrayToObject(root, "messages"))) {
         rc = DM_ERR_NOMEM;
         goto out;
     }
-    if (req->system) {
+    if (req->system || system) {
         m = cJSON_CreateObject();
         cJSON_AddItemToArray(msgs, m);
         if (!m || !cJSON_AddStringToObject(m, "role", "system") ||
-            !cJSON_AddStringToObject(m, "content", req->system)) {
+            !cJSON_AddStringToObject(m, "content", system ? system : req->system)) {
             rc = DM_ERR_NOMEM;
             goto out;
         }
@@ -537,7 +698,7 @@ static int build_body(struct dm_llm_call *c, const struct dm_llm_request *req, s
     cJSON_AddItemToArray(msgs, m);
     if (!m || !cJSON_AddStringToObject(m, "role", "user") ||
         !cJSON_AddStringToObject(m, "content", req->user) ||
-        !cJSON_AddNumberToObject(root, "max_tokens", (double)req->max_tokens) ||
+        !cJSON_AddNumberToObject(root, l->max_tokens_field, (double)req->max_tokens) ||
         !cJSON_AddBoolToObject(root, "stream", req->stream ? 1 : 0)) {
         rc = DM_ERR_NOMEM;
         goto out;
@@ -546,18 +707,29 @@ static int build_body(struct dm_llm_call *c, const struct dm_llm_request *req, s
         rc = DM_ERR_NOMEM;
         goto out;
     }
-    cJSON *usage = cJSON_AddObjectToObject(root, "usage");
-    if (!usage || !cJSON_AddBoolToObject(usage, "include", 1)) {
-        rc = DM_ERR_NOMEM;
-        goto out;
-    }
-    if (rf) {
-        cJSON_AddItemToObject(root, "response_format", rf);
-        rf = NULL;
-        cJSON *prov = cJSON_AddObjectToObject(root, "provider");
-        if (!prov || !cJSON_AddBoolToObject(prov, "require_parameters", 1)) {
+    if (openrouter) {
+        cJSON *usage = cJSON_AddObjectToObject(root, "usage");
+        if (!usage || !cJSON_AddBoolToObject(usage, "include", 1)) {
             rc = DM_ERR_NOMEM;
             goto out;
+        }
+    } else if (req->stream) {
+        /* OpenAI's way to get usage in a stream: a last chunk with empty choices. */
+        cJSON *so = cJSON_AddObjectToObject(root, "stream_options");
+        if (!so || !cJSON_AddBoolToObject(so, "include_usage", 1)) {
+            rc = DM_ERR_NOMEM;
+            goto out;
+        }
+    }
+    if (send_rf) {
+        cJSON_AddItemToObject(root, "response_format", rf);
+        rf = NULL;
+        if (openrouter) {
+            cJSON *prov = cJSON_AddObjectToObject(root, "provider");
+            if (!prov || !cJSON_AddBoolToObject(prov, "require_parameters", 1)) {
+                rc = DM_ERR_NOMEM;
+                goto out;
+            }
         }
     }
     c->body = cJSON_PrintUnformatted(root);
@@ -570,6 +742,7 @@ out:
     if (rc == DM_ERR_NOMEM) {
         dm_error_set(err, rc, "out of memory");
     }
+    free(system);
     cJSON_Delete(rf);
     cJSON_Delete(root);
     return rc;

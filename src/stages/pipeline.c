@@ -10,6 +10,8 @@
 #include "dream/stages/pipeline.h"
 #include "dream/core/log.h"
 #include "dream/domain/price.h"
+#include "dream/io/models.h"
+#include "dream/io/fsutil.h"
 #include "dream/domain/prompt.h"
 #include "dream/io/callback.h"
 #include "dream/io/forge.h"
@@ -678,6 +680,7 @@ void dm_pipeline_stage_ops(struct dm_pipeline *p, struct dm_stage_ops *ops)
     ops->run[DM_STAGE_PR] = stage_pr_run;
     ops->cancel = cancel;
     ops->release = release;
+    ops->admit = stage_admit;
     ops->ctx = p;
 }
 
@@ -710,6 +713,39 @@ static void protect_branches(struct dm_pipeline *p, const char *list)
         }
     }
     p->policy.protected_branches = p->protected_list;
+}
+
+/* The model price list (io/models.c): read from {llm-url}/models, cached in the data dir, the
+ * price file re-applied over it. */
+static int pipeline_models_new(struct dm_pipeline *p, const char *key, struct dm_error *err)
+{
+    const struct dm_config *cfg = p->cfg;
+    struct dm_models_opts mo = {0};
+    char *cache = NULL, *override = NULL;
+    size_t cap, olen = 0;
+    int rc;
+
+    if (cfg->data_dir && *cfg->data_dir) {
+        cap = strlen(cfg->data_dir) + sizeof("/prices/models.json");
+        cache = malloc(cap);
+        if (!cache) {
+            return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        }
+        snprintf(cache, cap, "%s/prices/models.json", cfg->data_dir);
+    }
+    if (cfg->prices_file) {
+        override = dm_fs_read(cfg->prices_file, (size_t)1 << 20, &olen);
+    }
+    mo.base_url = cfg->llm_url;
+    mo.api_key = key;
+    mo.cache_path = cache;
+    mo.override_json = override;
+    mo.override_len = olen;
+    mo.refresh_s = (long)cfg->prices_refresh_s;
+    rc = dm_models_new(&p->models, p->http, p->loop, p->prices, &mo, err);
+    free(cache);
+    free(override);
+    return rc;
 }
 
 int dm_pipeline_new(struct dm_pipeline **out, uv_loop_t *loop, const struct dm_config *cfg,
@@ -748,9 +784,18 @@ int dm_pipeline_new(struct dm_pipeline **out, uv_loop_t *loop, const struct dm_c
         goto fail;
     }
     lo.base_url = cfg->llm_url;
-    lo.api_key = cfg->openrouter_api_key;
+    lo.api_key = cfg->llm_api_key && *cfg->llm_api_key ? cfg->llm_api_key : cfg->openrouter_api_key;
     lo.timeout_ms = (long)cfg->llm_timeout_ms;
     lo.prices = p->prices;
+    lo.referer = cfg->llm_referer;
+    lo.title = cfg->llm_title;
+    lo.max_tokens_field = cfg->llm_max_tokens_field;
+    lo.json_schema = cfg->llm_json_schema;
+    lo.keyless_hosts = cfg->llm_keyless_hosts;
+    if (dm_llm_api_parse(cfg->llm_api ? cfg->llm_api : "openrouter", &lo.api) != 0) {
+        rc = dm_error_set(err, DM_ERR_INVALID, "--llm-api: must be openrouter or openai");
+        goto fail;
+    }
     if ((rc = dm_llm_new(&p->llm, p->http, loop, &lo, err))) {
         goto fail;
     }
@@ -764,6 +809,9 @@ int dm_pipeline_new(struct dm_pipeline **out, uv_loop_t *loop, const struct dm_c
         if ((rc = dm_ghapp_new(&p->gh, p->http, loop, &go, err))) {
             goto fail;
         }
+    }
+    if ((rc = pipeline_models_new(p, lo.api_key, err))) {
+        goto fail;
     }
     fo.api_url = cfg->github_api_url;
     fo.auth = p->gh;
@@ -839,6 +887,11 @@ void dm_pipeline_close(struct dm_pipeline *p, void (*done)(void *arg), void *arg
         dm_llm_cancel_all(p->llm);
     }
     p->pending_closes = 1; /* this function's own reference */
+    if (p->models) {
+        p->pending_closes++;
+        dm_models_close(p->models, on_service_closed, p);
+        p->models = NULL;
+    }
     if (p->callbacks) {
         p->pending_closes++;
         dm_callbacks_close(p->callbacks, on_service_closed, p);

@@ -71,6 +71,7 @@ struct dm_pipeline {
     struct dm_validate_runner *vr;
     struct dm_callbacks *callbacks;
     struct dm_price_table *prices;
+    struct dm_models *models; /* the model price list (io/models.h) */
     struct dm_prompts *prompts;
     struct dm_safety_policy policy;
     char *protected_buf;
@@ -120,6 +121,10 @@ enum metered_step { METERED_PRICE = 1, METERED_RESERVE, METERED_START };
  * DM_ERR_TRANSIENT: it fits once calls in flight settle; DM_ERR_BUDGET or DM_ERR_INVALID),
  * METERED_START (dm_llm_start's error). The replica-wide cap is the caller's to check.
  */
+/* The stage ops' admit (intake): with a dollar budget, the generation and review models must
+ * have a price (dm_intake_check_prices), once the model list's first read has ended. */
+int stage_admit(void *ctx, const struct dm_jobreq *req, char *reason, size_t cap);
+
 int metered_start(struct metered *mc, struct pjob *pj, struct dm_llm_request *r,
                   metered_done_fn done, void *arg, enum metered_step *step, struct dm_error *err);
 

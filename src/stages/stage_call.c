@@ -1,14 +1,18 @@
 /*
  * stage_call: the metered model call, the one path by which the planner, the generator and the
- * reviewer ask a model (contract in stage.h). Start: look the price up, reserve the worst case
+ * reviewer ask a model (contract in stage.h), and the intake's price check (stage_admit). Start:
+ * look the price up (a model without one runs at price 0 when the job has no dollar budget: its
+ * tokens still count against maxTokens), reserve the worst case
  * from the job's budget, start the call, count it in flight (replica and job). End: uncount it,
  * count the request, its retries, tokens and cost in the metrics, settle the budget with what
  * the call really cost (or release the hold), hand the freed request slot to a waiting file,
  * record the job's spend, and only then tell the caller. Loop thread only.
  */
 #include "dream/core/error.h"
+#include "dream/domain/intake.h"
 #include "dream/domain/price.h"
 #include "dream/io/metrics.h"
+#include "dream/io/models.h"
 
 #include "stage.h"
 
@@ -71,8 +75,15 @@ int metered_start(struct metered *mc, struct pjob *pj, struct dm_llm_request *r,
                                                   strlen(r->user ? r->user : ""));
     *step = METERED_PRICE;
     rc = dm_price_lookup(p->prices, r->model, &price, err);
-    if (rc) {
+    if (rc && pj->budget.max_usd > 0) {
+        dm_error_wrap(err, "the job has a dollar budget (budget.maxDollars)");
         return rc;
+    }
+    if (rc) {
+        /* No dollar budget: the call runs; usage.cost still counts when the server reports
+         * it, and the tokens count against maxTokens. */
+        price.prompt = 0;
+        price.completion = 0;
     }
     *step = METERED_RESERVE;
     rc = dm_budget_reserve(&pj->budget, &price, mc->prompt_tokens, r->max_tokens, &mc->hold, err);
@@ -109,4 +120,20 @@ int metered_interrupted(struct pjob *pj, int rc, const char *what)
     dm_error_set(&err, DM_ERR_CANCELLED, "%s interrupted", what);
     stage_finish(pj, DM_ERR_CANCELLED, &err);
     return 1;
+}
+
+int stage_admit(void *ctx, const struct dm_jobreq *req, char *reason, size_t cap)
+{
+    struct dm_pipeline *p = ctx;
+    const char *models[2];
+    size_t n = 0;
+
+    if (p->models && !dm_models_settled(p->models)) {
+        /* The first read of the model list is still under way: the metered call checks the
+         * price again when the job asks a model. */
+        return 0;
+    }
+    models[n++] = p->cfg->model;
+    models[n++] = p->cfg->review_model;
+    return dm_intake_check_prices(req, p->prices, models, n, reason, cap);
 }

@@ -156,7 +156,7 @@ static void plan_loaded(struct pjob *pj)
     struct dm_planner_opts po = DM_PLANNER_OPTS_INIT;
     struct dm_planner_prompt *prompt = NULL;
     struct dm_llm_request r;
-    enum metered_step step;
+    enum metered_step step = METERED_START;
     struct dm_error perr;
     const char **paths;
     size_t n = 0;
@@ -191,6 +191,12 @@ static void plan_loaded(struct pjob *pj)
         rc = metered_start(&pj->planner.call, pj, &r, on_planner_done, NULL, &step, &perr);
     }
     dm_planner_prompt_free(prompt);
+    if (rc && step == METERED_PRICE) {
+        /* A job with a dollar budget and a model without a price: not a reason to plan with
+         * the rules behind the user's back (the generator could not run either). */
+        stage_finish(pj, DM_ERR_INVALID, &perr);
+        return;
+    }
     if (rc) {
         plan_fallback(pj, perr.msg);
     }

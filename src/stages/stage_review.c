@@ -274,7 +274,8 @@ static void on_review_done(struct metered *mc, int rc, struct dm_llm_result *res
     dm_review_verdict_free(&final);
 }
 
-/* Asks the reviewer model; returns 0 when the call started (its completion decides). */
+/* Asks the reviewer model; returns 0 when the call started (its completion decides) or the
+ * stage already ended (a model without a price in a job with a dollar budget). */
 static int ask_reviewer(struct pjob *pj)
 {
     struct dm_pipeline *p = pj->p;
@@ -323,11 +324,18 @@ static int ask_reviewer(struct pjob *pj)
     r.response_format = dm_review_response_format();
     r.job_id = pj->job->id;
     rc = metered_start(&pj->review.call, pj, &r, on_review_done, NULL, &step, &err);
+    dm_review_prompt_free(prompt);
+    if (rc && step == METERED_PRICE) {
+        /* A dollar budget and a reviewer model without a price: fail loudly rather than let
+         * the rules decide behind the user's back. */
+        stage_check_forget(pj);
+        stage_finish(pj, DM_ERR_INVALID, &err);
+        return 0;
+    }
     if (rc && step != METERED_START) {
         dm_warn("pipeline", pj->job->id, "reviewer model not asked (%s); the rules decide",
                 err.msg);
     }
-    dm_review_prompt_free(prompt);
     return rc;
 }
 

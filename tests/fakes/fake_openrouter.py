@@ -13,8 +13,8 @@ connection). It answers the real shapes:
 Replies are deterministic: a request whose messages name a target path (a line "Path: <path>",
 "Path: `<path>`" or "Target path: `<path>`"; the regex is --path-regex) gets valid code for that
 file type (.ts route, .tsx component, .sql migration, .json, .md, anything else TypeScript).
-A request without a path gets --default-reply (for a request with response_format: a JSON
-review verdict, --review-reply).
+A request without a path gets --default-reply (for a request with response_format, or whose
+prompt says "Answer with one JSON object only": a JSON review verdict, --review-reply).
 
 Repository-aware replies (the prompt is read as free text; every rule falls back to the generic
 answer above; GET /_fake/requests shows what was chosen as "reply_kind"):
@@ -79,6 +79,20 @@ completion_tokens = ceil(bytes of content / 4); cost at the built-in prices (swi
 --no-cost or POST /_fake/config {"cost": false}, so the client must price from its table). A
 reply longer than max_tokens is truncated and ends with finish_reason "length", like a model.
 
+API modes (--api, or POST /_fake/config {"api": ...}):
+  openrouter  (default) OpenRouter's shapes, as above.
+  openai      OpenAI's: a request with any field OpenAI does not document (usage, provider,
+              transforms...) is refused with OpenAI's 400 {"error":{"message":"Unrecognized
+              request argument supplied: <field>","type":"invalid_request_error","param":null,
+              "code":null}} (behaviour "unknown-field"); max_completion_tokens or max_tokens;
+              a bearer key is required (OpenAI's 401 shape); no "provider" in replies, no
+              usage.cost, and a stream carries usage only with stream_options.include_usage.
+  llamacpp    like openai, but any field is accepted, no key is needed, and a stream ends
+              without "data: [DONE]" (the body just ends after the finish chunk).
+GET /models answers --models-status (or {"models_status": n}; default 200) to simulate an
+unreachable list. It lists acme/listed-coder-1 (2/8 USD per million tokens), a model dreamd's
+built-in table does not know.
+
 Misbehaviour, per request, selected either by a marker in the request's messages or by a script:
   marker   [[fake:BEHAVIOUR]]  [[fake:BEHAVIOUR:PARAM]]  [[fake:BEHAVIOUR:PARAM*TIMES]]
            with *TIMES only the first TIMES requests carrying that exact marker misbehave
@@ -132,6 +146,13 @@ Behaviours (PARAM in brackets):
   empty              an empty reply content
   fenced             the valid code wrapped in a ``` fence
   nocost             usage without cost
+  byok[usd]          usage.cost 0.0001 plus usage.cost_details.upstream_inference_cost usd
+                     (default 0.002): a bring-your-own-key reply
+  403-moderation     403 with error.metadata.reasons and flagged_input (OpenRouter moderation)
+  403-budget         403 with LiteLLM's budget_exceeded error (string code "403")
+  400-vllm           400 with vLLM's top-level {"object":"error","message",...}
+  404-ollama         404 with Ollama's {"error":"<string>"}
+  422-detail         422 with a FastAPI {"detail":"<string>"}
   usage-bomb[lit]    usage.cost written as the raw JSON number lit (default 1e999, which JSON
                      parsers read as infinity; also e.g. -5 or 1e400): numbers from the API
                      are data, not trust
@@ -152,7 +173,8 @@ Behaviours (PARAM in brackets):
   spec: to aim at one file use a script rule with "path".
 Control endpoints:
   GET /_fake/requests  recorded requests (newest last, at most 2000): n, path, model, stream,
-                       max_tokens, temperature, behaviour, headers, body, client_port (the
+                       max_tokens, temperature, behaviour, headers, body, usage (the usage of
+                       the answer, whether or not it was sent), api, client_port (the
                        client's TCP port: equal ports mean a reused connection), refused (the
                        texts a "require" rule missed, or null), reply_kind (what the answer was
                        made as: "route:hono", "edit:entry", ... or null: see above)
@@ -183,8 +205,21 @@ PRICES = {  # USD per million tokens (prompt, completion)
     "anthropic/claude-haiku-4.5": (1.0, 5.0),
     "openai/gpt-4o": (2.5, 10.0),
     "openai/gpt-4o-mini": (0.15, 0.6),
-    "google/gemini-2.5-pro-preview": (1.25, 10.0),
+    "google/gemini-2.5-pro": (1.25, 10.0),
+    # Listed by GET /models only: dreamd's built-in table does not know it.
+    "acme/listed-coder-1": (2.0, 8.0),
 }
+# OpenAI's documented chat-completions request fields: in --api openai mode any other field is
+# refused with OpenAI's 400 ("Unrecognized request argument supplied: <name>").
+OPENAI_FIELDS = {
+    "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "n",
+    "stream", "stream_options", "stop", "presence_penalty", "frequency_penalty", "logit_bias",
+    "logprobs", "top_logprobs", "user", "seed", "tools", "tool_choice", "parallel_tool_calls",
+    "response_format", "metadata", "store", "reasoning_effort", "modalities", "audio",
+    "prediction", "service_tier", "web_search_options", "safety_identifier", "prompt_cache_key",
+    "verbosity",
+}
+APIS = ("openrouter", "openai", "llamacpp")
 DEFAULT_PRICE = (3.0, 15.0)
 MARKER_RE = re.compile(r"\[\[fake:([a-z0-9-]+)(?::([^\]*]*))?(?:\*(\d+))?\]\]")
 DEFAULT_PATH_RE = r"^(?:Target path|Path|File):\s*`?([^`\s]+)`?\s*$"
@@ -201,6 +236,8 @@ class State:
         self.default_reply = args.default_reply
         self.review_reply = args.review_reply
         self.quiet = args.quiet
+        self.api = args.api
+        self.models_status = args.models_status
         self.reset()
 
     def reset(self):
@@ -864,6 +901,12 @@ def tokens_of(nbytes):
     return (nbytes + 3) // 4
 
 
+def openai_error(message, etype="invalid_request_error", param=None, code=None):
+    """OpenAI's error body: {"error": {"message", "type", "param", "code"}}."""
+    return json.dumps({"error": {"message": message, "type": etype, "param": param,
+                                 "code": code}}).encode()
+
+
 def error_body(code, message, metadata=None):
     e = {"code": code, "message": message}
     if metadata is not None:
@@ -927,6 +970,10 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.lock:
                 STATE.total += 1
                 STATE.models += 1
+                models_status = STATE.models_status
+            if models_status != 200:
+                return self.send_json(models_status, error_body(models_status, "models list "
+                                                                "unavailable"))
             data = []
             for mid, (p, c) in sorted(PRICES.items()):
                 data.append({
@@ -1001,6 +1048,13 @@ class Handler(BaseHTTPRequestHandler):
                     STATE.review_reply = str(obj["review_reply"])
                 if "default_reply" in obj:
                     STATE.default_reply = str(obj["default_reply"])
+                if "api" in obj:
+                    if obj["api"] not in APIS:
+                        return self.send_json(400, error_body(400, "api: one of " +
+                                                              ", ".join(APIS)))
+                    STATE.api = obj["api"]
+                if "models_status" in obj:
+                    STATE.models_status = int(obj["models_status"])
             return self.send_json(200, {"ok": True})
         self.send_json(404, error_body(404, "unknown control endpoint"))
 
@@ -1049,9 +1103,16 @@ class Handler(BaseHTTPRequestHandler):
             text = "\n".join(str(m.get("content") or "") for m in messages)
         except (ValueError, KeyError, TypeError, AttributeError):
             return self.send_json(400, error_body(400, "invalid request body"))
+        with STATE.lock:
+            api = STATE.api
         model = req.get("model") or "openrouter/auto"
         stream = bool(req.get("stream"))
         max_tokens = req.get("max_tokens")
+        if api != "openrouter" and max_tokens is None:
+            max_tokens = req.get("max_completion_tokens")
+        unknown = sorted(k for k in req if k not in OPENAI_FIELDS) if api == "openai" else []
+        so = req.get("stream_options")
+        include_usage = isinstance(so, dict) and so.get("include_usage") is True
         path = None
         for m in reversed(messages):  # the user message names the path; the system may too
             found = STATE.path_re.search(str(m.get("content") or ""))
@@ -1060,6 +1121,8 @@ class Handler(BaseHTTPRequestHandler):
                 break
         with STATE.lock:
             behaviour, param, content, refusal = self.pick_behaviour(text, path)
+            if unknown:
+                behaviour = "unknown-field"
             if refusal is not None:
                 STATE.refused += 1
                 behaviour = "refused"
@@ -1074,15 +1137,24 @@ class Handler(BaseHTTPRequestHandler):
                 "max_tokens": max_tokens, "temperature": req.get("temperature"),
                 "behaviour": behaviour, "headers": dict(self.headers.items()), "body": req,
                 "client_port": self.client_address[1],
-                "refused": refusal[0] if refusal else None, "reply_kind": None,
+                "refused": refusal[0] if refusal else None, "reply_kind": None, "api": api,
             })
             record = STATE.records[-1]
             del STATE.records[:-MAX_RECORDS]
             latency = STATE.latency_ms
             cost_on = STATE.cost
+        if unknown:
+            # OpenAI's exact answer to a field it does not know.
+            return self.send_json(400, openai_error(
+                "Unrecognized request argument supplied: " + unknown[0]))
         if not isinstance(max_tokens, int) or max_tokens <= 0:
             return self.send_json(400, error_body(400, "max_tokens must be a positive integer"))
-        if not (self.headers.get("Authorization") or "").startswith("Bearer "):
+        if api != "llamacpp" and not (self.headers.get("Authorization") or "").startswith(
+                "Bearer "):
+            if api == "openai":
+                return self.send_json(401, openai_error(
+                    "You didn't provide an API key. You need to provide your API key in an "
+                    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."))
             return self.send_json(401, error_body(401, "No auth credentials found"))
 
         if behaviour == "wait":
@@ -1108,7 +1180,10 @@ class Handler(BaseHTTPRequestHandler):
             size = int(param or 8 * 1024 * 1024)
             reply = ("x" * 1023 + "\n") * (size // 1024) + "x" * (size % 1024)
         elif path is None:
-            reply = STATE.review_reply if req.get("response_format") else STATE.default_reply
+            # A structured request: response_format, or (OpenAI-compatible servers without
+            # structured output) a prompt asking for one JSON object.
+            wants_json = req.get("response_format") or "Answer with one JSON object only" in text
+            reply = STATE.review_reply if wants_json else STATE.default_reply
         elif behaviour == "invalid-always" or (behaviour == "invalid" and path_count == 1):
             reply = invalid_code(path)
         elif refusal is not None and refusal[1] == "broken":
@@ -1143,13 +1218,20 @@ class Handler(BaseHTTPRequestHandler):
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         }
-        if cost_on and behaviour != "nocost":
+        if cost_on and behaviour != "nocost" and api == "openrouter":
             usage["cost"] = round((prompt_tokens * pp + completion_tokens * cp) / 1e6, 10)
+        if behaviour == "byok" and api == "openrouter":
+            # Bring your own key: OpenRouter's fee in cost, the provider's charge apart.
+            usage["cost"] = 0.0001
+            usage["cost_details"] = {"upstream_inference_cost": float(param or "0.002")}
         if behaviour == "usage-bomb":
             usage["cost"] = BOMB
+        with STATE.lock:
+            record["usage"] = dict(usage)
         gen_id = "gen-fake-%d" % n
         ctx = {"id": gen_id, "model": model, "usage": usage, "reply": reply, "finish": finish,
-               "behaviour": behaviour, "param": param, "latency": latency}
+               "behaviour": behaviour, "param": param, "latency": latency, "api": api,
+               "include_usage": include_usage}
         if stream:
             self.answer_stream(ctx)
         else:
@@ -1169,6 +1251,27 @@ class Handler(BaseHTTPRequestHandler):
         if behaviour in plain:
             code, msg = plain[behaviour]
             return code, error_body(code, msg), None
+        if behaviour == "403-moderation":
+            return 403, error_body(403, "Your chosen model requires moderation and your input "
+                                   "was flagged",
+                                   {"reasons": ["violence", "harassment"],
+                                    "flagged_input": "...kill...", "provider_name": "Fake",
+                                    "model_slug": "fake/model"}), None
+        if behaviour == "403-budget":
+            # LiteLLM's answer when a virtual key's budget is spent.
+            return 403, json.dumps({"error": {"message": "Budget has been exceeded! Current "
+                                              "cost: 10.5, Max budget: 10.0",
+                                              "type": "budget_exceeded", "param": None,
+                                              "code": "403"}}).encode(), None
+        if behaviour == "400-vllm":
+            return 400, json.dumps({"object": "error", "message": "This model's maximum context "
+                                    "length is 4096 tokens.", "type": "BadRequestError",
+                                    "param": None, "code": 400}).encode(), None
+        if behaviour == "404-ollama":
+            return 404, json.dumps({"error": "model \"llama9\" not found, try pulling it "
+                                    "first"}).encode(), None
+        if behaviour == "422-detail":
+            return 422, json.dumps({"detail": "Field required: messages"}).encode(), None
         if behaviour == "429":
             secs = param or "1"
             return 429, error_body(429, "Rate limit exceeded",
@@ -1219,6 +1322,9 @@ class Handler(BaseHTTPRequestHandler):
                                "message": "Upstream provider error mid-generation"}
         obj = {"id": c["id"], "provider": "Fake", "model": c["model"], "object": "chat.completion",
                "created": int(time.time()), "choices": [choice], "usage": c["usage"]}
+        if c["api"] != "openrouter":
+            del obj["provider"]
+            del choice["native_finish_reason"]
         data = dumps(obj, c).encode()
         if b == "cut":
             self.send_response(200)
@@ -1251,6 +1357,9 @@ class Handler(BaseHTTPRequestHandler):
                "object": "chat.completion.chunk", "created": int(time.time()),
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
                             "native_finish_reason": finish, "logprobs": None}]}
+        if c["api"] != "openrouter":
+            del obj["provider"]
+            del obj["choices"][0]["native_finish_reason"]
         if extra:
             obj.update(extra)
         return "data: " + json.dumps(obj) + "\n\n"
@@ -1263,7 +1372,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("X-Generation-Id", c["id"])
         self.end_headers()
-        self.chunk(": OPENROUTER PROCESSING\n\n")
+        if c["api"] == "openrouter":
+            self.chunk(": OPENROUTER PROCESSING\n\n")
         if c["latency"]:
             time.sleep(c["latency"] / 1000.0)
             self.chunk(": OPENROUTER PROCESSING\n\n")
@@ -1337,8 +1447,14 @@ class Handler(BaseHTTPRequestHandler):
         usage_chunk = {"id": c["id"], "provider": "Fake", "model": c["model"],
                        "object": "chat.completion.chunk", "created": int(time.time()),
                        "choices": [], "usage": c["usage"]}
-        self.chunk("data: " + dumps(usage_chunk, c) + "\n\n")
-        self.chunk("data: [DONE]\n\n")
+        if c["api"] != "openrouter":
+            del usage_chunk["provider"]
+        # OpenAI-compatible servers send usage in a stream only when asked
+        # (stream_options.include_usage); OpenRouter always does.
+        if c["api"] == "openrouter" or c["include_usage"]:
+            self.chunk("data: " + dumps(usage_chunk, c) + "\n\n")
+        if c["api"] != "llamacpp":  # some llama.cpp builds end the body without [DONE]
+            self.chunk("data: [DONE]\n\n")
         self.end_chunks()
 
 
@@ -1372,6 +1488,8 @@ def main():
     ap.add_argument("--review-reply",
                     default='{"decision":"PROCEED","risk":"low","summary":"fake review: no issues"}')
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--api", choices=APIS, default="openrouter")
+    ap.add_argument("--models-status", type=int, default=200)
     args = ap.parse_args()
     STATE = State(args)
     srv = Server((args.host, args.port), Handler)

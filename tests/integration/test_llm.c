@@ -668,9 +668,243 @@ Test(llm, price_refresh_from_the_models_endpoint)
     while (!m.done && uv_run(&loop, UV_RUN_ONCE)) {
     }
     cr_assert_eq(m.rc, 0, "%s", m.err);
-    cr_assert_eq(m.updated, 6, "six priced models, the router's -1 skipped");
+    cr_assert_eq(m.updated, 7, "seven priced models, the router's -1 skipped");
     cr_assert_eq(dm_price_lookup(prices, "openai/gpt-4o", &p, NULL), 0);
     cr_assert_float_eq(p.prompt, 2.5, 1e-9);
     cr_assert_float_eq(p.completion, 10.0, 1e-9);
+    close_all();
+}
+
+/* ---- issue 16: OpenAI-compatible servers ---- */
+
+/* Keys of a request body that OpenAI does not document (the fake's openai mode refuses them). */
+static void assert_only_openai_fields(const cJSON *body)
+{
+    static const char *const allowed[] = {
+        "model",       "messages", "max_completion_tokens", "max_tokens",
+        "temperature", "stream",   "stream_options",        "response_format"};
+    const cJSON *f;
+    cJSON_ArrayForEach(f, body)
+    {
+        int ok = 0;
+        for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
+            ok |= strcmp(f->string, allowed[i]) == 0;
+        }
+        cr_assert(ok, "field %s is not one of OpenAI's", f->string);
+    }
+}
+
+Test(llm, openai_mode_sends_only_openai_fields_and_gets_usage_from_include_usage)
+{
+    struct dm_llm_opts opts = base_opts();
+    free(dmt_fakeor_http(&fake, "POST", "/_fake/config", "{\"api\": \"openai\"}"));
+    /* First the OpenRouter body against the OpenAI fake: refused with OpenAI's 400, final. */
+    struct outcome o = call("Path: a.ts", 1);
+    cr_assert_eq(o.rc, DM_ERR_INVALID, "%d %s", o.rc, o.err);
+    cr_assert(strstr(o.err, "Unrecognized request argument supplied: usage"), "%s", o.err);
+    cr_assert_eq(o.res.attempts, 1);
+
+    opts.api = DM_LLM_API_OPENAI;
+    opts.referer = NULL; /* openai mode: no attribution unless configured */
+    opts.title = NULL;
+    make_llm(&opts);
+    for (int stream = 0; stream <= 1; stream++) {
+        memset(&o, 0, sizeof(o));
+        struct dm_llm_request r = request("Path: src/routes/todo.ts", stream, &o);
+        r.response_format = "{\"type\":\"json_object\"}";
+        run(&r, &o);
+        cr_assert_eq(o.rc, 0, "stream %d: %s", stream, o.err);
+        cr_assert(strstr(o.content, "new Hono()"), "%s", o.content);
+        cr_assert_eq(o.res.usage_known, 1, "stream %d: usage reported", stream);
+        cr_assert_eq(o.res.cost_source, DM_LLM_COST_TABLE, "no usage.cost: the table prices it");
+        cr_assert_float_eq(o.res.cost_usd,
+                           (o.res.prompt_tokens * 3.0 + o.res.completion_tokens * 15.0) / 1e6,
+                           1e-12);
+        free(o.content);
+        cJSON *req = last_request();
+        cJSON *body = cJSON_GetObjectItem(req, "body");
+        cJSON *h = cJSON_GetObjectItem(req, "headers");
+        assert_only_openai_fields(body);
+        cr_assert_null(cJSON_GetObjectItem(body, "usage"));
+        cr_assert_null(cJSON_GetObjectItem(body, "provider"));
+        cr_assert_null(cJSON_GetObjectItem(body, "response_format"),
+                       "json_schema only when configured");
+        cr_assert_eq(cJSON_GetObjectItem(body, "max_completion_tokens")->valuedouble, 4096);
+        cr_assert_null(cJSON_GetObjectItem(body, "max_tokens"));
+        const char *sys =
+            cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(body, "messages"), 0),
+                                "content")
+                ->valuestring;
+        cr_assert(strstr(sys, "Answer with one JSON object only"), "asked in words: %s", sys);
+        if (stream) {
+            cr_assert(cJSON_IsTrue(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(body, "stream_options"), "include_usage")));
+        } else {
+            cr_assert_null(cJSON_GetObjectItem(body, "stream_options"));
+        }
+        cr_assert_null(cJSON_GetObjectItem(h, "HTTP-Referer"));
+        cr_assert_null(cJSON_GetObjectItem(h, "X-Title"));
+        cr_assert_null(cJSON_GetObjectItem(h, "X-OpenRouter-Title"));
+        cJSON_Delete(req);
+    }
+
+    /* Configured: json_schema sent, max_tokens for older servers, attribution headers. */
+    opts.json_schema = 1;
+    opts.max_tokens_field = "max_tokens";
+    opts.referer = "https://example.test/dream";
+    opts.title = "dreamd-tests";
+    make_llm(&opts);
+    memset(&o, 0, sizeof(o));
+    struct dm_llm_request r = request("Path: b.ts", 1, &o);
+    r.response_format = "{\"type\":\"json_object\"}";
+    run(&r, &o);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    free(o.content);
+    cJSON *req = last_request();
+    cJSON *body = cJSON_GetObjectItem(req, "body");
+    cJSON *h = cJSON_GetObjectItem(req, "headers");
+    assert_only_openai_fields(body);
+    cr_assert_not_null(cJSON_GetObjectItem(body, "response_format"));
+    cr_assert_null(cJSON_GetObjectItem(body, "provider"));
+    cr_assert_eq(cJSON_GetObjectItem(body, "max_tokens")->valuedouble, 4096);
+    cr_assert_str_eq(cJSON_GetObjectItem(h, "X-Title")->valuestring, "dreamd-tests");
+    cr_assert_null(cJSON_GetObjectItem(h, "X-OpenRouter-Title"));
+    cJSON_Delete(req);
+    cr_assert_eq(dmt_fakeor_behaviour_count(&fake, "unknown-field"), 1,
+                 "only the first (OpenRouter) request was refused");
+    close_all();
+}
+
+Test(llm, usage_in_an_openai_stream_comes_from_include_usage)
+{
+    /* The llama.cpp fake takes any field and, like OpenAI, streams usage only when
+     * stream_options.include_usage asks for it. */
+    free(dmt_fakeor_http(&fake, "POST", "/_fake/config", "{\"api\": \"llamacpp\"}"));
+    struct outcome o = call("Path: c.ts", 1); /* OpenRouter's body: no stream_options */
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    cr_assert_eq(o.res.usage_known, 0, "no include_usage, no usage: estimated");
+    free(o.content);
+    struct dm_llm_opts opts = base_opts();
+    opts.api = DM_LLM_API_OPENAI;
+    make_llm(&opts);
+    o = call("Path: c2.ts", 1);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    cr_assert_eq(o.res.usage_known, 1, "include_usage brings the usage chunk");
+    cr_assert_gt(o.res.prompt_tokens, 0);
+    free(o.content);
+    close_all();
+}
+
+Test(llm, llamacpp_stream_without_done_completes_and_needs_no_key_on_loopback)
+{
+    free(dmt_fakeor_http(&fake, "POST", "/_fake/config", "{\"api\": \"llamacpp\"}"));
+    /* OpenRouter mode still demands a key and names OpenRouter's setting. */
+    struct dm_llm_opts opts = base_opts();
+    opts.api_key = NULL;
+    make_llm(&opts);
+    struct outcome o = call("Path: d.ts", 1);
+    cr_assert_eq(o.rc, DM_ERR_AUTH);
+    cr_assert(strstr(o.err, "OPENROUTER_API_KEY"), "%s", o.err);
+
+    opts.api = DM_LLM_API_OPENAI;
+    make_llm(&opts);
+    cr_assert(dm_llm_key_optional(llm), "127.0.0.1 needs no key");
+    for (int stream = 1; stream >= 0; stream--) {
+        o = call("Path: src/routes/todo.ts", stream);
+        cr_assert_eq(o.rc, 0, "stream %d: %s", stream, o.err);
+        cr_assert(strstr(o.content, "new Hono()"), "%s", o.content);
+        cr_assert_str_eq(o.res.finish_reason, "stop");
+        free(o.content);
+        cJSON *req = last_request();
+        cr_assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(req, "headers"), "Authorization"),
+                       "no key, no Authorization header");
+        cJSON_Delete(req);
+    }
+    /* A cut stream (the connection dropped) is still a cut, [DONE] or not. */
+    o = call("Path: e.ts\n[[fake:cut]]", 1);
+    cr_assert_eq(o.rc, DM_ERR_IO, "%d %s", o.rc, o.err);
+    free(o.content);
+    close_all();
+}
+
+Test(llm, a_missing_key_in_openai_mode_names_the_right_settings)
+{
+    struct dm_llm_opts opts = base_opts();
+    char url[128];
+    /* "localhost.test" is not loopback: the key is required unless the host is listed. */
+    snprintf(url, sizeof(url), "http://llm.internal.test:%d/v1", fake.port);
+    opts.base_url = url;
+    opts.api = DM_LLM_API_OPENAI;
+    opts.api_key = NULL;
+    make_llm(&opts);
+    cr_assert_eq(dm_llm_key_optional(llm), 0);
+    struct outcome o = call("Path: f.ts", 1);
+    cr_assert_eq(o.rc, DM_ERR_AUTH);
+    cr_assert(strstr(o.err, "DREAM_LLM_API_KEY") && strstr(o.err, "DREAM_LLM_KEYLESS_HOSTS") &&
+                  strstr(o.err, "llm.internal.test"),
+              "%s", o.err);
+    cr_assert_null(strstr(o.err, "OpenRouter"), "openai mode does not name OpenRouter: %s", o.err);
+    opts.keyless_hosts = "other.test, LLM.internal.test";
+    make_llm(&opts);
+    cr_assert_eq(dm_llm_key_optional(llm), 1, "an allow-listed host needs no key");
+    cr_assert_eq(dmt_fakeor_stat(&fake, "chat"), 0, "nothing was sent");
+    close_all();
+}
+
+Test(llm, a_403_is_mapped_to_its_cause_and_error_shapes_are_read)
+{
+    struct {
+        const char *b;
+        int rc;
+        const char *msg;
+    } cases[] = {
+        {"403", DM_ERR_AUTH, "not allowed (authorization)"},
+        {"403-moderation", DM_ERR_REMOTE, "moderation (input flagged; reasons: violence"},
+        {"403-budget", DM_ERR_REMOTE, "spending limit or budget"},
+        {"400-vllm", DM_ERR_INVALID, "maximum context length is 4096"},
+        {"404-ollama", DM_ERR_REMOTE, "not found, try pulling it first"},
+        {"422-detail", DM_ERR_REMOTE, "Field required: messages"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char user[128];
+        snprintf(user, sizeof(user), "Path: m%zu.ts\n[[fake:%s]]", i, cases[i].b);
+        struct outcome o = call(user, (int)(i % 2));
+        cr_assert_eq(o.rc, cases[i].rc, "%s: %d %s", cases[i].b, o.rc, o.err);
+        cr_assert(strstr(o.err, cases[i].msg), "%s: %s", cases[i].b, o.err);
+        cr_assert_eq(o.res.attempts, 1, "%s is final", cases[i].b);
+    }
+    close_all();
+}
+
+Test(llm, byok_upstream_inference_cost_is_added_to_usage_cost)
+{
+    struct outcome o = call("Path: g.ts\n[[fake:byok:0.002]]", 1);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    cr_assert_eq(o.res.cost_source, DM_LLM_COST_API);
+    cr_assert_float_eq(o.res.cost_usd, 0.0001 + 0.002, 1e-12);
+    free(o.content);
+    o = call("Path: h.ts\n[[fake:byok:0.003]]", 0);
+    cr_assert_eq(o.rc, 0, "%s", o.err);
+    cr_assert_float_eq(o.res.cost_usd, 0.0001 + 0.003, 1e-12);
+    free(o.content);
+    close_all();
+}
+
+/* The same error chunks from an OpenAI-compatible server (a bare {"error":{...}} event, no
+ * finish_reason): 502 is retried, 400 is final. */
+Test(llm, error_chunks_with_502_and_400_in_openai_mode)
+{
+    struct dm_llm_opts opts = base_opts();
+    free(dmt_fakeor_http(&fake, "POST", "/_fake/config", "{\"api\": \"openai\"}"));
+    opts.api = DM_LLM_API_OPENAI;
+    make_llm(&opts);
+    struct outcome o = call("Path: x1.ts\n[[fake:error-chunk:502*1]]", 1);
+    cr_assert_eq(o.rc, 0, "502 in an error chunk is retried: %d %s", o.rc, o.err);
+    cr_assert_eq(o.res.attempts, 2);
+    free(o.content);
+    o = call("Path: x2.ts\n[[fake:error-chunk:400*1]]", 1);
+    cr_assert_eq(o.rc, DM_ERR_REMOTE, "%d %s", o.rc, o.err);
+    cr_assert_eq(o.res.attempts, 1, "400 inside the stream is final");
+    cr_assert_eq(dmt_fakeor_path_count(&fake, "x2.ts"), 1);
     close_all();
 }

@@ -63,7 +63,7 @@ Test(review, proceed_opens_the_pr_with_the_review_in_its_body)
     cr_assert_not_null(strstr(pulls, "looks tidy"), "review summary in the PR body");
     cr_assert_not_null(strstr(pulls, "model and rules"), "%s", pulls);
     free(pulls);
-    cr_assert_gt(dmt_fakeor_stat(&world.llm, "total"), 3, "the reviewer was asked");
+    cr_assert_gt(dmt_fakeor_stat(&world.llm, "chat"), 3, "the reviewer was asked");
 }
 
 Test(review, pause_parks_the_job_for_approval)

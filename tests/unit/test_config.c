@@ -107,6 +107,12 @@ Test(config, defaults)
     cr_assert_null(cfg->openrouter_api_key);
     cr_assert_null(cfg->github_token);
     cr_assert_eq(cfg->stage_mode, DM_STAGES_REAL);
+    cr_assert_str_eq(cfg->llm_api, "openrouter");
+    cr_assert_str_eq(cfg->llm_max_tokens_field, "max_completion_tokens");
+    cr_assert_eq(cfg->llm_json_schema, 0);
+    cr_assert_null(cfg->llm_referer, "the mode's default");
+    cr_assert_null(cfg->llm_api_key);
+    cr_assert_eq(cfg->prices_refresh_s, 21600);
     /* The consumer name defaults to <hostname>-<pid>. */
     snprintf(consumer, sizeof(consumer), "-%ld", (long)getpid());
     cr_assert_not_null(cfg->consumer);
@@ -268,6 +274,11 @@ Test(config, each_rule_names_its_setting)
          "--llm-url (DREAM_LLM_URL): must be an http:// or https:// URL"},
         {"--model=", NULL, "--model (DREAM_MODEL): must not be empty"},
         {"--stages=fast", NULL, "--stages (DREAM_STAGES): must be real or test"},
+        {"--llm-api=anthropic", NULL,
+         "--llm-api (DREAM_LLM_API): must be openrouter or openai, got 'anthropic'"},
+        {NULL, "DREAM_LLM_MAX_TOKENS_FIELD=max_output_tokens",
+         "--llm-max-tokens-field (DREAM_LLM_MAX_TOKENS_FIELD): must be max_completion_tokens or "
+         "max_tokens"},
         {NULL, "DREAM_LEASE_MS=10",
          "--lease-ms (DREAM_LEASE_MS): must be an integer in "
          "500..86400000, got '10'"},

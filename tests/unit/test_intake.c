@@ -13,6 +13,7 @@
 #include "dream/domain/auth.h"
 #include "dream/domain/intake.h"
 #include "dream/domain/jobreq.h"
+#include "dream/domain/price.h"
 
 #define NOW 1900000000LL
 #define SECRET "intake-secret"
@@ -448,4 +449,48 @@ Test(intake, clear_releases_the_job_and_may_be_repeated)
     cr_assert_null(in.job_json);
     cr_assert_null(in.req);
     dm_intake_clear(&in);
+}
+
+/* ---- prices (issue 16) ---- */
+
+Test(intake, a_model_without_a_price_is_refused_only_with_a_dollar_budget)
+{
+    const char *no_dollars = "{\"jobId\":\"job-p\",\"specId\":\"s\",\"userId\":\"u\",\"repoOwner\":"
+                             "\"acme\",\"repoName\":\"app\",\"specMarkdown\":\"# T\\n\",\"budget\":"
+                             "{\"maxTokens\":1000},\"trustLevel\":\"builder\"}";
+    const char *models[] = {"acme/unknown-model", NULL, ""};
+    struct dm_price_table *t;
+    char why[512] = "";
+
+    cr_assert_eq(dm_price_table_new(&t), 0);
+    classify("build", job_json("job-1", "builder"), NULL, 0);
+    assert_kind(DM_INTAKE_BUILD, NULL);
+    cr_assert_eq(dm_intake_check_prices(in.req, t, models, 3, why, sizeof(why)), DM_ERR_INVALID);
+    cr_assert(strstr(why, "budget.maxDollars") && strstr(why, "acme/unknown-model") &&
+                  strstr(why, "DREAM_PRICES_FILE") && strstr(why, "\"default\"") &&
+                  strstr(why, "/models"),
+              "names the model and the remedy: %s", why);
+    dm_intake_refuse(&in, why);
+    assert_kind(DM_INTAKE_INVALID, "no known price for model acme/unknown-model");
+    cr_assert_null(in.req);
+    cr_assert_null(in.job_json);
+    dm_intake_clear(&in);
+
+    /* A known model, or a "default" entry, passes. */
+    classify("build", job_json("job-2", "builder"), NULL, 0);
+    models[0] = "anthropic/claude-sonnet-4.5";
+    cr_assert_eq(dm_intake_check_prices(in.req, t, models, 3, why, sizeof(why)), 0);
+    models[0] = "acme/unknown-model";
+    cr_assert_eq(dm_price_table_set_default(t, &(struct dm_price){1, 2}), 0);
+    cr_assert_eq(dm_intake_check_prices(in.req, t, models, 3, why, sizeof(why)), 0);
+    cr_assert_eq(dm_price_table_set_default(t, NULL), 0);
+    dm_intake_clear(&in);
+
+    /* Without budget.maxDollars any model runs (tokens count against maxTokens). */
+    classify("build", no_dollars, NULL, 0);
+    assert_kind(DM_INTAKE_BUILD, NULL);
+    cr_assert_eq(in.req->budget_dollars, 0);
+    cr_assert_null(strstr(in.job_json, "maxDollars"), "%s", in.job_json);
+    cr_assert_eq(dm_intake_check_prices(in.req, t, models, 3, why, sizeof(why)), 0);
+    dm_price_table_free(t);
 }

@@ -111,7 +111,6 @@ Test(jobreq, required_fields)
         {"specMarkdown", NULL, INV, "specMarkdown: required"},
         {"budget", NULL, INV, "budget: required"},
         {"budget.maxTokens", NULL, INV, "budget.maxTokens: required"},
-        {"budget.maxDollars", NULL, INV, "budget.maxDollars: required"},
         {"trustLevel", NULL, INV,
          "trustLevel: required (or a signed token carrying "
          "dreamTrustLevel)"},
@@ -160,6 +159,8 @@ Test(jobreq, budget_rules)
         {"budget.maxTokens", "-1e999", INV, "budget.maxTokens: must be an integer > 0"},
         {"budget.maxTokens", "1000000001", INV, "budget.maxTokens: must be at most 1000000000"},
         {"budget.maxTokens", "1e300", INV, "budget.maxTokens: must be at most 1000000000"},
+        {"budget.maxDollars", NULL, 0, NULL}, /* optional: no dollar limit */
+        {"budget.maxDollars", "null", 0, NULL},
         {"budget.maxDollars", "0.01", 0, NULL},
         {"budget.maxDollars", "3", 0, NULL},
         {"budget.maxDollars", "0", INV, "budget.maxDollars: must be a finite number > 0"},

@@ -23,8 +23,9 @@ Test(price, builtin_defaults)
     cr_assert_eq(dm_price_lookup(t, "openai/gpt-4o-mini", &p, NULL), 0);
     cr_assert_float_eq(p.prompt, 0.15, 1e-12);
     cr_assert_float_eq(p.completion, 0.6, 1e-12);
-    cr_assert_eq(dm_price_lookup(t, "google/gemini-2.5-pro-preview", &p, NULL), 0);
-    cr_assert_float_eq(p.prompt, 1.25, 1e-12);
+    cr_assert_eq(dm_price_lookup(t, "google/gemini-2.5-pro-preview", &p, NULL), DM_ERR_NOTFOUND,
+                 "the stale preview id is gone from the built-in table");
+    cr_assert_eq(dm_price_table_count(t), 5);
     cr_assert_eq(dm_price_lookup(t, "openai/gpt-4o:floor", &p, NULL), 0, "variant suffix");
     cr_assert_float_eq(p.prompt, 2.5, 1e-12);
     /* 1000 prompt + 2000 completion tokens of sonnet: 0.003 + 0.03 */
@@ -40,6 +41,9 @@ Test(price, unknown_model_is_an_error_unless_a_default_exists)
     cr_assert_eq(dm_price_table_new(&t), 0);
     cr_assert_eq(dm_price_lookup(t, "acme/unknown", &p, &err), DM_ERR_NOTFOUND);
     cr_assert(strstr(err.msg, "acme/unknown"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "DREAM_PRICES_FILE") && strstr(err.msg, "\"default\"") &&
+                  strstr(err.msg, "/models"),
+              "the remedy: %s", err.msg);
     cr_assert_eq(dm_price_table_set_default(t, &(struct dm_price){7, 8}), 0);
     cr_assert_eq(dm_price_lookup(t, "acme/unknown", &p, &err), 0);
     cr_assert_float_eq(p.completion, 8.0, 1e-12);
@@ -121,5 +125,43 @@ Test(price, models_api_prices_are_per_token_strings)
     cr_assert_eq(dm_price_lookup(t, "openrouter/auto", &p, NULL), DM_ERR_NOTFOUND);
     cr_assert_eq(dm_price_lookup(t, "acme/noprice", &p, NULL), DM_ERR_NOTFOUND);
     cr_assert_eq(dm_price_table_load_models(t, "{}", 2, &n, &err), DM_ERR_INVALID);
+    dm_price_table_free(t);
+}
+
+Test(price, the_models_list_is_cached_in_compact_form)
+{
+    struct dm_price_table *t;
+    struct dm_price p;
+    struct dm_error err = {0};
+    char *out = NULL;
+    size_t n = 99;
+    const char *list =
+        "{\"data\":[{\"id\":\"acme/a\",\"name\":\"A\",\"description\":\"long text\","
+        "\"context_length\":1000,\"pricing\":{\"prompt\":\"0.000002\","
+        "\"completion\":\"0.000008\",\"image\":\"0\"}},"
+        "{\"id\":\"openrouter/auto\",\"pricing\":{\"prompt\":\"-1\","
+        "\"completion\":\"-1\"}},{\"id\":\"acme/free\",\"pricing\":{\"prompt\":\"0\","
+        "\"completion\":\"0\"}},{\"id\":42}]}";
+
+    cr_assert_eq(dm_price_models_compact(list, strlen(list), &out, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 2, "the router's -1 and the id-less entry are dropped");
+    cr_assert_null(strstr(out, "description"), "%s", out);
+    cr_assert_null(strstr(out, "openrouter/auto"), "%s", out);
+    cr_assert_eq(dm_price_table_new(&t), 0);
+    cr_assert_eq(dm_price_table_load_models(t, out, strlen(out), &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(dm_price_lookup(t, "acme/a", &p, NULL), 0);
+    cr_assert_float_eq(p.prompt, 2.0, 1e-9);
+    cr_assert_float_eq(p.completion, 8.0, 1e-9);
+    free(out);
+
+    /* OpenAI's list has no prices: nothing to cache, not an error. */
+    const char *openai =
+        "{\"object\":\"list\",\"data\":[{\"id\":\"gpt-4o\",\"object\":\"model\"}]}";
+    cr_assert_eq(dm_price_models_compact(openai, strlen(openai), &out, &n, &err), 0);
+    cr_assert_eq(n, 0);
+    free(out);
+    cr_assert_eq(dm_price_models_compact("[]", 2, &out, &n, &err), DM_ERR_INVALID);
+    cr_assert_null(out);
     dm_price_table_free(t);
 }

@@ -279,3 +279,107 @@ Test(sse_chat, numbers_out_of_range_are_refused_not_stored)
     cr_assert(u.known && !u.suspect);
     cr_assert_eq(u.prompt_tokens, 9007199254740992LL);
 }
+
+/* Issue 16: llama.cpp builds that end the body without `data: [DONE]`. */
+Test(sse_chat, a_stream_ended_after_finish_stop_without_done_is_complete)
+{
+    struct dm_sse_chat c;
+    struct dm_error err = {0};
+    dm_sse_chat_init(&c, 0);
+    cr_assert_eq(dm_sse_chat_feed(&c, CHUNK1, strlen(CHUNK1), &err), 0);
+    cr_assert_eq(dm_sse_chat_verdict(&c, DM_SSE_VERDICT_ENDED, &err), DM_ERR_IO,
+                 "no finish_reason yet: cut");
+    cr_assert_eq(dm_sse_chat_feed(&c, CHUNK2, strlen(CHUNK2), &err), 0);
+    cr_assert_eq(dm_sse_chat_verdict(&c, DM_SSE_VERDICT_STREAM, &err), DM_ERR_IO,
+                 "mid-stream, [DONE] is still awaited");
+    cr_assert_eq(dm_sse_chat_verdict(&c, DM_SSE_VERDICT_ENDED, &err), 0, "%s", err.msg);
+    /* An event left unfinished at the end of the body is a cut, finish_reason or not. */
+    cr_assert_eq(dm_sse_chat_feed(&c, "data: {\"choices\":[]", 19, &err), 0);
+    cr_assert_eq(dm_sse_chat_verdict(&c, DM_SSE_VERDICT_ENDED, &err), DM_ERR_IO);
+    dm_sse_chat_free(&c);
+
+    /* finish_reason length stays a failure without [DONE] too. */
+    const char *len = "data: {\"choices\":[{\"delta\":{\"content\":\"x\"},\"finish_reason\":"
+                      "\"length\"}]}\n\n";
+    dm_sse_chat_init(&c, 0);
+    cr_assert_eq(dm_sse_chat_feed(&c, len, strlen(len), &err), 0);
+    cr_assert_eq(dm_sse_chat_verdict(&c, DM_SSE_VERDICT_ENDED, &err), DM_ERR_LIMIT);
+    dm_sse_chat_free(&c);
+}
+
+Test(sse_chat, upstream_inference_cost_is_read_for_byok)
+{
+    struct dm_sse_usage u;
+    u = usage_of("{\"prompt_tokens\":3,\"completion_tokens\":4,\"cost\":0.0001,"
+                 "\"cost_details\":{\"upstream_inference_cost\":0.002}}");
+    cr_assert(u.has_cost && u.has_upstream_cost && !u.suspect);
+    cr_assert_float_eq(u.upstream_cost, 0.002, 1e-12);
+    u = usage_of("{\"prompt_tokens\":3,\"completion_tokens\":4,"
+                 "\"cost_details\":{\"upstream_inference_cost\":null}}");
+    cr_assert(!u.has_upstream_cost && !u.suspect);
+    u = usage_of("{\"prompt_tokens\":3,\"completion_tokens\":4,"
+                 "\"cost_details\":{\"upstream_inference_cost\":-3}}");
+    cr_assert(!u.has_upstream_cost && u.suspect);
+}
+
+static struct dm_sse_api_error error_of(const char *body)
+{
+    struct dm_sse_api_error e;
+    cr_assert_eq(dm_sse_parse_error(body, strlen(body), &e), 0, "%s", body);
+    cr_assert(e.present);
+    return e;
+}
+
+Test(sse_error, the_error_shapes_of_openai_vllm_ollama_litellm_and_fastapi)
+{
+    struct dm_sse_api_error e;
+    /* OpenAI */
+    e = error_of("{\"error\":{\"message\":\"Unrecognized request argument supplied: usage\","
+                 "\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}");
+    cr_assert_str_eq(e.message, "Unrecognized request argument supplied: usage");
+    cr_assert_str_eq(e.type, "invalid_request_error");
+    cr_assert_eq(e.code, 0);
+    e = error_of("{\"error\":{\"message\":\"Incorrect API key\",\"type\":\"invalid_request_error\","
+                 "\"code\":\"invalid_api_key\"}}");
+    cr_assert_str_eq(e.type, "invalid_request_error", "type wins over a string code");
+    /* vLLM: at the top level */
+    e = error_of("{\"object\":\"error\",\"message\":\"maximum context length is 4096\","
+                 "\"type\":\"BadRequestError\",\"param\":null,\"code\":400}");
+    cr_assert_str_eq(e.message, "maximum context length is 4096");
+    cr_assert_eq(e.code, 400);
+    /* Ollama */
+    e = error_of("{\"error\":\"model \\\"llama9\\\" not found, try pulling it first\"}");
+    cr_assert(strstr(e.message, "not found"), "%s", e.message);
+    /* LiteLLM: a numeric string code */
+    e = error_of("{\"error\":{\"message\":\"Budget has been exceeded!\",\"type\":"
+                 "\"budget_exceeded\",\"param\":null,\"code\":\"403\"}}");
+    cr_assert_eq(e.code, 403);
+    cr_assert_str_eq(e.type, "budget_exceeded");
+    /* FastAPI (vLLM's validation) */
+    e = error_of("{\"detail\":\"Field required: messages\"}");
+    cr_assert_str_eq(e.message, "Field required: messages");
+    e = error_of("{\"detail\":[{\"loc\":[\"body\",\"messages\"],\"msg\":\"Field required\"}]}");
+    cr_assert(strstr(e.message, "Field required"), "%s", e.message);
+    /* OpenRouter moderation */
+    e = error_of("{\"error\":{\"code\":403,\"message\":\"flagged\",\"metadata\":{\"reasons\":"
+                 "[\"violence\",\"harassment\"],\"flagged_input\":\"...\"}}}");
+    cr_assert(e.flagged);
+    cr_assert_str_eq(e.reasons, "violence, harassment");
+    /* Not an error */
+    cr_assert_eq(dm_sse_parse_error("{\"ok\":true}", 11, &e), DM_ERR_INVALID);
+    cr_assert_eq(dm_sse_parse_error("[1]", 3, &e), DM_ERR_INVALID);
+}
+
+Test(sse_chat, a_vllm_error_event_inside_a_stream_is_an_error_with_its_code)
+{
+    struct dm_sse_chat c;
+    struct dm_error err = {0};
+    const char *ev = "data: {\"object\":\"error\",\"message\":\"engine died\",\"type\":"
+                     "\"InternalServerError\",\"param\":null,\"code\":502}\n\n";
+    dm_sse_chat_init(&c, 0);
+    cr_assert_eq(dm_sse_chat_feed(&c, CHUNK1, strlen(CHUNK1), &err), 0);
+    cr_assert_eq(dm_sse_chat_feed(&c, ev, strlen(ev), &err), DM_ERR_REMOTE);
+    cr_assert_eq(c.error.code, 502);
+    cr_assert_str_eq(c.error.message, "engine died");
+    dm_sse_chat_free(&c);
+}

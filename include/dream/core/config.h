@@ -60,6 +60,14 @@ struct dm_config {
     long long max_tokens;
     long long max_repairs;
     long long llm_timeout_ms;
+    char *llm_api;              /* openrouter or openai */
+    char *llm_api_key;          /* secret; else openrouter_api_key */
+    char *llm_keyless_hosts;    /* openai mode: hosts that need no key */
+    char *llm_max_tokens_field; /* openai mode: max_completion_tokens or max_tokens */
+    int llm_json_schema;        /* openai mode: send response_format */
+    char *llm_referer;          /* NULL: the mode's default; "": not sent */
+    char *llm_title;
+    long long prices_refresh_s; /* 0: never read the model list */
     /* Git and GitHub */
     char *github_token; /* secret */
     char *github_api_url;

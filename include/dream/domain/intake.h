@@ -68,4 +68,18 @@ int dm_intake_classify(struct dm_intake *out, const struct dm_entry_fields *f,
 
 void dm_intake_clear(struct dm_intake *in);
 
+/* Turns a BUILD into INVALID with reason (the job then fails with it; nothing else changes).
+ * No-op for other kinds. */
+void dm_intake_refuse(struct dm_intake *in, const char *reason);
+
+struct dm_price_table;
+
+/* With a dollar budget (budget.maxDollars), every model the job will call (models[0..n), NULL
+ * and "" skipped) must have a price (dm_price_lookup: the table, the price file, the model list,
+ * or a "default" entry), else the budget could not be kept. Without one, tokens count against
+ * maxTokens and any model runs. Returns 0, or DM_ERR_INVALID with reason ("budget.maxDollars:
+ * no known price for model X: ...") naming the model and the remedy. */
+int dm_intake_check_prices(const struct dm_jobreq *req, const struct dm_price_table *prices,
+                           const char *const *models, size_t n, char *reason, size_t cap);
+
 #endif

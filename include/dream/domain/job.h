@@ -124,6 +124,10 @@ struct dm_stage_ops {
      * still in flight must not call back into the job afterwards. */
     void (*release)(struct dm_job *job);
     void *ctx; /* the stages' shared state (e.g. the pipeline) */
+    /* Intake's last word on a job that validated (may be NULL): 0 to run it, or non-zero with
+     * the reason in reason (cap bytes) to answer it with a `failed` event instead (e.g. a
+     * model without a known price in a job with a dollar budget). */
+    int (*admit)(void *ctx, const struct dm_jobreq *req, char *reason, size_t cap);
 };
 
 /* Result codes a stage may report besides 0 and errors. */

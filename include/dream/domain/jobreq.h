@@ -72,7 +72,8 @@ struct dm_jobreq {
     enum dm_repo_type repo_type;
     enum dm_priority priority;
     long long budget_tokens; /* budget.maxTokens: integer, 1..DM_JOBREQ_MAX_TOKENS_MAX */
-    double budget_dollars;   /* budget.maxDollars: finite, > 0, <= DM_JOBREQ_MAX_DOLLARS_MAX */
+    double budget_dollars;   /* budget.maxDollars: finite, > 0, <= DM_JOBREQ_MAX_DOLLARS_MAX;
+                              * 0 when absent (no dollar limit) */
     enum dm_trust trust;     /* valid only when trust_set */
     int trust_set;           /* the body carried trustLevel (or the caller applied a token's) */
     /* pull request options; absent = the replica's settings (DREAM_PR_*) decide */

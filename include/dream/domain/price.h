@@ -1,10 +1,10 @@
 /*
  * price: the model price table, in USD per million tokens (prompt and completion).
  *
- * Built-in defaults (ORIGINAL.md's table plus the review model), overridable by a JSON file
- * (DREAM_PRICES_FILE) and refreshable from OpenRouter's `GET /api/v1/models` reply, whose
- * prices are USD per token as decimal strings. A model without a price is an explicit error,
- * because a job cannot reserve budget for it, unless a default price is configured.
+ * Built-in defaults (ORIGINAL.md's table plus the review model), refreshed from OpenRouter's
+ * `GET /api/v1/models` reply (prices in USD per token as decimal strings; io/models.c), and
+ * overridden by a JSON file (DREAM_PRICES_FILE). A model without a price cannot be priced: a
+ * job with a dollar budget refuses it (intake), unless a default price is configured.
  *
  * Price file format (USD per million tokens; "input"/"output" accepted as synonyms):
  *   {"anthropic/claude-sonnet-4.5": {"prompt": 3, "completion": 15},
@@ -29,8 +29,8 @@ struct dm_price {
 
 /* Creates a table holding the built-in defaults:
  *   anthropic/claude-sonnet-4.5 3/15, anthropic/claude-opus-4.5 5/25,
- *   anthropic/claude-haiku-4.5 1/5, openai/gpt-4o 2.5/10, openai/gpt-4o-mini 0.15/0.6,
- *   google/gemini-2.5-pro-preview 1.25/10; no default price.
+ *   anthropic/claude-haiku-4.5 1/5, openai/gpt-4o 2.5/10, openai/gpt-4o-mini 0.15/0.6;
+ *   no default price.
  * Returns 0 or DM_ERR_NOMEM. Free with dm_price_table_free. */
 int dm_price_table_new(struct dm_price_table **out);
 
@@ -61,8 +61,17 @@ int dm_price_table_load_file(struct dm_price_table *t, const char *path, struct 
 int dm_price_table_load_models(struct dm_price_table *t, const char *json, size_t len,
                                size_t *updated, struct dm_error *err);
 
+/* The priced entries of a `GET /api/v1/models` reply in the same shape, and nothing else
+ * ({"data":[{"id","pricing":{"prompt","completion"}}]}: what dreamd caches on disk; the
+ * descriptions, context lengths... of the full list are dropped). *out is malloc'd (free());
+ * *count (may be NULL) gets the number of entries (0 for a list without prices, such as
+ * OpenAI's). Returns 0, DM_ERR_INVALID (not that shape) or DM_ERR_NOMEM. */
+int dm_price_models_compact(const char *json, size_t len, char **out, size_t *count,
+                            struct dm_error *err);
+
 /* Looks a model up (exact id; a ":variant" suffix such as ":floor" is tried without it). Falls
- * back to the default price. Returns 0 or DM_ERR_NOTFOUND ("no price for model X"). */
+ * back to the default price. Returns 0 or DM_ERR_NOTFOUND ("no price for model X (add it, or
+ * a "default" entry, to DREAM_PRICES_FILE, or let GET {DREAM_LLM_URL}/models load)"). */
 int dm_price_lookup(const struct dm_price_table *t, const char *model, struct dm_price *out,
                     struct dm_error *err);
 

@@ -5,8 +5,9 @@
  *     a blank line dispatches an event), with a cap on one event's size;
  *   - dm_sse_chat: a decoder of chat-completion replies, streamed (chunks until `[DONE]`) or not,
  *     into content, generation id, finish reason, usage and any error reported under HTTP 200;
- *   - error bodies ({"error":{"code","message","metadata"}}) and Retry-After parsing, for the
- *     retry decision.
+ *   - error bodies (OpenRouter's and OpenAI's {"error":{"code","message","type","metadata"}},
+ *     vLLM's {"object":"error","message","type","code"} and {"detail"}, Ollama's
+ *     {"error":"..."}, LiteLLM's string codes) and Retry-After parsing, for the retry decision.
  * Pure; one owner per parser, no shared state, any thread.
  */
 #ifndef DREAM_SSE_H
@@ -61,6 +62,9 @@ struct dm_sse_usage {
     long long total_tokens;
     int has_cost; /* usage.cost was present and in range (USD) */
     double cost;
+    int has_upstream_cost; /* usage.cost_details.upstream_inference_cost (BYOK: what the
+                            * provider charged besides OpenRouter's usage.cost), in range */
+    double upstream_cost;
     int suspect; /* a count or the cost was out of range (infinite, negative, past the bounds
                     above): it was refused, not stored; the caller warns and estimates */
 };
@@ -72,6 +76,9 @@ struct dm_sse_api_error {
     char message[256];     /* error.message, truncated */
     char limit_source[64]; /* error.metadata.limit_source ("" when absent) */
     char reason[64];       /* error.metadata.reason ("" when absent) */
+    char type[64];         /* error.type (OpenAI, vLLM, LiteLLM), or a string error.code */
+    int flagged;           /* error.metadata.flagged_input present (moderation) */
+    char reasons[128];     /* error.metadata.reasons joined with ", " (moderation) */
 };
 
 struct dm_sse_chat {
@@ -101,17 +108,29 @@ int dm_sse_chat_feed(struct dm_sse_chat *c, const char *bytes, size_t n, struct 
  * DM_ERR_REMOTE. */
 int dm_sse_chat_parse(struct dm_sse_chat *c, const char *body, size_t len, struct dm_error *err);
 
+/* How dm_sse_chat_verdict judges the end of a reply. */
+#define DM_SSE_VERDICT_PLAIN 0  /* a whole JSON body */
+#define DM_SSE_VERDICT_STREAM 1 /* a stream so far: complete only after [DONE] */
+#define DM_SSE_VERDICT_ENDED                                                                       \
+    2 /* a stream whose body ended cleanly: [DONE], or finish_reason                               \
+       * "stop" with no event left unfinished (servers that omit                                   \
+       * [DONE], such as some llama.cpp builds) */
+
 /* Final verdict on a decoded reply, streamed or not: 0 when it is a complete, accepted answer.
  * Else DM_ERR_REMOTE (an error inside the reply, or finish_reason "error"), DM_ERR_LIMIT
  * (finish_reason "length": truncated, never accepted), DM_ERR_IO (streamed and cut: no
- * [DONE] or no finish_reason), DM_ERR_INVALID (empty content); err says which. streamed tells
- * whether [DONE] is required. */
+ * [DONE] (see DM_SSE_VERDICT_ENDED) or no finish_reason), DM_ERR_INVALID (empty content); err
+ * says which. streamed is one of DM_SSE_VERDICT_*. */
 int dm_sse_chat_verdict(const struct dm_sse_chat *c, int streamed, struct dm_error *err);
 
 void dm_sse_chat_free(struct dm_sse_chat *c);
 
-/* Parses an error body {"error":{"code","message","metadata":{"limit_source","reason"}}} into
- * out. Returns 0 when an error object was found, DM_ERR_INVALID otherwise (out->present = 0). */
+/* Parses an error body into out: {"error":{"code","message","type","metadata":{"limit_source",
+ * "reason","reasons","flagged_input"}}} (OpenRouter, OpenAI, LiteLLM: a numeric string code
+ * counts as the number, another string goes to type), {"error":"message"} (Ollama),
+ * {"object":"error","message","type","code"} (vLLM), {"detail":"message"} or {"detail":[...]}
+ * (FastAPI servers, vLLM). Returns 0 when one was found, DM_ERR_INVALID otherwise
+ * (out->present = 0). */
 int dm_sse_parse_error(const char *body, size_t len, struct dm_sse_api_error *out);
 
 /* Parses a Retry-After value: delay-seconds ("120") or an HTTP date ("Wed, 21 Oct 2015 07:28:00

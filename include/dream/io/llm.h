@@ -1,12 +1,26 @@
 /*
- * llm: the OpenRouter chat-completions client (`POST {base}/chat/completions`), on the shared
- * HTTP client.
+ * llm: the chat-completions client (`POST {base}/chat/completions`) of OpenRouter or of any
+ * OpenAI-compatible server (OpenAI, vLLM, Ollama's /v1, llama.cpp's server, LiteLLM), on the
+ * shared HTTP client.
  *
- * Each call sends `Authorization: Bearer <key>`, `HTTP-Referer`, `X-OpenRouter-Title` and a JSON
- * body with model, messages (system + user), max_tokens (always), temperature, stream,
- * usage.include, and optionally response_format with provider.require_parameters. Replies are
- * decoded streamed (SSE) or not (see dream/sse.h); an error inside a 200, finish_reason "error",
- * finish_reason "length" (truncated), a cut stream and an empty reply are failures.
+ * DM_LLM_API_OPENROUTER (the default) sends `Authorization: Bearer <key>`, `HTTP-Referer`,
+ * `X-Title` and `X-OpenRouter-Title` (attribution; configurable) and a JSON body with model,
+ * messages (system + user), max_tokens (always), temperature, stream, usage.include, and
+ * optionally response_format with provider.require_parameters.
+ * DM_LLM_API_OPENAI sends only OpenAI's fields: model, messages, max_completion_tokens (or
+ * max_tokens, opts.max_tokens_field), temperature, stream, stream_options.include_usage (streamed),
+ * and response_format only when opts.json_schema is set; otherwise a structured call's system
+ * prompt gets a line asking for one JSON object, and the caller parses the reply as it does
+ * anyway (dream/reply.h). Attribution headers only when configured; the key is optional for a
+ * loopback host or a host of opts.keyless_hosts (no Authorization header is then sent).
+ * Replies are decoded streamed (SSE) or not (see dream/sse.h); an error inside a 200,
+ * finish_reason "error", finish_reason "length" (truncated), a cut stream and an empty reply are
+ * failures. A stream whose body ends cleanly after finish_reason "stop" is complete even without
+ * `data: [DONE]` (llama.cpp builds that omit it). Error bodies of OpenRouter and OpenAI
+ * ({error:{message,type,code}}), vLLM ({object:"error",...}, {detail}), Ollama ({error:"..."})
+ * and LiteLLM are read for the message. A 403 is mapped to its cause: moderation
+ * (error.metadata.reasons / flagged_input: DM_ERR_REMOTE), a key limit or budget (the message
+ * or type says budget/limit/quota: DM_ERR_REMOTE), else DM_ERR_AUTH.
  *
  * Retries (each attempt is a new request; up to max_attempts in all):
  *   - HTTP 408, 429, 500, 502, 503, 504;
@@ -43,19 +57,31 @@
 struct dm_llm;      /* client */
 struct dm_llm_call; /* one call (all its attempts) */
 
+enum dm_llm_api {
+    DM_LLM_API_OPENROUTER = 0, /* DREAM_LLM_API=openrouter */
+    DM_LLM_API_OPENAI = 1,     /* DREAM_LLM_API=openai: any OpenAI-compatible server */
+};
+
 struct dm_llm_opts {
-    const char *base_url;      /* DREAM_LLM_URL; NULL = "https://openrouter.ai/api/v1" */
-    const char *api_key;       /* secret, copied; NULL/"" = every call fails with DM_ERR_AUTH */
-    const char *referer;       /* HTTP-Referer; NULL = "https://github.com/dreamd/dreamd" */
-    const char *title;         /* X-OpenRouter-Title; NULL = "dreamd" */
-    long timeout_ms;           /* total deadline per attempt; 0 = 300000 */
-    long low_speed_limit;      /* bytes/s, with low_speed_time_s; 0 = 1 */
-    long low_speed_time_s;     /* 0 = 60 (":" keep-alives count as bytes) */
-    size_t max_response_bytes; /* per attempt; 0 = 4 MiB */
-    int max_attempts;          /* 0 = 4 */
-    long backoff_base_ms;      /* 0 = 1000 */
-    long backoff_max_ms;       /* 0 = 30000 */
-    long retry_after_max_ms;   /* 0 = 120000 */
+    const char *base_url; /* DREAM_LLM_URL; NULL = "https://openrouter.ai/api/v1" */
+    const char *api_key;  /* secret, copied; NULL/"" = every call fails with DM_ERR_AUTH, unless
+                           * the key is optional (openai mode, loopback or keyless host) */
+    const char *referer;  /* HTTP-Referer; NULL = "https://github.com/dreamd/dreamd" in
+                           * openrouter mode, not sent in openai mode; "" = not sent */
+    const char *title;    /* X-Title and X-OpenRouter-Title; NULL = "dreamd" in openrouter
+                           * mode, not sent in openai mode; "" = not sent */
+    enum dm_llm_api api;
+    const char *max_tokens_field; /* openai mode: "max_completion_tokens" (NULL) or "max_tokens" */
+    int json_schema;              /* openai mode: send response_format (json_schema) */
+    const char *keyless_hosts;    /* openai mode: comma-separated hosts that need no key */
+    long timeout_ms;              /* total deadline per attempt; 0 = 300000 */
+    long low_speed_limit;         /* bytes/s, with low_speed_time_s; 0 = 1 */
+    long low_speed_time_s;        /* 0 = 60 (":" keep-alives count as bytes) */
+    size_t max_response_bytes;    /* per attempt; 0 = 4 MiB */
+    int max_attempts;             /* 0 = 4 */
+    long backoff_base_ms;         /* 0 = 1000 */
+    long backoff_max_ms;          /* 0 = 30000 */
+    long retry_after_max_ms;      /* 0 = 120000 */
     const struct dm_price_table *prices; /* borrowed, may be NULL: prices usage without cost */
 };
 
@@ -64,10 +90,13 @@ struct dm_llm_opts {
         .base_url = NULL                                                                           \
     }
 
+/* "openrouter" or "openai" into *out. Returns 0 or DM_ERR_INVALID. */
+int dm_llm_api_parse(const char *name, enum dm_llm_api *out);
+
 /* Where dm_llm_result.cost_usd came from. */
 enum dm_llm_cost_source {
     DM_LLM_COST_NONE = 0,  /* unknown: no usage.cost and no price for the model */
-    DM_LLM_COST_API = 1,   /* usage.cost */
+    DM_LLM_COST_API = 1,   /* usage.cost (+ usage.cost_details.upstream_inference_cost, BYOK) */
     DM_LLM_COST_TABLE = 2, /* tokens priced with the price table */
 };
 
@@ -101,8 +130,9 @@ typedef int (*dm_llm_tokens_cb)(void *arg, long long completion_tokens);
 
 /* Completion, fired exactly once per started call, from the loop, never inside dm_llm_start.
  * rc == 0: res->content holds an accepted reply. rc < 0: err says why (never the key):
- * DM_ERR_INVALID (400, garbage reply, empty reply), DM_ERR_AUTH (401/403 or no key),
- * DM_ERR_REMOTE (other 4xx incl. 402 credits, an error inside a 200 with a permanent code),
+ * DM_ERR_INVALID (400, garbage reply, empty reply), DM_ERR_AUTH (401, a 403 that is about
+ * the key, or no key), DM_ERR_REMOTE (other 4xx incl. 402 credits, a 403 for moderation or a
+ * key's limit, an error inside a 200 with a permanent code),
  * DM_ERR_LIMIT
  * (finish_reason length, or the response exceeded max_response_bytes), DM_ERR_IO (cut stream,
  * connection failure), DM_ERR_TIMEOUT, DM_ERR_TRANSIENT (retries exhausted), DM_ERR_BUDGET
@@ -119,7 +149,9 @@ struct dm_llm_request {
     double temperature;             /* < 0: not sent */
     int stream;                     /* 1: SSE streaming */
     const char *response_format;    /* JSON text of response_format (e.g. {"type":"json_object"}),
-                                     * NULL = none; also sends provider.require_parameters = true */
+                                     * NULL = none; openrouter mode also sends
+                                     * provider.require_parameters = true; openai mode sends it
+                                     * only with opts.json_schema (see above) */
     const char *job_id;             /* for log lines, may be NULL */
     long progress_interval_ms;      /* least time between progress callbacks; 0 = 500 */
     dm_llm_progress_cb on_progress; /* optional (streaming only) */
@@ -141,7 +173,9 @@ void dm_llm_free(struct dm_llm *llm);
  * NULL; valid until the completion fires), after which req->on_done fires exactly once, from
  * the loop. Returns DM_ERR_INVALID (missing model/user/on_done, max_tokens <= 0, bad
  * response_format JSON) or DM_ERR_NOMEM, and then no callback fires. A missing API key is
- * reported through the callback (DM_ERR_AUTH), like any other failure. */
+ * reported through the callback (DM_ERR_AUTH), like any other failure; its message names
+ * OPENROUTER_API_KEY in openrouter mode, DREAM_LLM_API_KEY and DREAM_LLM_KEYLESS_HOSTS in
+ * openai mode. */
 int dm_llm_start(struct dm_llm *llm, const struct dm_llm_request *req, struct dm_llm_call **out,
                  struct dm_error *err);
 
@@ -152,6 +186,9 @@ void dm_llm_cancel(struct dm_llm_call *call);
 /* Cancels every call of the client whose completion has not fired (for shutdown): each
  * completes later with DM_ERR_CANCELLED. */
 void dm_llm_cancel_all(struct dm_llm *llm);
+
+/* 1 when calls need no API key (openai mode and a loopback or keyless host). */
+int dm_llm_key_optional(const struct dm_llm *llm);
 
 /* Calls started and not yet completed. */
 size_t dm_llm_in_flight(const struct dm_llm *llm);
