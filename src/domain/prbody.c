@@ -294,9 +294,14 @@ static int result_sections(struct dm_buf *body, const struct dm_prbody *in)
     }
     if (!rc && in->cost) {
         dm_buf_reset(&part);
-        rc = dm_buf_printf(&part, "%lld tokens, $%.4f (budget %lld tokens, $%.2f)\n",
-                           in->cost->tokens, in->cost->usd, in->cost->budget_tokens,
-                           in->cost->budget_usd);
+        if (in->cost->budget_usd > 0) {
+            rc = dm_buf_printf(&part, "%lld tokens, $%.4f (budget %lld tokens, $%.2f)\n",
+                               in->cost->tokens, in->cost->usd, in->cost->budget_tokens,
+                               in->cost->budget_usd);
+        } else { /* no maxDollars: tokens are the only limit */
+            rc = dm_buf_printf(&part, "%lld tokens, $%.4f (budget %lld tokens, no dollar limit)\n",
+                               in->cost->tokens, in->cost->usd, in->cost->budget_tokens);
+        }
         if (!rc) {
             rc = section(body, "Cost", part.data, BODY_COST_MAX);
         }

@@ -548,3 +548,21 @@ Test(prbody, status_description_is_one_short_line)
         free(d);
     }
 }
+
+Test(prbody, a_job_without_a_dollar_limit_says_so_instead_of_a_zero_budget)
+{
+    struct dm_spec *s = parse(SPEC_MD);
+    struct dm_plan *p = build(s);
+    struct dm_prbody_cost cost = {1200, 0.0123, 100000, 0};
+    struct dm_prbody parts = {p, s, NULL, NULL, NULL, &cost, "job-1", NULL, NULL};
+    char *body;
+
+    body = dm_prbody_render(&parts);
+    cr_assert_not_null(body);
+    cr_assert_not_null(strstr(body, "1200 tokens, $0.0123 (budget 100000 tokens, no dollar limit)"),
+                       "%s", body);
+    cr_assert_null(strstr(body, "$0.00)"), "%s", body);
+    free(body);
+    dm_plan_free(p);
+    dm_spec_free(s);
+}

@@ -53,7 +53,7 @@ struct dm_prbody_cost {
     long long tokens;
     double usd;
     long long budget_tokens;
-    double budget_usd;
+    double budget_usd; /* <= 0: the job has no dollar limit */
 };
 
 /* The parts of a body; everything is borrowed for the call. */
