@@ -79,6 +79,14 @@ struct dm_engine {
     struct ejob *jobs;
     int inflight;
     int reading;
+    /* max_jobs is a hard bound: an outstanding XREADGROUP and XAUTOCLAIM each hold the slots
+     * their COUNT may fill (free = max_jobs - inflight - read_slots - sweep_slots), released
+     * when their reply arrives. A sweep that finds the slots held by the blocking read waits
+     * for its reply (sweep_wanted) and runs before the next read. */
+    int read_slots;
+    int sweep_slots;
+    int sweeping;
+    int sweep_wanted;
     int group_ready;
     int group_creating;
     int stopping;
@@ -153,6 +161,11 @@ void eng_handle_entry(struct dm_engine *e, const redisReply *entry, int claimed)
 
 /* Starts the job heartbeat and the reclaim sweep. */
 void eng_leases_start(struct dm_engine *e);
+/* Runs the reclaim sweep now when there are free slots; when the blocking read holds them,
+ * marks it wanted (the read's reply runs it first). */
+void eng_sweep(struct dm_engine *e);
+/* Job slots neither running nor held by an outstanding read or sweep. */
+int eng_free_slots(const struct dm_engine *e);
 int eng_io_deadline(struct dm_job *job, long ms, void (*fn)(struct dm_job *job));
 
 /* ---- worker.c ---- */

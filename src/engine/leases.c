@@ -2,7 +2,8 @@
  * leases: keeping this replica's jobs owned and taking over those of dead replicas. Owns the
  * job heartbeat (the HEARTBEAT script resets the idle time of our pending entries and names the
  * ones another replica took: those jobs are fenced and stopped), the reclaim sweep (XAUTOCLAIM
- * of entries idle past the lease, walking the whole pending list with its cursor) and each
+ * of entries idle past the lease, walking the whole pending list with its cursor; COUNT is the
+ * free slots, held until its reply, never those the blocking read holds) and each
  * job's stage deadline timer. Loop thread only.
  */
 #include "engine_int.h"
@@ -91,12 +92,20 @@ static void on_hb_timer(uv_timer_t *t)
     free(args);
 }
 
+int eng_free_slots(const struct dm_engine *e)
+{
+    return (int)e->cfg->max_jobs - e->inflight - e->read_slots - e->sweep_slots;
+}
+
 static void on_sweep_reply(void *arg, redisReply *reply, const char *why)
 {
     struct dm_engine *e = arg;
 
     (void)why;
     e->cmds--;
+    /* The slots held for this sweep go back; the entries below take theirs as jobs. */
+    e->sweeping = 0;
+    e->sweep_slots = 0;
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
         reply->element[0]->type == REDIS_REPLY_STRING) {
         snprintf(e->sweep_cursor, sizeof(e->sweep_cursor), "%s", reply->element[0]->str);
@@ -122,25 +131,40 @@ static void on_sweep_reply(void *arg, redisReply *reply, const char *why)
         e->group_ready = 0;
         eng_ensure_group(e);
     }
+    /* A read that waited for this sweep goes out now, with what is left. */
+    eng_read_more(e);
     eng_maybe_finish_stop(e);
 }
 
-static void on_sweep_timer(uv_timer_t *t)
+void eng_sweep(struct dm_engine *e)
 {
-    struct dm_engine *e = t->data;
-    int free_slots = (int)e->cfg->max_jobs - e->inflight;
+    int free_slots = eng_free_slots(e);
     char count[16], idle[24];
 
-    if (e->stopping || free_slots <= 0 || !e->group_ready || !dm_redis_is_up(e->cmd)) {
+    if (e->sweeping || e->stopping || !e->group_ready || !dm_redis_is_up(e->cmd)) {
         return;
     }
+    if (free_slots <= 0) {
+        /* Slots held by the blocking read: the sweep goes first once it returns (within
+         * BLOCK_MS), so a busy stream never starves the reclaim of dead replicas' jobs. */
+        e->sweep_wanted = e->reading && e->read_slots > 0;
+        return;
+    }
+    e->sweep_wanted = 0;
     snprintf(count, sizeof(count), "%d", free_slots);
     snprintf(idle, sizeof(idle), "%lld", e->cfg->lease_ms);
     if (dm_redis_cmdf(e->cmd, on_sweep_reply, e, "XAUTOCLAIM %s %s %s %s %s COUNT %s", e->keys.jobs,
                       DM_KEYS_GROUP, e->cfg->consumer, idle,
                       e->sweep_cursor[0] ? e->sweep_cursor : "0-0", count) == 0) {
         e->cmds++;
+        e->sweeping = 1;
+        e->sweep_slots = free_slots;
     }
+}
+
+static void on_sweep_timer(uv_timer_t *t)
+{
+    eng_sweep(t->data);
 }
 
 static void on_deadline_timer(uv_timer_t *t)

@@ -228,3 +228,94 @@ Test(hardening, git_hanging_on_a_silent_server_does_not_stop_the_redis_reconnect
     kill(rep.pid, SIGKILL);
     dmt_replica_stop(&rep, 10000);
 }
+
+/* The consumer group's pending count and whether it has been delivered everything the stream
+ * ever held (last-delivered-id == last-generated-id): the replica has caught up. */
+static int group_caught_up(void)
+{
+    redisReply *g = redisCommand(world.rc, "XINFO GROUPS dream:jobs");
+    redisReply *s = redisCommand(world.rc, "XINFO STREAM dream:jobs");
+    const char *delivered = NULL, *generated = NULL;
+    long long pending = -1;
+    int ok;
+
+    for (size_t i = 0; g && g->type == REDIS_REPLY_ARRAY && i < g->elements; i++) {
+        const redisReply *f = g->element[i];
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            if (strcmp(f->element[k]->str, "pending") == 0) {
+                pending = f->element[k + 1]->integer;
+            } else if (strcmp(f->element[k]->str, "last-delivered-id") == 0) {
+                delivered = f->element[k + 1]->str;
+            }
+        }
+    }
+    for (size_t k = 0; s && s->type == REDIS_REPLY_ARRAY && k + 1 < s->elements; k += 2) {
+        if (strcmp(s->element[k]->str, "last-generated-id") == 0) {
+            generated = s->element[k + 1]->str;
+        }
+    }
+    ok = pending == 0 && delivered && generated && strcmp(delivered, generated) == 0;
+    freeReplyObject(g);
+    freeReplyObject(s);
+    return ok;
+}
+
+static long long key_exists(const char *key)
+{
+    redisReply *r = redisCommand(world.rc, "EXISTS %s", key);
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+/* A consumer group destroyed and re-created (from 0) after a finished job's hash expired must
+ * not run that job again: its entry left the stream when it was acknowledged. */
+Test(hardening, a_recreated_consumer_group_does_not_run_a_finished_job_again)
+{
+    static const char marker[] = "# Marker\n\nA later job.\n\n## API\n- GET /marker answers\n";
+    struct dmt_replica rep;
+    char *status;
+    redisReply *r;
+    long long until;
+
+    dmt_world_replica(&world, &rep, "regroup-a", NULL);
+    submit("h-once", NULL);
+    cr_assert(dmt_world_wait_status(&world, "h-once", "complete,failed,dead_lettered", 120000));
+    status = dmt_world_hget(&world, "h-once", "status");
+    cr_assert_str_eq(status, "complete");
+    free(status);
+    cr_assert_eq(dmt_world_pr_count(&world), 1);
+    cr_assert_eq(dmt_replica_stop(&rep, 10000), 0);
+
+    /* The job's keys expire (its TTL), then an operator destroys the group. */
+    r = redisCommand(world.rc,
+                     "DEL dream:job:h-once dream:job:h-once:events dream:job:h-once:files");
+    freeReplyObject(r);
+    r = redisCommand(world.rc, "XGROUP DESTROY dream:jobs workers");
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1, "group destroyed");
+    freeReplyObject(r);
+
+    /* A replica starts, re-creates the group from 0 and serves a later job. */
+    dmt_world_replica(&world, &rep, "regroup-b", NULL);
+    submit("h-marker", marker);
+    cr_assert(dmt_world_wait_status(&world, "h-marker", "complete,failed,dead_lettered", 120000));
+    status = dmt_world_hget(&world, "h-marker", "status");
+    cr_assert_str_eq(status, "complete");
+    free(status);
+    until = dmt_now_ms() + 30000;
+    while (!group_caught_up() && dmt_now_ms() < until) {
+        dmt_sleep_ms(50);
+    }
+    cr_assert(group_caught_up(), "the group has delivered everything and nothing is pending");
+    cr_assert_gt(dmt_count_in_file(rep.log, "created consumer group"), 0, "the group was made");
+
+    /* The finished job did not run again: no hash, no events, one pull request each. */
+    cr_assert_eq(key_exists("dream:job:h-once"), 0, "the finished job's hash was not re-created");
+    cr_assert_eq(key_exists("dream:job:h-once:events"), 0, "no event for the finished job");
+    cr_assert_eq(dmt_world_pr_count(&world), 2, "one PR for each job");
+    cr_assert_eq(dmt_world_gh_requests(&world, "POST", "/pulls"), 2, "no second PR request");
+    r = redisCommand(world.rc, "XLEN dream:jobs");
+    cr_assert_eq(r->integer, 0, "finished entries leave the stream");
+    freeReplyObject(r);
+    cr_assert_eq(dmt_replica_stop(&rep, 10000), 0);
+}
