@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include "dme2e.h"
+#include "dream/core/buf.h"
 #include "githttp.h"
 
 static struct dmt_world world;
@@ -318,4 +319,61 @@ Test(hardening, a_recreated_consumer_group_does_not_run_a_finished_job_again)
     cr_assert_eq(r->integer, 0, "finished entries leave the stream");
     freeReplyObject(r);
     cr_assert_eq(dmt_replica_stop(&rep, 10000), 0);
+}
+
+/* A migration built to run the SQL check to its 2 s deadline (each ALTER TABLE ... RENAME
+ * re-checks the whole schema): the check runs off the loop (validate_run's threadpool work; see
+ * validate_run::a_sql_check_at_its_time_limit_runs_off_the_loop_and_fails_naming_the_limit for
+ * /healthz) and the job fails with the time limit named. */
+Test(hardening, a_migration_that_runs_the_sql_check_to_its_deadline_fails_naming_the_limit)
+{
+    static const char spec[] = "# Slow Schema\n\nMany tables.\n\n## Database\n- wide tables\n";
+    struct dm_buf sql;
+    /* The reply (~70 KB) fits in one generation. */
+    const char *extra[] = {"--max-tokens=40000", NULL};
+    struct dmt_replica rep;
+    cJSON *rules, *rule;
+    char *script, *status, *err, *job;
+    redisReply *r;
+
+    dm_buf_init(&sql, 0);
+    for (int t = 0; t < 200; t++) {
+        dm_buf_printf(&sql, "CREATE TABLE t%d (", t);
+        for (int c = 0; c < 45; c++) {
+            dm_buf_printf(&sql, "%sc%d INT", c ? ", " : "", c);
+        }
+        dm_buf_printf(&sql, ");\n");
+    }
+    for (int t = 0; t < 200; t++) {
+        dm_buf_printf(&sql, "ALTER TABLE t%d RENAME TO u%d;\n", t, t);
+    }
+    rules = cJSON_CreateArray();
+    rule = cJSON_CreateObject();
+    cJSON_AddStringToObject(rule, "match", "migrations/");
+    cJSON_AddStringToObject(rule, "behaviour", "reply");
+    cJSON_AddStringToObject(rule, "content", sql.data);
+    cJSON_AddItemToArray(rules, rule);
+    script = cJSON_PrintUnformatted(rules);
+    dmt_fakeor_script(&world.llm, script);
+    dmt_world_replica(&world, &rep, "slowsql", extra);
+    job = dmt_world_job("h-slowsql", spec, "builder", 2000000, 50.0);
+    r = redisCommand(world.rc, "XADD dream:jobs * type build job %s", job);
+    cr_assert(r && r->type == REDIS_REPLY_STRING, "XADD");
+    freeReplyObject(r);
+    free(job);
+    cr_assert(dmt_world_wait_status(&world, "h-slowsql", "failed,dead_lettered,complete", 120000),
+              "the job ended; log %s", rep.log);
+    status = dmt_world_hget(&world, "h-slowsql", "status");
+    cr_assert_str_eq(status, "failed");
+    err = dmt_world_hget(&world, "h-slowsql", "error");
+    cr_assert_not_null(strstr(err, "migrations/"), "names the file: %s", err);
+    cr_assert_not_null(strstr(err, "the SQL check passed its time limit (2 s)"), "%s", err);
+    cr_assert_null(dmt_world_branch_files(&world, "dream/slow-schema"), "nothing pushed");
+    cr_assert_eq(kill(rep.pid, 0), 0, "the replica is still alive");
+    cr_assert_eq(dmt_replica_stop(&rep, 10000), 0);
+    free(err);
+    free(status);
+    free(script);
+    cJSON_Delete(rules);
+    dm_buf_free(&sql);
 }
