@@ -4,7 +4,9 @@
  * ones another replica took: those jobs are fenced and stopped), the reclaim sweep (XAUTOCLAIM
  * of entries idle past the lease, walking the whole pending list with its cursor; COUNT is the
  * free slots, held until its reply, never those the blocking read holds) and each
- * job's stage deadline timer. Loop thread only.
+ * job's stage deadline timer (a stage that does not stop within the grace after its deadline
+ * ends its job with that error and gives back the slot; its late result is discarded). Loop
+ * thread only.
  */
 #include "engine_int.h"
 
@@ -167,11 +169,41 @@ static void on_sweep_timer(uv_timer_t *t)
     eng_sweep(t->data);
 }
 
+/* The stage was told to stop at its deadline and has not reported back within the grace: its
+ * work is blocked in a call that cannot be interrupted (libgit2 on a silent server). The job
+ * ends now with that error and gives back its slot; the stage's work is detached (the stages'
+ * release op: what comes back later only counts itself down and is discarded). Only when
+ * nothing of the job's own is in flight on the loop (a write, a file read, a start, a timer
+ * turn): those would come back to a job whose stage state is gone. Returns 1 when done. */
+static int end_stuck_stage(struct ejob *ej)
+{
+    struct dm_job *job = &ej->job;
+    struct dm_engine *e = ej->eng;
+    struct dm_error err;
+
+    if (!job->running || !job->timed_out || job->over || job->fenced || job->stopping ||
+        job->cancel_requested || !e->stages->release || ej->writing || ej->wq_head || ej->reads ||
+        ej->starting || ej->after_fn || ej->closing) {
+        return 0;
+    }
+    dm_error_set(&err, DM_ERR_TIMEOUT,
+                 "stage %s passed its deadline of %ld ms and did not stop; its work was abandoned",
+                 dm_stage_name(job->stage), job->stage_timeout_ms);
+    dm_errorf("engine", job->id, "%s: ending the job and freeing its slot", err.msg);
+    e->stages->release(job);
+    /* Not transient: a retry here would block on the same call again. */
+    dm_job_stage_done(job, DM_ERR_TIMEOUT, &err);
+    return 1;
+}
+
 static void on_deadline_timer(uv_timer_t *t)
 {
     struct ejob *ej = t->data;
     void (*fn)(struct dm_job *) = ej->deadline_fn;
     ej->deadline_fn = NULL;
+    if (end_stuck_stage(ej)) {
+        return;
+    }
     if (fn) {
         fn(&ej->job);
     }

@@ -377,3 +377,109 @@ Test(hardening, a_migration_that_runs_the_sql_check_to_its_deadline_fails_naming
     cJSON_Delete(rules);
     dm_buf_free(&sql);
 }
+
+/* A git server in front of the world's smart-HTTP server: requests for /silent/ repositories
+ * are accepted and never answered (prints "held", then "closed" if the client gives up); the
+ * others are passed through to upstream_port. */
+static pid_t silent_for_one_repo(const char *log, int upstream_port, int *port)
+{
+    char up[16];
+    char *const argv[] = {"python3", "-c",
+                          "import socket,sys,threading\n"
+                          "up=int(sys.argv[1])\n"
+                          "s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(64)\n"
+                          "print('PORT=%d' % s.getsockname()[1], flush=True)\n"
+                          "def pump(a,b):\n"
+                          "    try:\n"
+                          "        while True:\n"
+                          "            d=a.recv(65536)\n"
+                          "            if not d: break\n"
+                          "            b.sendall(d)\n"
+                          "    except OSError: pass\n"
+                          "    try: b.shutdown(socket.SHUT_WR)\n"
+                          "    except OSError: pass\n"
+                          "def serve(c):\n"
+                          "    first=c.recv(65536)\n"
+                          "    if b'/silent/' in first.split(b'\\r\\n',1)[0]:\n"
+                          "        print('held', flush=True)\n"
+                          "        while c.recv(65536): pass\n"
+                          "        print('closed', flush=True)\n"
+                          "        return\n"
+                          "    u=socket.create_connection(('127.0.0.1',up)); u.sendall(first)\n"
+                          "    threading.Thread(target=pump,args=(u,c),daemon=True).start()\n"
+                          "    pump(c,u)\n"
+                          "while True:\n"
+                          "    c,_=s.accept()\n"
+                          "    threading.Thread(target=serve,args=(c,),daemon=True).start()\n",
+                          up, NULL};
+    pid_t pid;
+    char *line;
+
+    snprintf(up, sizeof(up), "%d", upstream_port);
+    pid = dmt_spawn(argv, NULL, log);
+    cr_assert(dmt_wait_in_file(log, "PORT=", 1, 10000), "the proxy started");
+    line = dmt_sh("sed -n 's/^PORT=//p' '%s'", log);
+    *port = atoi(line);
+    free(line);
+    return pid;
+}
+
+/* A stage past its deadline gives back its job slot: with max_jobs 1, a job whose base read
+ * hangs on a silent git server ends failed at the deadline (plus the grace to stop), with the
+ * deadline named, while its git call is still blocked; the next job (another repository on the
+ * same server) then runs to completion. When the blocked call finally returns, its result is
+ * discarded (the replica exits cleanly, sanitizers included). */
+Test(hardening, a_stage_past_its_deadline_gives_back_its_slot_while_its_git_call_still_hangs)
+{
+    const char *extra[] = {"--max-jobs=1", "--stage-timeout-ms=2000", NULL};
+    struct dmt_githttp g;
+    struct dmt_replica rep;
+    char log[1024], url[256];
+    char *job, *status, *err;
+    cJSON *o;
+    redisReply *r;
+    int port = 0;
+    pid_t proxy;
+
+    dmt_world_serve_http(&world, &g);
+    snprintf(log, sizeof(log), "%s/proxy.log", world.dir);
+    proxy = silent_for_one_repo(log, g.port, &port);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/git/{owner}/{repo}.git", port);
+    dmt_world_replica_git(&world, &rep, "deadline", url, NULL, extra);
+
+    /* The first job is on silent/app: its base read hangs. */
+    job = dmt_world_job("h-hang", NULL, "builder", 200000, 5.0);
+    o = cJSON_Parse(job);
+    cJSON_ReplaceItemInObjectCaseSensitive(o, "repoOwner", cJSON_CreateString("silent"));
+    free(job);
+    job = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    r = redisCommand(world.rc, "XADD dream:jobs * type build job %s", job);
+    cr_assert(r && r->type == REDIS_REPLY_STRING, "XADD");
+    freeReplyObject(r);
+    free(job);
+    submit("h-after", NULL);
+    cr_assert(dmt_wait_in_file(log, "held", 1, 30000), "git reached the silent repository");
+
+    cr_assert(dmt_world_wait_status(&world, "h-hang", "failed,complete,dead_lettered", 30000),
+              "the hanging job ended at its deadline; log %s", rep.log);
+    status = dmt_world_hget(&world, "h-hang", "status");
+    cr_assert_str_eq(status, "failed");
+    err = dmt_world_hget(&world, "h-hang", "error");
+    cr_assert_not_null(strstr(err, "stage plan passed its deadline of 2000 ms"), "%s", err);
+    free(err);
+    free(status);
+
+    cr_assert(dmt_world_wait_status(&world, "h-after", "complete,failed,dead_lettered", 120000),
+              "the next job ran in the freed slot; log %s", rep.log);
+    status = dmt_world_hget(&world, "h-after", "status");
+    cr_assert_str_eq(status, "complete");
+    free(status);
+    cr_assert_eq(dmt_world_pr_count(&world), 1, "its pull request is open");
+    cr_assert_eq(dmt_count_in_file(log, "closed"), 0, "the first git call is still blocked");
+
+    /* The silent server goes away: the blocked call returns to a job that is gone. */
+    dmt_stop(proxy, SIGKILL, 3000);
+    cr_assert_eq(dmt_replica_stop(&rep, 20000), 0, "clean exit; log %s", rep.log);
+    dmt_githttp_stop(&g);
+}
