@@ -511,11 +511,15 @@ static int requeue_token(struct ctl *ctl, const char *dead_id, char **out)
         if (!trust && req->trust_set) {
             trust = dm_trust_name(req->trust);
         }
-        if (!trust || dm_trust_parse(&t, trust)) {
+        if (!trust) {
             rc = ctl_fail(ctl, DM_CTL_EXIT_USAGE,
-                          trust ? "--trust: must be observer, planner, builder or shipper, got '%s'"
-                                : "%sthe job names no trustLevel: give --trust LEVEL for its token",
-                          trust ? trust : "");
+                          "the job names no trustLevel: give --trust LEVEL for its token");
+            goto done;
+        }
+        if (dm_trust_parse(&t, trust)) {
+            rc =
+                ctl_fail(ctl, DM_CTL_EXIT_USAGE,
+                         "--trust: must be observer, planner, builder or shipper, got '%s'", trust);
             goto done;
         }
         rc = ctl_sign_job(ctl, req, secret, req->user_id, dm_trust_name(t), out);

@@ -81,8 +81,8 @@ struct dm_engine {
     int reading;
     /* max_jobs is a hard bound: an outstanding XREADGROUP and XAUTOCLAIM each hold the slots
      * their COUNT may fill (free = max_jobs - inflight - read_slots - sweep_slots), released
-     * when their reply arrives. A sweep that finds the slots held by the blocking read waits
-     * for its reply (sweep_wanted) and runs before the next read. */
+     * when their reply arrives. A sweep that finds no free slot (running jobs, or the slots
+     * the blocking read holds) is wanted (sweep_wanted): it runs before the next read. */
     int read_slots;
     int sweep_slots;
     int sweeping;
@@ -161,8 +161,8 @@ void eng_handle_entry(struct dm_engine *e, const redisReply *entry, int claimed)
 
 /* Starts the job heartbeat and the reclaim sweep. */
 void eng_leases_start(struct dm_engine *e);
-/* Runs the reclaim sweep now when there are free slots; when the blocking read holds them,
- * marks it wanted (the read's reply runs it first). */
+/* Runs the reclaim sweep now when there are free slots; else marks it wanted: it then runs
+ * before the next read (eng_read_more). */
 void eng_sweep(struct dm_engine *e);
 /* Job slots neither running nor held by an outstanding read or sweep. */
 int eng_free_slots(const struct dm_engine *e);

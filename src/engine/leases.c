@@ -147,9 +147,10 @@ void eng_sweep(struct dm_engine *e)
         return;
     }
     if (free_slots <= 0) {
-        /* Slots held by the blocking read: the sweep goes first once it returns (within
-         * BLOCK_MS), so a busy stream never starves the reclaim of dead replicas' jobs. */
-        e->sweep_wanted = e->reading && e->read_slots > 0;
+        /* No slot now (running jobs, or the slots the blocking read holds): the sweep goes
+         * before the next read, once the read returned (within BLOCK_MS) or a job ended, so a
+         * busy stream never starves the reclaim of dead replicas' jobs. */
+        e->sweep_wanted = 1;
         return;
     }
     e->sweep_wanted = 0;
@@ -182,8 +183,8 @@ static int end_stuck_stage(struct ejob *ej)
     struct dm_error err;
 
     if (!job->running || !job->timed_out || job->over || job->fenced || job->stopping ||
-        job->cancel_requested || !e->stages->release || ej->writing || ej->wq_head || ej->reads ||
-        ej->starting || ej->after_fn || ej->closing) {
+        !e->stages->release || ej->writing || ej->wq_head || ej->reads || ej->starting ||
+        ej->after_fn || ej->closing) {
         return 0;
     }
     dm_error_set(&err, DM_ERR_TIMEOUT,
@@ -191,8 +192,9 @@ static int end_stuck_stage(struct ejob *ej)
                  dm_stage_name(job->stage), job->stage_timeout_ms);
     dm_errorf("engine", job->id, "%s: ending the job and freeing its slot", err.msg);
     e->stages->release(job);
-    /* Not transient: a retry here would block on the same call again. */
-    dm_job_stage_done(job, DM_ERR_TIMEOUT, &err);
+    /* Not transient: a retry here would block on the same call again. A job asked to end
+     * meanwhile (cancel, its entry trimmed) ends as asked. */
+    dm_job_stage_done(job, job->cancel_requested ? DM_ERR_CANCELLED : DM_ERR_TIMEOUT, &err);
     return 1;
 }
 

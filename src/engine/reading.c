@@ -339,7 +339,7 @@ void eng_read_more(struct dm_engine *e)
         return;
     }
     if (e->sweep_wanted) {
-        /* The sweep waited for the last read's slots: it goes first, this read after it. */
+        /* A wanted sweep (it found no free slot) goes first, this read after it. */
         eng_sweep(e);
         if (e->sweeping) {
             return; /* its reply reads again */
