@@ -105,6 +105,26 @@ int ctl_stream_last_id(struct ctl *ctl, const char *key, char *out, size_t n);
 /* The value of field name in a [field, value, ...] reply array (borrowed), or NULL. */
 const char *ctl_field_of(const redisReply *fields, const char *name);
 
+/* ---- signing (ctl_util.c) ---- */
+
+/* The lifetime of a token dreamctl signs (exp = iat + this). */
+#define CTL_TOKEN_LIFETIME_S 3600
+
+struct dm_jobreq;
+
+/* The signing secret from --sign-secret-file PATH (its content, one trailing newline cut) or
+ * else DREAM_SIGN_SECRET; never from argv. *out: the secret (free with ctl_secret_free) or NULL
+ * when none is given. Returns 0 or an exit code (reported). */
+int ctl_sign_secret(struct ctl *ctl, char **out);
+/* Wipes and frees a secret or token; NULL is fine. */
+void ctl_secret_free(char *s);
+/* Signs an HS256 job token for req: iss (--issuer or the default), sub, jti = jobId,
+ * dreamTrustLevel = trust, dreamJobSha256 of req's binding text, iat, exp, and aud (--audience
+ * or DREAM_SIGNING_AUDIENCE). *token: caller frees with ctl_secret_free. Returns 0 or an exit
+ * code (reported). */
+int ctl_sign_job(struct ctl *ctl, const struct dm_jobreq *req, const char *secret, const char *sub,
+                 const char *trust, char **token);
+
 /* ---- ctl_follow.c ---- */
 
 struct progress {

@@ -1,11 +1,12 @@
 /*
- * ctl_ops: dreamctl's operator commands: `approve`, `reject`
- * and `cancel` (the approver Lua scripts of src/domain/scripts.c), `dead` (list, requeue,
- * purge dead letters) and `workers` (the replicas' heartbeat hashes). Main thread only.
+ * ctl_ops: dreamctl's operator commands: `approve`, `reject` and `cancel` (the approver Lua
+ * scripts of src/domain/scripts.c), `dead` (list, requeue with the token a signed job needs, purge
+ * dead letters) and `workers` (the replicas' heartbeat hashes). Main thread only.
  */
 #include "ctl_int.h"
 
 #include "dream/core/log.h"
+#include "dream/domain/auth.h"
 #include "dream/domain/jobreq.h"
 #include "dream/domain/scripts.h"
 
@@ -277,20 +278,132 @@ static int dead_list(struct ctl *ctl)
     return 0;
 }
 
+/* The token a requeue gives the job: --token, or one signed here (--sign-secret-file or
+ * DREAM_SIGN_SECRET) for the dead letter's job; *out NULL when neither (the REQUEUE script then
+ * uses the token the dead letter kept). A signed job's dead letter without any token is refused
+ * with the reason: the worker would only dead-letter it again. Returns 0 or an exit code. */
+static int requeue_token(struct ctl *ctl, const char *dead_id, char **out)
+{
+    const char *given = ctl_opt(ctl, "token");
+    const char *job, *kept, *flag, *reason, *entry;
+    const redisReply *f;
+    struct dm_jobreq_opts jo = DM_JOBREQ_OPTS_INIT;
+    struct dm_jobreq *req = NULL;
+    struct dm_error err;
+    redisReply *d;
+    char *secret = NULL;
+    int rc = 0;
+
+    *out = NULL;
+    if (given && ctl_opt(ctl, "sign-secret-file")) {
+        return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "give --token or --sign-secret-file, not both");
+    }
+    if (given) {
+        if (!*given) {
+            return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--token: must not be empty");
+        }
+        *out = strdup(given);
+        return *out ? 0 : ctl_fail(ctl, DM_CTL_EXIT_FAILED, "out of memory");
+    }
+    if ((rc = ctl_sign_secret(ctl, &secret))) {
+        return rc;
+    }
+    d = ctl_cmd(ctl, "XRANGE %s %s %s", ctl->keys.dead, dead_id, dead_id);
+    if (!d) {
+        ctl_secret_free(secret);
+        return DM_CTL_EXIT_UNREACHABLE;
+    }
+    if (d->type != REDIS_REPLY_ARRAY || d->elements != 1 || d->element[0]->elements < 2) {
+        /* The REQUEUE script reports what is missing. */
+        goto done;
+    }
+    f = d->element[0]->element[1];
+    job = ctl_field_of(f, "job");
+    kept = ctl_field_of(f, "token");
+    flag = ctl_field_of(f, "signed");
+    reason = ctl_field_of(f, "reason");
+    entry = ctl_field_of(f, "entry");
+    if (!job || !*job) {
+        goto done;
+    }
+    if (secret) {
+        const char *trust = ctl_opt(ctl, "trust");
+        enum dm_trust t;
+        jo.trust_optional = 1;
+        if (dm_jobreq_parse(&req, job, strlen(job), &jo, &err)) {
+            rc = ctl_fail(ctl, DM_CTL_EXIT_FAILED, "cannot sign dead letter %s: its job: %s",
+                          dead_id, err.msg);
+            goto done;
+        }
+        if (!trust && req->trust_set) {
+            trust = dm_trust_name(req->trust);
+        }
+        if (!trust) {
+            rc = ctl_fail(ctl, DM_CTL_EXIT_USAGE,
+                          "the job names no trustLevel: give --trust LEVEL for its token");
+            goto done;
+        }
+        if (dm_trust_parse(&t, trust)) {
+            rc =
+                ctl_fail(ctl, DM_CTL_EXIT_USAGE,
+                         "--trust: must be observer, planner, builder or shipper, got '%s'", trust);
+            goto done;
+        }
+        rc = ctl_sign_job(ctl, req, secret, req->user_id, dm_trust_name(t), out);
+        goto done;
+    }
+    if (kept && *kept) {
+        goto done;
+    }
+    if ((flag && strcmp(flag, "1") == 0) || (reason && strncmp(reason, "token:", 6) == 0)) {
+        /* Dead letters written before tokens were kept: the script falls back to the original
+         * entry's token while the jobs stream still holds it. */
+        if (entry && ctl_is_entry_id(entry)) {
+            redisReply *o = ctl_cmd(ctl, "XRANGE %s %s %s", ctl->keys.jobs, entry, entry);
+            int has = o && o->type == REDIS_REPLY_ARRAY && o->elements == 1 &&
+                      ctl_field_of(o->element[0]->element[1], "token");
+            freeReplyObject(o);
+            if (has) {
+                goto done;
+            }
+        }
+        rc = ctl_fail(ctl, DM_CTL_EXIT_FAILED,
+                      "dead letter %s is a signed job's and keeps no token (%s): the worker would "
+                      "dead-letter it again. Requeue it with a fresh token: --token JWT, or "
+                      "--sign-secret-file PATH (or DREAM_SIGN_SECRET) to sign one here",
+                      dead_id, reason ? reason : "signed mode");
+    }
+done:
+    dm_jobreq_free(req);
+    freeReplyObject(d);
+    ctl_secret_free(secret);
+    if (rc) {
+        ctl_secret_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 static int dead_requeue(struct ctl *ctl, const char *dead_id)
 {
     char ts[32], now[24];
+    char *token = NULL;
     redisReply *r;
     int rc = 0;
 
+    if ((rc = requeue_token(ctl, dead_id, &token))) {
+        return rc;
+    }
     dm_time_rfc3339(-1, ts, sizeof(ts));
     snprintf(now, sizeof(now), "%lld", dm_time_now_ms());
     {
         const char *keys[] = {ctl->keys.dead, ctl->keys.jobs};
         const char *args[] = {
-            dead_id, ctl->prefix, now, ts, ctl->who, ctl->gmax, DM_KEYS_JOB_EVENTS_MAXLEN};
-        r = ctl_eval(ctl, dm_script_requeue, 2, keys, 7, args);
+            dead_id,           ctl->prefix, now, ts, ctl->who, ctl->gmax, DM_KEYS_JOB_EVENTS_MAXLEN,
+            token ? token : ""};
+        r = ctl_eval(ctl, dm_script_requeue, 2, keys, 8, args);
     }
+    ctl_secret_free(token);
     if (!r) {
         return DM_CTL_EXIT_UNREACHABLE;
     }

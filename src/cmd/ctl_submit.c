@@ -1,9 +1,9 @@
 /*
  * ctl_submit: `dreamctl submit`. Reads the spec, turns the options into a job through jobreq
  * (which owns the defaults, the jobId rule and the validation a worker applies), signs it when
- * asked (iss, sub, jti, dreamTrustLevel, dreamJobSha256 of the job's binding text, iat, exp, and
- * aud from --audience or DREAM_SIGNING_AUDIENCE), adds it to the jobs stream and, with --watch
- * or --wait, follows it to its end. Main thread only.
+ * a secret is given (--sign-secret-file or DREAM_SIGN_SECRET; ctl_sign_job: iss, sub, jti,
+ * dreamTrustLevel, dreamJobSha256 of the job's binding text, iat, exp, aud), adds it to the jobs
+ * stream and, with --watch or --wait, follows it to its end. Main thread only.
  */
 #include "ctl_int.h"
 
@@ -20,8 +20,6 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
-
-#define TOKEN_LIFETIME_S 3600
 
 static int read_spec(struct ctl *ctl, const char *file, struct dm_buf *spec)
 {
@@ -91,7 +89,8 @@ int ctl_run_submit(struct ctl *ctl)
 {
     const char *file = ctl->npos ? ctl->pos[0] : "-";
     const char *repo = ctl_opt(ctl, "repo"), *token = ctl_opt(ctl, "token");
-    const char *secret = ctl_opt(ctl, "sign-secret"), *trust = ctl_opt(ctl, "trust");
+    const char *trust = ctl_opt(ctl, "trust");
+    char *secret = NULL;
     const char *callback = ctl_opt(ctl, "callback-url"), *slash;
     const char *user = ctl_opt(ctl, "user-id");
     int watch = ctl_opt(ctl, "watch") != NULL, wait = ctl_opt(ctl, "wait") != NULL;
@@ -103,9 +102,8 @@ int ctl_run_submit(struct ctl *ctl)
     struct dm_jobreq_draft draft;
     struct dm_error err;
     struct follow f;
-    cJSON *claims = NULL;
     struct dm_jobreq *req = NULL;
-    char *json = NULL, *claims_json = NULL, *signed_token = NULL;
+    char *json = NULL, *signed_token = NULL;
     long long max_tokens = DM_JOBREQ_DRAFT_MAX_TOKENS, deadline;
     double max_dollars = DM_JOBREQ_DRAFT_MAX_DOLLARS;
     redisReply *r = NULL;
@@ -114,8 +112,13 @@ int ctl_run_submit(struct ctl *ctl)
     memset(&f, 0, sizeof(f));
     memset(&draft, 0, sizeof(draft));
     dm_buf_init(&spec, DM_JOBREQ_SPEC_MAX);
-    if (!secret && !token && getenv("DREAM_SIGN_SECRET") && *getenv("DREAM_SIGN_SECRET")) {
-        secret = getenv("DREAM_SIGN_SECRET");
+    if (token && ctl_opt(ctl, "sign-secret-file")) {
+        rc = ctl_fail(ctl, DM_CTL_EXIT_USAGE, "give --token or --sign-secret-file, not both");
+        goto out;
+    }
+    /* A given token wins over DREAM_SIGN_SECRET. */
+    if (!token && (rc = ctl_sign_secret(ctl, &secret))) {
+        goto out;
     }
     if (!repo) {
         rc = ctl_fail(ctl, DM_CTL_EXIT_USAGE, "submit: --repo OWNER/NAME is required");
@@ -129,10 +132,6 @@ int ctl_run_submit(struct ctl *ctl)
     }
     memcpy(owner, repo, (size_t)(slash - repo));
     owner[slash - repo] = '\0';
-    if (token && ctl_opt(ctl, "sign-secret")) {
-        rc = ctl_fail(ctl, DM_CTL_EXIT_USAGE, "give --token or --sign-secret, not both");
-        goto out;
-    }
     if (ctl_opt(ctl, "max-tokens") &&
         ctl_parse_ll(ctl_opt(ctl, "max-tokens"), 1, DM_JOBREQ_MAX_TOKENS_MAX, &max_tokens)) {
         rc = ctl_fail(ctl, DM_CTL_EXIT_USAGE,
@@ -203,32 +202,7 @@ int ctl_run_submit(struct ctl *ctl)
         goto out;
     }
     if (secret) {
-        long long now = dm_time_now_ms() / 1000;
-        const char *aud =
-            ctl_opt(ctl, "audience") ? ctl_opt(ctl, "audience") : getenv("DREAM_SIGNING_AUDIENCE");
-        char sha[DM_AUTH_SHA256_HEX_LEN + 1];
-        if (dm_jobreq_binding_sha256(sha, sizeof(sha), req)) {
-            rc = ctl_fail(ctl, DM_CTL_EXIT_FAILED, "out of memory");
-            goto out;
-        }
-        claims = cJSON_CreateObject();
-        cJSON_AddStringToObject(claims, "iss",
-                                ctl_opt(ctl, "issuer") ? ctl_opt(ctl, "issuer")
-                                                       : DM_AUTH_DEFAULT_ISSUER);
-        cJSON_AddStringToObject(claims, "sub", user ? user : who);
-        cJSON_AddStringToObject(claims, "jti", job_id);
-        cJSON_AddStringToObject(claims, "dreamTrustLevel", trust);
-        /* Binds the token to where the code goes and what it says (jobreq.h). */
-        cJSON_AddStringToObject(claims, DM_AUTH_JOB_SHA256_CLAIM, sha);
-        if (aud && *aud) {
-            cJSON_AddStringToObject(claims, "aud", aud);
-        }
-        cJSON_AddNumberToObject(claims, "iat", (double)now);
-        cJSON_AddNumberToObject(claims, "exp", (double)(now + TOKEN_LIFETIME_S));
-        claims_json = cJSON_PrintUnformatted(claims);
-        if (!claims_json || dm_auth_sign_hs256(&signed_token, claims_json, secret, &err)) {
-            rc = ctl_fail(ctl, DM_CTL_EXIT_USAGE, "cannot sign the job: %s",
-                          claims_json ? err.msg : "out of memory");
+        if ((rc = ctl_sign_job(ctl, req, secret, user ? user : who, trust, &signed_token))) {
             goto out;
         }
         token = signed_token;
@@ -309,14 +283,10 @@ int ctl_run_submit(struct ctl *ctl)
 out:
     ctl_follow_free(&f);
     freeReplyObject(r);
-    cJSON_Delete(claims);
     dm_jobreq_free(req);
     free(json);
-    free(claims_json);
-    if (signed_token) {
-        explicit_bzero(signed_token, strlen(signed_token));
-    }
-    free(signed_token);
+    ctl_secret_free(signed_token);
+    ctl_secret_free(secret);
     dm_buf_free(&spec);
     return rc;
 }

@@ -8,7 +8,9 @@
 #include "dream/core/config.h"
 #include "dream/core/error.h"
 #include "dream/core/log.h"
+#include "dream/domain/auth.h"
 #include "dream/domain/job.h"
+#include "dream/domain/jobreq.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -360,4 +362,97 @@ void ctl_job_key(char out[DM_KEYS_MAX], const struct ctl *ctl, const char *id,
 {
     /* The id passed the jobId rule and the prefix dreamctl's check: it always fits. */
     (void)dm_keys_job(out, DM_KEYS_MAX, ctl->prefix, id, which);
+}
+
+/* ---- signing ---- */
+
+int ctl_sign_secret(struct ctl *ctl, char **out)
+{
+    const char *path = ctl_opt(ctl, "sign-secret-file");
+    const char *env = getenv("DREAM_SIGN_SECRET");
+    char buf[4097];
+    size_t n;
+    FILE *f;
+
+    *out = NULL;
+    if (!path) {
+        if (env && *env && !(*out = strdup(env))) {
+            return ctl_fail(ctl, DM_CTL_EXIT_FAILED, "out of memory");
+        }
+        return 0;
+    }
+    f = fopen(path, "rb");
+    if (!f) {
+        return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--sign-secret-file %s: %s", path, strerror(errno));
+    }
+    n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    if (n == sizeof(buf)) {
+        explicit_bzero(buf, sizeof(buf));
+        return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--sign-secret-file %s: longer than 4096 bytes",
+                        path);
+    }
+    /* One trailing newline (and CR) is the file's, not the secret's. */
+    if (n && buf[n - 1] == '\n') {
+        n--;
+    }
+    if (n && buf[n - 1] == '\r') {
+        n--;
+    }
+    buf[n] = '\0';
+    if (n == 0 || memchr(buf, '\0', n)) {
+        explicit_bzero(buf, sizeof(buf));
+        return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--sign-secret-file %s: %s", path,
+                        n ? "holds a NUL byte" : "is empty");
+    }
+    *out = strdup(buf);
+    explicit_bzero(buf, sizeof(buf));
+    return *out ? 0 : ctl_fail(ctl, DM_CTL_EXIT_FAILED, "out of memory");
+}
+
+void ctl_secret_free(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+int ctl_sign_job(struct ctl *ctl, const struct dm_jobreq *req, const char *secret, const char *sub,
+                 const char *trust, char **token)
+{
+    long long now = dm_time_now_ms() / 1000;
+    const char *aud =
+        ctl_opt(ctl, "audience") ? ctl_opt(ctl, "audience") : getenv("DREAM_SIGNING_AUDIENCE");
+    char sha[DM_AUTH_SHA256_HEX_LEN + 1];
+    struct dm_error err;
+    cJSON *claims;
+    char *json;
+    int rc = 0;
+
+    *token = NULL;
+    if (dm_jobreq_binding_sha256(sha, sizeof(sha), req)) {
+        return ctl_fail(ctl, DM_CTL_EXIT_FAILED, "out of memory");
+    }
+    claims = cJSON_CreateObject();
+    cJSON_AddStringToObject(
+        claims, "iss", ctl_opt(ctl, "issuer") ? ctl_opt(ctl, "issuer") : DM_AUTH_DEFAULT_ISSUER);
+    cJSON_AddStringToObject(claims, "sub", sub);
+    cJSON_AddStringToObject(claims, "jti", req->job_id);
+    cJSON_AddStringToObject(claims, "dreamTrustLevel", trust);
+    /* Binds the token to where the code goes and what it says (jobreq.h). */
+    cJSON_AddStringToObject(claims, DM_AUTH_JOB_SHA256_CLAIM, sha);
+    if (aud && *aud) {
+        cJSON_AddStringToObject(claims, "aud", aud);
+    }
+    cJSON_AddNumberToObject(claims, "iat", (double)now);
+    cJSON_AddNumberToObject(claims, "exp", (double)(now + CTL_TOKEN_LIFETIME_S));
+    json = cJSON_PrintUnformatted(claims);
+    if (!json || dm_auth_sign_hs256(token, json, secret, &err)) {
+        rc = ctl_fail(ctl, DM_CTL_EXIT_USAGE, "cannot sign the job: %s",
+                      json ? err.msg : "out of memory");
+    }
+    cJSON_Delete(claims);
+    free(json);
+    return rc;
 }

@@ -53,9 +53,9 @@ static const struct optdef submit_opts[] = {
     {"token", "JWT",
      "a signed token for the entry (signed mode: its dreamTrustLevel is the trust level; it must "
      "carry dreamJobSha256)"},
-    {"sign-secret", "S",
+    {"sign-secret-file", "PATH",
      "sign an HS256 token (iss, sub=userId, jti=jobId, dreamTrustLevel, dreamJobSha256, iat, "
-     "exp=iat+1h, aud) with S (env DREAM_SIGN_SECRET)"},
+     "exp=iat+1h, aud) with the secret in PATH (else env DREAM_SIGN_SECRET; never on argv)"},
     {"issuer", "ISS", "the token's iss (default storia)"},
     {"audience", "AUD", "the token's aud (default $DREAM_SIGNING_AUDIENCE; none when unset)"},
     {"job-id", "ID", "job id (default: generated, job-<utc time>-<random>)"},
@@ -138,6 +138,13 @@ static const struct optdef cancel_opts[] = {
 static const struct optdef dead_opts[] = {
     {"limit", "N", "list: at most N dead letters, oldest first (default 100)"},
     {"by", "NAME", "requeue: who requeues (default $USER)"},
+    {"token", "JWT", "requeue: a fresh signed token for the job (signed mode)"},
+    {"sign-secret-file", "PATH",
+     "requeue: sign a fresh token for the job with the secret in PATH (else env "
+     "DREAM_SIGN_SECRET)"},
+    {"trust", "LEVEL", "requeue: the signed token's dreamTrustLevel (default: the job's)"},
+    {"issuer", "ISS", "requeue: the signed token's iss (default storia)"},
+    {"audience", "AUD", "requeue: the signed token's aud (default $DREAM_SIGNING_AUDIENCE)"},
     {NULL, NULL, NULL},
 };
 
@@ -204,10 +211,13 @@ static const struct command commands[] = {
     {"cancel", "cancel ID [--by NAME]",
      "cancel a job: a parked one ends at once, a running one at its next stage boundary", NULL,
      cancel_opts, 1, 1, ctl_run_cancel},
-    {"dead", "dead [list | requeue DEAD-ID | purge [DEAD-ID]]",
+    {"dead", "dead [list | requeue DEAD-ID [--token JWT] | purge [DEAD-ID]]",
      "list, requeue or purge dead letters (<prefix>:dead)",
      "requeue puts the dead letter's job back on the jobs stream and resets a finished job so it\n"
-     "runs again from its checkpoint; purge deletes one dead letter, or all of them.\n",
+     "runs again from its checkpoint; purge deletes one dead letter, or all of them.\n"
+     "A signed job (signed mode) is requeued with a fresh token: --token JWT, or one signed here\n"
+     "with --sign-secret-file PATH or DREAM_SIGN_SECRET; else with the token the dead letter\n"
+     "kept. Without any, a signed job's requeue is refused (exit 1) with the reason.\n",
      dead_opts, 0, 2, ctl_run_dead},
     {"workers", "workers", "list live workers (replicas) with their heartbeat fields", NULL,
      no_opts, 0, 0, ctl_run_workers},
@@ -323,7 +333,16 @@ static int parse_args(struct ctl *ctl, int argc, char **argv, int skip)
             const char *name = a + 2, *eq = strchr(name, '=');
             size_t len = eq ? (size_t)(eq - name) : strlen(name);
             const struct optdef *def = NULL;
-            int k = find_opt(ctl->cmd, name, len, &def);
+            int k;
+            if (len == 11 && strncmp(name, "sign-secret", 11) == 0) {
+                /* Like dreamd's secret flags: argv is in /proc/<pid>/cmdline for every user. The
+                 * value is never repeated. */
+                return ctl_fail(ctl, DM_CTL_EXIT_USAGE,
+                                "--sign-secret: a secret is not taken from a flag (flags show in "
+                                "/proc/<pid>/cmdline): give --sign-secret-file PATH (a file "
+                                "holding it) or set DREAM_SIGN_SECRET");
+            }
+            k = find_opt(ctl->cmd, name, len, &def);
             if (k < 0 || k >= MAX_OPTS) {
                 return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "unknown option %.*s%s%s", (int)len + 2, a,
                                 ctl->cmd ? " for " : "", ctl->cmd ? ctl->cmd->name : "");

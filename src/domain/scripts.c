@@ -91,6 +91,10 @@
  * Returns {'run', epoch, stage, attempts, job, plan, approved, branch, pr_url, commit, cancel,
  *          created, tokens, cost, event JSON, review, verification}
  *      or {'skip'|'dead'|'failed', reason}.
+ * Every entry it acknowledges (skipped, dead, failed) is also deleted from the jobs stream, as
+ * TRANSITION's `A` and DEAD do: a finished entry never stays there, so a consumer group
+ * re-created from 0 after the job hash expired cannot run the job again. A dead letter keeps
+ * the entry's `token`.
  */
 const char dm_script_start[] = LUA_EMIT LUA_INDEX
     "local h = KEYS[1]\n"
@@ -106,8 +110,12 @@ const char dm_script_start[] = LUA_EMIT LUA_INDEX
     "  last = e\n"
     "  return seq\n"
     "end\n"
-    "local function finish()\n"
+    "local function ackdel()\n"
     "  redis.call('XACK', KEYS[4], group, entry)\n"
+    "  redis.call('XDEL', KEYS[4], entry)\n"
+    "end\n"
+    "local function finish()\n"
+    "  ackdel()\n"
     "  for i = 1, 2 do redis.call('EXPIRE', KEYS[i], ttl) end\n"
     "  redis.call('EXPIRE', KEYS[7], ttl)\n"
     "end\n"
@@ -116,7 +124,7 @@ const char dm_script_start[] = LUA_EMIT LUA_INDEX
     "local same = (cur == entry)\n"
     "if mode == 'resume' and not same then\n"
     "  if status ~= 'approved' then\n"
-    "    redis.call('XACK', KEYS[4], group, entry)\n"
+    "    ackdel()\n"
     "    return {'skip', 'resume ignored: job is ' .. tostring(status or 'unknown')}\n"
     "  end\n"
     "  redis.call('HSET', h, 'attempts', 0)\n"
@@ -126,19 +134,19 @@ const char dm_script_start[] = LUA_EMIT LUA_INDEX
     "    return {'skip', 'retry ignored: job is ' .. tostring(status or 'unknown')}\n"
     "  end\n"
     "elseif status and TERMINAL[status] then\n"
-    "  redis.call('XACK', KEYS[4], group, entry)\n"
+    "  ackdel()\n"
     "  ev('duplicate', 'job already finished as ' .. status .. '; entry ' .. entry .. "
     "' acknowledged without running')\n"
     "  return {'skip', 'already finished as ' .. status}\n"
     "elseif (status == 'paused_approval' or status == 'approved') and not same then\n"
-    "  redis.call('XACK', KEYS[4], group, entry)\n"
+    "  ackdel()\n"
     "  ev('duplicate', 'job is ' .. status .. '; entry ' .. entry .. ' acknowledged without "
     "running')\n"
     "  return {'skip', 'job is ' .. status}\n"
     "elseif status and cur and not same then\n"
     "  local p = redis.call('XPENDING', KEYS[4], group, cur, cur, 1)\n"
     "  if #p > 0 then\n"
-    "    redis.call('XACK', KEYS[4], group, entry)\n"
+    "    ackdel()\n"
     "    ev('duplicate', 'job is already running under entry ' .. cur .. '; entry ' .. entry .. "
     "' refused')\n"
     "    return {'skip', 'already running under entry ' .. cur}\n"
@@ -170,8 +178,13 @@ const char dm_script_start[] = LUA_EMIT LUA_INDEX
     "if job ~= '' then redis.call('HSET', h, 'job', job) end\n"
     "if attempts > maxatt then\n"
     "  local reason = 'delivered ' .. attempts .. ' times (max ' .. maxatt .. ')'\n"
-    "  redis.call('XADD', KEYS[6], 'MAXLEN', '~', gmax, '*', 'entry', entry, 'job', job, "
-    "'reason', reason, 'attempts', attempts, 'ts', ts)\n"
+    "  local dl = {'entry', entry, 'job', job, 'reason', reason, 'attempts', attempts, 'ts', ts}\n"
+    "  local o = redis.call('XRANGE', KEYS[4], entry, entry)\n"
+    "  for i = 1, (#o > 0 and #o[1][2] or 0), 2 do\n"
+    "    if o[1][2][i] == 'token' then table.insert(dl, 'token'); table.insert(dl, o[1][2][i + 1]) "
+    "end\n"
+    "  end\n"
+    "  redis.call('XADD', KEYS[6], 'MAXLEN', '~', gmax, '*', unpack(dl))\n"
     "  redis.call('HSET', h, 'status', 'dead_lettered', 'error', reason)\n"
     "  dm_index(P, h, jobid, status, 'dead_lettered', now, ttl)\n"
     "  ev('dead_lettered', 'job moved to the dead-letter stream: ' .. reason, ',\"error\":' .. "
@@ -211,7 +224,8 @@ const char dm_script_start[] = LUA_EMIT LUA_INDEX
  * TRANSITION
  * KEYS: 1 job hash, 2 job events, 3 global events, 4 jobs stream, 5 parked, 6 files
  * ARGV: 1 epoch, 2 op id, 3 event status ("" = none), 4 message, 5 extra JSON fragment, 6 ts,
- *       7 worker, 8 flags (A ack, P park, U unpark, T terminal: TTL; the engine spells enum
+ *       7 worker, 8 flags (A ack and delete the entry, P park, U unpark, T terminal: TTL; the
+ *       engine spells enum
  *       dm_job_write_flag this way), 9 entry id, 10 group,
  *       11 global maxlen, 12 channel, 13 ttl s, 14 job events maxlen, 15 now ms, 16 jobId,
  *       17 file path ("" = none), 18 file content, 19.. field/value pairs for the job hash
@@ -275,7 +289,10 @@ const char dm_script_transition[] = LUA_EMIT LUA_INDEX
     "ARGV[7], ARGV[11], ARGV[14])\n"
     "end\n"
     "local flags = ARGV[8]\n"
-    "if string.find(flags, 'A', 1, true) then redis.call('XACK', KEYS[4], ARGV[10], ARGV[9]) end\n"
+    "if string.find(flags, 'A', 1, true) then\n"
+    "  redis.call('XACK', KEYS[4], ARGV[10], ARGV[9])\n"
+    "  redis.call('XDEL', KEYS[4], ARGV[9])\n"
+    "end\n"
     "if string.find(flags, 'P', 1, true) then redis.call('ZADD', KEYS[5], ARGV[15], ARGV[16]) "
     "end\n"
     "if string.find(flags, 'U', 1, true) then redis.call('ZREM', KEYS[5], ARGV[16]) end\n"
@@ -289,12 +306,26 @@ const char dm_script_transition[] = LUA_EMIT LUA_INDEX
 /*
  * DEAD
  * KEYS: 1 dead stream, 2 jobs stream
- * ARGV: 1 entry id, 2 group, 3 raw job (may be empty), 4 reason, 5 attempts, 6 ts, 7 maxlen
+ * ARGV: 1 entry id, 2 group, 3 raw job (may be empty), 4 reason, 5 attempts, 6 ts, 7 maxlen,
+ *       8 "1" when the replica runs in signed mode (else "")
+ * The dead letter keeps the entry's `token` while the entry still exists, and `signed 1` from a
+ * signed-mode replica (dreamctl then refuses a requeue without a token). The entry is
+ * acknowledged and deleted: finished entries never stay in the jobs stream, so a re-created
+ * consumer group cannot deliver them again.
  */
 const char dm_script_dead[] =
-    "redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[7], '*', 'entry', ARGV[1], 'job', ARGV[3], "
-    "'reason', ARGV[4], 'attempts', ARGV[5], 'ts', ARGV[6])\n"
-    "return redis.call('XACK', KEYS[2], ARGV[2], ARGV[1])\n";
+    "local dl = {'entry', ARGV[1], 'job', ARGV[3], 'reason', ARGV[4], 'attempts', ARGV[5], "
+    "'ts', ARGV[6]}\n"
+    "local o = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])\n"
+    "for i = 1, (#o > 0 and #o[1][2] or 0), 2 do\n"
+    "  if o[1][2][i] == 'token' then table.insert(dl, 'token'); table.insert(dl, o[1][2][i + 1]) "
+    "end\n"
+    "end\n"
+    "if ARGV[8] == '1' then table.insert(dl, 'signed'); table.insert(dl, '1') end\n"
+    "redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[7], '*', unpack(dl))\n"
+    "local n = redis.call('XACK', KEYS[2], ARGV[2], ARGV[1])\n"
+    "redis.call('XDEL', KEYS[2], ARGV[1])\n"
+    "return n\n";
 
 /*
  * HEARTBEAT
@@ -395,9 +426,10 @@ const char dm_script_cancel[] = LUA_EMIT LUA_INDEX
  * REQUEUE
  * KEYS: 1 dead stream, 2 jobs stream
  * ARGV: 1 dead entry id, 2 key prefix ("dream"), 3 now ms, 4 ts, 5 who, 6 global maxlen,
- *       7 job events maxlen
+ *       7 job events maxlen, 8 a fresh token ("" or absent = none)
  * An operator's explicit "run again": adds the dead letter's job back as a new build entry
- * (with the original entry's `token` while the jobs stream still holds that entry) and deletes
+ * (with the fresh token; else the dead letter's `token`; else the original entry's while the
+ * jobs stream still holds that entry: dead letters written before tokens were kept) and deletes
  * the dead letter. When the job's hash (found through the job JSON's jobId) says the job
  * finished, it is reset so the engine runs it instead of answering `duplicate`: status
  * `requeued`, attempts 0, error and cancel cleared, TTLs removed, and a `retrying` event says
@@ -413,13 +445,14 @@ const char dm_script_requeue[] = LUA_EMIT LUA_INDEX
     "  return redis.error_reply('NOTFOUND no such dead letter: ' .. ARGV[1])\n"
     "end\n"
     "local f = e[1][2]\n"
-    "local job, entry = '', ''\n"
+    "local job, entry, token = '', '', nil\n"
     "for i = 1, #f, 2 do\n"
-    "  if f[i] == 'job' then job = f[i + 1] elseif f[i] == 'entry' then entry = f[i + 1] end\n"
+    "  if f[i] == 'job' then job = f[i + 1] elseif f[i] == 'entry' then entry = f[i + 1]\n"
+    "  elseif f[i] == 'token' then token = f[i + 1] end\n"
     "end\n"
     "if job == '' then return redis.error_reply('EMPTY dead letter has no job to requeue') end\n"
-    "local token = nil\n"
-    "if entry ~= '' then\n"
+    "if (ARGV[8] or '') ~= '' then token = ARGV[8] end\n"
+    "if not token and entry ~= '' then\n"
     "  local o = redis.pcall('XRANGE', KEYS[2], entry, entry)\n"
     "  if type(o) == 'table' and o.err == nil and #o > 0 then\n"
     "    local of = o[1][2]\n"

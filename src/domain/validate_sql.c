@@ -194,11 +194,40 @@ static int sql_is_create_as(const char *sql)
     return sql_word(t, n, "as");
 }
 
-static void sql_run_schema(sqlite3_stmt *stmt)
+static int sql_fail(struct dm_error *err, const char *text, const char *stmt, const char *end,
+                    int offset, const char *msg);
+
+/* Applies a schema statement. Returns SQLITE_INTERRUPT when the check's budget (time or work)
+ * stopped it, else 0: runtime errors (a duplicate table, a constraint) are not syntax. */
+static int sql_run_schema(sqlite3_stmt *stmt)
 {
-    /* Runtime errors (a duplicate table, a constraint) are not syntax: ignore them. */
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     }
+    return rc == SQLITE_INTERRUPT ? rc : 0;
+}
+
+/* The check passed one of its budgets (the progress handler stopped SQLite, or the deadline
+ * passed between statements): the file fails with the limit named, never passes unchecked. */
+static int sql_fail_budget(struct dm_error *err, const char *text, const char *stmt,
+                           const char *end, const struct sql_budget *b)
+{
+    struct dm_error at;
+    char msg[200];
+
+    if (b->calls > SQL_PROGRESS_MAX) {
+        snprintf(msg, sizeof(msg),
+                 "the SQL check passed its work limit (%d million SQLite steps); a migration "
+                 "should only declare schema",
+                 SQL_PROGRESS_MAX / 1000);
+    } else {
+        snprintf(msg, sizeof(msg),
+                 "the SQL check passed its time limit (%d s); a migration should only declare "
+                 "schema",
+                 SQL_DEADLINE_MS / 1000);
+    }
+    sql_fail(&at, text, stmt, end, -1, msg);
+    return dm_error_set(err, DM_ERR_LIMIT, "%s", at.msg);
 }
 
 /* For "no such table: [main.]NAME": creates a one-column stand-in so the statement can be
@@ -311,7 +340,15 @@ int dm_validate_sql(const char *text, size_t len, struct dm_error *err)
         sqlite3_stmt *stmt = NULL;
         const char *tail = NULL;
         const char *msg;
-        int prc = sqlite3_prepare_v2(db, p, (int)(end - p) + 1, &stmt, &tail);
+        int prc;
+
+        /* Preparing is outside the progress handler's reach: the deadline holds between
+         * statements too. */
+        if (sql_now_ms() > progress.deadline_ms) {
+            rc = sql_fail_budget(err, copy, p, end, &progress);
+            goto out;
+        }
+        prc = sqlite3_prepare_v2(db, p, (int)(end - p) + 1, &stmt, &tail);
 
         if (prc == SQLITE_OK) {
             if (stmt && sql_is_create_as(sqlite3_sql(stmt))) {
@@ -322,8 +359,10 @@ int dm_validate_sql(const char *text, size_t len, struct dm_error *err)
                               "columns, then fill it");
                 goto out;
             }
-            if (stmt && sql_is_schema(sqlite3_sql(stmt))) {
-                sql_run_schema(stmt);
+            if (stmt && sql_is_schema(sqlite3_sql(stmt)) && sql_run_schema(stmt)) {
+                sqlite3_finalize(stmt);
+                rc = sql_fail_budget(err, copy, p, end, &progress);
+                goto out;
             }
             sqlite3_finalize(stmt);
             if (!tail || tail <= p) {

@@ -260,6 +260,7 @@ static void close_conns(struct dm_engine *e)
     e->conns_closed = 1;
     e->reader = e->cmd = e->sub = NULL;
     e->reading = 0;
+    e->read_slots = 0;
     /* In-flight commands get their callbacks (reply NULL) inside these closes, or right after
      * the hiredis callback we may be in returns. */
     dm_redis_close(r);
@@ -341,6 +342,7 @@ void dm_engine_stop(struct dm_engine *e, int force)
     dm_redis_close(e->reader);
     e->reader = NULL;
     e->reading = 0;
+    e->read_slots = 0;
     eng_maybe_finish_stop(e);
     if (e->finished) {
         return;

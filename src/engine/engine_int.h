@@ -81,6 +81,14 @@ struct dm_engine {
     struct ejob *jobs;
     int inflight;
     int reading;
+    /* max_jobs is a hard bound: an outstanding XREADGROUP and XAUTOCLAIM each hold the slots
+     * their COUNT may fill (free = max_jobs - inflight - read_slots - sweep_slots), released
+     * when their reply arrives. A sweep that finds no free slot (running jobs, or the slots
+     * the blocking read holds) is wanted (sweep_wanted): it runs before the next read. */
+    int read_slots;
+    int sweep_slots;
+    int sweeping;
+    int sweep_wanted;
     int group_ready;
     int group_creating;
     int stopping;
@@ -168,6 +176,11 @@ void eng_retry_entry(struct dm_engine *e, const char *id, const struct dm_entry_
 
 /* Starts the job heartbeat and the reclaim sweep. */
 void eng_leases_start(struct dm_engine *e);
+/* Runs the reclaim sweep now when there are free slots; else marks it wanted: it then runs
+ * before the next read (eng_read_more). */
+void eng_sweep(struct dm_engine *e);
+/* Job slots neither running nor held by an outstanding read or sweep. */
+int eng_free_slots(const struct dm_engine *e);
 int eng_io_deadline(struct dm_job *job, long ms, void (*fn)(struct dm_job *job));
 
 /* ---- worker.c ---- */

@@ -2,8 +2,11 @@
  * leases: keeping this replica's jobs owned and taking over those of dead replicas. Owns the
  * job heartbeat (the HEARTBEAT script resets the idle time of our pending entries and names the
  * ones another replica took: those jobs are fenced and stopped), the reclaim sweep (XAUTOCLAIM
- * of entries idle past the lease, walking the whole pending list with its cursor) and each
- * job's stage deadline timer. Loop thread only.
+ * of entries idle past the lease, walking the whole pending list with its cursor; COUNT is the
+ * free slots, held until its reply, never those the blocking read holds) and each
+ * job's stage deadline timer (a stage that does not stop within the grace after its deadline
+ * ends its job with that error and gives back the slot; its late result is discarded). Loop
+ * thread only.
  */
 #include "engine_int.h"
 
@@ -91,12 +94,20 @@ static void on_hb_timer(uv_timer_t *t)
     free(args);
 }
 
+int eng_free_slots(const struct dm_engine *e)
+{
+    return (int)e->cfg->max_jobs - e->inflight - e->read_slots - e->sweep_slots;
+}
+
 static void on_sweep_reply(void *arg, redisReply *reply, const char *why)
 {
     struct dm_engine *e = arg;
 
     (void)why;
     e->cmds--;
+    /* The slots held for this sweep go back; the entries below take theirs as jobs. */
+    e->sweeping = 0;
+    e->sweep_slots = 0;
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
         reply->element[0]->type == REDIS_REPLY_STRING) {
         snprintf(e->sweep_cursor, sizeof(e->sweep_cursor), "%s", reply->element[0]->str);
@@ -122,25 +133,69 @@ static void on_sweep_reply(void *arg, redisReply *reply, const char *why)
         e->group_ready = 0;
         eng_ensure_group(e);
     }
+    /* A read that waited for this sweep goes out now, with what is left. */
+    eng_read_more(e);
     eng_maybe_finish_stop(e);
 }
 
-static void on_sweep_timer(uv_timer_t *t)
+void eng_sweep(struct dm_engine *e)
 {
-    struct dm_engine *e = t->data;
-    int free_slots = (int)e->cfg->max_jobs - e->inflight;
+    int free_slots = eng_free_slots(e);
     char count[16], idle[24];
 
-    if (e->stopping || free_slots <= 0 || !e->group_ready || !dm_redis_is_up(e->cmd)) {
+    if (e->sweeping || e->stopping || !e->group_ready || !dm_redis_is_up(e->cmd)) {
         return;
     }
+    if (free_slots <= 0) {
+        /* No slot now (running jobs, or the slots the blocking read holds): the sweep goes
+         * before the next read, once the read returned (within BLOCK_MS) or a job ended, so a
+         * busy stream never starves the reclaim of dead replicas' jobs. */
+        e->sweep_wanted = 1;
+        return;
+    }
+    e->sweep_wanted = 0;
     snprintf(count, sizeof(count), "%d", free_slots);
     snprintf(idle, sizeof(idle), "%lld", e->cfg->lease_ms);
     if (dm_redis_cmdf(e->cmd, on_sweep_reply, e, "XAUTOCLAIM %s %s %s %s %s COUNT %s", e->keys.jobs,
                       DM_KEYS_GROUP, e->cfg->consumer, idle,
                       e->sweep_cursor[0] ? e->sweep_cursor : "0-0", count) == 0) {
         e->cmds++;
+        e->sweeping = 1;
+        e->sweep_slots = free_slots;
     }
+}
+
+static void on_sweep_timer(uv_timer_t *t)
+{
+    eng_sweep(t->data);
+}
+
+/* The stage was told to stop at its deadline and has not reported back within the grace: its
+ * work is blocked in a call that cannot be interrupted (libgit2 on a silent server). The job
+ * ends now with that error and gives back its slot; the stage's work is detached (the stages'
+ * release op: what comes back later only counts itself down and is discarded). Only when
+ * nothing of the job's own is in flight on the loop (a write, a file read, a start, a timer
+ * turn): those would come back to a job whose stage state is gone. Returns 1 when done. */
+static int end_stuck_stage(struct ejob *ej)
+{
+    struct dm_job *job = &ej->job;
+    struct dm_engine *e = ej->eng;
+    struct dm_error err;
+
+    if (!job->running || !job->timed_out || job->over || job->fenced || job->stopping ||
+        !e->stages->release || ej->writing || ej->wq_head || ej->reads || ej->starting ||
+        ej->after_fn || ej->closing) {
+        return 0;
+    }
+    dm_error_set(&err, DM_ERR_TIMEOUT,
+                 "stage %s passed its deadline of %ld ms and did not stop; its work was abandoned",
+                 dm_stage_name(job->stage), job->stage_timeout_ms);
+    dm_errorf("engine", job->id, "%s: ending the job and freeing its slot", err.msg);
+    e->stages->release(job);
+    /* Not transient: a retry here would block on the same call again. A job asked to end
+     * meanwhile (cancel, its entry trimmed) ends as asked. */
+    dm_job_stage_done(job, job->cancel_requested ? DM_ERR_CANCELLED : DM_ERR_TIMEOUT, &err);
+    return 1;
 }
 
 static void on_deadline_timer(uv_timer_t *t)
@@ -148,6 +203,9 @@ static void on_deadline_timer(uv_timer_t *t)
     struct ejob *ej = t->data;
     void (*fn)(struct dm_job *) = ej->deadline_fn;
     ej->deadline_fn = NULL;
+    if (end_stuck_stage(ej)) {
+        return;
+    }
     if (fn) {
         fn(&ej->job);
     }

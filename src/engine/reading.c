@@ -1,10 +1,10 @@
 /*
  * reading: intake from the jobs stream. Owns the consumer group's creation (from "0", retried
  * until it exists, again after Redis lost it), the blocking XREADGROUP on the reader connection
- * (never more entries than free job slots), and the classification of each entry (intake:
- * build, resume, invalid or dead) before it is started or dead-lettered; for a reclaimed entry
- * in signed mode, first the read of when its job started (the token's time). Loop thread
- * only.
+ * (COUNT: the free job slots, held until its reply so the sweep cannot fill them too), and the
+ * classification of each entry (intake: build, resume, invalid or dead) before it is started or
+ * dead-lettered; for a reclaimed entry in signed mode, first the read of when its job started (the
+ * token's time). Loop thread only.
  */
 #include "engine_int.h"
 
@@ -270,6 +270,12 @@ static void on_group_created(void *arg, redisReply *reply, const char *why)
     e->cmds--;
     e->group_creating = 0;
     if (reply && (reply->type != REDIS_REPLY_ERROR || strncmp(reply->str, "BUSYGROUP", 9) == 0)) {
+        if (reply->type != REDIS_REPLY_ERROR) {
+            /* Safe from "0" at any time: a finished entry is deleted when it is acknowledged
+             * (START, TRANSITION, DEAD), so the stream holds only work not yet done. */
+            dm_info("engine", NULL, "created consumer group %s on %s from the stream's start",
+                    DM_KEYS_GROUP, e->keys.jobs);
+        }
         e->group_ready = 1;
         eng_read_more(e);
     } else {
@@ -287,7 +293,9 @@ void eng_ensure_group(struct dm_engine *e)
     if (e->group_creating || e->stopping) {
         return;
     }
-    /* From "0": entries added before any worker existed are still served. */
+    /* From "0": entries added before any worker existed are still served, and a group lost
+     * with Redis's data or destroyed by an operator is re-created without re-running anything:
+     * finished entries are deleted from the stream together with their acknowledgement. */
     if (dm_redis_cmdf(e->cmd, on_group_created, e, "XGROUP CREATE %s %s 0 MKSTREAM", e->keys.jobs,
                       DM_KEYS_GROUP) == 0) {
         e->group_creating = 1;
@@ -301,6 +309,8 @@ static void on_read_reply(void *arg, redisReply *reply, const char *why)
 
     (void)why;
     e->reading = 0;
+    /* The slots held for this read go back; the entries below take theirs as jobs. */
+    e->read_slots = 0;
     if (!reply) {
         eng_maybe_finish_stop(e);
         return; /* the reader's `up` callback reads again */
@@ -343,9 +353,16 @@ void eng_read_more(struct dm_engine *e)
         !dm_redis_is_up(e->cmd)) {
         return;
     }
-    free_slots = (int)e->cfg->max_jobs - e->inflight;
+    if (e->sweep_wanted) {
+        /* A wanted sweep (it found no free slot) goes first, this read after it. */
+        eng_sweep(e);
+        if (e->sweeping) {
+            return; /* its reply reads again */
+        }
+    }
+    free_slots = eng_free_slots(e);
     if (free_slots <= 0) {
-        return; /* resumed when a job ends */
+        return; /* resumed when a job ends or the sweep's reply came */
     }
     snprintf(count, sizeof(count), "%d", free_slots);
     snprintf(block, sizeof(block), "%d", BLOCK_MS);
@@ -365,6 +382,7 @@ void eng_read_more(struct dm_engine *e)
         full[10] = ">";
         if (dm_redis_cmdv(e->reader, BLOCK_MS, on_read_reply, e, 11, full, NULL) == 0) {
             e->reading = 1;
+            e->read_slots = free_slots; /* held until the reply: the sweep cannot take them */
         }
     }
 }

@@ -131,8 +131,8 @@ void eng_dead_letter(struct dm_engine *e, const char *entry, const char *raw, si
                      const char *reason)
 {
     char ts[32];
-    const char *args[9];
-    size_t lens[9];
+    const char *args[10];
+    size_t lens[10];
     /* A dead letter keeps the entry's job so it can be requeued, up to a cap. */
     size_t cap = raw_len > (1u << 20) ? (1u << 20) : raw_len;
 
@@ -148,11 +148,13 @@ void eng_dead_letter(struct dm_engine *e, const char *entry, const char *raw, si
     args[6] = "1";
     args[7] = ts;
     args[8] = e->gmax; /* the same cap as the START script's dead letters */
-    for (int i = 0; i < 9; i++) {
+    /* A signed-mode dead letter says so: dreamctl refuses to requeue it without a token. */
+    args[9] = e->n_secrets ? "1" : "";
+    for (int i = 0; i < 10; i++) {
         lens[i] = strlen(args[i]);
     }
     lens[4] = raw ? cap : 0;
-    if (dm_redis_eval(e->cmd, &e->s_dead, on_dead_reply, e, 2, 9, args, lens) == 0) {
+    if (dm_redis_eval(e->cmd, &e->s_dead, on_dead_reply, e, 2, 10, args, lens) == 0) {
         e->cmds++;
     }
 }

@@ -1,11 +1,13 @@
 /*
- * validate_run: esbuild as a child process per TS/TSX/JS check (see
- * include/dream/io/validate_run.h).
+ * validate_run: esbuild as a child process per TS/TSX/JS check, and the SQL check
+ * (dm_validate_sql) on libuv's threadpool (see include/dream/io/validate_run.h).
  *
  * Owns the runner (a FIFO of queued checks, the running ones, the finished ones waiting for
  * their callback, and one zero-delay timer that starts queued checks and delivers completions
  * from the loop) and, per running check, a uv_process_t, three pipes and a deadline timer, all
- * embedded in the check and freed after their last close callback. Loop thread only.
+ * embedded in the check and freed after their last close callback; per SQL check, a uv_work_t
+ * whose work reads only the check's own copy of the content. Loop thread only (the SQL work
+ * itself on a threadpool thread).
  */
 #include "dream/io/validate_run.h"
 #include "dream/core/buf.h"
@@ -69,6 +71,13 @@ struct dm_validate_req {
 
     int status;
     char *msg;
+
+    /* A SQL check (dm_validate_sql) runs on the threadpool, not as a child: the work touches
+     * only content, len and the two fields below; the loop reads them after it. */
+    int sql;
+    uv_work_t work;
+    int sql_rc;
+    struct dm_error sql_err;
 };
 
 struct dm_validate_runner {
@@ -263,6 +272,8 @@ static void compute_result(struct dm_validate_req *q)
 
     if (q->cancelled) {
         set_result(q, DM_ERR_CANCELLED, "validation of %s cancelled", q->path);
+    } else if (q->sql) {
+        set_result(q, q->sql_rc, q->sql_rc ? "%s: %s" : NULL, q->path, q->sql_err.msg);
     } else if (!r->esbuild) {
         set_result(q, DM_ERR_UNAVAILABLE,
                    "no esbuild binary found (set DREAM_ESBUILD or run scripts/bootstrap.sh)");
@@ -419,6 +430,29 @@ static int init_handle(struct dm_validate_req *q, uv_handle_t *h, int rc)
 }
 
 /* Starts a queued check. On failure the check is finished with the spawn error. */
+/* ---- SQL checks on the threadpool ---------------------------------------------------------- */
+
+/* Threadpool: dm_validate_sql is capped (time, heap, values) but takes up to its 2 s deadline:
+ * never on the loop. Touches only the request's own copy and result fields. */
+static void on_sql_work(uv_work_t *w)
+{
+    struct dm_validate_req *q = w->data;
+    q->sql_err.msg[0] = '\0';
+    q->sql_rc = dm_validate_sql(q->content, q->len, &q->sql_err);
+}
+
+/* Loop: the result (or a cancel that came meanwhile) goes out with the next kick. */
+static void on_sql_done(uv_work_t *w, int status)
+{
+    struct dm_validate_req *q = w->data;
+    if (status != 0 && !q->sql_rc) {
+        q->sql_rc = dm_error_set(&q->sql_err, DM_ERR_IO, "the SQL check did not run");
+    }
+    q->finishing = 1;
+    compute_result(q);
+    req_done(q);
+}
+
 static void start(struct dm_validate_req *q)
 {
     struct dm_validate_runner *r = q->r;
@@ -436,6 +470,17 @@ static void start(struct dm_validate_req *q)
     r->n_running++;
     dm_buf_init(&q->outb, r->output_cap);
     dm_buf_init(&q->errb, r->output_cap);
+
+    if (q->sql) {
+        q->work.data = q;
+        if (uv_queue_work(r->loop, &q->work, on_sql_work, on_sql_done) != 0) {
+            q->sql_rc = dm_error_set(&q->sql_err, DM_ERR_IO, "cannot queue the SQL check");
+            q->finishing = 1;
+            compute_result(q);
+            req_done(q);
+        }
+        return;
+    }
 
     if (!r->esbuild) {
         q->spawn_err = UV_ENOENT;
@@ -615,6 +660,7 @@ int dm_validate_run(struct dm_validate_runner *r, const char *path, const char *
                     dm_validate_run_cb cb, void *arg, struct dm_validate_req **out)
 {
     const char *loader = dm_validate_esbuild_loader(path);
+    int sql = dm_validate_kind_of(path) == DM_VALIDATE_SQL;
     struct dm_validate_req *q;
 
     if (out) {
@@ -623,7 +669,7 @@ int dm_validate_run(struct dm_validate_runner *r, const char *path, const char *
     if (r->closing) {
         return DM_ERR_CANCELLED;
     }
-    if (!loader || !cb) {
+    if ((!loader && !sql) || !cb) {
         return DM_ERR_INVALID;
     }
     if (len > CONTENT_MAX || len > UINT_MAX) {
@@ -635,6 +681,7 @@ int dm_validate_run(struct dm_validate_runner *r, const char *path, const char *
     }
     q->r = r;
     q->loader = loader;
+    q->sql = sql;
     q->cb = cb;
     q->arg = arg;
     q->path = strdup(path);

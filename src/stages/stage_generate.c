@@ -313,15 +313,18 @@ static void validate_file(struct gen_file *f)
     struct pjob *pj = f->pj;
     const char *path = pj->plan->items[f->index].path;
     struct dm_error err;
+    int sql;
 
     if (pj->plan->items[f->index].kind == DM_PLAN_KIND_EDIT && guard_edit(f)) {
         return;
     }
-    if (dm_validate_file(path, f->content, f->len, &err)) {
+    /* SQL runs SQLite (up to its 2 s cap): on the threadpool through the runner, never here. */
+    sql = dm_validate_kind_of(path) == DM_VALIDATE_SQL && pj->p->vr;
+    if (!sql && dm_validate_file(path, f->content, f->len, &err)) {
         file_invalid(f, err.msg);
         return;
     }
-    if (dm_validate_esbuild_loader(path) && pj->p->vr) {
+    if ((sql || dm_validate_esbuild_loader(path)) && pj->p->vr) {
         if (dm_validate_run(pj->p->vr, path, f->content, f->len, on_validated, f, &f->vreq) == 0) {
             pj->outstanding++;
             return;

@@ -260,7 +260,6 @@ Test(ctl, submit_wait_completes_with_design_field_names)
                           "--max-dollars", "2.5",     "--priority",   "high",
                           "--base",        "develop", "--wait",       NULL};
     char *out, *err, *status, *s;
-    redisReply *r;
     cJSON *job;
     int code;
 
@@ -274,13 +273,14 @@ Test(ctl, submit_wait_completes_with_design_field_names)
     s = job_statuses("wait-1");
     cr_assert_str_eq(s, "started,planning,testing,pushing,complete");
 
-    /* The entry is `type build job <json>` with the old system's field names. */
-    r = redisCommand(rc, "XRANGE dream:jobs - +");
-    cr_assert_eq(r->elements, 1);
-    cr_assert_str_eq(r->element[0]->element[1]->element[0]->str, "type");
-    cr_assert_str_eq(r->element[0]->element[1]->element[1]->str, "build");
-    cr_assert_str_eq(r->element[0]->element[1]->element[2]->str, "job");
-    job = cJSON_Parse(r->element[0]->element[1]->element[3]->str);
+    /* The finished entry left the stream with its acknowledgement; the job it carried, with
+     * the old system's field names, is the job hash's `job`. */
+    cr_assert_eq(xlen("dream:jobs"), 0, "a finished entry is deleted from the stream");
+    free(s);
+    s = hget("dream:job:wait-1", "job");
+    cr_assert_not_null(s);
+    job = cJSON_Parse(s);
+    free(s);
     cr_assert_not_null(job);
     cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(job, "jobId")), "wait-1");
     cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(job, "repoOwner")), "acme");
@@ -297,8 +297,6 @@ Test(ctl, submit_wait_completes_with_design_field_names)
         cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(job, "budget"), "maxDollars")),
         2.5);
     cJSON_Delete(job);
-    freeReplyObject(r);
-    free(s);
     free(status);
     free(out);
     free(err);
@@ -310,9 +308,14 @@ Test(ctl, submit_stdin_signed_json_wait)
     struct dmt_replica rep;
     const char *extra[] = {"--stages=test", "--test-stage-ms=20", NULL};
     char *spec = write_spec("stdin.md", spec_text);
-    const char *args[] = {"--json",   "submit",   "-",         "--repo", "acme/app",
-                          "--job-id", "signed-1", "--user-id", "u-7",    "--sign-secret",
-                          "k-new",    "--wait",   NULL};
+    char *secret_file = write_spec("sign.key", "k-new\n");
+    const char *args[] = {"--json",    "submit",   "-",         "--repo", "acme/app",
+                          "--job-id",  "signed-1", "--user-id", "u-7",    "--sign-secret-file",
+                          secret_file, "--wait",   NULL};
+    const char *queued_args[] = {
+        "--json",    "submit",   "-",         "--repo", "acme/app",
+        "--job-id",  "signed-0", "--user-id", "u-7",    "--sign-secret-file",
+        secret_file, NULL};
     const char *unsigned_args[] = {"submit",     "-",      "--repo", "acme/app", "--job-id",
                                    "unsigned-1", "--wait", "--json", NULL};
     const char *secrets[] = {"k-new"};
@@ -323,6 +326,32 @@ Test(ctl, submit_stdin_signed_json_wait)
     cJSON *o;
     redisReply *r;
     int code;
+
+    /* Queued before any replica runs: the entry's token verifies against the worker's secret
+     * and is bound to the job (a finished entry leaves the stream, so it is read now). */
+    code = ctl_run(spec, queued_args, &out, &err);
+    cr_assert_eq(code, DM_CTL_EXIT_OK, "exit %d; stdout %s stderr %s", code, out, err);
+    o = cJSON_Parse(out);
+    cr_assert_not_null(o, "%s", out);
+    r = redisCommand(rc, "XRANGE dream:jobs %s %s",
+                     cJSON_GetStringValue(cJSON_GetObjectItem(o, "entry")),
+                     cJSON_GetStringValue(cJSON_GetObjectItem(o, "entry")));
+    cr_assert_eq(r->elements, 1);
+    cr_assert_eq(r->element[0]->element[1]->elements, 6, "type, job and token");
+    cr_assert_str_eq(r->element[0]->element[1]->element[4]->str, "token");
+    cfg.secrets = secrets;
+    cfg.n_secrets = 1;
+    cr_assert_eq(dm_auth_verify_job(&claims, r->element[0]->element[1]->element[5]->str,
+                                    r->element[0]->element[1]->element[5]->len, &cfg, "signed-0",
+                                    "u-7", dm_time_now_ms() / 1000, &e),
+                 0, "%s", e.msg);
+    cr_assert_str_eq(claims.iss, "storia");
+    cr_assert(claims.trust_set && claims.trust == DM_TRUST_BUILDER);
+    cr_assert_gt(claims.exp, dm_time_now_ms() / 1000 + 3000);
+    freeReplyObject(r);
+    cJSON_Delete(o);
+    free(out);
+    free(err);
 
     /* Secrets reach dreamd through its environment, never its command line. */
     setenv("DREAM_SIGNING_SECRETS", "k-old,k-new", 1);
@@ -338,24 +367,7 @@ Test(ctl, submit_stdin_signed_json_wait)
     cr_assert_str_eq(
         cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "event"), "status")),
         "complete");
-
-    /* The entry's token verifies against the worker's secret and is bound to the job. */
-    r = redisCommand(rc, "XRANGE dream:jobs %s %s",
-                     cJSON_GetStringValue(cJSON_GetObjectItem(o, "entry")),
-                     cJSON_GetStringValue(cJSON_GetObjectItem(o, "entry")));
-    cr_assert_eq(r->elements, 1);
-    cr_assert_eq(r->element[0]->element[1]->elements, 6, "type, job and token");
-    cr_assert_str_eq(r->element[0]->element[1]->element[4]->str, "token");
-    cfg.secrets = secrets;
-    cfg.n_secrets = 1;
-    cr_assert_eq(dm_auth_verify_job(&claims, r->element[0]->element[1]->element[5]->str,
-                                    r->element[0]->element[1]->element[5]->len, &cfg, "signed-1",
-                                    "u-7", dm_time_now_ms() / 1000, &e),
-                 0, "%s", e.msg);
-    cr_assert_str_eq(claims.iss, "storia");
-    cr_assert(claims.trust_set && claims.trust == DM_TRUST_BUILDER);
-    cr_assert_gt(claims.exp, dm_time_now_ms() / 1000 + 3000);
-    freeReplyObject(r);
+    wait_status("signed-0", "complete", 10000); /* the queued one ran too */
     cJSON_Delete(o);
     free(out);
     free(err);
@@ -376,6 +388,7 @@ Test(ctl, submit_stdin_signed_json_wait)
     free(out);
     free(err);
     free(spec);
+    free(secret_file);
 }
 
 Test(ctl, watch_replays_in_seq_order_then_follows_live)
@@ -543,6 +556,9 @@ Test(ctl, usage_errors_exit_2_with_a_message)
     const char *no_value[] = {"reject", "x", "--reason", NULL};
     const char *two_ids[] = {"status", "a", "b", NULL};
     const char *bad_dead[] = {"dead", "resurrect", NULL};
+    const char *argv_secret[] = {"submit",         spec, "--repo", "acme/app", "--sign-secret",
+                                 "s3cr3t-in-argv", NULL};
+    const char *argv_secret_eq[] = {"dead", "requeue", "1-0", "--sign-secret=s3cr3t-in-argv", NULL};
     struct {
         const char *const *args;
         const char *needle;
@@ -559,12 +575,17 @@ Test(ctl, usage_errors_exit_2_with_a_message)
         {no_value, "--reason needs a value"},
         {two_ids, "unexpected argument 'b'"},
         {bad_dead, "unknown action 'resurrect'"},
+        {argv_secret, "--sign-secret: a secret is not taken from a flag (flags show in "
+                      "/proc/<pid>/cmdline): give --sign-secret-file PATH (a file holding it) or "
+                      "set DREAM_SIGN_SECRET"},
+        {argv_secret_eq, "give --sign-secret-file PATH"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *out, *err;
         int code = ctl_run(NULL, cases[i].args, &out, &err);
         cr_assert_eq(code, DM_CTL_EXIT_USAGE, "case %zu (%s): exit %d", i, cases[i].needle, code);
         cr_assert_not_null(strstr(err, cases[i].needle), "case %zu: stderr %s", i, err);
+        cr_assert_null(strstr(err, "s3cr3t"), "a secret given as a flag is never repeated");
         free(out);
         free(err);
     }
@@ -585,7 +606,7 @@ Test(ctl, usage_errors_exit_2_with_a_message)
         free(err);
         cr_assert_eq(ctl_run(NULL, submit_help, &out, &err), 0);
         cr_assert_not_null(strstr(out, "--repo OWNER/NAME"), "%s", out);
-        cr_assert_not_null(strstr(out, "--sign-secret"), "%s", out);
+        cr_assert_not_null(strstr(out, "--sign-secret-file PATH"), "%s", out);
         cr_assert_not_null(strstr(out, "Exit codes:"), "%s", out);
         free(out);
         free(err);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "dme2e.h"
 #include "dmproc.h"
 #include "dmtest.h"
 
@@ -521,4 +522,87 @@ Test(engine, an_entry_trimmed_under_a_running_job_ends_it_dead_lettered_and_requ
     cr_assert(dmt_wait_event(rc, "trimmed", "complete", 20000), "the requeued job completes");
     free(dead_id);
     assert_stopped_ok(&a);
+}
+
+/* The most jobs that ran at once, from the events the replica wrote: a job runs from its first
+ * event to its terminal one (an end and a start at the same millisecond do not overlap). */
+static int peak_running(void)
+{
+    redisReply *r = redisCommand(rc, "XRANGE dream:events - +");
+    struct span {
+        char id[130];
+        long long from, to;
+    } *v = calloc(r->elements + 1, sizeof(*v));
+    int n = 0, peak = 0;
+
+    for (size_t i = 0; i < r->elements; i++) {
+        cJSON *ev = cJSON_Parse(r->element[i]->element[1]->element[1]->str);
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(ev, "jobId"));
+        const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(ev, "status"));
+        long long ts = dmt_world_ts_ms(cJSON_GetStringValue(cJSON_GetObjectItem(ev, "ts")));
+        int k = 0;
+        cr_assert(id && st && ts > 0, "event %zu readable", i);
+        while (k < n && strcmp(v[k].id, id) != 0) {
+            k++;
+        }
+        if (k == n) {
+            snprintf(v[n].id, sizeof(v[n].id), "%s", id);
+            v[n].from = ts;
+            n++;
+        }
+        if (strcmp(st, "complete") == 0 || strcmp(st, "failed") == 0 ||
+            strcmp(st, "dead_lettered") == 0 || strcmp(st, "cancelled") == 0) {
+            v[k].to = ts;
+        }
+        cJSON_Delete(ev);
+    }
+    for (int i = 0; i < n; i++) {
+        int at = 0;
+        cr_assert_gt(v[i].to, 0, "job %s ended", v[i].id);
+        for (int k = 0; k < n; k++) {
+            at += v[k].from <= v[i].from && v[i].from < v[k].to;
+        }
+        peak = at > peak ? at : peak;
+    }
+    free(v);
+    freeReplyObject(r);
+    return peak;
+}
+
+/* max_jobs is a hard bound: the reclaim sweep (XAUTOCLAIM COUNT=free) and the blocking read
+ * (XREADGROUP COUNT=free) must not both fill the same free slots. A dead consumer left entries
+ * idle past the lease; the replica's read blocks on an empty stream while its sweep claims them;
+ * then new entries arrive for the read. */
+Test(engine, max_jobs_holds_when_the_sweep_and_the_read_race_for_the_same_slots)
+{
+    struct dmt_replica a;
+    const char *extra[] = {"--stages=test", "--test-stage-ms=500", "--lease-ms=1000",
+                           "--max-jobs=2", NULL};
+    long long deadline;
+    redisReply *r;
+    int peak;
+
+    freeReplyObject(redisCommand(rc, "XGROUP CREATE dream:jobs workers 0 MKSTREAM"));
+    submit_n(3, "orphan");
+    r = redisCommand(rc, "XREADGROUP GROUP workers ghost COUNT 3 STREAMS dream:jobs >");
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY, "the dead consumer took the entries");
+    freeReplyObject(r);
+    /* Idle past the lease: ready for XAUTOCLAIM. */
+    deadline = dmt_now_ms() + 10000;
+    for (size_t idle = 0; idle < 3 && dmt_now_ms() < deadline; dmt_sleep_ms(50)) {
+        r = redisCommand(rc, "XPENDING dream:jobs workers IDLE 1000 - + 10");
+        idle = r && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+        freeReplyObject(r);
+    }
+    dmt_replica_start(&a, &redis, dir, "bounded", extra);
+    dmt_replica_wait_ready(&a, rc, 10000);
+    cr_assert(dmt_wait_event(rc, "orphan-0", "started", 10000), "the sweep reclaimed; log %s",
+              a.log);
+    submit_n(3, "fresh");
+    cr_assert_eq(dmt_wait_terminal(rc, 6, 60000), 6, "every job ends; log %s", a.log);
+    peak = peak_running();
+    cr_assert_leq(peak, 2, "at most max_jobs=2 jobs ran at once, saw %d", peak);
+    cr_assert_eq(peak, 2, "the replica was kept busy");
+    assert_stopped_ok(&a);
+    assert_exactly_once(6, "complete");
 }

@@ -531,3 +531,77 @@ Test(signed, a_reclaimed_replay_is_checked_by_the_clock_not_by_another_entrys_st
     free(first);
     free(replay);
 }
+
+/* A signed job whose entry was trimmed ends dead_lettered with a dead letter that keeps no
+ * token (the trim deleted it). `dreamctl dead requeue` refuses it with the reason instead of
+ * queueing an entry the worker would only dead-letter again, and requeues it with a fresh token:
+ * given (--token) or signed by dreamctl (--sign-secret-file). */
+Test(signed, a_trimmed_signed_job_is_requeued_only_with_a_fresh_token)
+{
+    struct dmt_replica a;
+    const char *slow[] = {"--stages=test", "--test-stage-ms=1500", "--lease-ms=1000", NULL};
+    char *job1 = dmt_job_json("trim-s1", NULL, "builder");
+    char *job2 = dmt_job_json("trim-s2", NULL, "builder");
+    char *tok1 = sign_now(job1, SECRET), *tok2 = sign_now(job2, SECRET);
+    char *e1, *e2, *s, *out = NULL, *fresh, key[600];
+    char dead1[64], dead2[64];
+    const char *bare[] = {"--json", "dead", "requeue", dead1, NULL};
+    const char *with_token[6] = {"dead", "requeue", dead1, "--token", NULL, NULL};
+    const char *with_file[] = {"dead", "requeue", dead2, "--sign-secret-file", key, NULL};
+    FILE *f;
+
+    dmt_replica_start(&a, &redis, dir, "trimmer", slow);
+    dmt_replica_wait_ready(&a, rc, 10000);
+    e1 = xadd("*", job1, tok1);
+    e2 = xadd("*", job2, tok2);
+    cr_assert(dmt_wait_event(rc, "trim-s1", "planning", 10000), "log %s", a.log);
+    cr_assert(dmt_wait_event(rc, "trim-s2", "planning", 10000), "log %s", a.log);
+    freeReplyObject(redisCommand(rc, "XTRIM dream:jobs MAXLEN 0"));
+    cr_assert(dmt_wait_event(rc, "trim-s1", "dead_lettered", 10000), "log %s", a.log);
+    cr_assert(dmt_wait_event(rc, "trim-s2", "dead_lettered", 10000), "log %s", a.log);
+    s = dead_letter(e1, dead1, sizeof(dead1));
+    cr_assert_not_null(s);
+    cr_assert_not_null(strstr(s, "deleted from the stream"), "%s", s);
+    free(s);
+    s = dead_letter(e2, dead2, sizeof(dead2));
+    cr_assert_not_null(s);
+    free(s);
+
+    /* No token anywhere: refused with the reason, nothing queued, the dead letter kept. */
+    cr_assert_eq(dreamctl(bare, &out), 1, "%s", out);
+    cr_assert_not_null(strstr(out, "is a signed job's and keeps no token"), "%s", out);
+    cr_assert_not_null(strstr(out, "--token JWT"), "%s", out);
+    cr_assert_not_null(strstr(out, "--sign-secret-file PATH"), "%s", out);
+    free(out);
+    cr_assert_eq(integer("XLEN %s", "dream:jobs"), 0, "nothing queued");
+    cr_assert_eq(integer("XLEN %s", "dream:dead"), 2, "the dead letters are kept");
+
+    /* A fresh token given: the job runs again to completion. */
+    fresh = sign_now(job1, SECRET);
+    with_token[4] = fresh;
+    cr_assert_eq(dreamctl(with_token, &out), 0, "%s", out);
+    free(out);
+    cr_assert(dmt_wait_event(rc, "trim-s1", "complete", 20000), "log %s", a.log);
+
+    /* Signed by dreamctl from a secret file (the secret never on its command line). */
+    snprintf(key, sizeof(key), "%s/sign.key", dir);
+    f = fopen(key, "w");
+    cr_assert_not_null(f);
+    fputs(SECRET "\n", f);
+    fclose(f);
+    cr_assert_eq(dreamctl(with_file, &out), 0, "%s", out);
+    free(out);
+    cr_assert(dmt_wait_event(rc, "trim-s2", "complete", 20000), "log %s", a.log);
+    s = hget("trim-s2", "status");
+    cr_assert_str_eq(s, "complete");
+    free(s);
+    cr_assert_eq(integer("XLEN %s", "dream:dead"), 0, "both requeued entries were accepted");
+    cr_assert_eq(dmt_replica_stop(&a, 10000), 0);
+    free(fresh);
+    free(job1);
+    free(job2);
+    free(tok1);
+    free(tok2);
+    free(e1);
+    free(e2);
+}

@@ -2,16 +2,22 @@
  * scripts/bootstrap.sh) as a child process, plus small fake validators written by the tests for
  * timeouts, caps and odd exits. */
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "dmtest.h"
+#include "dream/core/buf.h"
+#include "dream/domain/metrics_registry.h"
 #include "dream/io/loop.h"
+#include "dream/io/metrics.h"
 #include "dream/io/validate_run.h"
 
 struct result {
@@ -441,7 +447,7 @@ Test(validate_run, refuses_files_without_a_loader)
     uv_loop_t loop;
     struct dm_validate_runner *r = runner(&loop, NULL, 2, 20000);
     struct result res = {0};
-    cr_assert_eq(dm_validate_run(r, "m.sql", "x", 1, on_done, &res, NULL), DM_ERR_INVALID);
+    cr_assert_eq(dm_validate_run(r, "notes.md", "x", 1, on_done, &res, NULL), DM_ERR_INVALID);
     cr_assert_eq(dm_validate_run(r, "a.ts", "x", 1, NULL, &res, NULL), DM_ERR_INVALID);
     uv_run(&loop, UV_RUN_DEFAULT);
     cr_assert_eq(res.fired, 0);
@@ -471,4 +477,112 @@ Test(validate_run, child_environment_has_no_secrets)
     dmt_rmtree(dir);
     free(path);
     free(dir);
+}
+
+/* ---- the SQL check, off the loop ---- */
+
+struct probe {
+    int port;
+    volatile int stop;
+    int n, bad;
+};
+
+static size_t drop_body(char *p, size_t size, size_t n, void *arg)
+{
+    (void)p;
+    (void)arg;
+    return size * n;
+}
+
+/* Another thread asks /healthz every 50 ms until told to stop, counting what was not 200. */
+static void *probe_healthz(void *arg)
+{
+    struct probe *pr = arg;
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", pr->port);
+    while (!pr->stop) {
+        CURL *c = curl_easy_init();
+        long status = 0;
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, drop_body);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+        if (curl_easy_perform(c) == CURLE_OK) {
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        }
+        curl_easy_cleanup(c);
+        pr->n++;
+        pr->bad += status != 200;
+        usleep(50 * 1000);
+    }
+    return NULL;
+}
+
+struct sql_run {
+    struct result res;
+    struct dm_admin *admin;
+};
+
+static void on_sql_checked(void *arg, int status, const char *message)
+{
+    struct sql_run *s = arg;
+    on_done(&s->res, status, message);
+    dm_admin_unwatch_loop(s->admin); /* lets the loop end */
+}
+
+/* A migration built to run to the SQL check's 2 s deadline (ALTER TABLE ... RENAME re-checks the
+ * whole schema each time): the check runs on the threadpool, so the loop keeps turning (a
+ * /healthz with a 200 ms stall threshold answers 200 throughout), and the file fails with the
+ * time limit named. */
+Test(validate_run, a_sql_check_at_its_time_limit_runs_off_the_loop_and_fails_naming_the_limit)
+{
+    uv_loop_t loop;
+    struct dm_validate_runner *r = runner(&loop, NULL, 4, 20000);
+    struct dm_metrics *m = NULL;
+    struct dm_error err;
+    struct sql_run s;
+    struct probe pr;
+    struct dm_buf sql;
+    pthread_t th;
+
+    memset(&s, 0, sizeof(s));
+    memset(&pr, 0, sizeof(pr));
+    dm_buf_init(&sql, 0);
+    /* Wide tables: each rename re-parses all of their text, while SQLite's step count (the
+     * work limit) grows only with their number, so the time limit comes first. */
+    for (int t = 0; t < 150; t++) {
+        dm_buf_printf(&sql, "CREATE TABLE t%d (", t);
+        for (int c = 0; c < 120; c++) {
+            dm_buf_printf(&sql, "%sc%d INT", c ? ", " : "", c);
+        }
+        dm_buf_printf(&sql, ");\n");
+    }
+    for (int t = 0; t < 150; t++) {
+        dm_buf_printf(&sql, "ALTER TABLE t%d RENAME TO u%d;\n", t, t);
+    }
+    for (int t = 0; t < 150; t++) {
+        dm_buf_printf(&sql, "ALTER TABLE u%d RENAME TO t%d;\n", t, t);
+    }
+    cr_assert_eq(dm_metrics_new(&m), 0);
+    cr_assert_eq(dm_admin_start(&s.admin, m, "127.0.0.1:0", &err), 0, "%s", err.msg);
+    cr_assert_eq(dm_admin_watch_loop(s.admin, &loop, 200), 0);
+    pr.port = dm_admin_port(s.admin);
+    cr_assert_eq(
+        dm_validate_run(r, "migrations/0002_slow.sql", sql.data, sql.len, on_sql_checked, &s, NULL),
+        0, "a .sql file is checked by the runner");
+    cr_assert_eq(pthread_create(&th, NULL, probe_healthz, &pr), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    pr.stop = 1;
+    pthread_join(th, NULL);
+    cr_assert_eq(s.res.fired, 1);
+    cr_assert_eq(s.res.status, DM_ERR_LIMIT, "status %d: %s", s.res.status, s.res.msg);
+    cr_assert_not_null(strstr(s.res.msg, "migrations/0002_slow.sql: line "), "%s", s.res.msg);
+    cr_assert_not_null(strstr(s.res.msg, "the SQL check passed its time limit (2 s)"), "%s",
+                       s.res.msg);
+    cr_assert_geq(pr.n, 10, "healthz was asked throughout (%d times)", pr.n);
+    cr_assert_eq(pr.bad, 0, "%d of %d /healthz answers were not 200: the loop stalled", pr.bad,
+                 pr.n);
+    close_all(&loop, r);
+    dm_admin_stop(s.admin);
+    dm_metrics_free(m);
+    dm_buf_free(&sql);
 }

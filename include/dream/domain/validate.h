@@ -62,8 +62,11 @@ const char *dm_validate_esbuild_loader(const char *path);
  * Returns 0 when every statement is valid (an empty or comment-only file is valid here; see the
  * warnings). On the first failure returns DM_ERR_INVALID with err->msg
  * "line L, column C: <SQLite's message>" ("line L: ..." when SQLite gives no position, e.g.
- * "incomplete input" for an unterminated statement). DM_ERR_NOMEM / DM_ERR_IO when SQLite could
- * not open its database. */
+ * "incomplete input" for an unterminated statement). DM_ERR_LIMIT when the check passed its time
+ * or work limit ("line L: the SQL check passed its time limit (2 s); ..." or "... work limit
+ * ..."): such a file fails, it never passes unchecked. DM_ERR_NOMEM / DM_ERR_IO when SQLite
+ * could not open its database. Takes up to its 2 s: callers on an event loop run it on a
+ * worker thread (io/validate_run does). */
 int dm_validate_sql(const char *text, size_t len, struct dm_error *err);
 
 /* Checks that text (len bytes) is exactly one JSON value, optionally surrounded by whitespace.

@@ -1,6 +1,8 @@
 /*
- * validate_run: the external syntax check of TypeScript/TSX/JavaScript files, by running the
- * esbuild binary as a child process on the libuv loop.
+ * validate_run: the checks of generated files that must not run on the loop thread: the
+ * syntax check of TypeScript/TSX/JavaScript files, by running the esbuild binary as a child
+ * process on the libuv loop, and the SQL check of .sql files (dm_validate_sql: SQLite, schema
+ * only, capped at 2 s, 64 MiB of heap), on libuv's threadpool with a copy of the content.
  *
  * Each check spawns `esbuild --loader=<ts|tsx|js|jsx> --log-level=error --color=false
  * --log-limit=1 --sourcefile=<path>` in its own process group, with only PATH in its
@@ -69,10 +71,14 @@ int dm_validate_runner_new(struct dm_validate_runner **out, uv_loop_t *loop,
 const char *dm_validate_runner_esbuild(const struct dm_validate_runner *r);
 
 /* Checks that path's content (len bytes, copied) is valid for the loader chosen from path's
- * extension (dm_validate_esbuild_loader). On success returns 0, stores a borrowed handle in *out
+ * extension (dm_validate_esbuild_loader), or, for a .sql path, valid SQL (dm_validate_sql on the
+ * threadpool; it counts against max_children; its failure is DM_ERR_INVALID or DM_ERR_LIMIT
+ * with "<path>: <dm_validate_sql's message>"; a cancelled one completes when the work is
+ * over). On success returns 0, stores a borrowed handle in *out
  * (out may be NULL; valid until cb fires) and cb fires later exactly once. Returns
- * DM_ERR_INVALID (path has no esbuild loader, or cb is NULL), DM_ERR_LIMIT (content over
- * 64 MiB), DM_ERR_NOMEM, or DM_ERR_CANCELLED (the runner is closing); then cb never fires. */
+ * DM_ERR_INVALID (path has neither an esbuild loader nor .sql, or cb is NULL), DM_ERR_LIMIT
+ * (content over 64 MiB), DM_ERR_NOMEM, or DM_ERR_CANCELLED (the runner is closing); then cb never
+ * fires. */
 int dm_validate_run(struct dm_validate_runner *r, const char *path, const char *content, size_t len,
                     dm_validate_run_cb cb, void *arg, struct dm_validate_req **out);
 
