@@ -139,10 +139,13 @@ int ctl_run_submit(struct ctl *ctl)
                       DM_JOBREQ_MAX_TOKENS_MAX, ctl_opt(ctl, "max-tokens"));
         goto out;
     }
-    if (ctl_opt(ctl, "max-dollars") &&
-        (ctl_parse_pos_double(ctl_opt(ctl, "max-dollars"), &max_dollars) ||
-         max_dollars > DM_JOBREQ_MAX_DOLLARS_MAX)) {
-        rc = ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--max-dollars: must be a number > 0, got '%s'",
+    if (ctl_opt(ctl, "max-dollars") && strcmp(ctl_opt(ctl, "max-dollars"), "none") == 0) {
+        max_dollars = -1; /* no dollar limit */
+    } else if (ctl_opt(ctl, "max-dollars") &&
+               (ctl_parse_pos_double(ctl_opt(ctl, "max-dollars"), &max_dollars) ||
+                max_dollars > DM_JOBREQ_MAX_DOLLARS_MAX)) {
+        rc = ctl_fail(ctl, DM_CTL_EXIT_USAGE,
+                      "--max-dollars: must be a number > 0 or none, got '%s'",
                       ctl_opt(ctl, "max-dollars"));
         goto out;
     }
@@ -182,6 +185,15 @@ int ctl_run_submit(struct ctl *ctl)
     draft.callback_url = callback;
     draft.max_tokens = max_tokens;
     draft.max_dollars = max_dollars;
+    if (ctl_opt(ctl, "draft") && ctl_opt(ctl, "no-draft")) {
+        rc = ctl_fail(ctl, DM_CTL_EXIT_USAGE, "give --draft or --no-draft, not both");
+        goto out;
+    }
+    draft.pr_draft = ctl_opt(ctl, "draft") ? 1 : ctl_opt(ctl, "no-draft") ? -1 : 0;
+    draft.labels = ctl_opt(ctl, "labels");
+    draft.reviewers = ctl_opt(ctl, "reviewers");
+    draft.team_reviewers = ctl_opt(ctl, "team-reviewers");
+    draft.spec_url = ctl_opt(ctl, "spec-url");
     draft.trust = trust;
     /* The worker validates again; this only catches mistakes before anything is queued. */
     jo.trust_optional = token != NULL;

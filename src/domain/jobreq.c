@@ -842,6 +842,51 @@ int dm_jobreq_id_make(char *out, size_t outlen, long long now_s, const unsigned 
     return n < 0 || (size_t)n >= outlen ? DM_ERR_LIMIT : 0;
 }
 
+/* Adds name: the comma-separated csv as an array of its trimmed, non-empty items (NULL csv:
+ * nothing added; "" an empty array). The worker's own rules judge the items. Returns 0 only when
+ * out of memory. */
+static int add_csv(cJSON *o, const char *name, const char *csv)
+{
+    cJSON *arr, *item;
+    const char *p, *end;
+
+    if (!csv) {
+        return 1;
+    }
+    if (!(arr = cJSON_AddArrayToObject(o, name))) {
+        return 0;
+    }
+    for (p = csv; *p;) {
+        size_t n;
+        char *one;
+
+        end = strchr(p, ',');
+        n = end ? (size_t)(end - p) : strlen(p);
+        while (n && (*p == ' ' || *p == '\t')) {
+            p++, n--;
+        }
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
+            n--;
+        }
+        if (n) {
+            if (!(one = strndup(p, n))) {
+                return 0;
+            }
+            item = cJSON_CreateString(one);
+            free(one);
+            if (!item || !cJSON_AddItemToArray(arr, item)) {
+                cJSON_Delete(item);
+                return 0;
+            }
+        }
+        if (!end) {
+            break;
+        }
+        p = end + 1;
+    }
+    return 1;
+}
+
 int dm_jobreq_build(char **json_out, struct dm_jobreq **out, const struct dm_jobreq_draft *d,
                     const struct dm_jobreq_opts *opts, struct dm_error *err)
 {
@@ -883,14 +928,23 @@ int dm_jobreq_build(char **json_out, struct dm_jobreq **out, const struct dm_job
         ok &&
         cJSON_AddNumberToObject(
             b, "maxTokens", (double)(d->max_tokens ? d->max_tokens : DM_JOBREQ_DRAFT_MAX_TOKENS)) &&
-        cJSON_AddNumberToObject(b, "maxDollars",
-                                d->max_dollars != 0 ? d->max_dollars : DM_JOBREQ_DRAFT_MAX_DOLLARS);
+        (d->max_dollars < 0 ||
+         cJSON_AddNumberToObject(
+             b, "maxDollars", d->max_dollars != 0 ? d->max_dollars : DM_JOBREQ_DRAFT_MAX_DOLLARS));
     if (ok) {
         cJSON_AddItemToObject(o, "budget", b);
         b = NULL;
     }
     if (ok && d->trust) {
         ok = cJSON_AddStringToObject(o, "trustLevel", d->trust) != NULL;
+    }
+    if (ok && d->pr_draft) {
+        ok = cJSON_AddBoolToObject(o, "draft", d->pr_draft > 0) != NULL;
+    }
+    ok = ok && add_csv(o, "labels", d->labels) && add_csv(o, "reviewers", d->reviewers) &&
+         add_csv(o, "teamReviewers", d->team_reviewers);
+    if (ok && d->spec_url) {
+        ok = cJSON_AddStringToObject(o, "specUrl", d->spec_url) != NULL;
     }
     if (!ok || !(json = cJSON_PrintUnformatted(o))) {
         rc = dm_error_set(err, DM_ERR_NOMEM, "job: out of memory");

@@ -303,6 +303,82 @@ Test(ctl, submit_wait_completes_with_design_field_names)
     free(spec);
 }
 
+/* The pull request's options and a budget without dollars reach the queued job as the worker
+ * reads them (jobreq validates them on both sides). */
+Test(ctl, submit_carries_pull_request_options_and_a_budget_without_dollars)
+{
+    char *spec = write_spec("opts.md", spec_text);
+    const char *args[] = {"--json",
+                          "submit",
+                          spec,
+                          "--repo",
+                          "acme/app",
+                          "--job-id",
+                          "opts-1",
+                          "--max-dollars",
+                          "none",
+                          "--draft",
+                          "--labels",
+                          "dreamd, needs-review",
+                          "--reviewers",
+                          "octocat",
+                          "--team-reviewers",
+                          "",
+                          "--spec-url",
+                          "https://specs.example.com/todo",
+                          NULL};
+    const char *both[] = {"submit", spec, "--repo", "acme/app", "--draft", "--no-draft", NULL};
+    const char *bad[] = {"submit", spec, "--repo", "acme/app", "--reviewers", "not a login", NULL};
+    char *out, *err;
+    cJSON *o, *job, *labels;
+    redisReply *r;
+    int code;
+
+    code = ctl_run(NULL, args, &out, &err);
+    cr_assert_eq(code, DM_CTL_EXIT_OK, "exit %d; stdout %s stderr %s", code, out, err);
+    o = cJSON_Parse(out);
+    cr_assert_not_null(o, "%s", out);
+    r = redisCommand(rc, "XRANGE dream:jobs %s %s",
+                     cJSON_GetStringValue(cJSON_GetObjectItem(o, "entry")),
+                     cJSON_GetStringValue(cJSON_GetObjectItem(o, "entry")));
+    cr_assert_eq(r->elements, 1);
+    cr_assert_str_eq(r->element[0]->element[1]->element[2]->str, "job");
+    job = cJSON_Parse(r->element[0]->element[1]->element[3]->str);
+    cr_assert_not_null(job);
+    cr_assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(job, "budget"), "maxDollars"),
+                   "--max-dollars none: no dollar limit");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(job, "draft")));
+    labels = cJSON_GetObjectItem(job, "labels");
+    cr_assert_eq(cJSON_GetArraySize(labels), 2);
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetArrayItem(labels, 0)), "dreamd");
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetArrayItem(labels, 1)), "needs-review");
+    cr_assert_str_eq(
+        cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(job, "reviewers"), 0)),
+        "octocat");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(job, "teamReviewers")), 0,
+                 "\"\": an empty list, not absent");
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(job, "specUrl")),
+                     "https://specs.example.com/todo");
+    cJSON_Delete(job);
+    cJSON_Delete(o);
+    freeReplyObject(r);
+    free(out);
+    free(err);
+
+    code = ctl_run(NULL, both, &out, &err);
+    cr_assert_eq(code, DM_CTL_EXIT_USAGE, "exit %d; stderr %s", code, err);
+    cr_assert_not_null(strstr(err, "--no-draft"), "%s", err);
+    free(out);
+    free(err);
+    code = ctl_run(NULL, bad, &out, &err);
+    cr_assert_eq(code, DM_CTL_EXIT_USAGE, "exit %d; stderr %s", code, err);
+    cr_assert_not_null(strstr(err, "reviewers"), "%s", err);
+    cr_assert_eq(xlen("dream:jobs"), 1, "a refused job is not queued");
+    free(out);
+    free(err);
+    free(spec);
+}
+
 Test(ctl, submit_stdin_signed_json_wait)
 {
     struct dmt_replica rep;

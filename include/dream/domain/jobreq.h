@@ -165,8 +165,14 @@ struct dm_jobreq_draft {
     const char *priority; /* NULL: the default (medium) */
     const char *callback_url;
     long long max_tokens; /* 0: DM_JOBREQ_DRAFT_MAX_TOKENS */
-    double max_dollars;   /* 0: DM_JOBREQ_DRAFT_MAX_DOLLARS */
+    double max_dollars;   /* 0: DM_JOBREQ_DRAFT_MAX_DOLLARS; < 0: absent (no dollar limit) */
     const char *trust;    /* NULL: absent (a token must supply it) */
+    /* The pull request's options; absent ones take the worker's DREAM_PR_* defaults. */
+    int pr_draft;               /* draft: 0 absent, 1 true, -1 false */
+    const char *labels;         /* comma-separated; NULL: absent, "": [] (no labels) */
+    const char *reviewers;      /* comma-separated logins; NULL: absent, "": [] */
+    const char *team_reviewers; /* comma-separated team slugs; NULL: absent, "": [] */
+    const char *spec_url;       /* NULL: absent */
 };
 
 /* Builds the job JSON of a draft (defaults written out, so a reader sees them) and validates it
