@@ -149,7 +149,7 @@ def settings_from_config_c(path):
         return {}
     out = {}
     entry = re.compile(r'\{\s*"([a-z0-9-]+)",\s*"([A-Z][A-Z0-9_]*)",\s*K_(STR|INT|BOOL),\s*S\(\w+\),'
-                       r'\s*(NULL|"(?:[^"\\]|\\.)*"),\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*([01])\s*,')
+                       r'\s*(NULL|"(?:[^"\\]|\\.)*"),\s*(-?\d+)(?:LL)?\s*,\s*(-?\d+)(?:LL)?\s*,\s*([01])\s*,')
     for e in entry.finditer(m.group(1)):
         flag, env, kind, d, lo, hi, secret = e.groups()
         out[env] = {"flag": flag, "kind": kind, "default": None if d == "NULL" else d[1:-1],
