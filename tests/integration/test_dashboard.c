@@ -561,6 +561,58 @@ Test(dashboard, a_client_that_stops_reading_is_dropped_and_metrics_keeps_answeri
     close(fd);
 }
 
+/* An event larger than a client's whole buffer (DM_DASHBOARD_SSE_BUF) reaches the client as its
+ * head (jobId, seq, status, "truncated"), and the events after it follow: the stream does not
+ * read the same event again forever. */
+Test(dashboard, an_event_larger_than_the_sse_buffer_does_not_stall_the_stream)
+{
+    struct sse_client cl;
+    pthread_t th;
+    static const char head[] = "{\"jobId\":\"big-1\",\"seq\":7,\"status\":\"running\",\"pad\":\"";
+    size_t pad = 300u * 1024u; /* more than DM_DASHBOARD_SSE_BUF (256 KiB) */
+    char *after, *ev = malloc(sizeof(head) + pad + 3), *big_id, *small_id;
+    long long deadline;
+    redisReply *r;
+
+    cr_assert_not_null(ev);
+    memcpy(ev, head, sizeof(head) - 1);
+    memset(ev + sizeof(head) - 1, 'x', pad);
+    memcpy(ev + sizeof(head) - 1 + pad, "\"}", 3);
+    start_replica("0", "8");
+    after = last_events_id();
+    memset(&cl, 0, sizeof(cl));
+    snprintf(cl.after, sizeof(cl.after), "%s", after);
+    dm_buf_init(&cl.line, 0);
+    pthread_create(&th, NULL, sse_run, &cl);
+    cr_assert(dmt_wait_in_file(rep.log, "event stream opened", 1, 10000), "stream opened");
+    r = redisCommand(rc, "XADD dream:events * event %s", ev);
+    cr_assert(r && r->type == REDIS_REPLY_STRING);
+    big_id = strdup(r->str);
+    freeReplyObject(r);
+    r = redisCommand(rc, "XADD dream:events * event {\"jobId\":\"small-1\",\"seq\":1}");
+    cr_assert(r && r->type == REDIS_REPLY_STRING);
+    small_id = strdup(r->str);
+    freeReplyObject(r);
+    deadline = dmt_now_ms() + 20000;
+    while (atomic_load(&cl.got) < 2 && dmt_now_ms() < deadline) {
+        dmt_sleep_ms(20);
+    }
+    atomic_store(&cl.stop, 1);
+    pthread_join(th, NULL);
+    cr_assert_eq(cl.n, 2, "the client got %zu of the 2 events", cl.n);
+    cr_assert_str_eq(cl.ids[0], big_id);
+    cr_assert_str_eq(cl.ids[1], small_id, "the event after the large one arrived");
+    for (size_t k = 0; k < cl.n; k++) {
+        free(cl.ids[k]);
+    }
+    free(cl.ids);
+    dm_buf_free(&cl.line);
+    free(big_id);
+    free(small_id);
+    free(after);
+    free(ev);
+}
+
 /* ---- the page in a real browser ---------------------------------------------------------------
  */
 
