@@ -463,7 +463,8 @@ const char dm_script_requeue[] = LUA_EMIT LUA_INDEX
  *       = the recorded one), 10 regenerate ("1": the checkpointed files are dropped), 11 token
  *       ("" = none)
  * Only a job that ended failed, cancelled or dead_lettered (rejected: with force). A signed job
- * (START recorded `signed`) needs a token. Sets status retry_requested, attempts 0, the stage,
+ * (START recorded `signed`) needs a token. Bumps `epoch` (a writer of the ended run still at
+ * work is FENCED, not mixed into the retry). Sets status retry_requested, attempts 0, the stage,
  * `retries` (+1), retried_by/at, retry_at, retry_entry; clears error and cancel; removes the
  * TTLs; emits `retry_requested` (seq keeps growing) and adds `type retry id <jobId> [token]`.
  * --from-stage plan also drops the plan and the files; regenerate from a stage after generate
@@ -503,6 +504,7 @@ const char dm_script_retry[] = LUA_EMIT LUA_INDEX
     "  redis.call('DEL', KEYS[5])\n"
     "  if later[stage] then stage = 'generate' end\n"
     "end\n"
+    "redis.call('HINCRBY', h, 'epoch', 1)\n"
     "local n = redis.call('HINCRBY', h, 'retries', 1)\n"
     "redis.call('HSET', h, 'status', 'retry_requested', 'attempts', 0, 'stage', stage,\n"
     "  'updated', ARGV[4], 'retried_by', ARGV[2], 'retried_at', ARGV[3], 'retry_at', ARGV[4])\n"
