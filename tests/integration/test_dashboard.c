@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dme2e.h"
@@ -783,6 +784,20 @@ Test(dashboard, the_job_list_filters_and_reads_the_index_when_it_exists)
     list_of("/api/jobs?since=4102444800000", ids, sizeof(ids), src, sizeof(src));
     cr_assert_str_eq(ids, "", "nothing created after 2100");
     cr_assert_eq(status_of("GET", "/api/jobs?since=yesterday", BEARER, NULL), 400);
+
+    /* 600 newer jobs (index members whose hashes are gone): a filter reads the set it names
+     * (the repository's, the user's, the statuses'), not only the newest 500 of all jobs. */
+    for (int i = 0; i < 600; i++) {
+        long long ms = (long long)time(NULL) * 1000 + 1000 + i; /* (the index's clock: epoch) */
+        freeReplyObject(redisCommand(rc, "ZADD dream:idx:created %lld gone-%03d", ms, i));
+    }
+    list_of("/api/jobs?repo=acme/app", ids, sizeof(ids), src, sizeof(src));
+    cr_assert_str_eq(ids, "list-a", "found behind 600 newer jobs");
+    list_of("/api/jobs?user=bob", ids, sizeof(ids), src, sizeof(src));
+    cr_assert_str_eq(ids, "list-b", "found behind 600 newer jobs");
+    list_of("/api/jobs?status=failed,complete", ids, sizeof(ids), src, sizeof(src));
+    cr_assert_str_eq(ids, "list-b,list-a", "found behind 600 newer jobs");
+    cr_assert_str_eq(src, "index");
 
     /* Without the index (keys written before it existed): a SCAN of the job hashes. */
     freeReplyObject(redisCommand(rc, "DEL dream:idx:created"));
