@@ -266,67 +266,54 @@ static int list_ids(struct dm_dashboard *d, struct dconn *dc, const struct dash_
     }
     if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
         enum { ALL, STATUS, REPO, USER } pick = ALL;
+        struct idlist skeys = {0}; /* the status sets */
         long long best = -1, n = 0;
+        int rc = 0;
         freeReplyObject(r);
         *source = "index";
-        for (const char *p = f->status && *f->status ? f->status : NULL; p;) {
+        for (const char *p = f->status && *f->status ? f->status : NULL; p && !rc;) {
             const char *e = strchr(p, ',');
             size_t l = e ? (size_t)(e - p) : strlen(p);
-            long long c;
             snprintf(st, sizeof(st), "%.*s", (int)(l < sizeof(st) ? l : sizeof(st) - 1), p);
             if (*st && dm_keys_idx(key, sizeof(key), d->prefix, DM_IDX_STATUS, st) == 0) {
-                if ((c = index_card(d, dc, key)) < 0) {
-                    return -1;
-                }
-                n += c;
+                rc = idlist_add(&skeys, key);
             }
-            pick = STATUS;
-            best = n;
             p = e ? e + 1 : NULL;
         }
-        if (f->repo && *f->repo &&
-            dm_keys_idx(key, sizeof(key), d->prefix, DM_IDX_REPO, f->repo) == 0) {
-            if ((n = index_card(d, dc, key)) < 0) {
-                return -1;
-            }
-            if (best < 0 || n < best) {
-                pick = REPO;
-                best = n;
-            }
+        for (size_t i = 0; i < skeys.n && !rc; i++) {
+            long long c = index_card(d, dc, skeys.v[i]);
+            rc = c < 0 ? -1 : 0;
+            n += c;
         }
-        if (f->user && *f->user &&
-            dm_keys_idx(key, sizeof(key), d->prefix, DM_IDX_USER, f->user) == 0) {
-            if ((n = index_card(d, dc, key)) < 0) {
-                return -1;
-            }
-            if (best < 0 || n < best) {
-                pick = USER;
-                best = n;
-            }
+        if (f->status && *f->status) {
+            pick = STATUS;
+            best = n;
         }
-        switch (pick) {
-        case STATUS:
-            for (const char *p = f->status; p;) {
-                const char *e = strchr(p, ',');
-                size_t l = e ? (size_t)(e - p) : strlen(p);
-                snprintf(st, sizeof(st), "%.*s", (int)(l < sizeof(st) ? l : sizeof(st) - 1), p);
-                if (*st && dm_keys_idx(key, sizeof(key), d->prefix, DM_IDX_STATUS, st) == 0 &&
-                    index_read(d, dc, key, f, ids)) {
-                    return -1;
+        for (int w = REPO; w <= USER && !rc; w++) { /* the repository's set, the user's */
+            const char *name = w == REPO ? f->repo : f->user;
+            if (name && *name &&
+                dm_keys_idx(key, sizeof(key), d->prefix, w == REPO ? DM_IDX_REPO : DM_IDX_USER,
+                            name) == 0) {
+                rc = (n = index_card(d, dc, key)) < 0 ? -1 : 0;
+                if (!rc && (best < 0 || n < best)) {
+                    pick = w;
+                    best = n;
                 }
-                p = e ? e + 1 : NULL;
             }
-            return 0;
-        case REPO:
-            dm_keys_idx(key, sizeof(key), d->prefix, DM_IDX_REPO, f->repo);
-            return index_read(d, dc, key, f, ids);
-        case USER:
-            dm_keys_idx(key, sizeof(key), d->prefix, DM_IDX_USER, f->user);
-            return index_read(d, dc, key, f, ids);
-        case ALL:
-        default:
-            return index_read(d, dc, d->keys.idx_created, f, ids);
         }
+        if (!rc && pick == STATUS) {
+            for (size_t i = 0; i < skeys.n && !rc; i++) {
+                rc = index_read(d, dc, skeys.v[i], f, ids);
+            }
+        } else if (!rc) {
+            if (pick != ALL) {
+                dm_keys_idx(key, sizeof(key), d->prefix, pick == REPO ? DM_IDX_REPO : DM_IDX_USER,
+                            pick == REPO ? f->repo : f->user);
+            }
+            rc = index_read(d, dc, pick == ALL ? d->keys.idx_created : key, f, ids);
+        }
+        idlist_free(&skeys);
+        return rc;
     }
     freeReplyObject(r);
     *source = "scan";
