@@ -37,7 +37,10 @@
  * dm_index moves a job between the per-status sets (score: the change, ms) and counts the change
  * in the hour's hash; on a terminal status it also counts the run's and the last stage's
  * duration (log buckets: 4 per doubling) and trims the index by the TTL: the status set by
- * score, the creation, repository and user sets of members whose job hash has expired. */
+ * score, the creation, repository and user sets of members whose job hash has expired: up to two
+ * windows of 32 members older than the TTL, from where the last look stopped (<p>:idx:trim, field:
+ * the set's key, value: how many older members were found alive), so that jobs alive past the
+ * TTL (parked, retried) never stop the trimming of the ones behind them. */
 #define LUA_INDEX                                                                                  \
     "local function dm_prefix_of(gev) return string.sub(gev, 1, #gev - 7) end\n"                   \
     "local function dm_bucket(ms)\n"                                                               \
@@ -47,10 +50,19 @@
     "local function dm_hour(P, now) return P .. ':stats:' .. math.floor(tonumber(now) / 3600000) " \
     "end\n"                                                                                        \
     "local function dm_trim_set(P, key, cut)\n"                                                    \
-    "  local old = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. cut, 'LIMIT', 0, 32)\n"         \
-    "  for _, id in ipairs(old) do\n"                                                              \
-    "    if redis.call('EXISTS', P .. ':job:' .. id) == 0 then redis.call('ZREM', key, id) end\n"  \
+    "  local tk = P .. ':idx:trim'\n"                                                              \
+    "  local pos = tonumber(redis.call('HGET', tk, key) or '0') or 0\n"                            \
+    "  for _ = 1, 2 do\n"                                                                          \
+    "    local old = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. cut, 'LIMIT', pos, 32)\n"     \
+    "    local kept = 0\n"                                                                         \
+    "    for _, id in ipairs(old) do\n"                                                            \
+    "      if redis.call('EXISTS', P .. ':job:' .. id) == 0 then redis.call('ZREM', key, id)\n"    \
+    "      else kept = kept + 1 end\n"                                                             \
+    "    end\n"                                                                                    \
+    "    if #old < 32 then pos = 0 break end\n"                                                    \
+    "    pos = pos + kept\n"                                                                       \
     "  end\n"                                                                                      \
+    "  if pos == 0 then redis.call('HDEL', tk, key) else redis.call('HSET', tk, key, pos) end\n"   \
     "end\n"                                                                                        \
     "local function dm_index(P, h, jobid, old, new, now, ttl)\n"                                   \
     "  if not new or old == new then return end\n"                                                 \
