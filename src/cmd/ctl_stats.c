@@ -182,7 +182,7 @@ static void take_hour(const redisReply *h, struct hist *dur, struct stage_hist *
             } else {
                 continue;
             }
-            one = cJSON_GetObjectItem(group, rest);
+            one = cJSON_GetObjectItemCaseSensitive(group, rest); /* (model ids, repositories) */
             if (!one) {
                 one = cJSON_AddObjectToObject(group, rest);
                 cJSON_AddNumberToObject(one, "tokens", 0);

@@ -37,7 +37,10 @@
  * dm_index moves a job between the per-status sets (score: the change, ms) and counts the change
  * in the hour's hash; on a terminal status it also counts the run's and the last stage's
  * duration (log buckets: 4 per doubling) and trims the index by the TTL: the status set by
- * score, the creation, repository and user sets of members whose job hash has expired. */
+ * score, the creation, repository and user sets of members whose job hash has expired: up to two
+ * windows of 32 members older than the TTL, from where the last look stopped (<p>:idx:trim, field:
+ * the set's key, value: how many older members were found alive), so that jobs alive past the
+ * TTL (parked, retried) never stop the trimming of the ones behind them. */
 #define LUA_INDEX                                                                                  \
     "local function dm_prefix_of(gev) return string.sub(gev, 1, #gev - 7) end\n"                   \
     "local function dm_bucket(ms)\n"                                                               \
@@ -47,10 +50,19 @@
     "local function dm_hour(P, now) return P .. ':stats:' .. math.floor(tonumber(now) / 3600000) " \
     "end\n"                                                                                        \
     "local function dm_trim_set(P, key, cut)\n"                                                    \
-    "  local old = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. cut, 'LIMIT', 0, 32)\n"         \
-    "  for _, id in ipairs(old) do\n"                                                              \
-    "    if redis.call('EXISTS', P .. ':job:' .. id) == 0 then redis.call('ZREM', key, id) end\n"  \
+    "  local tk = P .. ':idx:trim'\n"                                                              \
+    "  local pos = tonumber(redis.call('HGET', tk, key) or '0') or 0\n"                            \
+    "  for _ = 1, 2 do\n"                                                                          \
+    "    local old = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. cut, 'LIMIT', pos, 32)\n"     \
+    "    local kept = 0\n"                                                                         \
+    "    for _, id in ipairs(old) do\n"                                                            \
+    "      if redis.call('EXISTS', P .. ':job:' .. id) == 0 then redis.call('ZREM', key, id)\n"    \
+    "      else kept = kept + 1 end\n"                                                             \
+    "    end\n"                                                                                    \
+    "    if #old < 32 then pos = 0 break end\n"                                                    \
+    "    pos = pos + kept\n"                                                                       \
     "  end\n"                                                                                      \
+    "  if pos == 0 then redis.call('HDEL', tk, key) else redis.call('HSET', tk, key, pos) end\n"   \
     "end\n"                                                                                        \
     "local function dm_index(P, h, jobid, old, new, now, ttl)\n"                                   \
     "  if not new or old == new then return end\n"                                                 \
@@ -496,7 +508,8 @@ const char dm_script_requeue[] = LUA_EMIT LUA_INDEX
  *       = the recorded one), 10 regenerate ("1": the checkpointed files are dropped), 11 token
  *       ("" = none)
  * Only a job that ended failed, cancelled or dead_lettered (rejected: with force). A signed job
- * (START recorded `signed`) needs a token. Sets status retry_requested, attempts 0, the stage,
+ * (START recorded `signed`) needs a token. Bumps `epoch` (a writer of the ended run still at
+ * work is FENCED, not mixed into the retry). Sets status retry_requested, attempts 0, the stage,
  * `retries` (+1), retried_by/at, retry_at, retry_entry; clears error and cancel; removes the
  * TTLs; emits `retry_requested` (seq keeps growing) and adds `type retry id <jobId> [token]`.
  * --from-stage plan also drops the plan and the files; regenerate from a stage after generate
@@ -536,6 +549,7 @@ const char dm_script_retry[] = LUA_EMIT LUA_INDEX
     "  redis.call('DEL', KEYS[5])\n"
     "  if later[stage] then stage = 'generate' end\n"
     "end\n"
+    "redis.call('HINCRBY', h, 'epoch', 1)\n"
     "local n = redis.call('HINCRBY', h, 'retries', 1)\n"
     "redis.call('HSET', h, 'status', 'retry_requested', 'attempts', 0, 'stage', stage,\n"
     "  'updated', ARGV[4], 'retried_by', ARGV[2], 'retried_at', ARGV[3], 'retry_at', ARGV[4])\n"

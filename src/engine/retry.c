@@ -6,8 +6,10 @@
  * valid and bound to that job; its time is when the retry was requested, so a retry reclaimed
  * from a dead replica is not failed by a token that expired meanwhile), then runs the START
  * script in mode retry: it starts only a job in retry_requested whose retry_entry is this entry,
- * at its recorded stage, with its checkpointed files. A refused entry is dead-lettered with the
- * reason (nothing is written under the jobId). Loop thread only.
+ * at its recorded stage, with its checkpointed files. A retry whose token is refused fails the
+ * job ("retry refused: <reason>") through the same START script (only when the entry is the
+ * job's retry_entry); an entry whose stored job names another jobId is dead-lettered. Loop
+ * thread only.
  */
 #include "engine_int.h"
 
@@ -98,14 +100,22 @@ static void on_job_read(void *arg, redisReply *reply, const char *why)
         give_up(ej, r);
         return;
     }
-    if (in.kind == DM_INTAKE_DEAD || strcmp(in.job_id, ej->job.id) != 0) {
-        char reason[600];
-        snprintf(reason, sizeof(reason), "retry refused: %s",
-                 in.kind == DM_INTAKE_DEAD ? in.reason : "stored job names another jobId");
+    if (in.kind != DM_INTAKE_DEAD && strcmp(in.job_id, ej->job.id) != 0) {
         dm_intake_clear(&in);
         give_up(ej, r);
-        eng_dead_letter(e, entry, NULL, 0, reason);
+        eng_dead_letter(e, entry, NULL, 0, "retry refused: stored job names another jobId");
         return;
+    }
+    if (in.kind == DM_INTAKE_DEAD) {
+        /* The stored job was authentic when it ran; only this retry's token is refused. The
+         * START script fails the job with the reason only when this entry is the one the RETRY
+         * script queued (retry_entry), so the job ends (events, TTLs back) instead of staying
+         * retry_requested, without expiry, for good. */
+        char reason[sizeof(in.reason)];
+        snprintf(reason, sizeof(reason), "retry refused: %.480s", in.reason);
+        snprintf(in.reason, sizeof(in.reason), "%s", reason);
+        snprintf(in.job_id, sizeof(in.job_id), "%s", ej->job.id);
+        in.kind = DM_INTAKE_INVALID;
     }
     retry_read_free(r);
     eng_start_on(ej, "retry", &in);

@@ -18,7 +18,7 @@
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,17 +124,22 @@ void dm_dashboard_conn_close(void *conn)
 static void mac(const struct dm_dashboard *d, const char *what, const char *s, size_t n,
                 unsigned char out[32])
 {
-    unsigned int len = 32;
-    unsigned char buf[512];
-    size_t wl = strlen(what);
-    if (wl + n > sizeof(buf)) {
-        n = sizeof(buf) - wl; /* longer input never matches anything we issued */
+    /* Streamed: no copy of the token (or of what was sent) is left on the stack, and an input
+     * of any length is MACed whole. */
+    EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    size_t len = 0;
+
+    if (!ctx || !EVP_MAC_init(ctx, (const unsigned char *)d->token, d->token_len, params) ||
+        !EVP_MAC_update(ctx, (const unsigned char *)what, strlen(what)) ||
+        !EVP_MAC_update(ctx, (const unsigned char *)s, n) || !EVP_MAC_final(ctx, out, &len, 32) ||
+        len != 32) {
+        RAND_bytes(out, 32); /* matches nothing */
     }
-    memcpy(buf, what, wl);
-    memcpy(buf + wl, s, n);
-    if (!HMAC(EVP_sha256(), d->token, (int)d->token_len, buf, wl + n, out, &len)) {
-        memset(out, 0, 32);
-    }
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(m);
 }
 
 static void hex(const unsigned char *p, size_t n, char *out)
@@ -305,6 +310,30 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* An event larger than the whole buffer, as its head only (jobId, seq, status, ts, prUrl and
+ * "truncated": true), so that the stream moves past it. 0, or -1 when even that does not fit. */
+static int sse_render_head(struct sse *s, const char *id, const char *data)
+{
+    static const char *const keep[] = {"jobId", "seq", "status", "ts", "prUrl"};
+    cJSON *full = data ? cJSON_Parse(data) : NULL, *head = cJSON_CreateObject();
+    char *json = NULL;
+    int rc = -1;
+
+    for (size_t i = 0; head && i < sizeof(keep) / sizeof(keep[0]); i++) {
+        const cJSON *v = cJSON_GetObjectItem(full, keep[i]);
+        if (v && (cJSON_IsString(v) || cJSON_IsNumber(v))) {
+            cJSON_AddItemToObject(head, keep[i], cJSON_Duplicate(v, 0));
+        }
+    }
+    if (head && cJSON_AddTrueToObject(head, "truncated") && (json = cJSON_PrintUnformatted(head))) {
+        rc = dm_buf_printf(&s->out, "id: %s\nevent: job\ndata: %s\n\n", id, json) ? -1 : 0;
+    }
+    cJSON_free(json);
+    cJSON_Delete(head);
+    cJSON_Delete(full);
+    return rc;
+}
+
 /* Renders an XREAD reply's entries into s->out, as far as the cap allows. */
 static void sse_render(struct sse *s, const redisReply *r)
 {
@@ -325,8 +354,10 @@ static void sse_render(struct sse *s, const redisReply *r)
         }
         for (size_t j = 0;
              e->element[1]->type == REDIS_REPLY_ARRAY && j + 1 < e->element[1]->elements; j += 2) {
-            if (strcmp(e->element[1]->element[j]->str, "event") == 0) {
-                data = e->element[1]->element[j + 1]->str;
+            const redisReply *k = e->element[1]->element[j], *v = e->element[1]->element[j + 1];
+            if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
+                strcmp(k->str, "event") == 0) {
+                data = v->str;
             }
         }
         /* An event JSON never holds a raw newline (Lua's cjson escapes them); one that did would
@@ -337,7 +368,14 @@ static void sse_render(struct sse *s, const redisReply *r)
             if (s->out.data) {
                 s->out.data[before] = '\0';
             }
-            return;
+            if (before > 0) {
+                return;
+            }
+            /* An event that fits no buffer would be read again forever: its head instead. */
+            if (sse_render_head(s, e->element[0]->str, data)) {
+                dm_warn("dashboard", NULL, "event %s does not fit an event stream; skipped",
+                        e->element[0]->str);
+            }
         }
         snprintf(s->last, sizeof(s->last), "%s", e->element[0]->str);
         s->sent++;
@@ -501,8 +539,8 @@ static long long parse_since(const char *s)
     if (!*end) {
         return v; /* ms since the epoch */
     }
-    if (end[1]) {
-        return -1;
+    if (end[1] || v > 100000000LL) {
+        return -1; /* (as dreamctl's --since: no overflow below) */
     }
     switch (*end) {
     case 's':

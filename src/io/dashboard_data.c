@@ -212,48 +212,108 @@ static void idlist_free(struct idlist *l)
     free(l->v);
 }
 
+/* The members of one index set scored since f->since_ms or later, newest first, up to
+ * LIST_MAX, appended to ids. */
+static int index_read(struct dm_dashboard *d, struct dconn *dc, const char *key,
+                      const struct dash_filter *f, struct idlist *ids)
+{
+    char since[32];
+    redisReply *r;
+    int rc = 0;
+
+    snprintf(since, sizeof(since), "%lld", f->since_ms > 0 ? f->since_ms : 0);
+    r = dash_cmd(d, dc, "ZREVRANGEBYSCORE %s +inf %s LIMIT 0 %d", key, since, LIST_MAX);
+    if (!r) {
+        return -1;
+    }
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && !rc; i++) {
+        if (str_of(r->element[i])) {
+            rc = idlist_add(ids, r->element[i]->str);
+        }
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* The number of members of key, or -1. */
+static long long index_card(struct dm_dashboard *d, struct dconn *dc, const char *key)
+{
+    redisReply *r = dash_cmd(d, dc, "ZCARD %s", key);
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return n;
+}
+
 /*
  * The candidate job ids, newest first when they come from the index. The one place that decides
- * where the list comes from: the job index (<p>:idx:created, <p>:idx:status:<s>: sorted sets
- * scored in ms, kept by the Lua scripts, as `dreamctl jobs` reads it) when it exists, else a
- * SCAN of the job hashes (sorted afterwards). *source says which one answered.
+ * where the list comes from: the job index (<p>:idx:created, <p>:idx:status:<s>,
+ * <p>:idx:repo:<owner/name>, <p>:idx:user:<id>: sorted sets scored in ms, kept by the Lua
+ * scripts, as `dreamctl jobs` reads them) when it exists, else a SCAN of the job hashes (sorted
+ * afterwards). Of the sets a filter names (the status sets together, the repository's, the
+ * user's) the smallest is read, so a filter never looks only among the newest LIST_MAX jobs of
+ * all; the other filters are applied to the hashes. *source says which one answered.
  */
 static int list_ids(struct dm_dashboard *d, struct dconn *dc, const struct dash_filter *f,
                     struct idlist *ids, const char **source)
 {
-    char key[DM_KEYS_MAX], since[32], pattern[DM_KEYS_MAX];
+    char key[DM_KEYS_MAX], pattern[DM_KEYS_MAX], st[64];
     char cursor[64] = "0";
     redisReply *r;
-    int single_status = f->status && *f->status && !strchr(f->status, ',');
 
-    if (single_status) {
-        if (dm_keys_idx(key, sizeof(key), d->prefix, DM_IDX_STATUS, f->status)) {
-            return -1;
-        }
-    } else {
-        snprintf(key, sizeof(key), "%s", d->keys.idx_created);
-    }
-    snprintf(since, sizeof(since), "%lld", f->since_ms > 0 ? f->since_ms : 0);
     r = dash_cmd(d, dc, "EXISTS %s", d->keys.idx_created);
     if (!r) {
         return -1;
     }
     if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+        enum { ALL, STATUS, REPO, USER } pick = ALL;
+        struct idlist skeys = {0}; /* the status sets */
+        long long best = -1, n = 0;
+        int rc = 0;
         freeReplyObject(r);
         *source = "index";
-        /* Up to LIST_MAX candidates; the filters on repo and user are applied afterwards. */
-        r = dash_cmd(d, dc, "ZREVRANGEBYSCORE %s +inf %s LIMIT 0 %d", key, since, LIST_MAX);
-        if (!r) {
-            return -1;
+        for (const char *p = f->status && *f->status ? f->status : NULL; p && !rc;) {
+            const char *e = strchr(p, ',');
+            size_t l = e ? (size_t)(e - p) : strlen(p);
+            snprintf(st, sizeof(st), "%.*s", (int)(l < sizeof(st) ? l : sizeof(st) - 1), p);
+            if (*st && dm_keys_idx(key, sizeof(key), d->prefix, DM_IDX_STATUS, st) == 0) {
+                rc = idlist_add(&skeys, key);
+            }
+            p = e ? e + 1 : NULL;
         }
-        for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-            if (str_of(r->element[i]) && idlist_add(ids, r->element[i]->str)) {
-                freeReplyObject(r);
-                return -1;
+        for (size_t i = 0; i < skeys.n && !rc; i++) {
+            long long c = index_card(d, dc, skeys.v[i]);
+            rc = c < 0 ? -1 : 0;
+            n += c;
+        }
+        if (f->status && *f->status) {
+            pick = STATUS;
+            best = n;
+        }
+        for (int w = REPO; w <= USER && !rc; w++) { /* the repository's set, the user's */
+            const char *name = w == REPO ? f->repo : f->user;
+            if (name && *name &&
+                dm_keys_idx(key, sizeof(key), d->prefix, w == REPO ? DM_IDX_REPO : DM_IDX_USER,
+                            name) == 0) {
+                rc = (n = index_card(d, dc, key)) < 0 ? -1 : 0;
+                if (!rc && (best < 0 || n < best)) {
+                    pick = w;
+                    best = n;
+                }
             }
         }
-        freeReplyObject(r);
-        return 0;
+        if (!rc && pick == STATUS) {
+            for (size_t i = 0; i < skeys.n && !rc; i++) {
+                rc = index_read(d, dc, skeys.v[i], f, ids);
+            }
+        } else if (!rc) {
+            if (pick != ALL) {
+                dm_keys_idx(key, sizeof(key), d->prefix, pick == REPO ? DM_IDX_REPO : DM_IDX_USER,
+                            pick == REPO ? f->repo : f->user);
+            }
+            rc = index_read(d, dc, pick == ALL ? d->keys.idx_created : key, f, ids);
+        }
+        idlist_free(&skeys);
+        return rc;
     }
     freeReplyObject(r);
     *source = "scan";

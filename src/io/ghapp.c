@@ -517,7 +517,17 @@ static void on_token_done(void *arg, int rc, struct dm_http_response *resp,
     a->in_http--;
     snprintf(what, sizeof(what), "getting an installation token of installation %lld", i->id);
     if (rc == 0 && (resp->status == 201 || resp->status == 200) &&
-        dm_forge_token_read(&tok, &exp, resp->body.data, resp->body.len) == 0) {
+        dm_forge_token_read(&tok, &exp, resp->body.data, resp->body.len) == 0 && exp <= now_s()) {
+        /* Never fresh: taken, it would be fetched again at once, forever. */
+        dm_secret_free(tok);
+        tok = NULL;
+        dm_error_set(&err, DM_ERR_AUTH,
+                     "%s: the token GitHub gave has already expired (is this machine's clock "
+                     "right?)",
+                     what);
+        dm_warn(MOD, NULL, "%s", err.msg);
+        fail_waits(a, NULL, NULL, i->id, &err);
+    } else if (tok) {
         dm_secret_free(i->token);
         i->token = tok;
         i->issued_s = now_s();

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dme2e.h"
@@ -561,6 +562,58 @@ Test(dashboard, a_client_that_stops_reading_is_dropped_and_metrics_keeps_answeri
     close(fd);
 }
 
+/* An event larger than a client's whole buffer (DM_DASHBOARD_SSE_BUF) reaches the client as its
+ * head (jobId, seq, status, "truncated"), and the events after it follow: the stream does not
+ * read the same event again forever. */
+Test(dashboard, an_event_larger_than_the_sse_buffer_does_not_stall_the_stream)
+{
+    struct sse_client cl;
+    pthread_t th;
+    static const char head[] = "{\"jobId\":\"big-1\",\"seq\":7,\"status\":\"running\",\"pad\":\"";
+    size_t pad = 300u * 1024u; /* more than DM_DASHBOARD_SSE_BUF (256 KiB) */
+    char *after, *ev = malloc(sizeof(head) + pad + 3), *big_id, *small_id;
+    long long deadline;
+    redisReply *r;
+
+    cr_assert_not_null(ev);
+    memcpy(ev, head, sizeof(head) - 1);
+    memset(ev + sizeof(head) - 1, 'x', pad);
+    memcpy(ev + sizeof(head) - 1 + pad, "\"}", 3);
+    start_replica("0", "8");
+    after = last_events_id();
+    memset(&cl, 0, sizeof(cl));
+    snprintf(cl.after, sizeof(cl.after), "%s", after);
+    dm_buf_init(&cl.line, 0);
+    pthread_create(&th, NULL, sse_run, &cl);
+    cr_assert(dmt_wait_in_file(rep.log, "event stream opened", 1, 10000), "stream opened");
+    r = redisCommand(rc, "XADD dream:events * event %s", ev);
+    cr_assert(r && r->type == REDIS_REPLY_STRING);
+    big_id = strdup(r->str);
+    freeReplyObject(r);
+    r = redisCommand(rc, "XADD dream:events * event {\"jobId\":\"small-1\",\"seq\":1}");
+    cr_assert(r && r->type == REDIS_REPLY_STRING);
+    small_id = strdup(r->str);
+    freeReplyObject(r);
+    deadline = dmt_now_ms() + 20000;
+    while (atomic_load(&cl.got) < 2 && dmt_now_ms() < deadline) {
+        dmt_sleep_ms(20);
+    }
+    atomic_store(&cl.stop, 1);
+    pthread_join(th, NULL);
+    cr_assert_eq(cl.n, 2, "the client got %zu of the 2 events", cl.n);
+    cr_assert_str_eq(cl.ids[0], big_id);
+    cr_assert_str_eq(cl.ids[1], small_id, "the event after the large one arrived");
+    for (size_t k = 0; k < cl.n; k++) {
+        free(cl.ids[k]);
+    }
+    free(cl.ids);
+    dm_buf_free(&cl.line);
+    free(big_id);
+    free(small_id);
+    free(after);
+    free(ev);
+}
+
 /* ---- the page in a real browser ---------------------------------------------------------------
  */
 
@@ -731,6 +784,20 @@ Test(dashboard, the_job_list_filters_and_reads_the_index_when_it_exists)
     list_of("/api/jobs?since=4102444800000", ids, sizeof(ids), src, sizeof(src));
     cr_assert_str_eq(ids, "", "nothing created after 2100");
     cr_assert_eq(status_of("GET", "/api/jobs?since=yesterday", BEARER, NULL), 400);
+
+    /* 600 newer jobs (index members whose hashes are gone): a filter reads the set it names
+     * (the repository's, the user's, the statuses'), not only the newest 500 of all jobs. */
+    for (int i = 0; i < 600; i++) {
+        long long ms = (long long)time(NULL) * 1000 + 1000 + i; /* (the index's clock: epoch) */
+        freeReplyObject(redisCommand(rc, "ZADD dream:idx:created %lld gone-%03d", ms, i));
+    }
+    list_of("/api/jobs?repo=acme/app", ids, sizeof(ids), src, sizeof(src));
+    cr_assert_str_eq(ids, "list-a", "found behind 600 newer jobs");
+    list_of("/api/jobs?user=bob", ids, sizeof(ids), src, sizeof(src));
+    cr_assert_str_eq(ids, "list-b", "found behind 600 newer jobs");
+    list_of("/api/jobs?status=failed,complete", ids, sizeof(ids), src, sizeof(src));
+    cr_assert_str_eq(ids, "list-b,list-a", "found behind 600 newer jobs");
+    cr_assert_str_eq(src, "index");
 
     /* Without the index (keys written before it existed): a SCAN of the job hashes. */
     freeReplyObject(redisCommand(rc, "DEL dream:idx:created"));

@@ -436,6 +436,22 @@ Test(ghapp, a_401_is_answered_once_with_a_new_installation_token)
     cr_assert_null(strstr(o.msg, "ghs_"), "no token in the error: %s", o.msg);
 }
 
+/* A token that has expired when it arrives (this machine's clock ahead of GitHub's) is never
+ * fresh: the call fails saying so, instead of fetching tokens at once, forever. */
+Test(ghapp, an_installation_token_expired_on_arrival_fails_the_call_instead_of_refetching)
+{
+    struct outcome o;
+
+    start_fake("-60", NULL);
+    make_clients(key_path, NULL, NULL);
+    open_pr("dream/x", &o);
+    cr_assert_eq(o.rc, DM_ERR_AUTH, "%d %s", o.rc, o.msg);
+    cr_assert(strstr(o.msg, "already expired"), "%s", o.msg);
+    cr_assert_leq(app_count(fake_url, "tokens_issued"), 3, "fetched %d tokens",
+                  app_count(fake_url, "tokens_issued"));
+    cr_assert_null(dm_ghapp_peek(gh, "acme", "widgets"));
+}
+
 Test(ghapp, a_jwt_signed_with_another_key_is_refused_and_the_key_is_not_quoted)
 {
     struct outcome o;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -247,7 +248,7 @@ Test(stats, index_is_trimmed_with_the_job_ttl)
     const char *fast[] = {"--stages=test", "--test-stage-ms=0", "--job-ttl-s=60", NULL};
     const char *set[] = {"dream:idx:created", "dream:idx:status:complete",
                          "dream:idx:repo:acme/app", "dream:idx:user:bob"};
-    long long two_min_ago = dmt_now_ms() - 120000;
+    long long two_min_ago = (long long)time(NULL) * 1000 - 120000; /* (epoch, as the index) */
     struct dmt_replica rep;
     redisReply *r;
 
@@ -263,6 +264,12 @@ Test(stats, index_is_trimmed_with_the_job_ttl)
         freeReplyObject(redisCommand(rc, "ZADD %s XX %lld old", set[i], two_min_ago));
     }
     freeReplyObject(redisCommand(rc, "DEL dream:job:old"));
+    /* Older still, 40 jobs alive past the TTL (parked): they stay, and do not keep the trimming
+     * from the expired job behind them. */
+    for (int i = 0; i < 40; i++) {
+        freeReplyObject(redisCommand(rc, "HSET dream:job:alive-%02d status paused_approval", i));
+        freeReplyObject(redisCommand(rc, "ZADD dream:idx:created %d alive-%02d", i + 1, i));
+    }
 
     /* The next job's end trims what expired: older than the TTL and without a hash. */
     xadd_job("new", "acme", "app", "bob", "builder");
@@ -275,6 +282,9 @@ Test(stats, index_is_trimmed_with_the_job_ttl)
         cr_assert_eq(r->type, REDIS_REPLY_STRING, "%s holds the new job", set[i]);
         freeReplyObject(r);
     }
+    r = redisCommand(rc, "ZCOUNT dream:idx:created -inf 40");
+    cr_assert_eq(r->integer, 40, "the jobs still alive stay in the index");
+    freeReplyObject(r);
     dmt_replica_stop(&rep, 20000);
 }
 

@@ -15,6 +15,7 @@
  *   <p>:idx:status:<status> sorted set of the jobs now in status (score: last change, ms)
  *   <p>:idx:repo:<own/name> sorted set of a repository's jobs (score: created, ms)
  *   <p>:idx:user:<userId>   sorted set of a user's jobs (score: created, ms)
+ *   <p>:idx:trim            hash: where trimming those three kinds of sets goes on (Lua only)
  *   <p>:stats:<hour>        hash of one hour's counters (hour: ms since the epoch / 3600000):
  *                           status:<s>, dur:<b>, sdur:<stage>:<b>, tokens, cost,
  *                           tokens|cost:model:<m>, tokens|cost:repo:<r> (README, Job index)
