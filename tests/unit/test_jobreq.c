@@ -508,6 +508,36 @@ Test(jobreq_bind, the_text_is_the_documented_one)
     dm_jobreq_free(job);
 }
 
+Test(jobreq_bind, the_pull_request_options_follow_the_eight_fields_when_present)
+{
+    static const char want[] = "dream-job-v1\n"
+                               "jobId 5\njob-1\n"
+                               "userId 6\nuser-1\n"
+                               "repoOwner 4\nacme\n"
+                               "repoName 3\napp\n"
+                               "baseBranch 4\nmain\n"
+                               "branchPrefix 6\ndream/\n"
+                               "specMarkdown 2\n#\n\n"
+                               "callbackUrl 0\n\n"
+                               "draft 5\nfalse\n"
+                               "labels 8\na\nb-two\n\n"
+                               "teamReviewers 0\n\n"
+                               "specUrl 17\nhttps://specs.x/1\n";
+    struct dm_jobreq *job =
+        parse_ok("{\"jobId\":\"job-1\",\"specId\":\"s\",\"userId\":\"user-1\",\"repoOwner\":"
+                 "\"acme\",\"repoName\":\"app\",\"specMarkdown\":\"#\\n\",\"budget\":"
+                 "{\"maxTokens\":1},\"trustLevel\":\"builder\",\"draft\":false,\"labels\":[\"a\","
+                 "\"b-two\"],\"teamReviewers\":[],\"specUrl\":\"https://specs.x/1\"}");
+    size_t len = 0;
+    char *text = dm_jobreq_binding_text(job, &len);
+
+    cr_assert_not_null(text);
+    cr_assert_eq(len, sizeof(want) - 1, "%s", text);
+    cr_assert(memcmp(text, want, len) == 0, "%s", text);
+    free(text);
+    dm_jobreq_free(job);
+}
+
 Test(jobreq_bind, every_bound_field_is_in_the_digest_byte_for_byte)
 {
     char sha[DM_AUTH_SHA256_HEX_LEN + 1];
@@ -535,6 +565,14 @@ Test(jobreq_bind, bound_fields_change_it_and_others_do_not)
         {"baseBranch", "\"develop\"", 1},
         {"branchPrefix", "\"ai/\"", 1},
         {"callbackUrl", "\"https://hooks.example/x\"", 1},
+        /* The pull request's options, bound when present (even [] or false). */
+        {"draft", "false", 1},
+        {"draft", "true", 1},
+        {"labels", "[]", 1},
+        {"labels", "[\"ship-it\"]", 1},
+        {"reviewers", "[\"octocat\"]", 1},
+        {"teamReviewers", "[\"core\"]", 1},
+        {"specUrl", "\"https://specs.example/1\"", 1},
         /* Defaults written out bind like defaults left out. */
         {"baseBranch", "\"main\"", 0},
         {"branchPrefix", "\"dream/\"", 0},

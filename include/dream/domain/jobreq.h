@@ -192,9 +192,12 @@ int dm_jobreq_build(char **json_out, struct dm_jobreq **out, const struct dm_job
  *   value's length in bytes (decimal, no leading zeros), "\n", the value's bytes, "\n".
  * Values are the decoded JSON strings (UTF-8) as the job holds them; an absent baseBranch or
  * branchPrefix is its default ("main", "dream/"), an absent callbackUrl the empty string.
- * Length prefixes make the text unambiguous whatever the values contain. The trust level is not
- * in it: in signed mode it comes from the token's own `dreamTrustLevel`. Budget, priority,
- * targetRepoType, specId and estimatedEffort are not bound. */
+ * Then, only when the job carries them, in the same form: draft ("true"/"false"), labels,
+ * reviewers, teamReviewers (each item followed by "\n"; [] is "") and specUrl, so a job without
+ * them keeps its text and adding one to a signed entry breaks the hash. Length prefixes make the
+ * text unambiguous whatever the values contain. The trust level is not in it: in signed mode it
+ * comes from the token's own `dreamTrustLevel`. Budget, priority, targetRepoType, specId and
+ * estimatedEffort are not bound. */
 #define DM_JOBREQ_BINDING_VERSION "dream-job-v1"
 
 /* The binding text of a validated job; *len_out its length. Caller frees with free(). NULL on
