@@ -428,6 +428,23 @@ static int publish_running_for(const struct dm_gitjob *gj)
     return 0;
 }
 
+/* 1 when gj is a read of the base that a publication queued ahead of it for the same remote
+ * and base will answer: the push connection it opens begins after gj asked, and its
+ * advertisement gives the base's tip (dm_git_mirror_lookup), so gj waits for it instead of
+ * opening a connection of its own. */
+static int read_answered_by_publish(const struct dm_gitjob *gj)
+{
+    if (gj->kind != GITJOB_REPO || !gj->refresh || gj->commit) {
+        return 0;
+    }
+    for (const struct dm_gitjob *w = sched.head; w && w != gj; w = w->next_wait) {
+        if (same_remote(gj, w)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Takes the first waiting gitjob that may start now out of the queue, or NULL. */
 static struct dm_gitjob *take_next(void)
 {
@@ -435,7 +452,7 @@ static struct dm_gitjob *take_next(void)
 
     for (struct dm_gitjob **pp = &sched.head; *pp; prev = *pp, pp = &(*pp)->next_wait) {
         struct dm_gitjob *gj = *pp;
-        if (publish_running_for(gj)) {
+        if (publish_running_for(gj) || read_answered_by_publish(gj)) {
             continue;
         }
         *pp = gj->next_wait;
@@ -534,7 +551,8 @@ static int queue(struct dm_gitjob **out, uv_loop_t *loop, struct dm_gitjob *gj, 
 {
     gj->loop = loop;
     gj->work = work;
-    if (sched.running < DM_GITJOB_PARALLEL && !sched.head && !publish_running_for(gj)) {
+    if (sched.running < DM_GITJOB_PARALLEL && !sched.head && !publish_running_for(gj) &&
+        !read_answered_by_publish(gj)) {
         if (start_work(gj)) {
             gitjob_free(gj);
             return dm_error_set(err, DM_ERR_IO, "cannot queue the git work");
