@@ -10,19 +10,26 @@
  */
 #include "dream/io/gitjob.h"
 
+#include "dream/core/log.h"
+
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-enum gitjob_kind { GITJOB_TREE, GITJOB_PUBLISH, GITJOB_REPO };
+enum gitjob_kind { GITJOB_TREE, GITJOB_PUBLISH, GITJOB_REPO, GITJOB_MAINTAIN };
+
+/* The most publications sent over one push connection. */
+#define PUBLISH_BATCH_MAX 64
 
 struct dm_gitjob {
     uv_work_t req;
     uv_loop_t *loop;
     uv_work_cb work;
     struct dm_gitjob *next_wait; /* in the wait queue (sched) */
+    struct dm_gitjob *batch;     /* publications riding on this one's push connection */
     enum gitjob_kind kind;
     atomic_int cancel;
     /* inputs (owned copies) */
@@ -51,6 +58,13 @@ struct dm_gitjob {
     struct dm_git_result result;
     const char *used_branch; /* branch or alt_branch */
 };
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* Copies s (NULL stays NULL); *failed is set when the copy could not be made. */
 static char *copy(const char *s, int *failed)
@@ -126,6 +140,8 @@ static struct dm_gitjob *gitjob_new(enum gitjob_kind kind, const struct dm_git_o
     gj->opts.author_name = gj->author_name;
     gj->opts.author_email = gj->author_email;
     gj->opts.lock_wait_ms = opts->lock_wait_ms;
+    /* Asked now: any look-up of the remote's base that begins from now on answers it. */
+    gj->opts.coalesce_since_ms = opts->coalesce_since_ms ? opts->coalesce_since_ms : now_ms();
     gj->opts.cancel = &gj->cancel;
     if (failed) {
         gitjob_free(gj);
@@ -143,27 +159,67 @@ static void on_tree_work(uv_work_t *req)
                               gj->max_paths, &gj->err);
 }
 
+/* Publishes the gitjob and the ones batched with it over one push connection. */
 static void on_publish_work(uv_work_t *req)
 {
     struct dm_gitjob *gj = req->data;
+    struct dm_git_publish_item *items = calloc(PUBLISH_BATCH_MAX + 1, sizeof(*items));
+    struct dm_gitjob **members = calloc(PUBLISH_BATCH_MAX + 1, sizeof(*members));
+    size_t n = 0;
 
-    gj->used_branch = gj->branch;
-    gj->rc = dm_git_publish(&gj->result, &gj->opts, gj->owner, gj->repo, gj->base, gj->branch,
-                            gj->job_id, gj->spec_id, gj->message, gj->commit_time, gj->files,
-                            gj->nfiles, &gj->err);
-    if (gj->rc == DM_ERR_EXISTS && gj->alt_branch) {
-        /* The branch belongs to someone else: publish on the alternative name instead. */
-        struct dm_error first = gj->err;
-        gj->used_branch = gj->alt_branch;
-        gj->rc = dm_git_publish(&gj->result, &gj->opts, gj->owner, gj->repo, gj->base,
-                                gj->alt_branch, gj->job_id, gj->spec_id, gj->message,
-                                gj->commit_time, gj->files, gj->nfiles, &gj->err);
-        if (gj->rc == DM_ERR_EXISTS) {
-            dm_error_set(&gj->err, DM_ERR_EXISTS,
-                         "branches %s and %s both exist and were not made by this job (%s); "
-                         "nothing was pushed",
-                         gj->branch, gj->alt_branch, first.msg);
+    if (!items || !members) {
+        for (struct dm_gitjob *m = gj; m; m = m->batch) {
+            m->rc = dm_error_set(&m->err, DM_ERR_NOMEM, "out of memory");
         }
+        free(items);
+        free(members);
+        return;
+    }
+    for (struct dm_gitjob *m = gj; m && n <= PUBLISH_BATCH_MAX; m = m->batch) {
+        struct dm_git_publish_item *it = &items[n];
+        memset(it, 0, sizeof(*it));
+        it->branch = m->branch;
+        it->alt_branch = m->alt_branch;
+        it->job_id = m->job_id;
+        it->spec_id = m->spec_id;
+        it->message = m->message;
+        it->commit_time = m->commit_time;
+        it->files = m->files;
+        it->nfiles = m->nfiles;
+        it->opts = &m->opts;
+        members[n++] = m;
+    }
+    dm_git_publish_many(&gj->opts, gj->owner, gj->repo, gj->base, items, n);
+    for (size_t i = 0; i < n; i++) {
+        struct dm_gitjob *m = members[i];
+        m->rc = items[i].rc;
+        m->err = items[i].err;
+        m->result = items[i].result;
+        m->used_branch = items[i].used_branch == m->alt_branch ? m->alt_branch : m->branch;
+        if (m->rc == DM_ERR_CANCELLED && !atomic_load(&m->cancel)) {
+            /* Another job of the batch was cancelled; this one was not: worth a retry. */
+            m->rc = dm_error_set(&m->err, DM_ERR_TRANSIENT,
+                                 "the push was cancelled with another job's; not pushed");
+        }
+    }
+    free(items);
+    free(members);
+    /* A ref advertisement is a few MiB of small allocations on this thread's arena: hand them
+     * back now, so threads taking turns do not each keep a peak's worth. */
+    malloc_trim(0);
+}
+
+/* Repacks the mirrors marked for it; the jobs never wait for this. */
+static void on_maintain_work(uv_work_t *req)
+{
+    struct dm_gitjob *gj = req->data;
+    size_t repacked = 0;
+
+    gj->rc = dm_git_maintain(&gj->opts, &repacked, &gj->err);
+    if (gj->rc) {
+        dm_warn("git", NULL, "mirror maintenance failed: %s", gj->err.msg);
+    } else if (repacked) {
+        dm_info("git", NULL, "repacked %zu mirror(s)", repacked);
     }
 }
 
@@ -283,6 +339,7 @@ static void on_repo_work(uv_work_t *req)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     gj->rc = read_repo(gj);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    malloc_trim(0); /* see on_publish_work */
     gj->repo_res.ms =
         (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 }
@@ -296,7 +353,50 @@ static void on_repo_work(uv_work_t *req)
 static struct {
     struct dm_gitjob *head, *tail;
     int running;
+    int maintaining;                                  /* a GITJOB_MAINTAIN is queued or running */
+    struct dm_gitjob *publishing[DM_GITJOB_PARALLEL]; /* publications running */
 } sched;
+
+static int same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* 1 when b's publication can ride on a's push connection: same remote, credentials, mirror
+ * and base. */
+static int same_remote(const struct dm_gitjob *a, const struct dm_gitjob *b)
+{
+    return b->kind == GITJOB_PUBLISH && same_str(a->owner, b->owner) &&
+           same_str(a->repo, b->repo) && same_str(a->base, b->base) &&
+           same_str(a->data_dir, b->data_dir) && same_str(a->url_template, b->url_template) &&
+           same_str(a->token, b->token) && same_str(a->ssh_key_path, b->ssh_key_path) &&
+           a->opts.lock_wait_ms == b->opts.lock_wait_ms;
+}
+
+/* Takes the publications waiting for the same remote as gj out of the queue and batches them
+ * with it: they are ready now, so nobody waits longer for this. */
+static void gather_batch(struct dm_gitjob *gj)
+{
+    struct dm_gitjob **pp = &sched.head, *prev = NULL, **tail = &gj->batch;
+    size_t n = 1;
+
+    while (*pp && n < PUBLISH_BATCH_MAX) {
+        struct dm_gitjob *w = *pp;
+        if (same_remote(gj, w)) {
+            *pp = w->next_wait;
+            if (sched.tail == w) {
+                sched.tail = prev;
+            }
+            w->next_wait = NULL;
+            *tail = w;
+            tail = &w->batch;
+            n++;
+            continue;
+        }
+        prev = w;
+        pp = &w->next_wait;
+    }
+}
 
 static void on_work_done(uv_work_t *req, int status);
 
@@ -306,51 +406,143 @@ static int start_work(struct dm_gitjob *gj)
         return -1;
     }
     sched.running++;
+    for (int i = 0; gj->kind == GITJOB_PUBLISH && i < DM_GITJOB_PARALLEL; i++) {
+        if (!sched.publishing[i]) {
+            sched.publishing[i] = gj;
+            break;
+        }
+    }
     return 0;
+}
+
+/* 1 while a publication to the same remote runs: gj waits in the queue (the mirror's lock
+ * would keep it waiting anyway, on a thread) and gathers the publications that come meanwhile,
+ * so under load many jobs share one push connection and its ref advertisement. */
+static int publish_running_for(const struct dm_gitjob *gj)
+{
+    for (int i = 0; gj->kind == GITJOB_PUBLISH && i < DM_GITJOB_PARALLEL; i++) {
+        if (sched.publishing[i] && same_remote(sched.publishing[i], gj)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 when gj is a read of the base that a publication queued ahead of it for the same remote
+ * and base will answer: the push connection it opens begins after gj asked, and its
+ * advertisement gives the base's tip (dm_git_mirror_lookup), so gj waits for it instead of
+ * opening a connection of its own. */
+static int read_answered_by_publish(const struct dm_gitjob *gj)
+{
+    if (gj->kind != GITJOB_REPO || !gj->refresh || gj->commit) {
+        return 0;
+    }
+    for (const struct dm_gitjob *w = sched.head; w && w != gj; w = w->next_wait) {
+        if (same_remote(gj, w)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Takes the first waiting gitjob that may start now out of the queue, or NULL. */
+static struct dm_gitjob *take_next(void)
+{
+    struct dm_gitjob *prev = NULL;
+
+    for (struct dm_gitjob **pp = &sched.head; *pp; prev = *pp, pp = &(*pp)->next_wait) {
+        struct dm_gitjob *gj = *pp;
+        if (publish_running_for(gj) || read_answered_by_publish(gj)) {
+            continue;
+        }
+        *pp = gj->next_wait;
+        if (sched.tail == gj) {
+            sched.tail = prev;
+        }
+        gj->next_wait = NULL;
+        return gj;
+    }
+    return NULL;
 }
 
 /* Starts waiting work while there is room. Work that cannot be queued completes with an error
  * (never inside the call that started it: this runs from another job's completion). */
 static void pump(void)
 {
-    while (sched.running < DM_GITJOB_PARALLEL && sched.head) {
-        struct dm_gitjob *gj = sched.head;
-        sched.head = gj->next_wait;
-        if (!sched.head) {
-            sched.tail = NULL;
+    struct dm_gitjob *gj;
+
+    while (sched.running < DM_GITJOB_PARALLEL && (gj = take_next()) != NULL) {
+        if (gj->kind == GITJOB_PUBLISH) {
+            gather_batch(gj);
         }
-        gj->next_wait = NULL;
         if (start_work(gj)) {
-            gj->rc = dm_error_set(&gj->err, DM_ERR_IO, "cannot queue the git work");
+            for (struct dm_gitjob *m = gj; m; m = m->batch) {
+                m->rc = dm_error_set(&m->err, DM_ERR_IO, "cannot queue the git work");
+            }
             sched.running++; /* on_work_done counts it down */
             on_work_done(&gj->req, 0);
         }
     }
 }
 
+static int queue(struct dm_gitjob **out, uv_loop_t *loop, struct dm_gitjob *gj, uv_work_cb work,
+                 struct dm_error *err);
+static void on_maintain_work(uv_work_t *req);
+
+/* Queues the repack of the mirrors that need it, behind the jobs' git work. */
+static void maybe_maintain(const struct dm_gitjob *done)
+{
+    struct dm_gitjob *mg;
+    struct dm_error err;
+
+    if (sched.maintaining || !dm_git_maintenance_due()) {
+        return;
+    }
+    mg = gitjob_new(GITJOB_MAINTAIN, &done->opts, done->owner, done->repo, done->base);
+    if (mg && queue(NULL, done->loop, mg, on_maintain_work, &err) == 0) {
+        sched.maintaining = 1;
+    }
+}
+
 static void on_work_done(uv_work_t *req, int status)
 {
     struct dm_gitjob *gj = req->data;
+    struct dm_gitjob *next;
 
     sched.running--;
-    if (status == UV_ECANCELED) {
-        gj->rc = DM_ERR_CANCELLED;
-        dm_error_set(&gj->err, DM_ERR_CANCELLED, "%s cancelled",
-                     gj->kind == GITJOB_TREE   ? "tree listing"
-                     : gj->kind == GITJOB_REPO ? "reading the base"
-                                               : "push");
+    for (int i = 0; i < DM_GITJOB_PARALLEL; i++) {
+        if (sched.publishing[i] == gj) {
+            sched.publishing[i] = NULL;
+        }
     }
-    if (gj->kind == GITJOB_TREE) {
-        gj->on_tree(gj->arg, gj->rc, gj->rc ? NULL : gj->tree, &gj->err);
-    } else if (gj->kind == GITJOB_REPO) {
-        gj->on_repo(gj->arg, gj->rc, gj->rc ? NULL : &gj->repo_res, &gj->err);
-    } else {
-        struct dm_gitjob_published res;
-        res.git = gj->result;
-        res.branch = gj->used_branch;
-        gj->on_publish(gj->arg, gj->rc, gj->rc ? NULL : &res, &gj->err);
+    if (gj->kind == GITJOB_MAINTAIN) {
+        sched.maintaining = 0;
+        gitjob_free(gj);
+        pump();
+        return;
     }
-    gitjob_free(gj);
+    maybe_maintain(gj);
+    for (; gj; gj = next) {
+        next = gj->batch;
+        if (status == UV_ECANCELED) {
+            gj->rc = DM_ERR_CANCELLED;
+            dm_error_set(&gj->err, DM_ERR_CANCELLED, "%s cancelled",
+                         gj->kind == GITJOB_TREE   ? "tree listing"
+                         : gj->kind == GITJOB_REPO ? "reading the base"
+                                                   : "push");
+        }
+        if (gj->kind == GITJOB_TREE) {
+            gj->on_tree(gj->arg, gj->rc, gj->rc ? NULL : gj->tree, &gj->err);
+        } else if (gj->kind == GITJOB_REPO) {
+            gj->on_repo(gj->arg, gj->rc, gj->rc ? NULL : &gj->repo_res, &gj->err);
+        } else {
+            struct dm_gitjob_published res;
+            res.git = gj->result;
+            res.branch = gj->used_branch;
+            gj->on_publish(gj->arg, gj->rc, gj->rc ? NULL : &res, &gj->err);
+        }
+        gitjob_free(gj);
+    }
     pump();
 }
 
@@ -359,7 +551,8 @@ static int queue(struct dm_gitjob **out, uv_loop_t *loop, struct dm_gitjob *gj, 
 {
     gj->loop = loop;
     gj->work = work;
-    if (sched.running < DM_GITJOB_PARALLEL && !sched.head) {
+    if (sched.running < DM_GITJOB_PARALLEL && !sched.head && !publish_running_for(gj) &&
+        !read_answered_by_publish(gj)) {
         if (start_work(gj)) {
             gitjob_free(gj);
             return dm_error_set(err, DM_ERR_IO, "cannot queue the git work");

@@ -5,7 +5,9 @@
 #
 #   git_http_server.sh run <dir> <port> <user> <password>
 #       writes <dir>/lighttpd.conf and <dir>/users, then execs lighttpd in the foreground (stop
-#       it with SIGTERM). Logs go to <dir>/error.log and <dir>/access.log.
+#       it with SIGTERM). Logs go to <dir>/error.log and <dir>/access.log; every authenticated
+#       request is also counted in <dir>/requests.log ("<METHOD> <path>?<query>" per line),
+#       written before it is served.
 #   git_http_server.sh init-repo <root> <owner> <repo> [branch]
 #       creates the bare repository <root>/<owner>/<repo>.git (receive-pack enabled) with one
 #       commit on <branch> (default main) holding README.md; prints its path. Use <dir>/repos as
@@ -45,6 +47,15 @@ run)
     mkdir -p "$dir/repos"
     dir=$(cd "$dir" && pwd)
     be=$(backend)
+    # Every request that passed authentication is counted in <dir>/requests.log ("<method>
+    # <path>?<query>" per line) before git http-backend serves it: tests count fetches and
+    # pushes there (lighttpd's access log is written in batches).
+    cat >"$dir/backend.sh" <<EOF
+#!/bin/sh
+printf '%s %s?%s\n' "\$REQUEST_METHOD" "\$PATH_INFO" "\$QUERY_STRING" >>"$dir/requests.log"
+exec "$be"
+EOF
+    chmod 755 "$dir/backend.sh"
     # mod_authn_file's "plain" backend: one user:password per line.
     umask 077
     printf '%s:%s\n' "$user" "$pass" >"$dir/users"
@@ -66,7 +77,7 @@ auth.backend = "plain"
 auth.backend.plain.userfile = "$dir/users"
 
 # The path after /git is handed to git-http-backend as PATH_INFO.
-alias.url = ( "/git" => "$be" )
+alias.url = ( "/git" => "$dir/backend.sh" )
 \$HTTP["url"] =~ "^/git" {
     cgi.assign = ( "" => "" )
     setenv.set-environment = (

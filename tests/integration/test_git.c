@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TOKEN "ghs_TestToken1234567890abcdef"
@@ -671,5 +672,186 @@ Test(git, stale_lock_files_left_by_a_killed_replica_are_removed)
     left = dmt_sh("find '%s' -name '*.lock' | wc -l", mirror);
     cr_assert_str_eq(left, "0", "no lock file is left in the mirror");
     free(left);
+    free(bare);
+}
+
+/* ---- issue 15: the cost of a job does not grow with the mirror's or the remote's past ---- */
+
+/* Loose objects, packs and refs in the mirror, from the git command line. */
+static void mirror_counts(int *loose, int *packs, int *refs)
+{
+    char mirror[2048];
+    char *l, *p, *r;
+
+    snprintf(mirror, sizeof(mirror), "%s/mirrors/acme/widgets.git", data_dir);
+    l = dmt_sh("git --git-dir='%s' count-objects -v | sed -n 's/^count: //p'", mirror);
+    p = dmt_sh("git --git-dir='%s' count-objects -v | sed -n 's/^packs: //p'", mirror);
+    r = dmt_sh("git --git-dir='%s' for-each-ref | wc -l", mirror);
+    *loose = atoi(l);
+    *packs = atoi(p);
+    *refs = atoi(r);
+    free(l);
+    free(p);
+    free(r);
+}
+
+/* Jobs' commits are built in memory: publishing writes no loose object into the mirror, and a
+ * job's helper refs are gone when it ends; the branches exist on the remote all the same. */
+Test(git, publishing_leaves_no_loose_object_and_no_job_ref_in_the_mirror)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+    int loose, packs, refs;
+
+    for (int i = 0; i < 5; i++) {
+        char branch[64], job[32];
+        snprintf(branch, sizeof(branch), "dream/job-%d", i);
+        snprintf(job, sizeof(job), "job-%d", i);
+        cr_assert_eq(publish(&res, &o, branch, job, T0, three_files, 3, &err), 0, "%s", err.msg);
+        assert_branch_holds_files(bare, branch, &res, three_files, 3);
+    }
+    /* A retry of the last one finds its commit on the remote (built again, in memory). */
+    cr_assert_eq(publish(&res, &o, "dream/job-4", "job-4", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(res.pushed, 0, "already there");
+    mirror_counts(&loose, &packs, &refs);
+    cr_assert_eq(loose, 0, "no loose object in the mirror (%d)", loose);
+    cr_assert_eq(refs, 1, "only the tracked base is kept (%d refs)", refs);
+    free(bare);
+}
+
+/* Several jobs in one call: one push connection, each its own branch and result; a foreign
+ * branch in the batch sends only its job to the alternative name, a job whose names are both
+ * foreign fails alone. */
+Test(git, a_batch_of_publications_goes_over_one_connection_each_with_its_own_result)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_publish_item it[4];
+    const char *branches[4] = {"dream/a", "dream/b", "dream/c", "dream/d"};
+    const char *alts[4] = {NULL, "dream/b-alt", "dream/c-alt", NULL};
+    char *foreign_b, *foreign_c, *foreign_calt, *tip;
+
+    commit_as_someone_else(bare, "dream/b", "main", "b.txt", "someone else b");
+    commit_as_someone_else(bare, "dream/c", "main", "c.txt", "someone else c");
+    commit_as_someone_else(bare, "dream/c-alt", "main", "c2.txt", "someone else c-alt");
+    foreign_b = dmt_sh("git -C '%s' rev-parse refs/heads/dream/b", bare);
+    foreign_c = dmt_sh("git -C '%s' rev-parse refs/heads/dream/c", bare);
+    foreign_calt = dmt_sh("git -C '%s' rev-parse refs/heads/dream/c-alt", bare);
+    memset(it, 0, sizeof(it));
+    for (int i = 0; i < 4; i++) {
+        static char jobs[4][16];
+        snprintf(jobs[i], sizeof(jobs[i]), "job-%c", 'a' + i);
+        it[i].branch = branches[i];
+        it[i].alt_branch = alts[i];
+        it[i].job_id = jobs[i];
+        it[i].spec_id = "spec-1";
+        it[i].message = "[Dream] batch";
+        it[i].commit_time = T0 + i;
+        it[i].files = three_files;
+        it[i].nfiles = 3;
+    }
+    cr_assert_eq(dm_git_publish_many(&o, "acme", "widgets", "main", it, 4), DM_ERR_EXISTS,
+                 "the first failing item's error");
+    cr_assert_eq(it[0].rc, 0, "%s", it[0].err.msg);
+    cr_assert_str_eq(it[0].used_branch, "dream/a");
+    assert_branch_holds_files(bare, "dream/a", &it[0].result, three_files, 3);
+    cr_assert_eq(it[1].rc, 0, "%s", it[1].err.msg);
+    cr_assert_str_eq(it[1].used_branch, "dream/b-alt", "around the foreign branch");
+    assert_branch_holds_files(bare, "dream/b-alt", &it[1].result, three_files, 3);
+    cr_assert_eq(it[2].rc, DM_ERR_EXISTS);
+    cr_assert_not_null(strstr(it[2].err.msg, "dream/c and dream/c-alt"), "%s", it[2].err.msg);
+    cr_assert_eq(it[3].rc, 0, "%s", it[3].err.msg);
+    assert_branch_holds_files(bare, "dream/d", &it[3].result, three_files, 3);
+    cr_assert_str_neq(it[0].result.commit, it[3].result.commit, "each job its own commit");
+    tip = dmt_sh("git -C '%s' rev-parse refs/heads/dream/b", bare);
+    cr_assert_str_eq(tip, foreign_b, "someone's branch untouched");
+    free(tip);
+    tip = dmt_sh("git -C '%s' rev-parse refs/heads/dream/c", bare);
+    cr_assert_str_eq(tip, foreign_c);
+    free(tip);
+    tip = dmt_sh("git -C '%s' rev-parse refs/heads/dream/c-alt", bare);
+    cr_assert_str_eq(tip, foreign_calt);
+    free(tip);
+    free(foreign_b);
+    free(foreign_c);
+    free(foreign_calt);
+    free(bare);
+}
+
+/* A look-up of the base answers the calls that asked before it began, never one that asked
+ * later: a base moved after the question is seen by the next question. */
+Test(git, a_look_up_answers_only_the_calls_that_asked_before_it)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_tree *tree = NULL;
+    struct dm_error err = {0};
+    struct timespec ts;
+    long long asked;
+    char *tip;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    asked = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    o.coalesce_since_ms = asked;
+    cr_assert_eq(dm_git_list_tree(&tree, &o, "acme", "widgets", "main", 1, 0, &err), 0, "%s",
+                 err.msg);
+    dm_git_tree_free(tree);
+    /* The base moves; a call that asked before the first look-up is still answered by it. */
+    commit_as_someone_else(bare, "main", "main", "moved.txt", "moved");
+    tip = dmt_sh("git -C '%s' rev-parse refs/heads/main", bare);
+    cr_assert_eq(dm_git_list_tree(&tree, &o, "acme", "widgets", "main", 1, 0, &err), 0, "%s",
+                 err.msg);
+    cr_assert_str_neq(tree->base_commit, tip, "served by the look-up it asked before");
+    dm_git_tree_free(tree);
+    /* A call that asks now gets the remote's answer. */
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    o.coalesce_since_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1;
+    cr_assert_eq(dm_git_list_tree(&tree, &o, "acme", "widgets", "main", 1, 0, &err), 0, "%s",
+                 err.msg);
+    cr_assert_str_eq(tree->base_commit, tip, "asked after: the remote was asked again");
+    dm_git_tree_free(tree);
+    free(tip);
+    free(bare);
+}
+
+/* Each download adds a pack; past a few the mirror is marked, and maintenance repacks it into
+ * one pack holding only what its refs reach, which the next publication uses. */
+Test(git, maintenance_repacks_a_mirror_grown_by_downloads)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+    size_t repacked = 0;
+    int loose, packs, refs;
+
+    cr_assert_eq(dm_git_maintenance_due(), 0);
+    for (int i = 0; i < 10; i++) {
+        char path[32];
+        snprintf(path, sizeof(path), "moved-%d.txt", i);
+        commit_as_someone_else(bare, "main", "main", path, "moved");
+        /* The base moved: the publication downloads it (one more pack). */
+        cr_assert_eq(publish(&res, &o, "dream/grow", "job-1", T0, three_files, 3, &err), 0, "%s",
+                     err.msg);
+    }
+    mirror_counts(&loose, &packs, &refs);
+    cr_assert_gt(packs, 8, "one pack per download (%d)", packs);
+    cr_assert_eq(dm_git_maintenance_due(), 1, "the mirror is marked for maintenance");
+    cr_assert_eq(dm_git_maintain(&o, &repacked, &err), 0, "%s", err.msg);
+    cr_assert_eq(repacked, 1);
+    cr_assert_eq(dm_git_maintenance_due(), 0);
+    mirror_counts(&loose, &packs, &refs);
+    cr_assert_eq(packs, 1, "one pack after the repack (%d)", packs);
+    cr_assert_eq(loose, 0);
+    free(dmt_sh("git --git-dir='%s/mirrors/acme/widgets.git' fsck --connectivity-only 2>&1",
+                data_dir));
+    /* The mirror still serves: a new base and a new job. */
+    commit_as_someone_else(bare, "main", "main", "after.txt", "after the repack");
+    cr_assert_eq(publish(&res, &o, "dream/after", "job-2", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    assert_branch_holds_files(bare, "dream/after", &res, three_files, 3);
     free(bare);
 }

@@ -533,6 +533,61 @@ Test(push, both_names_foreign_fails_saying_why_and_touches_neither)
     free(error);
 }
 
+/* ---- issue 15: jobs on one repository share the look-ups of the remote ---- */
+
+#define COALESCED 20
+
+Test(push, twenty_jobs_on_one_repository_within_a_second_share_a_few_fetches, .timeout = 400)
+{
+    struct dmt_replica rep;
+    int look_ups, downloads, pushes;
+    long long t0;
+
+    dmt_world_serve_http(&world, &ghttp);
+    dmt_world_replica_git(&world, &rep, "coalesce", ghttp.url_template, NULL, NULL);
+    dmt_replica_wait_ready(&rep, world.rc, 20000);
+    t0 = dmt_now_ms();
+    for (int i = 0; i < COALESCED; i++) {
+        char id[32], spec[256];
+        snprintf(id, sizeof(id), "co-%02d", i);
+        snprintf(spec, sizeof(spec),
+                 "# Shared %02d Service\n\n## API\n- GET /shared%02d returns ok\n", i, i);
+        submit(id, spec);
+    }
+    cr_assert_lt(dmt_now_ms() - t0, 1000, "the jobs were submitted within a second");
+    cr_assert_eq(dmt_wait_terminal(world.rc, COALESCED, 300000), COALESCED, "every job ended");
+    for (int i = 0; i < COALESCED; i++) {
+        char id[32], branch[64];
+        char *got, *commit;
+        snprintf(id, sizeof(id), "co-%02d", i);
+        snprintf(branch, sizeof(branch), "dream/shared-%02d-service", i);
+        expect_status(id, "complete", rep.log);
+        got = dmt_world_hget(&world, id, "branch");
+        cr_assert_str_eq(got, branch, "%s has its own branch", id);
+        commit = dmt_world_rev(&world, branch);
+        cr_assert_not_null(commit, "%s is on the remote", branch);
+        cr_assert_eq(dmt_world_prs_for(&world, branch), 1, "%s has its own PR", id);
+        expect_one_terminal(id);
+        free(got);
+        free(commit);
+    }
+    cr_assert_eq(dmt_world_pr_count(&world), COALESCED);
+    /* Counted at the server, before it served them: a ref advertisement for a fetch (the
+     * look-up of the base's tip) and a download. Each job used to make two of each. */
+    look_ups = dmt_githttp_requests(&ghttp, "GET", "service=git-upload-pack");
+    downloads = dmt_githttp_requests(&ghttp, "POST", "/git-upload-pack");
+    pushes = dmt_githttp_requests(&ghttp, "POST", "/git-receive-pack");
+    cr_log_info("%d jobs: %d fetch look-ups, %d downloads, %d push connections", COALESCED,
+                look_ups, downloads, pushes);
+    cr_assert_geq(look_ups, 1, "the base was looked up");
+    cr_assert_leq(look_ups, 4, "at most a few look-ups for %d jobs: %d", COALESCED, look_ups);
+    cr_assert_leq(downloads, 2, "at most a couple of downloads for %d jobs: %d", COALESCED,
+                  downloads);
+    cr_assert_geq(pushes, 1);
+    cr_assert_leq(pushes, COALESCED, "never more than one push per job");
+    cr_assert_eq(dmt_replica_stop(&rep, 30000) >= 0, 1);
+}
+
 /* ---- issue 8: three replicas, fifty jobs, one replica killed ---- */
 
 #define MANY 50

@@ -3,8 +3,10 @@
  * on top of the base branch, and an idempotent push of that commit to the job's branch.
  *
  * Owns: the mirror cache under <data_dir>/mirrors/<owner>/<repo>.git (created on first use by
- * fetching the base branch only, refreshed by fetching the base branch again) and the lock files
- * next to it (<repo>.git.lock). No working tree is ever checked out.
+ * fetching the base branch only, refreshed by fetching it again when its tip moved; kept open
+ * across calls; a job's objects are built in memory and never written as loose objects;
+ * repacked by dm_git_maintain) and the lock files next to it (<repo>.git.lock). No working tree
+ * is ever checked out.
  *
  * Threading: every function here is SYNCHRONOUS and blocks on disk and network. Call it only on
  * a threadpool thread (uv_queue_work), never on the loop thread. The functions copy what they
@@ -40,20 +42,27 @@
 
 /* Options shared by every call. All pointers are borrowed for the duration of the call. */
 struct dm_git_opts {
-    const char *data_dir;     /* required: mirrors live in <data_dir>/mirrors */
-    const char *url_template; /* NULL = DM_GIT_URL_DEFAULT */
-    const char *token;        /* HTTPS token (Basic x-access-token:<token>); NULL/"" = none */
-    const char *ssh_key_path; /* private key for ssh:// remotes; NULL = none */
-    const char *author_name;  /* NULL = "Dream Machine" */
-    const char *author_email; /* NULL = "dream@localhost" */
-    const atomic_int *cancel; /* may be NULL; non-zero cancels at the next check point */
-    long lock_wait_ms;        /* most time to wait for the mirror lock, 0 = 10 minutes */
+    const char *data_dir;        /* required: mirrors live in <data_dir>/mirrors */
+    const char *url_template;    /* NULL = DM_GIT_URL_DEFAULT */
+    const char *token;           /* HTTPS token (Basic x-access-token:<token>); NULL/"" = none */
+    const char *ssh_key_path;    /* private key for ssh:// remotes; NULL = none */
+    const char *author_name;     /* NULL = "Dream Machine" */
+    const char *author_email;    /* NULL = "dream@localhost" */
+    const atomic_int *cancel;    /* may be NULL; non-zero cancels at the next check point */
+    long lock_wait_ms;           /* most time to wait for the mirror lock, 0 = 10 minutes */
+    long long coalesce_since_ms; /* CLOCK_MONOTONIC ms when the caller asked: a look-up of the
+                                    remote's base (a refresh) that another call began at or
+                                    after this serves this one without a connection (the answer
+                                    is never older than the question); 0 = always ask */
 };
 
 #define DM_GIT_OPTS_INIT                                                                           \
     {                                                                                              \
-        NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0                                                \
+        NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0                                             \
     }
+
+/* A push always reads the remote's current tips on its own connection: coalesced look-ups only
+ * decide which base a job reads and plans on, never what it pushes onto. */
 
 /* One generated file. path is relative to the repository root ("src/routes/x.ts"): no leading
  * '/', no empty, "." or ".." component, no ".git" component, no backslash or control character.
@@ -112,6 +121,45 @@ int dm_git_publish(struct dm_git_result *out, const struct dm_git_opts *opts, co
                    const char *repo, const char *base, const char *branch, const char *job_id,
                    const char *spec_id, const char *message, long long commit_time,
                    const struct dm_git_file *files, size_t nfiles, struct dm_error *err);
+
+/* One publication of a batch (dm_git_publish_many). */
+struct dm_git_publish_item {
+    /* in: as dm_git_publish's arguments */
+    const char *branch;
+    const char *alt_branch; /* may be NULL: the name to use when branch is someone else's */
+    const char *job_id, *spec_id, *message;
+    long long commit_time;
+    const struct dm_git_file *files;
+    size_t nfiles;
+    const struct dm_git_opts *opts; /* this one's author and cancel flag; NULL = the batch's */
+    /* out */
+    int rc; /* 0 or as dm_git_publish */
+    struct dm_error err;
+    struct dm_git_result result;
+    const char *used_branch; /* branch or alt_branch */
+};
+
+/*
+ * Publishes several jobs' commits on the same owner/repo and base over one push connection
+ * (one ref advertisement, one upload with every branch and a lease on each), each exactly as
+ * dm_git_publish would; with alt_branch, a branch that belongs to someone else is left alone
+ * and the commit goes on alt_branch instead (DM_ERR_EXISTS when both are someone else's). A
+ * failure of the connection or the upload fails every item that was to be pushed; a ref the
+ * remote rejects fails only its item. opts (URL, token, lock wait, cancel) are the batch's.
+ * Returns 0 when every item succeeded, else the first item's error. Threadpool only.
+ */
+int dm_git_publish_many(const struct dm_git_opts *opts, const char *owner, const char *repo,
+                        const char *base, struct dm_git_publish_item *items, size_t n);
+
+/*
+ * Mirrors that grew past a few packs (each download adds one) or hold loose objects are marked
+ * for maintenance when released; dm_git_maintenance_due says whether one is. dm_git_maintain
+ * repacks each marked mirror under its lock: the objects reachable from the mirror's refs into
+ * one pack, every other pack and loose object removed (unreachable objects pruned so).
+ * *repacked counts them. Threadpool only (due: any thread).
+ */
+int dm_git_maintenance_due(void);
+int dm_git_maintain(const struct dm_git_opts *opts, size_t *repacked, struct dm_error *err);
 
 /* The base branch's file tree, as read from a refreshed mirror. */
 struct dm_git_tree {

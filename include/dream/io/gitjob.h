@@ -84,7 +84,13 @@ struct dm_gitjob_publish_req {
 /*
  * Publishes the files as one commit (dm_git_publish) on the threadpool: on req->branch, or,
  * when that branch exists and was not made by this job (DM_ERR_EXISTS) and alt_branch is set,
- * on alt_branch. When both are foreign the error names both branches. Everything in req is
+ * on alt_branch. When both are foreign the error names both branches. One publication per
+ * remote runs at a time; the ones queued meanwhile for the same remote, base and credentials
+ * go together over one push connection (dm_git_publish_many), each with its own result. A
+ * look-up of the base (refresh) of any gitjob, or a push's advertisement, that began after a
+ * gitjob was asked for answers it without a connection (opts->coalesce_since_ms = the time of
+ * the dm_gitjob_* call unless the caller set it). Mirrors that need it are
+ * repacked by a gitjob of their own after the work that marked them. Everything in req is
  * copied. Returns 0 and the handle in *out (may be NULL), after which on_done fires exactly
  * once; or DM_ERR_NOMEM / DM_ERR_IO (the work could not be queued) with err set, and then no
  * callback fires.

@@ -61,7 +61,10 @@ int dm_git_base_open(struct dm_git_base **out, const struct dm_git_opts *opts, c
         }
     }
     if (refresh || b->m.created || rc < 0) {
-        rc = dm_git_mirror_fetch(b->m.repo, &s, base, NULL, &st, err);
+        /* A missing commit needs the remote now; a refresh may use a look-up of a moment ago. */
+        rc = refresh && rc == 0 && !commit
+                 ? dm_git_mirror_lookup(&b->m, &s, base, &st, err)
+                 : dm_git_mirror_fetch(&b->m, &s, base, NULL, 0, &st, NULL, err);
         if (rc == DM_ERR_NOTFOUND && st.listed && no_base) {
             *no_base = 1;
         }

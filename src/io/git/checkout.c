@@ -229,7 +229,8 @@ int dm_git_checkout(struct dm_git_checkout *out, const struct dm_git_opts *opts,
         snprintf(ref, sizeof(ref), DM_GIT_TRACK_PREFIX "%s", base);
         rc = refresh || m.created ? GIT_ENOTFOUND : git_reference_name_to_id(&st.base, m.repo, ref);
         if (rc == GIT_ENOTFOUND) {
-            rc = dm_git_mirror_fetch(m.repo, &s, base, NULL, &st, err);
+            rc = refresh ? dm_git_mirror_lookup(&m, &s, base, &st, err)
+                         : dm_git_mirror_fetch(&m, &s, base, NULL, 0, &st, NULL, err);
             if (rc < 0) {
                 goto out;
             }

@@ -11,9 +11,10 @@
  *              tree and commit.
  *   publish.c  the push and the ownership check of an existing remote branch; dm_git_publish.
  *
- * Threading: threadpool threads only, like the public functions. Each call owns its own
- * git_repository and session; the only shared state is libgit2's one-time initialisation and
- * the per-mirror lock table in mirror.c.
+ * Threading: threadpool threads only, like the public functions. Each call owns its session;
+ * the shared state is libgit2's one-time initialisation and mirror.c's table of mirrors (a
+ * lock per mirror, the mirror's open git_repository, its recent look-ups), and an open mirror
+ * is touched only by the holder of its lock.
  */
 #ifndef DREAM_GIT_PRIVATE_H
 #define DREAM_GIT_PRIVATE_H
@@ -40,6 +41,12 @@ int dm_git_cancelled(const struct dm_git_opts *o);
 /* Replaces every occurrence of secret in s (in place) with "***". secret may be NULL. */
 void dm_git_scrub(char *s, const char *secret);
 
+/* What a pushed ref must still be on the remote (a lease); zero oid = absent. */
+struct dm_git_expect {
+    const char *ref; /* refs/heads/<branch> */
+    git_oid oid;
+};
+
 /* One conversation with the remote (a fetch or a push); libgit2 callbacks get it as payload. */
 struct dm_git_session {
     const struct dm_git_opts *o;
@@ -49,9 +56,18 @@ struct dm_git_session {
     int auth_failed;
     int no_creds;
     int cancelled;
-    int raced;              /* push negotiation saw a different remote tip than expected */
-    git_oid expect;         /* remote tip expected by push negotiation (zero = absent) */
-    int rejected;           /* push_update_reference reported a rejection */
+    int raced; /* push negotiation saw a different remote tip than expected */
+    const struct dm_git_expect *expects; /* the leases of a push */
+    size_t nexpects;
+    /* Called for each ref the remote rejected (status = its reason), when set. */
+    void (*on_reject)(void *arg, const char *ref, const char *status);
+    void *reject_arg;
+    int rejected; /* push_update_reference reported a rejection */
+    /* When set, libgit2 sees only these refs of the remote's advertisement (full names,
+     * "refs/heads/main"; NULL entries skipped): see the filtering transport in session.c. */
+    const char *const *keep;
+    size_t nkeep;
+    size_t advertised;      /* refs the remote advertised on the last connection */
     char reject[256];       /* its status text */
     struct dm_buf sideband; /* remote's progress/messages, the last few KiB */
 };
@@ -87,13 +103,25 @@ struct dm_git_mirror_lock {
     int fd;                          /* the flock(2)ed lock file, -1 when not held */
 };
 
-/* A locked, open mirror. */
+/* A locked, open mirror. The git_repository stays open across operations (the process keeps
+ * it with the mirror's lock entry); its object database is the mirror's packs plus an
+ * in-memory backend that takes every object written (the job's blobs, trees and commit), so
+ * nothing is written as a loose object; dm_git_mirror_release forgets them. */
 struct dm_git_mirror {
     struct dm_git_mirror_lock lock;
-    git_repository *repo;
-    int created; /* 1 = this call created it (it has fetched nothing yet) */
+    git_repository *repo; /* borrowed from the lock entry: never free it */
+    int created;          /* 1 = this call created it (it has fetched nothing yet) */
+    int fetched;          /* 1 = a download brought objects during this hold */
+    int coalesced;        /* 1 = a look-up was served by another operation's */
+    int wrote;            /* 1 = objects were written (in memory): forgotten on release */
     char path[4096];
     char url[2048];
+};
+
+/* A branch as the remote advertised it. */
+struct dm_git_tip {
+    int exists;
+    git_oid oid;
 };
 
 /* What a refresh saw on the remote. */
@@ -111,10 +139,33 @@ int dm_git_mirror_acquire(struct dm_git_mirror *m, const struct dm_git_opts *o, 
                           const char *repo, const char *base, struct dm_error *err);
 void dm_git_mirror_release(struct dm_git_mirror *m);
 
-/* Fetches base (into DM_GIT_TRACK_PREFIX<base>) and, when branch is given and exists, branch
- * (into DM_GIT_PEEK_PREFIX<branch>) over one connection; fills *st. */
-int dm_git_mirror_fetch(git_repository *r, struct dm_git_session *s, const char *base,
-                        const char *branch, struct dm_git_remote_state *st, struct dm_error *err);
+/* Connects (fetch direction), reads the remote's tip of base and of each of branches (tips[i],
+ * NULL names skipped), downloads only the ones the mirror lacks, and keeps base in
+ * DM_GIT_TRACK_PREFIX<base>, each existing branch in DM_GIT_PEEK_PREFIX<branch>; fills *st. */
+int dm_git_mirror_fetch(struct dm_git_mirror *m, struct dm_git_session *s, const char *base,
+                        const char *const *branches, size_t nbranches,
+                        struct dm_git_remote_state *st, struct dm_git_tip *tips,
+                        struct dm_error *err);
+
+/* The tip of base: from a look-up of the remote that an operation on this mirror began at or
+ * after opts->coalesce_since_ms (no connection; m->coalesced = 1), else from
+ * dm_git_mirror_fetch. */
+int dm_git_mirror_lookup(struct dm_git_mirror *m, struct dm_git_session *s, const char *base,
+                         struct dm_git_remote_state *st, struct dm_error *err);
+
+/* Records that the remote, asked at asked_ms (dm_git_now_ms, when the connection began), said
+ * base is at tip (a fetch's or a push connection's advertisement). */
+void dm_git_mirror_seen(struct dm_git_mirror *m, const char *base, const git_oid *tip,
+                        long long asked_ms);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+long long dm_git_now_ms(void);
+
+/* Re-lists the mirror's packs (after a download). */
+int dm_git_mirror_reload(struct dm_git_mirror *m, struct dm_error *err);
+
+/* Drops the objects written in memory since the mirror was acquired. */
+void dm_git_mirror_forget_objects(struct dm_git_mirror *m);
 
 /* Reads the tip of base kept in the mirror (DM_GIT_TRACK_PREFIX<base>) into *oid. Returns 0,
  * GIT_ENOTFOUND, or another libgit2 error. */

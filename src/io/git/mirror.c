@@ -7,12 +7,19 @@
  */
 #include "dream/io/fsutil.h"
 #include "git_private.h"
+
+#include <git2/sys/mempack.h>
+#include <git2/sys/odb_backend.h>
+#include <git2/sys/repository.h>
 #include "dream/core/log.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,16 +33,85 @@
 
 /* ---- per-mirror lock -------------------------------------------------------------------- */
 
+/* The most mirrors kept open while idle; past it, idle ones are closed (oldest first). */
+#define MIRRORS_KEPT 16
+/* The most bases per mirror whose last look-up is remembered. */
+#define LOOKED_MAX 8
+
+struct looked {
+    char base[256];
+    git_oid tip;
+    long long ms; /* when the remote said so (monotonic); 0 = unused */
+};
+
 struct dm_git_lock_entry {
     char *path;
     int busy;
-    int refs; /* holder + waiters; the entry is freed when it drops to 0 */
+    int refs; /* holder + waiters; an idle entry is kept (with its open mirror) */
     pthread_cond_t cond;
     struct dm_git_lock_entry *next;
+    long long used_ms; /* last released */
+    /* The open mirror, kept across operations; only the holder of the lock touches it. */
+    git_repository *repo;
+    git_odb_backend *mempack; /* the job's objects, in memory (owned by repo's odb) */
+    dev_t dev;                /* the mirror directory it was opened from */
+    ino_t ino;
+    struct timespec objects_mtime, pack_mtime; /* when the odb's backends were listed */
+    size_t packs;                              /* pack files in the odb */
+    int loose;                                 /* 1 = the mirror has loose objects */
+    int maint_due;                             /* 1 = repack it (dm_git_maintain) */
+    struct looked looked[LOOKED_MAX];
 };
 
 static pthread_mutex_t locks_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int maint_due; /* mirrors marked for maintenance */
 static struct dm_git_lock_entry *locks;
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void entry_close_repo(struct dm_git_lock_entry *e)
+{
+    git_repository_free(e->repo);
+    e->repo = NULL;
+    e->mempack = NULL;
+    memset(e->looked, 0, sizeof(e->looked));
+}
+
+/* Closes idle mirrors past MIRRORS_KEPT, least recently used first. locks_mu held. */
+static void evict_idle(void)
+{
+    for (;;) {
+        struct dm_git_lock_entry *oldest = NULL;
+        size_t n = 0;
+        for (struct dm_git_lock_entry *e = locks; e; e = e->next) {
+            n++;
+            if (e->refs == 0 && !e->busy && (!oldest || e->used_ms < oldest->used_ms)) {
+                oldest = e;
+            }
+        }
+        if (n <= MIRRORS_KEPT || !oldest) {
+            return;
+        }
+        for (struct dm_git_lock_entry **pp = &locks; *pp; pp = &(*pp)->next) {
+            if (*pp == oldest) {
+                *pp = oldest->next;
+                break;
+            }
+        }
+        if (oldest->maint_due) {
+            atomic_fetch_sub(&maint_due, 1);
+        }
+        entry_close_repo(oldest);
+        pthread_cond_destroy(&oldest->cond);
+        free(oldest->path);
+        free(oldest);
+    }
+}
 
 static void lock_entry_unref(struct dm_git_lock_entry *e)
 {
@@ -43,22 +119,8 @@ static void lock_entry_unref(struct dm_git_lock_entry *e)
     if (--e->refs > 0) {
         return;
     }
-    for (struct dm_git_lock_entry **pp = &locks; *pp; pp = &(*pp)->next) {
-        if (*pp == e) {
-            *pp = e->next;
-            break;
-        }
-    }
-    pthread_cond_destroy(&e->cond);
-    free(e->path);
-    free(e);
-}
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    e->used_ms = mono_ms();
+    evict_idle();
 }
 
 static size_t stale_locks;
@@ -75,15 +137,27 @@ static int on_walk_entry(const char *path, const struct stat *st, int type, stru
 }
 
 /* Removes libgit2's *.lock files left in the mirror by a replica killed mid-write (they would
- * make every later ref update fail). Only with both locks held: then nobody else is writing. */
+ * make every later ref update fail). Only with both locks held: then nobody else is writing.
+ * libgit2 locks refs (refs/, packed-refs, HEAD) and the config: the walk covers refs/ (a few
+ * refs: dreamd drops a job's refs when it ends) and the top-level files, never objects/. */
 static void remove_stale_locks(const char *mirror)
 {
     static pthread_mutex_t walk_mu = PTHREAD_MUTEX_INITIALIZER;
+    static const char *const top[] = {"packed-refs.lock", "config.lock", "HEAD.lock",
+                                      "FETCH_HEAD.lock", "index.lock"};
+    char path[4200];
     size_t removed;
 
     pthread_mutex_lock(&walk_mu); /* nftw's callback has no argument: one walk at a time */
     stale_locks = 0;
-    nftw(mirror, on_walk_entry, 16, FTW_PHYS);
+    snprintf(path, sizeof(path), "%s/refs", mirror);
+    nftw(path, on_walk_entry, 16, FTW_PHYS);
+    for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", mirror, top[i]);
+        if (unlink(path) == 0) {
+            stale_locks++;
+        }
+    }
     removed = stale_locks;
     pthread_mutex_unlock(&walk_mu);
     if (removed) {
@@ -266,38 +340,421 @@ static int mirror_open(git_repository **out, int *created, const char *path, str
     return 0;
 }
 
-/* Points <prefix><name> at oid in the mirror. */
+/* ---- the open mirror's object database ------------------------------------------------- */
+
+static int mtime_of(struct timespec *out, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        memset(out, 0, sizeof(*out));
+        return -1;
+    }
+    *out = st.st_mtim;
+    return 0;
+}
+
+static int same_time(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+/* 1 when objects/ holds a loose-object folder (two hex digits). */
+static int has_loose(const char *objects)
+{
+    DIR *d = opendir(objects);
+    struct dirent *de;
+    int found = 0;
+
+    if (!d) {
+        return 0;
+    }
+    while (!found && (de = readdir(d)) != NULL) {
+        found = strlen(de->d_name) == 2 && isxdigit((unsigned char)de->d_name[0]) &&
+                isxdigit((unsigned char)de->d_name[1]);
+    }
+    closedir(d);
+    return found;
+}
+
+/*
+ * Gives the open mirror an object database of its own: the job's objects in memory (mempack,
+ * written first, never a loose file), each pack file as a backend of its own, and the loose
+ * objects only when the mirror has any (an older mirror). None of these backends "refreshes",
+ * so looking up an object the mirror does not have (the push hides every tip the remote
+ * advertised) costs a hash and a binary search per pack, not a rescan of objects/pack and a
+ * stat per object. Packs written by a fetch or by another process are picked up by
+ * mirror_check_odb. The holder of the lock only.
+ */
+static int mirror_load_odb(struct dm_git_lock_entry *e, struct dm_error *err)
+{
+    char objects[4200], packdir[4300], idx[4600];
+    git_odb *odb = NULL;
+    git_odb_backend *b = NULL;
+    DIR *d;
+    struct dirent *de;
+    int rc;
+
+    snprintf(objects, sizeof(objects), "%s/objects", e->path);
+    snprintf(packdir, sizeof(packdir), "%s/pack", objects);
+    mtime_of(&e->objects_mtime, objects);
+    mtime_of(&e->pack_mtime, packdir);
+    e->packs = 0;
+    e->mempack = NULL;
+    if ((rc = git_odb_new(&odb)) < 0) {
+        return dm_git_fail(err, NULL, rc, "opening the mirror's objects");
+    }
+    if ((rc = git_mempack_new(&b)) < 0 || (rc = git_odb_add_backend(odb, b, 3)) < 0) {
+        goto fail;
+    }
+    e->mempack = b;
+    b = NULL;
+    e->loose = has_loose(objects);
+    if (e->loose) {
+        if ((rc = git_odb_backend_loose(&b, objects, -1, 0, 0, 0)) < 0 ||
+            (rc = git_odb_add_backend(odb, b, 1)) < 0) {
+            goto fail;
+        }
+        b = NULL;
+    }
+    d = opendir(packdir);
+    while (d && (de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n < 5 || strcmp(de->d_name + n - 4, ".idx") != 0) {
+            continue;
+        }
+        snprintf(idx, sizeof(idx), "%s/%s", packdir, de->d_name);
+        /* A pack being written or removed by someone else has no .pack next to it yet. */
+        if (git_odb_backend_one_pack(&b, idx) < 0) {
+            git_error_clear();
+            continue;
+        }
+        if ((rc = git_odb_add_backend(odb, b, 2)) < 0) {
+            closedir(d);
+            goto fail;
+        }
+        b = NULL;
+        e->packs++;
+    }
+    if (d) {
+        closedir(d);
+    }
+    rc = git_repository_set_odb(e->repo, odb);
+    git_odb_free(odb);
+    return rc < 0 ? dm_git_fail(err, NULL, rc, "opening the mirror's objects") : 0;
+fail:
+    if (b) {
+        b->free(b);
+    }
+    git_odb_free(odb);
+    e->mempack = NULL;
+    return dm_git_fail(err, NULL, rc, "opening the mirror's objects");
+}
+
+/* Reloads the backends when objects/ or objects/pack changed since they were listed (a fetch,
+ * a repack, another replica). Two stat calls when nothing changed. */
+static int mirror_check_odb(struct dm_git_lock_entry *e, struct dm_error *err)
+{
+    char path[4300];
+    struct timespec t;
+
+    snprintf(path, sizeof(path), "%s/objects/pack", e->path);
+    mtime_of(&t, path);
+    if (same_time(&t, &e->pack_mtime)) {
+        snprintf(path, sizeof(path), "%s/objects", e->path);
+        mtime_of(&t, path);
+        if (same_time(&t, &e->objects_mtime)) {
+            return 0;
+        }
+    }
+    return mirror_load_odb(e, err);
+}
+
+int dm_git_mirror_reload(struct dm_git_mirror *m, struct dm_error *err)
+{
+    return mirror_load_odb(m->lock.entry, err);
+}
+
+void dm_git_mirror_forget_objects(struct dm_git_mirror *m)
+{
+    struct dm_git_lock_entry *e = m->lock.entry;
+    git_odb *odb = NULL;
+
+    if (!e || !e->repo || !e->mempack) {
+        return;
+    }
+    git_mempack_reset(e->mempack);
+    /* The repository's object cache may still hold parsed objects from memory (a commit the
+     * next push would take for present); a cleanup empties it, and the same object database
+     * goes back in. */
+    if (git_repository_odb(&odb, e->repo) == 0) {
+        git_repository__cleanup(e->repo);
+        if (git_repository_set_odb(e->repo, odb) < 0) {
+            entry_close_repo(e);
+        }
+        git_odb_free(odb);
+    }
+}
+
+/* Opens (or creates) the mirror for the holder of its lock, or reuses the one kept open. */
+static int mirror_ready(struct dm_git_mirror *m, struct dm_error *err)
+{
+    struct dm_git_lock_entry *e = m->lock.entry;
+    struct stat st;
+    int rc;
+
+    m->created = 0;
+    if (e->repo && (stat(m->path, &st) != 0 || st.st_ino != e->ino || st.st_dev != e->dev)) {
+        /* Removed or replaced under us: start again. */
+        entry_close_repo(e);
+    }
+    if (e->repo) {
+        if ((rc = mirror_check_odb(e, err)) < 0) {
+            entry_close_repo(e);
+            return rc;
+        }
+        m->repo = e->repo;
+        return 0;
+    }
+    if ((rc = mirror_open(&e->repo, &m->created, m->path, err)) < 0) {
+        return rc;
+    }
+    if (stat(m->path, &st) == 0) {
+        e->dev = st.st_dev;
+        e->ino = st.st_ino;
+    }
+    if ((rc = mirror_load_odb(e, err)) < 0) {
+        entry_close_repo(e);
+        return rc;
+    }
+    m->repo = e->repo;
+    return 0;
+}
+
+/* ---- keeping the mirror bounded ---------------------------------------------------------- */
+
+/* A mirror is repacked when it has more packs than this (each fetch that downloads adds one)
+ * or any loose object. */
+#define MAINT_PACKS 8
+
+/* Marks the mirror for maintenance when it needs it. The holder of the lock only. */
+static void maybe_maintain(struct dm_git_mirror *m)
+{
+    struct dm_git_lock_entry *e = m->lock.entry;
+
+    if (e->repo && (e->packs > MAINT_PACKS || e->loose) && !e->maint_due) {
+        e->maint_due = 1;
+        atomic_fetch_add(&maint_due, 1);
+    }
+}
+
+int dm_git_maintenance_due(void)
+{
+    return atomic_load(&maint_due) > 0;
+}
+
+/* Removes every pack but keep (the pack's base name, "pack-<hex>") and every loose object. */
+static void drop_old_objects(const char *path, const char *keep)
+{
+    char dir[4300], f[4600];
+    DIR *d;
+    struct dirent *de;
+
+    snprintf(dir, sizeof(dir), "%s/objects/pack", path);
+    if ((d = opendir(dir)) != NULL) {
+        size_t kl = strlen(keep);
+        while ((de = readdir(d)) != NULL) {
+            if (strncmp(de->d_name, "pack-", 5) != 0 ||
+                (strncmp(de->d_name, keep, kl) == 0 && de->d_name[kl] == '.')) {
+                continue;
+            }
+            snprintf(f, sizeof(f), "%s/%s", dir, de->d_name);
+            unlink(f);
+        }
+        closedir(d);
+    }
+    snprintf(dir, sizeof(dir), "%s/objects", path);
+    if ((d = opendir(dir)) != NULL) {
+        while ((de = readdir(d)) != NULL) {
+            if (strlen(de->d_name) == 2 && isxdigit((unsigned char)de->d_name[0]) &&
+                isxdigit((unsigned char)de->d_name[1])) {
+                snprintf(f, sizeof(f), "%s/%s", dir, de->d_name);
+                dm_fs_rm_rf(f);
+            }
+        }
+        closedir(d);
+    }
+}
+
+/* Repacks one mirror (its lock held): the objects reachable from its refs into one new pack,
+ * then every other pack and every loose object removed (unreachable ones are pruned so). */
+static int repack(struct dm_git_lock_entry *e, struct dm_error *err)
+{
+    git_packbuilder *pb = NULL;
+    git_revwalk *walk = NULL;
+    char packdir[4300], name[64];
+    const git_oid *hash;
+    int rc;
+
+    snprintf(packdir, sizeof(packdir), "%s/objects/pack", e->path);
+    if ((rc = git_packbuilder_new(&pb, e->repo)) < 0 ||
+        (rc = git_revwalk_new(&walk, e->repo)) < 0) {
+        goto out;
+    }
+    git_packbuilder_set_threads(pb, 1);
+    rc = git_revwalk_push_glob(walk, "refs/*");
+    if (rc == 0) {
+        rc = git_packbuilder_insert_walk(pb, walk);
+    }
+    if (rc == 0 && git_packbuilder_object_count(pb) > 0) {
+        rc = git_packbuilder_write(pb, packdir, 0, NULL, NULL);
+        if (rc == 0 && (hash = git_packbuilder_hash(pb)) != NULL) {
+            char hex[DM_GIT_OID_HEX];
+            git_oid_tostr(hex, sizeof(hex), hash);
+            snprintf(name, sizeof(name), "pack-%s", hex);
+            drop_old_objects(e->path, name);
+        }
+    }
+out:
+    git_revwalk_free(walk);
+    git_packbuilder_free(pb);
+    if (rc < 0) {
+        return dm_git_fail(err, NULL, rc, "repacking the mirror");
+    }
+    return mirror_load_odb(e, err);
+}
+
+int dm_git_maintain(const struct dm_git_opts *o, size_t *repacked, struct dm_error *err)
+{
+    *repacked = 0;
+    for (;;) {
+        struct dm_git_mirror_lock h;
+        struct dm_git_lock_entry *e;
+        char path[4096];
+        int rc;
+
+        path[0] = '\0';
+        pthread_mutex_lock(&locks_mu);
+        for (e = locks; e; e = e->next) {
+            if (e->maint_due) {
+                snprintf(path, sizeof(path), "%s", e->path);
+                break;
+            }
+        }
+        pthread_mutex_unlock(&locks_mu);
+        if (!path[0]) {
+            return 0;
+        }
+        if ((rc = lock_mirror(&h, o, path, err)) < 0) {
+            return rc;
+        }
+        e = h.entry;
+        if (e->maint_due) {
+            e->maint_due = 0;
+            atomic_fetch_sub(&maint_due, 1);
+            rc = e->repo ? repack(e, err) : 0;
+            if (rc < 0) {
+                dm_warn(DM_GIT_MOD, NULL, "mirror %s not repacked: %s", path, err->msg);
+                entry_close_repo(e);
+            } else {
+                (*repacked)++;
+            }
+        }
+        unlock_mirror(&h);
+    }
+}
+
+/* ---- look-ups and fetches --------------------------------------------------------------- */
+
+/* Points <prefix><name> at oid in the mirror (unless it already does). */
 static int keep_ref(git_repository *r, struct dm_git_session *s, const char *prefix,
                     const char *name, const git_oid *oid, struct dm_error *err)
 {
     git_reference *ref = NULL;
     char refname[600];
+    git_oid now;
     int rc;
 
     snprintf(refname, sizeof(refname), "%s%s", prefix, name);
+    if (git_reference_name_to_id(&now, r, refname) == 0 && git_oid_equal(&now, oid)) {
+        return 0;
+    }
     rc = git_reference_create(&ref, r, refname, oid, 1, "dreamd fetch");
     git_reference_free(ref);
     return rc < 0 ? dm_git_fail(err, s, rc, "updating the mirror") : 0;
 }
 
-/* Fetches base (into refs/remotes/origin/<base>) and, when branch is given and exists, branch
- * (into refs/dream/remote/<branch>) over one connection. */
-int dm_git_mirror_fetch(git_repository *r, struct dm_git_session *s, const char *base,
-                        const char *branch, struct dm_git_remote_state *st, struct dm_error *err)
+long long dm_git_now_ms(void)
 {
+    return mono_ms();
+}
+
+void dm_git_mirror_seen(struct dm_git_mirror *m, const char *base, const git_oid *tip,
+                        long long asked_ms)
+{
+    struct dm_git_lock_entry *e = m->lock.entry;
+    struct looked *slot = &e->looked[0];
+
+    for (size_t i = 0; i < LOOKED_MAX; i++) {
+        if (strcmp(e->looked[i].base, base) == 0) {
+            slot = &e->looked[i];
+            break;
+        }
+        if (e->looked[i].ms < slot->ms) {
+            slot = &e->looked[i];
+        }
+    }
+    if (slot->ms > asked_ms && strcmp(slot->base, base) == 0) {
+        return; /* a newer answer is kept */
+    }
+    snprintf(slot->base, sizeof(slot->base), "%s", base);
+    git_oid_cpy(&slot->tip, tip);
+    slot->ms = asked_ms;
+}
+
+static int looked_recently(struct dm_git_mirror *m, const struct dm_git_opts *o, const char *base,
+                           git_oid *tip)
+{
+    struct dm_git_lock_entry *e = m->lock.entry;
+
+    if (o->coalesce_since_ms <= 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < LOOKED_MAX; i++) {
+        if (e->looked[i].ms && strcmp(e->looked[i].base, base) == 0 &&
+            e->looked[i].ms >= o->coalesce_since_ms) {
+            git_oid_cpy(tip, &e->looked[i].tip);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int dm_git_mirror_fetch(struct dm_git_mirror *m, struct dm_git_session *s, const char *base,
+                        const char *const *branches, size_t nbranches,
+                        struct dm_git_remote_state *st, struct dm_git_tip *tips,
+                        struct dm_error *err)
+{
+    git_repository *fr = NULL;
     git_remote *remote = NULL;
     git_remote_callbacks cb;
     git_fetch_options fo;
     git_proxy_options po;
+    git_odb *odb = NULL;
     const git_remote_head **heads = NULL;
     size_t nheads = 0;
-    char want_base[512], want_branch[512], spec_base[1100], spec_branch[1100];
-    char *specs[2];
-    git_strarray arr = {specs, 0};
+    char want_base[512];
+    char **specs = NULL, **keep = NULL;
+    const char *const *saved_keep = NULL;
+    size_t saved_nkeep = 0;
+    git_strarray arr = {NULL, 0};
     int has_base = 0;
+    long long asked;
     int rc;
 
     memset(st, 0, sizeof(*st));
+    for (size_t i = 0; i < nbranches; i++) {
+        memset(&tips[i], 0, sizeof(tips[i]));
+    }
     git_remote_init_callbacks(&cb, GIT_REMOTE_CALLBACKS_VERSION);
     git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
     git_proxy_options_init(&po, GIT_PROXY_OPTIONS_VERSION);
@@ -305,15 +762,39 @@ int dm_git_mirror_fetch(git_repository *r, struct dm_git_session *s, const char 
     dm_git_session_callbacks(s, &cb);
     po.type = GIT_PROXY_AUTO;
     snprintf(want_base, sizeof(want_base), "refs/heads/%s", base);
-    if (branch) {
-        snprintf(want_branch, sizeof(want_branch), "refs/heads/%s", branch);
+    specs = calloc(nbranches + 1, sizeof(*specs));
+    if (!specs) {
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     }
-
-    rc = dm_git_remote_new(&remote, r, s->url);
+    arr.strings = specs;
+    keep = calloc(nbranches + 1, sizeof(*keep));
+    if (!keep) {
+        free(specs);
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    keep[0] = want_base;
+    for (size_t j = 0; j < nbranches; j++) {
+        if (branches[j] && asprintf(&keep[j + 1], "refs/heads/%s", branches[j]) < 0) {
+            keep[j + 1] = NULL;
+        }
+    }
+    saved_keep = s->keep;
+    saved_nkeep = s->nkeep;
+    s->keep = (const char *const *)keep;
+    s->nkeep = nbranches + 1;
+    /* A second handle on the mirror with git's own object database: it can write the pack a
+     * download brings. The open mirror reloads its backends afterwards. */
+    rc = git_repository_open_bare(&fr, m->path);
+    if (rc < 0) {
+        rc = dm_git_fail(err, s, rc, "opening the mirror");
+        goto out;
+    }
+    rc = dm_git_remote_new(&remote, fr, s->url);
     if (rc < 0) {
         rc = dm_git_fail(err, s, rc, "preparing the remote");
         goto out;
     }
+    asked = mono_ms();
     rc = git_remote_connect(remote, GIT_DIRECTION_FETCH, &cb, &po, NULL);
     if (rc < 0) {
         rc = dm_git_fail(err, s, rc, "connecting to the remote");
@@ -325,52 +806,124 @@ int dm_git_mirror_fetch(git_repository *r, struct dm_git_session *s, const char 
         goto out;
     }
     st->listed = 1;
+    /* The advertisement lists every ref of the remote (protocol v0: libgit2 1.5 has no way to
+     * ask for fewer); only the base and the named branches are looked at or fetched. */
     for (size_t i = 0; i < nheads; i++) {
-        if (strcmp(heads[i]->name, want_base) == 0) {
+        const char *name = heads[i]->name;
+        if (strncmp(name, "refs/heads/", 11) != 0) {
+            continue;
+        }
+        if (strcmp(name, want_base) == 0) {
             git_oid_cpy(&st->base, &heads[i]->oid);
             has_base = 1;
-        } else if (branch && strcmp(heads[i]->name, want_branch) == 0) {
-            git_oid_cpy(&st->branch, &heads[i]->oid);
-            st->has_branch = 1;
+            continue;
+        }
+        for (size_t j = 0; j < nbranches; j++) {
+            if (branches[j] && strcmp(name + 11, branches[j]) == 0) {
+                git_oid_cpy(&tips[j].oid, &heads[i]->oid);
+                tips[j].exists = 1;
+            }
         }
     }
     if (!has_base) {
         rc = dm_error_set(err, DM_ERR_NOTFOUND, "base branch '%s' not found on the remote", base);
         goto out;
     }
-    snprintf(spec_base, sizeof(spec_base), "+%s:" DM_GIT_TRACK_PREFIX "%s", want_base, base);
-    specs[arr.count++] = spec_base;
-    if (st->has_branch) {
-        snprintf(spec_branch, sizeof(spec_branch), "+%s:" DM_GIT_PEEK_PREFIX "%s", want_branch,
-                 branch);
-        specs[arr.count++] = spec_branch;
-    }
-    fo.callbacks = cb;
-    fo.proxy_opts = po;
-    fo.prune = GIT_FETCH_NO_PRUNE;
-    fo.update_fetchhead = 0;
-    fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-    rc = git_remote_download(remote, &arr, &fo);
-    if (rc < 0) {
-        rc = dm_git_fail(err, s, rc, "fetching from the remote");
+    /* Only what the mirror does not have yet is downloaded. */
+    if ((rc = git_repository_odb(&odb, m->repo)) < 0) {
+        rc = dm_git_fail(err, s, rc, "reading the mirror");
         goto out;
     }
-    if (dm_git_session_check_cancel(s)) {
-        rc = dm_error_set(err, DM_ERR_CANCELLED, "cancelled while fetching");
-        goto out;
+    if (!git_odb_exists(odb, &st->base)) {
+        if (asprintf(&specs[arr.count], "+%s:" DM_GIT_TRACK_PREFIX "%s", want_base, base) < 0) {
+            rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        arr.count++;
+    }
+    for (size_t j = 0; j < nbranches; j++) {
+        if (tips[j].exists && !git_odb_exists(odb, &tips[j].oid)) {
+            if (asprintf(&specs[arr.count], "+refs/heads/%s:" DM_GIT_PEEK_PREFIX "%s", branches[j],
+                         branches[j]) < 0) {
+                rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+            arr.count++;
+        }
+    }
+    if (arr.count > 0) {
+        fo.callbacks = cb;
+        fo.proxy_opts = po;
+        fo.prune = GIT_FETCH_NO_PRUNE;
+        fo.update_fetchhead = 0;
+        fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+        rc = git_remote_download(remote, &arr, &fo);
+        if (rc < 0) {
+            rc = dm_git_fail(err, s, rc, "fetching from the remote");
+            goto out;
+        }
+        if (dm_git_session_check_cancel(s)) {
+            rc = dm_error_set(err, DM_ERR_CANCELLED, "cancelled while fetching");
+            goto out;
+        }
+        if ((rc = dm_git_mirror_reload(m, err)) < 0) {
+            goto out;
+        }
     }
     /* Our own refs keep the fetched objects reachable in the mirror. */
-    rc = keep_ref(r, s, DM_GIT_TRACK_PREFIX, base, &st->base, err);
-    if (rc == 0 && st->has_branch) {
-        rc = keep_ref(r, s, DM_GIT_PEEK_PREFIX, branch, &st->branch, err);
+    rc = keep_ref(m->repo, s, DM_GIT_TRACK_PREFIX, base, &st->base, err);
+    for (size_t j = 0; rc == 0 && j < nbranches; j++) {
+        if (tips[j].exists) {
+            rc = keep_ref(m->repo, s, DM_GIT_PEEK_PREFIX, branches[j], &tips[j].oid, err);
+        }
     }
     if (rc < 0) {
         goto out;
     }
+    if (arr.count > 0) {
+        m->fetched = 1;
+    }
+    dm_git_mirror_seen(m, base, &st->base, asked);
     rc = 0;
 out:
+    for (size_t i = 0; i < arr.count; i++) {
+        free(specs[i]);
+    }
+    free(specs);
+    git_odb_free(odb);
     dm_git_remote_close(remote);
+    git_repository_free(fr);
+    s->keep = saved_keep;
+    s->nkeep = saved_nkeep;
+    for (size_t j = 1; j <= nbranches; j++) {
+        free(keep[j]);
+    }
+    free(keep);
     return rc;
+}
+
+int dm_git_mirror_lookup(struct dm_git_mirror *m, struct dm_git_session *s, const char *base,
+                         struct dm_git_remote_state *st, struct dm_error *err)
+{
+    git_oid tip, kept;
+    git_odb *odb = NULL;
+    int have = 0;
+
+    if (!m->created && looked_recently(m, s->o, base, &tip) &&
+        dm_git_mirror_tracked(&kept, m->repo, base) == 0 && git_oid_equal(&tip, &kept) &&
+        git_repository_odb(&odb, m->repo) == 0) {
+        have = git_odb_exists(odb, &tip);
+        git_odb_free(odb);
+    }
+    if (have) {
+        /* Another job on this base asked the remote a moment ago: its answer serves. */
+        memset(st, 0, sizeof(*st));
+        git_oid_cpy(&st->base, &tip);
+        st->listed = 1;
+        m->coalesced = 1;
+        return 0;
+    }
+    return dm_git_mirror_fetch(m, s, base, NULL, 0, st, NULL, err);
 }
 
 int dm_git_mirror_acquire(struct dm_git_mirror *m, const struct dm_git_opts *o, const char *owner,
@@ -408,7 +961,7 @@ int dm_git_mirror_acquire(struct dm_git_mirror *m, const struct dm_git_opts *o, 
     if ((rc = lock_mirror(&m->lock, o, m->path, err)) < 0) {
         return rc;
     }
-    if ((rc = mirror_open(&m->repo, &m->created, m->path, err)) < 0) {
+    if ((rc = mirror_ready(m, err)) < 0) {
         unlock_mirror(&m->lock);
         return rc;
     }
@@ -417,7 +970,13 @@ int dm_git_mirror_acquire(struct dm_git_mirror *m, const struct dm_git_opts *o, 
 
 void dm_git_mirror_release(struct dm_git_mirror *m)
 {
-    git_repository_free(m->repo);
+    if (m->lock.entry) {
+        /* The job's objects were pushed (or are not wanted): none stays in memory. */
+        if (m->wrote) {
+            dm_git_mirror_forget_objects(m);
+        }
+        maybe_maintain(m);
+    }
     m->repo = NULL;
     unlock_mirror(&m->lock);
 }
@@ -491,7 +1050,7 @@ int dm_git_list_tree(struct dm_git_tree **out, const struct dm_git_opts *opts, c
     have_mirror = 1;
     s.url = m.url;
     if (refresh || m.created) {
-        rc = dm_git_mirror_fetch(m.repo, &s, base, NULL, &st, err);
+        rc = dm_git_mirror_lookup(&m, &s, base, &st, err);
         if (rc < 0) {
             goto out;
         }
@@ -500,7 +1059,7 @@ int dm_git_list_tree(struct dm_git_tree **out, const struct dm_git_opts *opts, c
         snprintf(ref, sizeof(ref), DM_GIT_TRACK_PREFIX "%s", base);
         rc = git_reference_name_to_id(&st.base, m.repo, ref);
         if (rc == GIT_ENOTFOUND) {
-            rc = dm_git_mirror_fetch(m.repo, &s, base, NULL, &st, err);
+            rc = dm_git_mirror_fetch(&m, &s, base, NULL, 0, &st, NULL, err);
             if (rc < 0) {
                 goto out;
             }

@@ -11,6 +11,8 @@
 #include "dream/core/refname.h"
 #include "dream/domain/forge_proto.h"
 
+#include <git2/sys/transport.h>
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,11 @@ static int init_rc;
 static void init_libgit2(void)
 {
     init_rc = git_libgit2_init();
+    /* Mirrors stay open across jobs: keep libgit2's object cache small (the default allows
+     * 256 MiB), so memory stays flat however many jobs go through. */
+    if (init_rc >= 0) {
+        git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)(4 << 20));
+    }
 }
 
 int dm_git_ensure_init(struct dm_error *err)
@@ -222,7 +229,15 @@ static int on_push_negotiation(const git_push_update **updates, size_t len, void
     }
     /* A lease: the remote branch must still be what we looked at, or someone raced us. */
     for (size_t i = 0; i < len; i++) {
-        if (!git_oid_equal(&updates[i]->src, &s->expect)) {
+        git_oid want;
+        memset(&want, 0, sizeof(want));
+        for (size_t j = 0; j < s->nexpects; j++) {
+            if (strcmp(s->expects[j].ref, updates[i]->dst_refname) == 0) {
+                git_oid_cpy(&want, &s->expects[j].oid);
+                break;
+            }
+        }
+        if (!git_oid_equal(&updates[i]->src, &want)) {
             s->raced = 1;
             git_error_set_str(GIT_ERROR_REFERENCE, "the remote branch moved while publishing");
             return GIT_EUSER;
@@ -235,7 +250,9 @@ static int on_push_update_reference(const char *refname, const char *status, voi
 {
     struct dm_git_session *s = payload;
 
-    (void)refname;
+    if (status && s->on_reject) {
+        s->on_reject(s->reject_arg, refname, status);
+    }
     if (status && !s->rejected) {
         s->rejected = 1;
         snprintf(s->reject, sizeof(s->reject), "%s", status);
@@ -243,8 +260,159 @@ static int on_push_update_reference(const char *refname, const char *status, voi
     return 0;
 }
 
+/* ---- a transport that shows only the refs asked for ----------------------------------------
+ *
+ * libgit2 1.5 speaks protocol v0: the remote advertises every ref it has, and the advertisement
+ * cannot be avoided. What libgit2 then does with it can: a push hides every advertised tip in
+ * its revision walk (an object look-up each, a miss for every branch the mirror does not hold)
+ * and a fetch matches every one against its refspecs. This wrapper around the real transport
+ * hands libgit2 only the refs the operation names (the base and the job's branches), so the
+ * work after the advertisement does not grow with the remote's branches. Everything else is
+ * the real transport's. */
+
+struct filter_transport {
+    git_transport parent;
+    git_transport *real;
+    struct dm_git_session *s;
+    const git_remote_head **heads;
+    size_t cap;
+};
+
+static struct filter_transport *ft_of(git_transport *t)
+{
+    return (struct filter_transport *)t;
+}
+
+static int ft_connect(git_transport *t, const char *url, int direction,
+                      const git_remote_connect_options *o)
+{
+    return ft_of(t)->real->connect(ft_of(t)->real, url, direction, o);
+}
+
+static int ft_set_connect_opts(git_transport *t, const git_remote_connect_options *o)
+{
+    return ft_of(t)->real->set_connect_opts(ft_of(t)->real, o);
+}
+
+static int ft_capabilities(unsigned int *caps, git_transport *t)
+{
+    return ft_of(t)->real->capabilities(caps, ft_of(t)->real);
+}
+
+static int ft_wanted(const struct dm_git_session *s, const char *name)
+{
+    for (size_t i = 0; i < s->nkeep; i++) {
+        if (s->keep[i] && strcmp(s->keep[i], name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int ft_ls(const git_remote_head ***out, size_t *size, git_transport *t)
+{
+    struct filter_transport *f = ft_of(t);
+    const git_remote_head **all = NULL;
+    size_t n = 0, kept = 0;
+    int rc = f->real->ls(&all, &n, f->real);
+
+    if (rc < 0 || !f->s->keep) {
+        *out = all;
+        *size = n;
+        return rc;
+    }
+    if (f->cap < f->s->nkeep + 1) {
+        const git_remote_head **h = realloc(f->heads, (f->s->nkeep + 1) * sizeof(*h));
+        if (!h) {
+            git_error_set_oom();
+            return -1;
+        }
+        f->heads = h;
+        f->cap = f->s->nkeep + 1;
+    }
+    for (size_t i = 0; i < n && kept < f->cap; i++) {
+        if (ft_wanted(f->s, all[i]->name)) {
+            f->heads[kept++] = all[i];
+        }
+    }
+    f->s->advertised = n;
+    *out = f->heads;
+    *size = kept;
+    return 0;
+}
+
+static int ft_push(git_transport *t, git_push *push)
+{
+    return ft_of(t)->real->push(ft_of(t)->real, push);
+}
+
+static int ft_negotiate_fetch(git_transport *t, git_repository *repo,
+                              const git_remote_head *const *refs, size_t count)
+{
+    return ft_of(t)->real->negotiate_fetch(ft_of(t)->real, repo, refs, count);
+}
+
+static int ft_download_pack(git_transport *t, git_repository *repo, git_indexer_progress *stats)
+{
+    return ft_of(t)->real->download_pack(ft_of(t)->real, repo, stats);
+}
+
+static int ft_is_connected(git_transport *t)
+{
+    return ft_of(t)->real->is_connected(ft_of(t)->real);
+}
+
+static void ft_cancel(git_transport *t)
+{
+    ft_of(t)->real->cancel(ft_of(t)->real);
+}
+
+static int ft_close(git_transport *t)
+{
+    return ft_of(t)->real->close(ft_of(t)->real);
+}
+
+static void ft_free(git_transport *t)
+{
+    struct filter_transport *f = ft_of(t);
+    f->real->free(f->real);
+    free(f->heads);
+    free(f);
+}
+
+static int on_transport(git_transport **out, git_remote *owner, void *payload)
+{
+    struct filter_transport *f = calloc(1, sizeof(*f));
+    int rc;
+
+    if (!f) {
+        git_error_set_oom();
+        return -1;
+    }
+    if ((rc = git_transport_new(&f->real, owner, git_remote_url(owner))) < 0) {
+        free(f);
+        return rc;
+    }
+    f->s = payload;
+    f->parent.version = GIT_TRANSPORT_VERSION;
+    f->parent.connect = ft_connect;
+    f->parent.set_connect_opts = ft_set_connect_opts;
+    f->parent.capabilities = ft_capabilities;
+    f->parent.ls = ft_ls;
+    f->parent.push = ft_push;
+    f->parent.negotiate_fetch = ft_negotiate_fetch;
+    f->parent.download_pack = ft_download_pack;
+    f->parent.is_connected = ft_is_connected;
+    f->parent.cancel = ft_cancel;
+    f->parent.close = ft_close;
+    f->parent.free = ft_free;
+    *out = &f->parent;
+    return 0;
+}
+
 void dm_git_session_callbacks(struct dm_git_session *s, git_remote_callbacks *cb)
 {
+    cb->transport = on_transport;
     cb->credentials = on_credentials;
     cb->transfer_progress = on_transfer_progress;
     cb->push_transfer_progress = on_push_progress;

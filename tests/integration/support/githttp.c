@@ -192,3 +192,24 @@ void dmt_githttp_stop(struct dmt_githttp *g)
     g->dir = NULL;
     g->root = NULL;
 }
+
+int dmt_githttp_requests(const struct dmt_githttp *g, const char *method, const char *needle)
+{
+    char path[1024];
+    char *log, *line, *save = NULL;
+    size_t ml = strlen(method);
+    int n = 0;
+
+    snprintf(path, sizeof(path), "%s/requests.log", g->dir);
+    log = dmt_read_file(path);
+    if (!log) {
+        return 0;
+    }
+    for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, method, ml) == 0 && line[ml] == ' ' && strstr(line + ml, needle)) {
+            n++;
+        }
+    }
+    free(log);
+    return n;
+}

@@ -23,6 +23,12 @@ void dmt_githttp_start(struct dmt_githttp *g, const char *user, const char *pass
 /* Stops the server and removes its directory. */
 void dmt_githttp_stop(struct dmt_githttp *g);
 
+/* Requests the server has taken (past authentication; counted before they are served, in
+ * <dir>/requests.log) whose method is method and whose path or query contains needle, e.g.
+ * ("GET", "service=git-upload-pack") for the ref advertisements of fetches, ("POST",
+ * "git-upload-pack") for their downloads. */
+int dmt_githttp_requests(const struct dmt_githttp *g, const char *method, const char *needle);
+
 /* Creates <root>/<owner>/<repo>.git, bare, receive-pack enabled, with one commit on branch
  * holding README.md. Returns its path (caller frees). root may be any directory (file:// tests
  * use a plain temporary directory). */
