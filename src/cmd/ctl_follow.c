@@ -57,7 +57,7 @@ static void progress_plan(struct progress *p, const cJSON *files)
 static void progress_event(struct progress *p, const cJSON *ev)
 {
     const char *status = ctl_jstr(ev, "status");
-    long long t = ctl_ts_ms(ctl_jstr(ev, "ts"));
+    long long t = dm_time_parse_rfc3339(ctl_jstr(ev, "ts"));
 
     if (t >= 0) {
         if (p->first_ms == 0) {

@@ -80,8 +80,6 @@ int ctl_is_digits(const char *s);
 int ctl_is_entry_id(const char *s);
 /* Epoch milliseconds as RFC 3339, or the text itself when it is not a number. */
 const char *ctl_ms_text(const char *v, char *buf, size_t n);
-/* Parses an event timestamp ("2026-11-24T02:04:58.123Z") to epoch ms; -1 when unreadable. */
-long long ctl_ts_ms(const char *ts);
 /* Human text on one terminal line: newlines indent, other control characters become spaces. */
 void ctl_put_text(FILE *f, const char *s);
 const char *ctl_jstr(const cJSON *o, const char *name);
@@ -187,8 +185,6 @@ struct jobrow {
 int ctl_known_status(const char *s);
 /* The statuses the index knows, in display order. */
 const char *const *ctl_statuses(size_t *n);
-/* "90s", "15m", "1h", "7d" (before now), epoch ms, or an RFC 3339 time, as epoch ms. 0 or -1. */
-int ctl_parse_when(const char *s, long long now_ms, long long *out);
 /* Reads --status (comma-separated), --repo, --user, --since, --until, --min-cost, --limit and
  * --cursor of the command into q. Returns 0 or DM_CTL_EXIT_USAGE (reported). */
 int ctl_jobq_options(struct ctl *ctl, struct jobq *q);

@@ -40,52 +40,6 @@ const char *const *ctl_statuses(size_t *n)
     return known_statuses;
 }
 
-int ctl_parse_when(const char *s, long long now_ms, long long *out)
-{
-    char *end;
-    long long v;
-    long long unit = 0;
-
-    if (!s || !*s) {
-        return -1;
-    }
-    if (strchr(s, 'T')) {
-        *out = ctl_ts_ms(s);
-        return *out < 0 ? -1 : 0;
-    }
-    if (!isdigit((unsigned char)s[0])) {
-        return -1;
-    }
-    v = strtoll(s, &end, 10);
-    if (v < 0 || v > 100000000000000LL) {
-        return -1;
-    }
-    switch (*end) {
-    case 's':
-        unit = 1000;
-        break;
-    case 'm':
-        unit = 60 * 1000;
-        break;
-    case 'h':
-        unit = 3600 * 1000;
-        break;
-    case 'd':
-        unit = 24 * 3600 * 1000LL;
-        break;
-    case '\0':
-        *out = v; /* epoch ms */
-        return 0;
-    default:
-        return -1;
-    }
-    if (end[1] != '\0' || v > 100000000LL) {
-        return -1;
-    }
-    *out = now_ms - v * unit;
-    return 0;
-}
-
 int ctl_jobq_options(struct ctl *ctl, struct jobq *q)
 {
     const char *st = ctl_opt(ctl, "status"), *cur = ctl_opt(ctl, "cursor");
@@ -122,13 +76,13 @@ int ctl_jobq_options(struct ctl *ctl, struct jobq *q)
     if (q->user && !dm_jobreq_id_valid(q->user)) {
         return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--user: not a user id: '%s'", q->user);
     }
-    if (ctl_opt(ctl, "since") && ctl_parse_when(ctl_opt(ctl, "since"), now, &q->since_ms)) {
+    if (ctl_opt(ctl, "since") && dm_time_parse_when(ctl_opt(ctl, "since"), now, &q->since_ms)) {
         return ctl_fail(ctl, DM_CTL_EXIT_USAGE,
                         "--since: a duration (90s, 15m, 1h, 7d), epoch ms or RFC 3339 time, "
                         "got '%s'",
                         ctl_opt(ctl, "since"));
     }
-    if (ctl_opt(ctl, "until") && ctl_parse_when(ctl_opt(ctl, "until"), now, &q->until_ms)) {
+    if (ctl_opt(ctl, "until") && dm_time_parse_when(ctl_opt(ctl, "until"), now, &q->until_ms)) {
         return ctl_fail(ctl, DM_CTL_EXIT_USAGE,
                         "--until: a duration (90s, 15m, 1h, 7d), epoch ms or RFC 3339 time, "
                         "got '%s'",

@@ -513,7 +513,7 @@ int ctl_run_stats(struct ctl *ctl)
     long long now = dm_time_now_ms(), from;
     int rc;
 
-    if (ctl_parse_when(since, now, &from) || from > now || !strpbrk(since, "smhd") ||
+    if (dm_time_parse_when(since, now, &from) || from > now || !strpbrk(since, "smhd") ||
         now - from > (long long)MAX_HOURS * 3600000) {
         return ctl_fail(ctl, DM_CTL_EXIT_USAGE,
                         "--since: a duration up to 31d (90s, 15m, 1h, 7d), got '%s'", since);

@@ -154,24 +154,6 @@ const char *ctl_ms_text(const char *v, char *buf, size_t n)
 }
 
 /* Parses an event timestamp ("2026-11-24T02:04:58.123Z") to epoch ms; -1 when unreadable. */
-long long ctl_ts_ms(const char *ts)
-{
-    struct tm tm;
-    int ms = 0;
-
-    if (!ts) {
-        return -1;
-    }
-    memset(&tm, 0, sizeof(tm));
-    if (sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6) {
-        return -1;
-    }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (long long)timegm(&tm) * 1000 + ms;
-}
-
 /* Human text on one terminal line: newlines indent, other control characters become spaces. */
 void ctl_put_text(FILE *f, const char *s)
 {

@@ -5,10 +5,12 @@
 #include "dream/core/log.h"
 #include "dream/core/error.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +63,74 @@ long long dm_time_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+long long dm_time_parse_rfc3339(const char *ts)
+{
+    struct tm tm;
+    int ms = 0;
+
+    if (!ts) {
+        return -1;
+    }
+    memset(&tm, 0, sizeof(tm));
+    if (sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6) {
+        return -1;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (long long)timegm(&tm) * 1000 + ms;
+}
+
+int dm_time_parse_when(const char *s, long long now_ms, long long *out)
+{
+    char *end;
+    long long v, unit;
+
+    if (!s || !*s) {
+        return -1;
+    }
+    if (strchr(s, 'T')) {
+        v = dm_time_parse_rfc3339(s);
+        if (v < 0) {
+            return -1;
+        }
+        *out = v;
+        return 0;
+    }
+    if (!isdigit((unsigned char)s[0])) {
+        return -1;
+    }
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || v < 0 || v > 100000000000000LL) {
+        return -1;
+    }
+    switch (*end) {
+    case '\0':
+        *out = v; /* epoch ms */
+        return 0;
+    case 's':
+        unit = 1000;
+        break;
+    case 'm':
+        unit = 60 * 1000;
+        break;
+    case 'h':
+        unit = 3600 * 1000;
+        break;
+    case 'd':
+        unit = 24 * 3600 * 1000LL;
+        break;
+    default:
+        return -1;
+    }
+    if (end[1] != '\0' || v > 100000000LL) { /* so v * unit cannot overflow */
+        return -1;
+    }
+    *out = now_ms - v * unit;
+    return 0;
 }
 
 char *dm_time_rfc3339(long long ms, char *out, unsigned long outlen)

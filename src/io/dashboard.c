@@ -525,35 +525,15 @@ static int form_value(const char *body, const char *name, char *out, size_t n)
     return -1;
 }
 
+/* since=: as dreamctl's --since (dm_time_parse_when); absent or empty: 0 (no bound), bad: -1. */
 static long long parse_since(const char *s)
 {
-    char *end;
-    long long v, now = dm_time_now_ms();
+    long long v;
+
     if (!s || !*s) {
         return 0;
     }
-    v = strtoll(s, &end, 10);
-    if (end == s || v < 0) {
-        return -1;
-    }
-    if (!*end) {
-        return v; /* ms since the epoch */
-    }
-    if (end[1] || v > 100000000LL) {
-        return -1; /* (as dreamctl's --since: no overflow below) */
-    }
-    switch (*end) {
-    case 's':
-        return now - v * 1000;
-    case 'm':
-        return now - v * 60000;
-    case 'h':
-        return now - v * 3600000;
-    case 'd':
-        return now - v * 86400000;
-    default:
-        return -1;
-    }
+    return dm_time_parse_when(s, dm_time_now_ms(), &v) || v < 0 ? -1 : v;
 }
 
 static enum MHD_Result api_get(struct dm_dashboard *d, struct MHD_Connection *c, struct dconn *dc,
@@ -585,7 +565,8 @@ static enum MHD_Result api_get(struct dm_dashboard *d, struct MHD_Connection *c,
         f.limit = lim ? atoll(lim) : 0;
         if (f.since_ms < 0) {
             return send_error(c, MHD_HTTP_BAD_REQUEST,
-                              "since: want a duration (30m, 1h, 2d) or ms since the epoch");
+                              "since: want a duration (90s, 15m, 1h, 7d), ms since the epoch or an "
+                              "RFC 3339 time");
         }
         status = dash_list_jobs(d, dc, &f, &o);
     } else if (strncmp(url, "/api/jobs/", 10) == 0 && !strchr(url + 10, '/')) {

@@ -44,6 +44,15 @@ char *dm_time_rfc3339(long long ms, char *out, unsigned long outlen);
 /* Milliseconds since the epoch (wall clock). */
 long long dm_time_now_ms(void);
 
+/* Milliseconds since the epoch of an RFC 3339 UTC time as dm_time_rfc3339() writes it
+ * ("2026-12-06T04:00:00.123Z"; the fraction may be left out). -1 when ts is NULL or not one. */
+long long dm_time_parse_rfc3339(const char *ts);
+
+/* A point in time as operators write it (dreamctl --since/--until, the dashboard's since=): a
+ * duration back from now_ms ("90s", "15m", "1h", "7d"; at most 10^8 units), milliseconds since
+ * the epoch, or an RFC 3339 time. Writes *out and returns 0, or returns -1 (out untouched). */
+int dm_time_parse_when(const char *s, long long now_ms, long long *out);
+
 /* Appends s as JSON string content (no quotes) to out[*pos..cap), escaping as needed; stops
  * before overflowing, never splitting an escape. Used by log and events. */
 void dm_json_escape_into(char *out, unsigned long cap, unsigned long *pos, const char *s);
