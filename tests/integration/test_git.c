@@ -855,3 +855,44 @@ Test(git, maintenance_repacks_a_mirror_grown_by_downloads)
     assert_branch_holds_files(bare, "dream/after", &res, three_files, 3);
     free(bare);
 }
+
+/* A replica killed in the middle of a batch, after its push refs were written and before they
+ * were dropped, leaves refs/dream/out/<branch> pointing at a commit that only ever lived in its
+ * memory. The next replica still downloads a moved base, publishes and repacks the mirror. */
+Test(git, a_push_ref_left_by_a_replica_killed_mid_batch_does_not_break_the_mirror)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+    size_t repacked = 0;
+    char mirror[2048];
+    char *left;
+
+    cr_assert_eq(publish(&res, &o, "dream/first", "job-1", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    snprintf(mirror, sizeof(mirror), "%s/mirrors/acme/widgets.git", data_dir);
+    free(dmt_sh("mkdir -p '%s/refs/dream/out/dream' && "
+                "echo 1234567890abcdef1234567890abcdef12345678 > '%s/refs/dream/out/dream/killed'"
+                " && echo ok",
+                mirror, mirror));
+    for (int i = 0; i < 10; i++) {
+        char path[32], branch[32], job[32];
+        snprintf(path, sizeof(path), "moved-%d.txt", i);
+        snprintf(branch, sizeof(branch), "dream/next-%d", i);
+        snprintf(job, sizeof(job), "job-n%d", i);
+        commit_as_someone_else(bare, "main", "main", path, "moved");
+        cr_assert_eq(publish(&res, &o, branch, job, T0, three_files, 3, &err), 0,
+                     "the moved base is downloaded: %s", err.msg);
+        assert_branch_holds_files(bare, branch, &res, three_files, 3);
+    }
+    cr_assert_eq(dm_git_maintenance_due(), 1);
+    cr_assert_eq(dm_git_maintain(&o, &repacked, &err), 0, "%s", err.msg);
+    left = dmt_sh("git --git-dir='%s' count-objects -v | sed -n 's/^packs: //p'", mirror);
+    cr_assert_str_eq(left, "1", "the mirror was repacked");
+    free(left);
+    left = dmt_sh("git --git-dir='%s' for-each-ref refs/dream | wc -l", mirror);
+    cr_assert_str_eq(left, "0", "the dead replica's ref is gone");
+    free(left);
+    free(bare);
+}

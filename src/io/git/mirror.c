@@ -585,6 +585,44 @@ static void drop_old_objects(const char *path, const char *keep)
     }
 }
 
+/* Pushes the tips of the mirror's refs onto walk. A push ref (DM_GIT_OUT_PREFIX) lives only
+ * while its holder has the lock, so with the lock held any is left by a replica killed mid-batch
+ * and points at a commit that only ever was in that replica's memory: it is dropped, as is any
+ * other ref whose object the mirror does not hold (the repack would fail on it forever). */
+static int walk_kept_refs(git_revwalk *walk, git_repository *r)
+{
+    git_reference_iterator *it = NULL;
+    git_reference *ref;
+    git_odb *odb = NULL;
+    int rc;
+
+    if ((rc = git_repository_odb(&odb, r)) < 0 ||
+        (rc = git_reference_iterator_glob_new(&it, r, "refs/*")) < 0) {
+        git_odb_free(odb);
+        return rc;
+    }
+    while ((rc = git_reference_next(&ref, it)) == 0) {
+        const git_oid *oid = git_reference_target(ref);
+        if (oid &&
+            (strncmp(git_reference_name(ref), DM_GIT_OUT_PREFIX, strlen(DM_GIT_OUT_PREFIX)) == 0 ||
+             !git_odb_exists(odb, oid))) {
+            dm_warn(DM_GIT_MOD, NULL, "dropping the stale ref %s of the mirror",
+                    git_reference_name(ref));
+            rc = git_reference_delete(ref);
+        } else if (oid && (rc = git_revwalk_push(walk, oid)) == GIT_EINVALIDSPEC) {
+            git_error_clear(); /* not a commit (a tag of a tree or blob): nothing to walk */
+            rc = 0;
+        }
+        git_reference_free(ref);
+        if (rc < 0) {
+            break;
+        }
+    }
+    git_reference_iterator_free(it);
+    git_odb_free(odb);
+    return rc == GIT_ITEROVER ? 0 : rc;
+}
+
 /* Repacks one mirror (its lock held): the objects reachable from its refs into one new pack,
  * then every other pack and every loose object removed (unreachable ones are pruned so). */
 static int repack(struct dm_git_lock_entry *e, struct dm_error *err)
@@ -601,7 +639,7 @@ static int repack(struct dm_git_lock_entry *e, struct dm_error *err)
         goto out;
     }
     git_packbuilder_set_threads(pb, 1);
-    rc = git_revwalk_push_glob(walk, "refs/*");
+    rc = walk_kept_refs(walk, e->repo);
     if (rc == 0) {
         rc = git_packbuilder_insert_walk(pb, walk);
     }
