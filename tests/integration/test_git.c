@@ -5,6 +5,7 @@
  */
 #include "dream/core/refname.h"
 #include "dream/io/git.h"
+#include "dream/io/gitjob.h"
 
 #include "dmtest.h"
 #include "githttp.h"
@@ -894,5 +895,87 @@ Test(git, a_push_ref_left_by_a_replica_killed_mid_batch_does_not_break_the_mirro
     left = dmt_sh("git --git-dir='%s' for-each-ref refs/dream | wc -l", mirror);
     cr_assert_str_eq(left, "0", "the dead replica's ref is gone");
     free(left);
+    free(bare);
+}
+
+/* ---- gitjob: publications batched over one push connection ---- */
+
+struct pub_done {
+    int fired;
+    int rc;
+    char branch[64];
+    char commit[DM_GIT_OID_HEX];
+    char msg[sizeof(((struct dm_error *)0)->msg)];
+};
+
+static void on_pub_done(void *arg, int rc, const struct dm_gitjob_published *res,
+                        const struct dm_error *err)
+{
+    struct pub_done *d = arg;
+    d->fired++;
+    d->rc = rc;
+    if (res) {
+        snprintf(d->branch, sizeof(d->branch), "%s", res->branch);
+        snprintf(d->commit, sizeof(d->commit), "%s", res->git.commit);
+    }
+    snprintf(d->msg, sizeof(d->msg), "%s", rc ? err->msg : "");
+}
+
+/* Four publications in a row: the first runs, the other three wait behind it and then share one
+ * push connection. The leader of that batch and its last job are cancelled while they wait (at
+ * their deadline): they end cancelled, and the job between them is still pushed. */
+Test(git, a_cancelled_job_in_a_batch_does_not_fail_the_others)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_gitjob *gj[4];
+    struct pub_done done[4];
+    struct dm_error err = {0};
+    uv_loop_t loop;
+    char *tip;
+
+    memset(done, 0, sizeof(done));
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    for (int i = 0; i < 4; i++) {
+        char branch[32], job[32];
+        struct dm_gitjob_publish_req req;
+        memset(&req, 0, sizeof(req));
+        snprintf(branch, sizeof(branch), "dream/q-%d", i);
+        snprintf(job, sizeof(job), "job-q%d", i);
+        req.opts = &o;
+        req.owner = "acme";
+        req.repo = "widgets";
+        req.base = "main";
+        req.branch = branch;
+        req.job_id = job;
+        req.spec_id = "spec-1";
+        req.message = "[Dream] queued";
+        req.commit_time = T0 + i;
+        req.files = three_files;
+        req.nfiles = 3;
+        req.on_done = on_pub_done;
+        req.arg = &done[i];
+        cr_assert_eq(dm_gitjob_publish(&gj[i], &loop, &req, &err), 0, "%s", err.msg);
+    }
+    dm_gitjob_cancel(gj[1]);
+    dm_gitjob_cancel(gj[3]);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(done[i].fired, 1, "job %d completed once", i);
+    }
+    cr_assert_eq(done[0].rc, 0, "%s", done[0].msg);
+    cr_assert_eq(done[1].rc, DM_ERR_CANCELLED, "the cancelled leader: %d %s", done[1].rc,
+                 done[1].msg);
+    cr_assert_eq(done[2].rc, 0, "not failed by the others' cancel: %s", done[2].msg);
+    cr_assert_str_eq(done[2].branch, "dream/q-2");
+    tip = dmt_sh("git -C '%s' rev-parse refs/heads/dream/q-2", bare);
+    cr_assert_str_eq(tip, done[2].commit, "pushed");
+    free(tip);
+    cr_assert_eq(done[3].rc, DM_ERR_CANCELLED, "%d %s", done[3].rc, done[3].msg);
+    tip =
+        dmt_sh("git -C '%s' for-each-ref refs/heads/dream/q-1 refs/heads/dream/q-3 | wc -l", bare);
+    cr_assert_str_eq(tip, "0", "the cancelled jobs pushed nothing");
+    free(tip);
+    cr_assert_eq(uv_loop_close(&loop), 0);
     free(bare);
 }
