@@ -979,3 +979,43 @@ Test(git, a_cancelled_job_in_a_batch_does_not_fail_the_others)
     cr_assert_eq(uv_loop_close(&loop), 0);
     free(bare);
 }
+
+/* Two jobs of the same spec plan the same branch name and are ready together: in one batch the
+ * first takes the branch and the second goes to its alternative name, as if they had been
+ * pushed one after the other; each result names the commit its branch holds. */
+Test(git, two_jobs_of_a_batch_with_the_same_branch_each_get_their_own)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_publish_item it[3];
+    const char *jobs[3] = {"job-x", "job-y", "job-z"};
+    const char *alts[3] = {"dream/todo-api-x", "dream/todo-api-y", NULL};
+    char *tip;
+
+    memset(it, 0, sizeof(it));
+    for (int i = 0; i < 3; i++) {
+        it[i].branch = "dream/todo-api";
+        it[i].alt_branch = alts[i];
+        it[i].job_id = jobs[i];
+        it[i].spec_id = "spec-1";
+        it[i].message = "[Dream] same spec";
+        it[i].commit_time = T0 + i;
+        it[i].files = three_files;
+        it[i].nfiles = 3;
+    }
+    dm_git_publish_many(&o, "acme", "widgets", "main", it, 3);
+    cr_assert_eq(it[0].rc, 0, "%s", it[0].err.msg);
+    cr_assert_str_eq(it[0].used_branch, "dream/todo-api");
+    assert_branch_holds_files(bare, "dream/todo-api", &it[0].result, three_files, 3);
+    cr_assert_eq(it[1].rc, 0, "%s", it[1].err.msg);
+    cr_assert_str_eq(it[1].used_branch, "dream/todo-api-y", "the branch is job-x's now");
+    assert_branch_holds_files(bare, "dream/todo-api-y", &it[1].result, three_files, 3);
+    cr_assert_str_neq(it[0].result.commit, it[1].result.commit);
+    cr_assert_eq(it[2].rc, DM_ERR_EXISTS, "no alternative: %d %s", it[2].rc, it[2].err.msg);
+    tip = dmt_sh("git -C '%s' log -1 --format='%%(trailers:key=Dream-Job,valueonly)' "
+                 "refs/heads/dream/todo-api",
+                 bare);
+    cr_assert_str_eq(tip, "job-x", "the branch holds the commit its result names");
+    free(tip);
+    free(bare);
+}

@@ -51,10 +51,11 @@ struct pub {
     int valid;                 /* passed the argument checks */
     struct dm_git_tip tips[2]; /* branch, alt_branch as advertised */
     git_oid commit, tree;
-    int push;        /* 1 = in the upload */
-    int k;           /* 0 = on branch, 1 = on alt_branch */
-    int force;       /* the branch is an earlier attempt of the same job */
-    const char *ref; /* the branch pushed, refs/heads/... */
+    int push;            /* 1 = in the upload */
+    int k;               /* 0 = on branch, 1 = on alt_branch */
+    int force;           /* the branch is an earlier attempt of the same job */
+    const char *ref;     /* the branch pushed, refs/heads/... */
+    const char *claimed; /* the branch this item took (pushed or found there), NULL = none */
     char refbuf[600];
     char spec[1300];
 };
@@ -117,17 +118,50 @@ static void fail_all(struct pub *ps, size_t n, int rc, const struct dm_error *er
     }
 }
 
-/* Decides one item against the advertised tips: 0 (push or nothing to do) or an error. */
-static int item_decide(struct pub *p, git_repository *r, const char *owner, const char *repo,
-                       const git_oid *base)
+/* The item of ps[0..i) that took branch, or NULL. */
+static const struct pub *claimant(const struct pub *ps, size_t i, const char *branch)
 {
+    for (size_t j = 0; j < i; j++) {
+        if (ps[j].claimed && strcmp(ps[j].claimed, branch) == 0) {
+            return &ps[j];
+        }
+    }
+    return NULL;
+}
+
+/* Decides item i against the advertised tips and the branches the items before it took (one
+ * push cannot put two commits on a branch: a later job finds it taken, as it would after the
+ * earlier job's push): 0 (push or nothing to do) or an error. */
+static int item_decide(struct pub *ps, size_t i, git_repository *r, const char *owner,
+                       const char *repo, const git_oid *base)
+{
+    struct pub *p = &ps[i];
     struct dm_git_publish_item *it = p->it;
     const char *names[2] = {it->branch, it->alt_branch};
     char first[sizeof(it->err.msg)] = "";
 
     for (int k = 0; k < 2 && names[k]; k++) {
         char tip[DM_GIT_OID_HEX];
+        const struct pub *taken = claimant(ps, i, names[k]);
         p->k = k;
+        if (taken && strcmp(taken->it->job_id, it->job_id) == 0) {
+            return dm_error_set(&it->err, DM_ERR_TRANSIENT,
+                                "another attempt of job %s publishes %s in the same push; not "
+                                "pushed",
+                                it->job_id, names[k]);
+        }
+        if (taken) {
+            if (k == 0) {
+                snprintf(first, sizeof(first),
+                         "branch '%s' is taken on %s/%s by job %s of the same push; left to it",
+                         names[k], owner, repo, taken->it->job_id);
+                continue;
+            }
+            return dm_error_set(&it->err, DM_ERR_EXISTS,
+                                "branches %s and %s both exist and were not made by this job "
+                                "(%s); nothing was pushed",
+                                it->branch, it->alt_branch, first);
+        }
         if (!p->tips[k].exists) {
             p->push = 1;
             p->force = 0;
@@ -137,6 +171,7 @@ static int item_decide(struct pub *p, git_repository *r, const char *owner, cons
             case TIP_SAME:
                 memcpy(it->result.commit, tip, sizeof(tip));
                 it->used_branch = names[k];
+                p->claimed = names[k];
                 return 0;
             case TIP_OURS_UPDATE:
                 p->push = 1;
@@ -157,6 +192,7 @@ static int item_decide(struct pub *p, git_repository *r, const char *owner, cons
             }
         }
         it->used_branch = names[k];
+        p->claimed = names[k];
         snprintf(p->refbuf, sizeof(p->refbuf), "refs/heads/%s", names[k]);
         p->ref = p->refbuf;
         return 0;
@@ -445,7 +481,7 @@ int dm_git_publish_many(const struct dm_git_opts *opts, const char *owner, const
         }
         if (it->rc == 0) {
             git_oid_tostr(it->result.base_commit, sizeof(it->result.base_commit), &base_oid);
-            it->rc = item_decide(&ps[i], m.repo, owner, repo, &base_oid);
+            it->rc = item_decide(ps, i, m.repo, owner, repo, &base_oid);
         }
     }
     if (dm_git_cancelled(opts)) {
