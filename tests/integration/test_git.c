@@ -676,6 +676,36 @@ Test(git, stale_lock_files_left_by_a_killed_replica_are_removed)
     free(bare);
 }
 
+/* A replica killed while a download or a repack wrote a pack leaves libgit2's temporary pack and
+ * the index's lock file; the next holder of the mirror removes them (they would stay for good),
+ * and keeps the real packs. */
+Test(git, partial_packs_left_by_a_killed_replica_are_removed)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+    char mirror[2048];
+    char *left;
+
+    cr_assert_eq(publish(&res, &o, "dream/first", "job-1", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    snprintf(mirror, sizeof(mirror), "%s/mirrors/acme/widgets.git", data_dir);
+    free(dmt_sh("cd '%s/objects/pack' && head -c 100000 /dev/urandom > pack_git2_Ab12Cd && "
+                "touch pack-0123456789abcdef0123456789abcdef01234567.idx.lock && echo ok",
+                mirror));
+    cr_assert_eq(publish(&res, &o, "dream/second", "job-2", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    assert_branch_holds_files(bare, "dream/second", &res, three_files, 3);
+    left = dmt_sh("ls '%s/objects/pack' | grep -c -e pack_git2_ -e '[.]lock$'; true", mirror);
+    cr_assert_str_eq(left, "0", "the partial pack and its lock are gone");
+    free(left);
+    left = dmt_sh("ls '%s/objects/pack' | grep -c '[.]pack$'", mirror);
+    cr_assert_str_eq(left, "1", "the mirror's pack is kept");
+    free(left);
+    free(bare);
+}
+
 /* ---- issue 15: the cost of a job does not grow with the mirror's or the remote's past ---- */
 
 /* Loose objects, packs and refs in the mirror, from the git command line. */

@@ -140,6 +140,8 @@ static int on_walk_entry(const char *path, const struct stat *st, int type, stru
  * make every later ref update fail). Only with both locks held: then nobody else is writing.
  * libgit2 locks refs (refs/, packed-refs, HEAD) and the config: the walk covers refs/ (a few
  * refs: dreamd drops a job's refs when it ends) and the top-level files, never objects/. */
+static void remove_partial_packs(const char *mirror);
+
 static void remove_stale_locks(const char *mirror)
 {
     static pthread_mutex_t walk_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -158,11 +160,39 @@ static void remove_stale_locks(const char *mirror)
             stale_locks++;
         }
     }
+    remove_partial_packs(mirror);
     removed = stale_locks;
     pthread_mutex_unlock(&walk_mu);
     if (removed) {
-        dm_warn("git", NULL, "removed %zu stale lock file(s) from the mirror %s", removed, mirror);
+        dm_warn("git", NULL, "removed %zu stale lock or partial pack file(s) from the mirror %s",
+                removed, mirror);
     }
+}
+
+/* A replica killed while a download or a repack wrote a pack leaves libgit2's temporary pack
+ * (pack_git2_*, as big as what it was writing) and the index's lock file in objects/pack; they
+ * are never used and would stay for good. Both locks held; walk_mu held (stale_locks). */
+static void remove_partial_packs(const char *mirror)
+{
+    char dir[4200], f[4600];
+    DIR *d;
+    struct dirent *de;
+
+    snprintf(dir, sizeof(dir), "%s/objects/pack", mirror);
+    if ((d = opendir(dir)) == NULL) {
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (strncmp(de->d_name, "pack_git2_", 10) == 0 ||
+            (n > 5 && strcmp(de->d_name + n - 5, ".lock") == 0)) {
+            snprintf(f, sizeof(f), "%s/%s", dir, de->d_name);
+            if (unlink(f) == 0) {
+                stale_locks++;
+            }
+        }
+    }
+    closedir(d);
 }
 
 static int lock_mirror(struct dm_git_mirror_lock *h, const struct dm_git_opts *o,
