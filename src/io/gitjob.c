@@ -569,7 +569,10 @@ static int queue(struct dm_gitjob **out, uv_loop_t *loop, struct dm_gitjob *gj, 
 {
     gj->loop = loop;
     gj->work = work;
-    if (sched.running < DM_GITJOB_PARALLEL && !sched.head && !publish_running_for(gj) &&
+    /* With a thread free, whatever waits is held back (a publication behind one to the same
+     * remote, a read answered by a queued publication: pump starts everything else), so work
+     * that is not held back starts now instead of waiting for the next completion. */
+    if (sched.running < DM_GITJOB_PARALLEL && !publish_running_for(gj) &&
         !read_answered_by_publish(gj)) {
         if (start_work(gj)) {
             gitjob_free(gj);

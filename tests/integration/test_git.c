@@ -1049,3 +1049,86 @@ Test(git, two_jobs_of_a_batch_with_the_same_branch_each_get_their_own)
     free(tip);
     free(bare);
 }
+
+struct hol {
+    int fd; /* the lock of widgets' mirror, held as another replica would */
+    int tree_rc;
+    struct pub_done pd[2];
+};
+
+static void hol_tree(void *arg, int rc, const struct dm_git_tree *tree, const struct dm_error *err)
+{
+    struct hol *h = arg;
+    (void)tree;
+    (void)err;
+    h->tree_rc = rc;
+    close(h->fd); /* the other replica lets go of widgets' mirror */
+    h->fd = -1;
+}
+
+/* A publication to widgets waits for its mirror (another replica holds it) and a second one
+ * waits behind it; a listing of another repository asked for meanwhile gets the free thread at
+ * once instead of waiting behind them (it is what lets widgets' mirror go here). */
+Test(git, work_on_another_repository_does_not_wait_behind_a_blocked_publication)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    char *other = dmt_git_make_repo(root, "acme", "gadgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_error err = {0};
+    struct hol h;
+    uv_loop_t loop;
+    char lockpath[2048];
+
+    memset(&h, 0, sizeof(h));
+    snprintf(lockpath, sizeof(lockpath), "%s/mirrors/acme", data_dir);
+    free(dmt_sh("mkdir -p '%s' && echo ok", lockpath));
+    snprintf(lockpath, sizeof(lockpath), "%s/mirrors/acme/widgets.git.lock", data_dir);
+    h.fd = open(lockpath, O_RDWR | O_CREAT, 0644);
+    cr_assert(h.fd >= 0);
+    cr_assert_eq(flock(h.fd, LOCK_EX), 0);
+    o.lock_wait_ms = 8000;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    for (int i = 0; i < 2; i++) {
+        struct dm_gitjob_publish_req req;
+        memset(&req, 0, sizeof(req));
+        req.opts = &o;
+        req.owner = "acme";
+        req.repo = "widgets";
+        req.base = "main";
+        req.branch = i ? "dream/hol-1" : "dream/hol-0";
+        req.job_id = i ? "job-h1" : "job-h0";
+        req.spec_id = "spec-1";
+        req.message = "[Dream] behind";
+        req.commit_time = T0;
+        req.files = three_files;
+        req.nfiles = 3;
+        req.on_done = on_pub_done;
+        req.arg = &h.pd[i];
+        cr_assert_eq(dm_gitjob_publish(NULL, &loop, &req, &err), 0, "%s", err.msg);
+    }
+    {
+        struct dm_gitjob_tree_req tr;
+        memset(&tr, 0, sizeof(tr));
+        tr.opts = &o;
+        tr.owner = "acme";
+        tr.repo = "gadgets";
+        tr.base = "main";
+        tr.refresh = 1;
+        tr.on_done = hol_tree;
+        tr.arg = &h;
+        cr_assert_eq(dm_gitjob_list_tree(NULL, &loop, &tr, &err), 0, "%s", err.msg);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(h.tree_rc, 0);
+    cr_assert_eq(h.pd[0].fired, 1);
+    cr_assert_eq(h.pd[1].fired, 1);
+    cr_assert_eq(h.pd[0].rc, 0, "the mirror was let go by the listing's completion: %s",
+                 h.pd[0].msg);
+    cr_assert_eq(h.pd[1].rc, 0, "%s", h.pd[1].msg);
+    if (h.fd >= 0) {
+        close(h.fd);
+    }
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    free(other);
+    free(bare);
+}
