@@ -566,14 +566,19 @@ static int mirror_ready(struct dm_git_mirror *m, struct dm_error *err)
  * or any loose object. */
 #define MAINT_PACKS 8
 
-/* Marks the mirror for maintenance when it needs it. The holder of the lock only. */
+/* Marks the mirror for maintenance when it needs it. The holder of the lock only; maint_due
+ * under locks_mu (dm_git_maintain looks for marked mirrors without holding theirs). */
 static void maybe_maintain(struct dm_git_mirror *m)
 {
     struct dm_git_lock_entry *e = m->lock.entry;
 
-    if (e->repo && (e->packs > MAINT_PACKS || e->loose) && !e->maint_due) {
-        e->maint_due = 1;
-        atomic_fetch_add(&maint_due, 1);
+    if (e->repo && (e->packs > MAINT_PACKS || e->loose)) {
+        pthread_mutex_lock(&locks_mu);
+        if (!e->maint_due) {
+            e->maint_due = 1;
+            atomic_fetch_add(&maint_due, 1);
+        }
+        pthread_mutex_unlock(&locks_mu);
     }
 }
 
@@ -698,7 +703,7 @@ int dm_git_maintain(const struct dm_git_opts *o, size_t *repacked, struct dm_err
         struct dm_git_mirror_lock h;
         struct dm_git_lock_entry *e;
         char path[4096];
-        int rc;
+        int rc, due;
 
         path[0] = '\0';
         pthread_mutex_lock(&locks_mu);
@@ -716,9 +721,14 @@ int dm_git_maintain(const struct dm_git_opts *o, size_t *repacked, struct dm_err
             return rc;
         }
         e = h.entry;
-        if (e->maint_due) {
+        pthread_mutex_lock(&locks_mu);
+        due = e->maint_due;
+        if (due) {
             e->maint_due = 0;
             atomic_fetch_sub(&maint_due, 1);
+        }
+        pthread_mutex_unlock(&locks_mu);
+        if (due) {
             rc = e->repo ? repack(e, err) : 0;
             if (rc < 0) {
                 dm_warn(DM_GIT_MOD, NULL, "mirror %s not repacked: %s", path, err->msg);
