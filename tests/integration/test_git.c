@@ -1132,3 +1132,57 @@ Test(git, work_on_another_repository_does_not_wait_behind_a_blocked_publication)
     free(other);
     free(bare);
 }
+
+/* A commit carrying job's trailer on top of main of bare, kept under ref (not a branch). */
+static char *job_commit_at(const char *bare, const char *ref, const char *job, const char *path)
+{
+    free(dmt_sh("set -e; w=$(mktemp -d); git clone -q '%s' \"$w/w\"; cd \"$w/w\"; echo x > '%s';"
+                "git add -A; git -c user.name=Dream -c user.email=d@x commit -q -m 'earlier' "
+                "-m 'Dream-Job: %s'; git push -q origin 'HEAD:%s'; rm -rf \"$w\"",
+                bare, path, job, ref));
+    return dmt_sh("git -C '%s' rev-parse '%s'", bare, ref);
+}
+
+/* One job's branch moves between the push connection's advertisement and the download that
+ * follows it (another attempt of that job pushed meanwhile): its lease is lost. Only that job
+ * fails (worth a retry); the other job of the batch is pushed. */
+Test(git, a_lease_lost_by_one_job_of_a_batch_does_not_fail_the_others)
+{
+    dmt_githttp_start(&g, "x-access-token", TOKEN);
+    char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(g.url_template, TOKEN);
+    struct dm_git_publish_item it[2];
+    char *xb, *yb, *tip, path[1024];
+
+    xb = job_commit_at(bare, "refs/heads/dream/b", "job-b", "xb.txt");
+    yb = job_commit_at(bare, "refs/keep/yb", "job-b", "yb.txt");
+    /* The first download's advertisement (after the push connection's) moves dream/b. */
+    snprintf(path, sizeof(path), "%s/backend.sh", g.dir);
+    free(dmt_sh("sed -i '2i case \"$QUERY_STRING\" in *service=git-upload-pack*) "
+                "[ -e %s/moved ] || { touch %s/moved; git --git-dir=%s update-ref "
+                "refs/heads/dream/b %s; };; esac' '%s' && echo ok",
+                g.dir, g.dir, bare, yb, path));
+    memset(it, 0, sizeof(it));
+    it[0].branch = "dream/a";
+    it[0].job_id = "job-a";
+    it[1].branch = "dream/b";
+    it[1].job_id = "job-b";
+    for (int i = 0; i < 2; i++) {
+        it[i].spec_id = "spec-1";
+        it[i].message = "[Dream] lease";
+        it[i].commit_time = T0 + i;
+        it[i].files = three_files;
+        it[i].nfiles = 3;
+    }
+    dm_git_publish_many(&o, "acme", "widgets", "main", it, 2);
+    cr_assert_eq(it[0].rc, 0, "not failed by the other's lost lease: %s", it[0].err.msg);
+    assert_branch_holds_files(bare, "dream/a", &it[0].result, three_files, 3);
+    cr_assert_eq(it[1].rc, DM_ERR_TRANSIENT, "%d %s", it[1].rc, it[1].err.msg);
+    tip = dmt_sh("git -C '%s' rev-parse refs/heads/dream/b", bare);
+    cr_assert_str_eq(tip, yb, "the moved branch is left as it is");
+    free(tip);
+    free(xb);
+    free(yb);
+    free(bare);
+    dmt_githttp_stop(&g);
+}

@@ -439,6 +439,19 @@ int dm_git_publish_many(const struct dm_git_opts *opts, const char *owner, const
         if (rc == 0) {
             git_oid_cpy(&base_oid, &st.base);
             for (size_t i = 0; i < n; i++) {
+                for (int k = 0; ps[i].valid && k < 2; k++) {
+                    const struct dm_git_tip *was = &ps[i].tips[k], *now = &tips[2 * i + k];
+                    /* The push's lease is what its own advertisement said: a branch that moved
+                     * since would fail the whole upload, so only its job fails (a retry). */
+                    if (items[i].rc == 0 &&
+                        (was->exists != now->exists ||
+                         (now->exists && !git_oid_equal(&was->oid, &now->oid)))) {
+                        items[i].rc = dm_error_set(&items[i].err, DM_ERR_TRANSIENT,
+                                                   "the remote branch %s moved while publishing; "
+                                                   "not pushed",
+                                                   names[2 * i + k]);
+                    }
+                }
                 ps[i].tips[0] = tips[2 * i];
                 ps[i].tips[1] = tips[2 * i + 1];
             }
