@@ -1186,3 +1186,48 @@ Test(git, a_lease_lost_by_one_job_of_a_batch_does_not_fail_the_others)
     free(bare);
     dmt_githttp_stop(&g);
 }
+
+/* A pre-receive hook declines a whole push for one commit's content (as GitHub's push
+ * protection does for a secret): the job whose commit it refuses fails with the hook's message,
+ * the other job of the batch is still pushed. */
+Test(git, a_hook_declining_one_job_of_a_batch_does_not_fail_the_others)
+{
+    dmt_githttp_start(&g, "x-access-token", TOKEN);
+    char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(g.url_template, TOKEN);
+    struct dm_git_publish_item it[2];
+    static const struct dm_git_file leaky[] = {
+        {"src/config.ts", "export const k = 'SECRET';\n", 27, 0}};
+    char *left;
+
+    free(dmt_sh("printf '%%s\\n' '#!/bin/sh' 'while read old new ref; do' "
+                "'  if git show \"$new\" | grep -q SECRET; then' "
+                "'    echo \"push protection: a secret in $ref\"; exit 1; fi' 'done' "
+                "> '%s/hooks/pre-receive' && chmod 755 '%s/hooks/pre-receive' && echo ok",
+                bare, bare));
+    memset(it, 0, sizeof(it));
+    it[0].branch = "dream/leaky";
+    it[0].job_id = "job-leaky";
+    it[0].files = leaky;
+    it[0].nfiles = 1;
+    it[1].branch = "dream/clean";
+    it[1].job_id = "job-clean";
+    it[1].files = three_files;
+    it[1].nfiles = 3;
+    for (int i = 0; i < 2; i++) {
+        it[i].spec_id = "spec-1";
+        it[i].message = "[Dream] hook";
+        it[i].commit_time = T0 + i;
+    }
+    dm_git_publish_many(&o, "acme", "widgets", "main", it, 2);
+    cr_assert_eq(it[0].rc, DM_ERR_REMOTE, "%d %s", it[0].rc, it[0].err.msg);
+    cr_assert_not_null(strstr(it[0].err.msg, "a secret in refs/heads/dream/leaky"), "%s",
+                       it[0].err.msg);
+    cr_assert_eq(it[1].rc, 0, "not failed by the other's content: %s", it[1].err.msg);
+    assert_branch_holds_files(bare, "dream/clean", &it[1].result, three_files, 3);
+    left = dmt_sh("git -C '%s' for-each-ref refs/heads/dream/leaky | wc -l", bare);
+    cr_assert_str_eq(left, "0");
+    free(left);
+    free(bare);
+    dmt_githttp_stop(&g);
+}

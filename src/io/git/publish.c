@@ -51,7 +51,8 @@ struct pub {
     int valid;                 /* passed the argument checks */
     struct dm_git_tip tips[2]; /* branch, alt_branch as advertised */
     git_oid commit, tree;
-    int push;            /* 1 = in the upload */
+    int push;            /* 1 = to be pushed */
+    int in_upload;       /* 1 = in the upload under way */
     int k;               /* 0 = on branch, 1 = on alt_branch */
     int force;           /* the branch is an earlier attempt of the same job */
     const char *ref;     /* the branch pushed, refs/heads/... */
@@ -211,9 +212,10 @@ static void on_reject(void *arg, const char *ref, const char *status)
     }
 }
 
-/* Pushes every decided item in one upload over the connected remote. */
-static int push_all(git_remote *remote, git_repository *r, struct dm_git_session *s, struct pub *ps,
-                    size_t n, struct dm_error *err)
+/* Pushes the decided items (only: that one item; n: all of them) in one upload over the
+ * connected remote; *count = refs in it. A ref the remote rejects fails its item. */
+static int upload(git_remote *remote, git_repository *r, struct dm_git_session *s, struct pub *ps,
+                  size_t n, size_t only, size_t *count, struct dm_error *err)
 {
     git_push_options po;
     char **specs = calloc(n + 1, sizeof(*specs));
@@ -222,6 +224,7 @@ static int push_all(git_remote *remote, git_repository *r, struct dm_git_session
     char said[600];
     int rc = 0;
 
+    *count = 0;
     if (!specs || !ex) {
         free(specs);
         free(ex);
@@ -231,7 +234,8 @@ static int push_all(git_remote *remote, git_repository *r, struct dm_git_session
         struct pub *p = &ps[i];
         git_reference *ref = NULL;
         char local[700];
-        if (!p->push || p->it->rc) {
+        p->in_upload = 0;
+        if (!p->push || p->it->rc || (only < n && i != only)) {
             continue;
         }
         snprintf(local, sizeof(local), DM_GIT_OUT_PREFIX "%s", p->ref + 11);
@@ -247,8 +251,10 @@ static int push_all(git_remote *remote, git_repository *r, struct dm_git_session
         if (p->force) {
             git_oid_cpy(&ex[arr.count].oid, &p->tips[p->k].oid);
         }
+        p->in_upload = 1;
         arr.count++;
     }
+    *count = arr.count;
     if (arr.count == 0) {
         goto out;
     }
@@ -273,7 +279,7 @@ static int push_all(git_remote *remote, git_repository *r, struct dm_git_session
         dm_git_session_said(s, said, sizeof(said));
         for (size_t i = 0; i < n; i++) {
             struct dm_git_publish_item *it = ps[i].it;
-            if (ps[i].push && it->rc == DM_ERR_REMOTE) {
+            if (ps[i].in_upload && it->rc == DM_ERR_REMOTE) {
                 char why[300];
                 snprintf(why, sizeof(why), "%.255s", it->err.msg);
                 dm_git_scrub(why, s->o->token);
@@ -290,6 +296,39 @@ out:
     free(specs);
     free(ex);
     return rc;
+}
+
+/* Pushes every decided item in one upload over the connected remote. A remote that rejects
+ * every ref of a batch (a hook declining the push, as GitHub's push protection does for one
+ * commit's secret) is asked again for each job alone, so one job's content does not fail the
+ * others. */
+static int push_all(git_remote *remote, git_repository *r, struct dm_git_session *s, struct pub *ps,
+                    size_t n, struct dm_error *err)
+{
+    size_t count = 0, rejected = 0, one;
+    int rc = upload(remote, r, s, ps, n, n, &count, err);
+
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rejected += ps[i].in_upload && ps[i].it->rc == DM_ERR_REMOTE;
+    }
+    if (rc < 0 || count < 2 || rejected < count) {
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct dm_git_publish_item *it = ps[i].it;
+        if (!ps[i].in_upload || it->rc != DM_ERR_REMOTE) {
+            continue;
+        }
+        it->rc = 0;
+        memset(&it->err, 0, sizeof(it->err));
+        if ((rc = upload(remote, r, s, ps, n, i, &one, &it->err)) < 0) {
+            it->rc = rc;
+        }
+        for (size_t j = i + 1; j < n; j++) {
+            ps[j].in_upload = ps[j].push && ps[j].it->rc == DM_ERR_REMOTE; /* still to ask */
+        }
+    }
+    return 0;
 }
 
 int dm_git_publish_many(const struct dm_git_opts *opts, const char *owner, const char *repo,
