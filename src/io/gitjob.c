@@ -30,8 +30,10 @@ struct dm_gitjob {
     uv_work_cb work;
     struct dm_gitjob *next_wait; /* in the wait queue (sched) */
     struct dm_gitjob *batch;     /* publications riding on this one's push connection */
+    struct dm_gitjob *leader;    /* the publication whose connection this one rides on */
     enum gitjob_kind kind;
     atomic_int cancel;
+    atomic_int batch_cancel; /* the batch's connection: set once every member is cancelled */
     /* inputs (owned copies) */
     struct dm_git_opts opts;
     char *data_dir, *url_template, *token, *ssh_key_path, *author_name, *author_email;
@@ -124,6 +126,7 @@ static struct dm_gitjob *gitjob_new(enum gitjob_kind kind, const struct dm_git_o
     gj->kind = kind;
     gj->req.data = gj;
     atomic_init(&gj->cancel, 0);
+    atomic_init(&gj->batch_cancel, 0);
     gj->data_dir = copy(opts->data_dir, &failed);
     gj->url_template = copy(opts->url_template, &failed);
     gj->token = copy(opts->token, &failed);
@@ -165,6 +168,7 @@ static void on_publish_work(uv_work_t *req)
     struct dm_gitjob *gj = req->data;
     struct dm_git_publish_item *items = calloc(PUBLISH_BATCH_MAX + 1, sizeof(*items));
     struct dm_gitjob **members = calloc(PUBLISH_BATCH_MAX + 1, sizeof(*members));
+    struct dm_git_opts bo = gj->opts;
     size_t n = 0;
 
     if (!items || !members) {
@@ -189,7 +193,10 @@ static void on_publish_work(uv_work_t *req)
         it->opts = &m->opts;
         members[n++] = m;
     }
-    dm_git_publish_many(&gj->opts, gj->owner, gj->repo, gj->base, items, n);
+    /* The connection is the batch's: one job cancelled (the leader at its deadline) stops only
+     * its own item; the connection stops when every job of the batch is cancelled. */
+    bo.cancel = &gj->batch_cancel;
+    dm_git_publish_many(&bo, gj->owner, gj->repo, gj->base, items, n);
     for (size_t i = 0; i < n; i++) {
         struct dm_gitjob *m = members[i];
         m->rc = items[i].rc;
@@ -379,6 +386,7 @@ static void gather_batch(struct dm_gitjob *gj)
 {
     struct dm_gitjob **pp = &sched.head, *prev = NULL, **tail = &gj->batch;
     size_t n = 1;
+    int all = 1;
 
     while (*pp && n < PUBLISH_BATCH_MAX) {
         struct dm_gitjob *w = *pp;
@@ -388,6 +396,7 @@ static void gather_batch(struct dm_gitjob *gj)
                 sched.tail = prev;
             }
             w->next_wait = NULL;
+            w->leader = gj;
             *tail = w;
             tail = &w->batch;
             n++;
@@ -396,6 +405,11 @@ static void gather_batch(struct dm_gitjob *gj)
         prev = w;
         pp = &w->next_wait;
     }
+    /* A leader cancelled while it waited stops the connection only if all of them were. */
+    for (struct dm_gitjob *m = gj; m; m = m->batch) {
+        all &= atomic_load(&m->cancel) != 0;
+    }
+    atomic_store(&gj->batch_cancel, all);
 }
 
 static void on_work_done(uv_work_t *req, int status);
@@ -522,8 +536,12 @@ static void on_work_done(uv_work_t *req, int status)
         return;
     }
     maybe_maintain(gj);
+    for (struct dm_gitjob *m = gj->batch; m; m = m->batch) {
+        m->leader = NULL; /* the leader is freed first: a completion may cancel a later one */
+    }
     for (; gj; gj = next) {
         next = gj->batch;
+        gj->batch = NULL;
         if (status == UV_ECANCELED) {
             gj->rc = DM_ERR_CANCELLED;
             dm_error_set(&gj->err, DM_ERR_CANCELLED, "%s cancelled",
@@ -551,7 +569,10 @@ static int queue(struct dm_gitjob **out, uv_loop_t *loop, struct dm_gitjob *gj, 
 {
     gj->loop = loop;
     gj->work = work;
-    if (sched.running < DM_GITJOB_PARALLEL && !sched.head && !publish_running_for(gj) &&
+    /* With a thread free, whatever waits is held back (a publication behind one to the same
+     * remote, a read answered by a queued publication: pump starts everything else), so work
+     * that is not held back starts now instead of waiting for the next completion. */
+    if (sched.running < DM_GITJOB_PARALLEL && !publish_running_for(gj) &&
         !read_answered_by_publish(gj)) {
         if (start_work(gj)) {
             gitjob_free(gj);
@@ -669,7 +690,18 @@ int dm_gitjob_read_repo(struct dm_gitjob **out, uv_loop_t *loop,
 
 void dm_gitjob_cancel(struct dm_gitjob *gj)
 {
-    if (gj) {
-        atomic_store(&gj->cancel, 1);
+    struct dm_gitjob *lead;
+    int all = 1;
+
+    if (!gj) {
+        return;
+    }
+    atomic_store(&gj->cancel, 1);
+    lead = gj->leader ? gj->leader : gj;
+    for (struct dm_gitjob *m = lead; m; m = m->batch) {
+        all &= atomic_load(&m->cancel) != 0;
+    }
+    if (all) {
+        atomic_store(&lead->batch_cancel, 1);
     }
 }

@@ -5,6 +5,7 @@
  */
 #include "dream/core/refname.h"
 #include "dream/io/git.h"
+#include "dream/io/gitjob.h"
 
 #include "dmtest.h"
 #include "githttp.h"
@@ -675,6 +676,36 @@ Test(git, stale_lock_files_left_by_a_killed_replica_are_removed)
     free(bare);
 }
 
+/* A replica killed while a download or a repack wrote a pack leaves libgit2's temporary pack and
+ * the index's lock file; the next holder of the mirror removes them (they would stay for good),
+ * and keeps the real packs. */
+Test(git, partial_packs_left_by_a_killed_replica_are_removed)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+    char mirror[2048];
+    char *left;
+
+    cr_assert_eq(publish(&res, &o, "dream/first", "job-1", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    snprintf(mirror, sizeof(mirror), "%s/mirrors/acme/widgets.git", data_dir);
+    free(dmt_sh("cd '%s/objects/pack' && head -c 100000 /dev/urandom > pack_git2_Ab12Cd && "
+                "touch pack-0123456789abcdef0123456789abcdef01234567.idx.lock && echo ok",
+                mirror));
+    cr_assert_eq(publish(&res, &o, "dream/second", "job-2", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    assert_branch_holds_files(bare, "dream/second", &res, three_files, 3);
+    left = dmt_sh("ls '%s/objects/pack' | grep -c -e pack_git2_ -e '[.]lock$'; true", mirror);
+    cr_assert_str_eq(left, "0", "the partial pack and its lock are gone");
+    free(left);
+    left = dmt_sh("ls '%s/objects/pack' | grep -c '[.]pack$'", mirror);
+    cr_assert_str_eq(left, "1", "the mirror's pack is kept");
+    free(left);
+    free(bare);
+}
+
 /* ---- issue 15: the cost of a job does not grow with the mirror's or the remote's past ---- */
 
 /* Loose objects, packs and refs in the mirror, from the git command line. */
@@ -854,4 +885,349 @@ Test(git, maintenance_repacks_a_mirror_grown_by_downloads)
                  err.msg);
     assert_branch_holds_files(bare, "dream/after", &res, three_files, 3);
     free(bare);
+}
+
+/* A replica killed in the middle of a batch, after its push refs were written and before they
+ * were dropped, leaves refs/dream/out/<branch> pointing at a commit that only ever lived in its
+ * memory. The next replica still downloads a moved base, publishes and repacks the mirror. */
+Test(git, a_push_ref_left_by_a_replica_killed_mid_batch_does_not_break_the_mirror)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+    size_t repacked = 0;
+    char mirror[2048];
+    char *left;
+
+    cr_assert_eq(publish(&res, &o, "dream/first", "job-1", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    snprintf(mirror, sizeof(mirror), "%s/mirrors/acme/widgets.git", data_dir);
+    free(dmt_sh("mkdir -p '%s/refs/dream/out/dream' && "
+                "echo 1234567890abcdef1234567890abcdef12345678 > '%s/refs/dream/out/dream/killed'"
+                " && echo ok",
+                mirror, mirror));
+    for (int i = 0; i < 10; i++) {
+        char path[32], branch[32], job[32];
+        snprintf(path, sizeof(path), "moved-%d.txt", i);
+        snprintf(branch, sizeof(branch), "dream/next-%d", i);
+        snprintf(job, sizeof(job), "job-n%d", i);
+        commit_as_someone_else(bare, "main", "main", path, "moved");
+        cr_assert_eq(publish(&res, &o, branch, job, T0, three_files, 3, &err), 0,
+                     "the moved base is downloaded: %s", err.msg);
+        assert_branch_holds_files(bare, branch, &res, three_files, 3);
+    }
+    cr_assert_eq(dm_git_maintenance_due(), 1);
+    cr_assert_eq(dm_git_maintain(&o, &repacked, &err), 0, "%s", err.msg);
+    left = dmt_sh("git --git-dir='%s' count-objects -v | sed -n 's/^packs: //p'", mirror);
+    cr_assert_str_eq(left, "1", "the mirror was repacked");
+    free(left);
+    left = dmt_sh("git --git-dir='%s' for-each-ref refs/dream | wc -l", mirror);
+    cr_assert_str_eq(left, "0", "the dead replica's ref is gone");
+    free(left);
+    free(bare);
+}
+
+/* ---- gitjob: publications batched over one push connection ---- */
+
+struct pub_done {
+    int fired;
+    int rc;
+    char branch[64];
+    char commit[DM_GIT_OID_HEX];
+    char msg[sizeof(((struct dm_error *)0)->msg)];
+};
+
+static void on_pub_done(void *arg, int rc, const struct dm_gitjob_published *res,
+                        const struct dm_error *err)
+{
+    struct pub_done *d = arg;
+    d->fired++;
+    d->rc = rc;
+    if (res) {
+        snprintf(d->branch, sizeof(d->branch), "%s", res->branch);
+        snprintf(d->commit, sizeof(d->commit), "%s", res->git.commit);
+    }
+    snprintf(d->msg, sizeof(d->msg), "%s", rc ? err->msg : "");
+}
+
+/* Four publications in a row: the first runs, the other three wait behind it and then share one
+ * push connection. The leader of that batch and its last job are cancelled while they wait (at
+ * their deadline): they end cancelled, and the job between them is still pushed. */
+Test(git, a_cancelled_job_in_a_batch_does_not_fail_the_others)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_gitjob *gj[4];
+    struct pub_done done[4];
+    struct dm_error err = {0};
+    uv_loop_t loop;
+    char *tip;
+
+    memset(done, 0, sizeof(done));
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    for (int i = 0; i < 4; i++) {
+        char branch[32], job[32];
+        struct dm_gitjob_publish_req req;
+        memset(&req, 0, sizeof(req));
+        snprintf(branch, sizeof(branch), "dream/q-%d", i);
+        snprintf(job, sizeof(job), "job-q%d", i);
+        req.opts = &o;
+        req.owner = "acme";
+        req.repo = "widgets";
+        req.base = "main";
+        req.branch = branch;
+        req.job_id = job;
+        req.spec_id = "spec-1";
+        req.message = "[Dream] queued";
+        req.commit_time = T0 + i;
+        req.files = three_files;
+        req.nfiles = 3;
+        req.on_done = on_pub_done;
+        req.arg = &done[i];
+        cr_assert_eq(dm_gitjob_publish(&gj[i], &loop, &req, &err), 0, "%s", err.msg);
+    }
+    dm_gitjob_cancel(gj[1]);
+    dm_gitjob_cancel(gj[3]);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(done[i].fired, 1, "job %d completed once", i);
+    }
+    cr_assert_eq(done[0].rc, 0, "%s", done[0].msg);
+    cr_assert_eq(done[1].rc, DM_ERR_CANCELLED, "the cancelled leader: %d %s", done[1].rc,
+                 done[1].msg);
+    cr_assert_eq(done[2].rc, 0, "not failed by the others' cancel: %s", done[2].msg);
+    cr_assert_str_eq(done[2].branch, "dream/q-2");
+    tip = dmt_sh("git -C '%s' rev-parse refs/heads/dream/q-2", bare);
+    cr_assert_str_eq(tip, done[2].commit, "pushed");
+    free(tip);
+    cr_assert_eq(done[3].rc, DM_ERR_CANCELLED, "%d %s", done[3].rc, done[3].msg);
+    tip =
+        dmt_sh("git -C '%s' for-each-ref refs/heads/dream/q-1 refs/heads/dream/q-3 | wc -l", bare);
+    cr_assert_str_eq(tip, "0", "the cancelled jobs pushed nothing");
+    free(tip);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    free(bare);
+}
+
+/* Two jobs of the same spec plan the same branch name and are ready together: in one batch the
+ * first takes the branch and the second goes to its alternative name, as if they had been
+ * pushed one after the other; each result names the commit its branch holds. */
+Test(git, two_jobs_of_a_batch_with_the_same_branch_each_get_their_own)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_publish_item it[3];
+    const char *jobs[3] = {"job-x", "job-y", "job-z"};
+    const char *alts[3] = {"dream/todo-api-x", "dream/todo-api-y", NULL};
+    char *tip;
+
+    memset(it, 0, sizeof(it));
+    for (int i = 0; i < 3; i++) {
+        it[i].branch = "dream/todo-api";
+        it[i].alt_branch = alts[i];
+        it[i].job_id = jobs[i];
+        it[i].spec_id = "spec-1";
+        it[i].message = "[Dream] same spec";
+        it[i].commit_time = T0 + i;
+        it[i].files = three_files;
+        it[i].nfiles = 3;
+    }
+    dm_git_publish_many(&o, "acme", "widgets", "main", it, 3);
+    cr_assert_eq(it[0].rc, 0, "%s", it[0].err.msg);
+    cr_assert_str_eq(it[0].used_branch, "dream/todo-api");
+    assert_branch_holds_files(bare, "dream/todo-api", &it[0].result, three_files, 3);
+    cr_assert_eq(it[1].rc, 0, "%s", it[1].err.msg);
+    cr_assert_str_eq(it[1].used_branch, "dream/todo-api-y", "the branch is job-x's now");
+    assert_branch_holds_files(bare, "dream/todo-api-y", &it[1].result, three_files, 3);
+    cr_assert_str_neq(it[0].result.commit, it[1].result.commit);
+    cr_assert_eq(it[2].rc, DM_ERR_EXISTS, "no alternative: %d %s", it[2].rc, it[2].err.msg);
+    tip = dmt_sh("git -C '%s' log -1 --format='%%(trailers:key=Dream-Job,valueonly)' "
+                 "refs/heads/dream/todo-api",
+                 bare);
+    cr_assert_str_eq(tip, "job-x", "the branch holds the commit its result names");
+    free(tip);
+    free(bare);
+}
+
+struct hol {
+    int fd; /* the lock of widgets' mirror, held as another replica would */
+    int tree_rc;
+    struct pub_done pd[2];
+};
+
+static void hol_tree(void *arg, int rc, const struct dm_git_tree *tree, const struct dm_error *err)
+{
+    struct hol *h = arg;
+    (void)tree;
+    (void)err;
+    h->tree_rc = rc;
+    close(h->fd); /* the other replica lets go of widgets' mirror */
+    h->fd = -1;
+}
+
+/* A publication to widgets waits for its mirror (another replica holds it) and a second one
+ * waits behind it; a listing of another repository asked for meanwhile gets the free thread at
+ * once instead of waiting behind them (it is what lets widgets' mirror go here). */
+Test(git, work_on_another_repository_does_not_wait_behind_a_blocked_publication)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    char *other = dmt_git_make_repo(root, "acme", "gadgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_error err = {0};
+    struct hol h;
+    uv_loop_t loop;
+    char lockpath[2048];
+
+    memset(&h, 0, sizeof(h));
+    snprintf(lockpath, sizeof(lockpath), "%s/mirrors/acme", data_dir);
+    free(dmt_sh("mkdir -p '%s' && echo ok", lockpath));
+    snprintf(lockpath, sizeof(lockpath), "%s/mirrors/acme/widgets.git.lock", data_dir);
+    h.fd = open(lockpath, O_RDWR | O_CREAT, 0644);
+    cr_assert(h.fd >= 0);
+    cr_assert_eq(flock(h.fd, LOCK_EX), 0);
+    o.lock_wait_ms = 8000;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    for (int i = 0; i < 2; i++) {
+        struct dm_gitjob_publish_req req;
+        memset(&req, 0, sizeof(req));
+        req.opts = &o;
+        req.owner = "acme";
+        req.repo = "widgets";
+        req.base = "main";
+        req.branch = i ? "dream/hol-1" : "dream/hol-0";
+        req.job_id = i ? "job-h1" : "job-h0";
+        req.spec_id = "spec-1";
+        req.message = "[Dream] behind";
+        req.commit_time = T0;
+        req.files = three_files;
+        req.nfiles = 3;
+        req.on_done = on_pub_done;
+        req.arg = &h.pd[i];
+        cr_assert_eq(dm_gitjob_publish(NULL, &loop, &req, &err), 0, "%s", err.msg);
+    }
+    {
+        struct dm_gitjob_tree_req tr;
+        memset(&tr, 0, sizeof(tr));
+        tr.opts = &o;
+        tr.owner = "acme";
+        tr.repo = "gadgets";
+        tr.base = "main";
+        tr.refresh = 1;
+        tr.on_done = hol_tree;
+        tr.arg = &h;
+        cr_assert_eq(dm_gitjob_list_tree(NULL, &loop, &tr, &err), 0, "%s", err.msg);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(h.tree_rc, 0);
+    cr_assert_eq(h.pd[0].fired, 1);
+    cr_assert_eq(h.pd[1].fired, 1);
+    cr_assert_eq(h.pd[0].rc, 0, "the mirror was let go by the listing's completion: %s",
+                 h.pd[0].msg);
+    cr_assert_eq(h.pd[1].rc, 0, "%s", h.pd[1].msg);
+    if (h.fd >= 0) {
+        close(h.fd);
+    }
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    free(other);
+    free(bare);
+}
+
+/* A commit carrying job's trailer on top of main of bare, kept under ref (not a branch). */
+static char *job_commit_at(const char *bare, const char *ref, const char *job, const char *path)
+{
+    free(dmt_sh("set -e; w=$(mktemp -d); git clone -q '%s' \"$w/w\"; cd \"$w/w\"; echo x > '%s';"
+                "git add -A; git -c user.name=Dream -c user.email=d@x commit -q -m 'earlier' "
+                "-m 'Dream-Job: %s'; git push -q origin 'HEAD:%s'; rm -rf \"$w\"",
+                bare, path, job, ref));
+    return dmt_sh("git -C '%s' rev-parse '%s'", bare, ref);
+}
+
+/* One job's branch moves between the push connection's advertisement and the download that
+ * follows it (another attempt of that job pushed meanwhile): its lease is lost. Only that job
+ * fails (worth a retry); the other job of the batch is pushed. */
+Test(git, a_lease_lost_by_one_job_of_a_batch_does_not_fail_the_others)
+{
+    dmt_githttp_start(&g, "x-access-token", TOKEN);
+    char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(g.url_template, TOKEN);
+    struct dm_git_publish_item it[2];
+    char *xb, *yb, *tip, path[1024];
+
+    xb = job_commit_at(bare, "refs/heads/dream/b", "job-b", "xb.txt");
+    yb = job_commit_at(bare, "refs/keep/yb", "job-b", "yb.txt");
+    /* The first download's advertisement (after the push connection's) moves dream/b. */
+    snprintf(path, sizeof(path), "%s/backend.sh", g.dir);
+    free(dmt_sh("sed -i '2i case \"$QUERY_STRING\" in *service=git-upload-pack*) "
+                "[ -e %s/moved ] || { touch %s/moved; git --git-dir=%s update-ref "
+                "refs/heads/dream/b %s; };; esac' '%s' && echo ok",
+                g.dir, g.dir, bare, yb, path));
+    memset(it, 0, sizeof(it));
+    it[0].branch = "dream/a";
+    it[0].job_id = "job-a";
+    it[1].branch = "dream/b";
+    it[1].job_id = "job-b";
+    for (int i = 0; i < 2; i++) {
+        it[i].spec_id = "spec-1";
+        it[i].message = "[Dream] lease";
+        it[i].commit_time = T0 + i;
+        it[i].files = three_files;
+        it[i].nfiles = 3;
+    }
+    dm_git_publish_many(&o, "acme", "widgets", "main", it, 2);
+    cr_assert_eq(it[0].rc, 0, "not failed by the other's lost lease: %s", it[0].err.msg);
+    assert_branch_holds_files(bare, "dream/a", &it[0].result, three_files, 3);
+    cr_assert_eq(it[1].rc, DM_ERR_TRANSIENT, "%d %s", it[1].rc, it[1].err.msg);
+    tip = dmt_sh("git -C '%s' rev-parse refs/heads/dream/b", bare);
+    cr_assert_str_eq(tip, yb, "the moved branch is left as it is");
+    free(tip);
+    free(xb);
+    free(yb);
+    free(bare);
+    dmt_githttp_stop(&g);
+}
+
+/* A pre-receive hook declines a whole push for one commit's content (as GitHub's push
+ * protection does for a secret): the job whose commit it refuses fails with the hook's message,
+ * the other job of the batch is still pushed. */
+Test(git, a_hook_declining_one_job_of_a_batch_does_not_fail_the_others)
+{
+    dmt_githttp_start(&g, "x-access-token", TOKEN);
+    char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(g.url_template, TOKEN);
+    struct dm_git_publish_item it[2];
+    static const struct dm_git_file leaky[] = {
+        {"src/config.ts", "export const k = 'SECRET';\n", 27, 0}};
+    char *left;
+
+    free(dmt_sh("printf '%%s\\n' '#!/bin/sh' 'while read old new ref; do' "
+                "'  if git show \"$new\" | grep -q SECRET; then' "
+                "'    echo \"push protection: a secret in $ref\"; exit 1; fi' 'done' "
+                "> '%s/hooks/pre-receive' && chmod 755 '%s/hooks/pre-receive' && echo ok",
+                bare, bare));
+    memset(it, 0, sizeof(it));
+    it[0].branch = "dream/leaky";
+    it[0].job_id = "job-leaky";
+    it[0].files = leaky;
+    it[0].nfiles = 1;
+    it[1].branch = "dream/clean";
+    it[1].job_id = "job-clean";
+    it[1].files = three_files;
+    it[1].nfiles = 3;
+    for (int i = 0; i < 2; i++) {
+        it[i].spec_id = "spec-1";
+        it[i].message = "[Dream] hook";
+        it[i].commit_time = T0 + i;
+    }
+    dm_git_publish_many(&o, "acme", "widgets", "main", it, 2);
+    cr_assert_eq(it[0].rc, DM_ERR_REMOTE, "%d %s", it[0].rc, it[0].err.msg);
+    cr_assert_not_null(strstr(it[0].err.msg, "a secret in refs/heads/dream/leaky"), "%s",
+                       it[0].err.msg);
+    cr_assert_eq(it[1].rc, 0, "not failed by the other's content: %s", it[1].err.msg);
+    assert_branch_holds_files(bare, "dream/clean", &it[1].result, three_files, 3);
+    left = dmt_sh("git -C '%s' for-each-ref refs/heads/dream/leaky | wc -l", bare);
+    cr_assert_str_eq(left, "0");
+    free(left);
+    free(bare);
+    dmt_githttp_stop(&g);
 }

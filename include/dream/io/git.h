@@ -143,7 +143,13 @@ struct dm_git_publish_item {
  * Publishes several jobs' commits on the same owner/repo and base over one push connection
  * (one ref advertisement, one upload with every branch and a lease on each), each exactly as
  * dm_git_publish would; with alt_branch, a branch that belongs to someone else is left alone
- * and the commit goes on alt_branch instead (DM_ERR_EXISTS when both are someone else's). A
+ * and the commit goes on alt_branch instead (DM_ERR_EXISTS when both are someone else's); a
+ * branch an earlier item of the batch takes counts as someone else's for a later item of
+ * another job (as if pushed one after the other), and a later item of the same job fails with
+ * DM_ERR_TRANSIENT (another attempt of it is in the push), as does an item whose branch moved
+ * between the push connection's advertisement and the download after it (its lease is lost).
+ * When the remote rejects every ref of the upload (a hook declining the whole push for one
+ * commit), each item is pushed again alone, so each gets its own verdict. A
  * failure of the connection or the upload fails every item that was to be pushed; a ref the
  * remote rejects fails only its item. opts (URL, token, lock wait, cancel) are the batch's.
  * Returns 0 when every item succeeded, else the first item's error. Threadpool only.

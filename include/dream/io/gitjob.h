@@ -86,7 +86,9 @@ struct dm_gitjob_publish_req {
  * when that branch exists and was not made by this job (DM_ERR_EXISTS) and alt_branch is set,
  * on alt_branch. When both are foreign the error names both branches. One publication per
  * remote runs at a time; the ones queued meanwhile for the same remote, base and credentials
- * go together over one push connection (dm_git_publish_many), each with its own result. A
+ * go together over one push connection (dm_git_publish_many), each with its own result; a job
+ * of the batch cancelled (dm_gitjob_cancel) stops only itself, the connection stops when all
+ * of them are. A
  * look-up of the base (refresh) of any gitjob, or a push's advertisement, that began after a
  * gitjob was asked for answers it without a connection (opts->coalesce_since_ms = the time of
  * the dm_gitjob_* call unless the caller set it). Mirrors that need it are

@@ -140,6 +140,8 @@ static int on_walk_entry(const char *path, const struct stat *st, int type, stru
  * make every later ref update fail). Only with both locks held: then nobody else is writing.
  * libgit2 locks refs (refs/, packed-refs, HEAD) and the config: the walk covers refs/ (a few
  * refs: dreamd drops a job's refs when it ends) and the top-level files, never objects/. */
+static void remove_partial_packs(const char *mirror);
+
 static void remove_stale_locks(const char *mirror)
 {
     static pthread_mutex_t walk_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -158,11 +160,39 @@ static void remove_stale_locks(const char *mirror)
             stale_locks++;
         }
     }
+    remove_partial_packs(mirror);
     removed = stale_locks;
     pthread_mutex_unlock(&walk_mu);
     if (removed) {
-        dm_warn("git", NULL, "removed %zu stale lock file(s) from the mirror %s", removed, mirror);
+        dm_warn("git", NULL, "removed %zu stale lock or partial pack file(s) from the mirror %s",
+                removed, mirror);
     }
+}
+
+/* A replica killed while a download or a repack wrote a pack leaves libgit2's temporary pack
+ * (pack_git2_*, as big as what it was writing) and the index's lock file in objects/pack; they
+ * are never used and would stay for good. Both locks held; walk_mu held (stale_locks). */
+static void remove_partial_packs(const char *mirror)
+{
+    char dir[4200], f[4600];
+    DIR *d;
+    struct dirent *de;
+
+    snprintf(dir, sizeof(dir), "%s/objects/pack", mirror);
+    if ((d = opendir(dir)) == NULL) {
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (strncmp(de->d_name, "pack_git2_", 10) == 0 ||
+            (n > 5 && strcmp(de->d_name + n - 5, ".lock") == 0)) {
+            snprintf(f, sizeof(f), "%s/%s", dir, de->d_name);
+            if (unlink(f) == 0) {
+                stale_locks++;
+            }
+        }
+    }
+    closedir(d);
 }
 
 static int lock_mirror(struct dm_git_mirror_lock *h, const struct dm_git_opts *o,
@@ -536,14 +566,19 @@ static int mirror_ready(struct dm_git_mirror *m, struct dm_error *err)
  * or any loose object. */
 #define MAINT_PACKS 8
 
-/* Marks the mirror for maintenance when it needs it. The holder of the lock only. */
+/* Marks the mirror for maintenance when it needs it. The holder of the lock only; maint_due
+ * under locks_mu (dm_git_maintain looks for marked mirrors without holding theirs). */
 static void maybe_maintain(struct dm_git_mirror *m)
 {
     struct dm_git_lock_entry *e = m->lock.entry;
 
-    if (e->repo && (e->packs > MAINT_PACKS || e->loose) && !e->maint_due) {
-        e->maint_due = 1;
-        atomic_fetch_add(&maint_due, 1);
+    if (e->repo && (e->packs > MAINT_PACKS || e->loose)) {
+        pthread_mutex_lock(&locks_mu);
+        if (!e->maint_due) {
+            e->maint_due = 1;
+            atomic_fetch_add(&maint_due, 1);
+        }
+        pthread_mutex_unlock(&locks_mu);
     }
 }
 
@@ -585,6 +620,44 @@ static void drop_old_objects(const char *path, const char *keep)
     }
 }
 
+/* Pushes the tips of the mirror's refs onto walk. A push ref (DM_GIT_OUT_PREFIX) lives only
+ * while its holder has the lock, so with the lock held any is left by a replica killed mid-batch
+ * and points at a commit that only ever was in that replica's memory: it is dropped, as is any
+ * other ref whose object the mirror does not hold (the repack would fail on it forever). */
+static int walk_kept_refs(git_revwalk *walk, git_repository *r)
+{
+    git_reference_iterator *it = NULL;
+    git_reference *ref;
+    git_odb *odb = NULL;
+    int rc;
+
+    if ((rc = git_repository_odb(&odb, r)) < 0 ||
+        (rc = git_reference_iterator_glob_new(&it, r, "refs/*")) < 0) {
+        git_odb_free(odb);
+        return rc;
+    }
+    while ((rc = git_reference_next(&ref, it)) == 0) {
+        const git_oid *oid = git_reference_target(ref);
+        if (oid &&
+            (strncmp(git_reference_name(ref), DM_GIT_OUT_PREFIX, strlen(DM_GIT_OUT_PREFIX)) == 0 ||
+             !git_odb_exists(odb, oid))) {
+            dm_warn(DM_GIT_MOD, NULL, "dropping the stale ref %s of the mirror",
+                    git_reference_name(ref));
+            rc = git_reference_delete(ref);
+        } else if (oid && (rc = git_revwalk_push(walk, oid)) == GIT_EINVALIDSPEC) {
+            git_error_clear(); /* not a commit (a tag of a tree or blob): nothing to walk */
+            rc = 0;
+        }
+        git_reference_free(ref);
+        if (rc < 0) {
+            break;
+        }
+    }
+    git_reference_iterator_free(it);
+    git_odb_free(odb);
+    return rc == GIT_ITEROVER ? 0 : rc;
+}
+
 /* Repacks one mirror (its lock held): the objects reachable from its refs into one new pack,
  * then every other pack and every loose object removed (unreachable ones are pruned so). */
 static int repack(struct dm_git_lock_entry *e, struct dm_error *err)
@@ -601,7 +674,7 @@ static int repack(struct dm_git_lock_entry *e, struct dm_error *err)
         goto out;
     }
     git_packbuilder_set_threads(pb, 1);
-    rc = git_revwalk_push_glob(walk, "refs/*");
+    rc = walk_kept_refs(walk, e->repo);
     if (rc == 0) {
         rc = git_packbuilder_insert_walk(pb, walk);
     }
@@ -630,7 +703,7 @@ int dm_git_maintain(const struct dm_git_opts *o, size_t *repacked, struct dm_err
         struct dm_git_mirror_lock h;
         struct dm_git_lock_entry *e;
         char path[4096];
-        int rc;
+        int rc, due;
 
         path[0] = '\0';
         pthread_mutex_lock(&locks_mu);
@@ -648,9 +721,14 @@ int dm_git_maintain(const struct dm_git_opts *o, size_t *repacked, struct dm_err
             return rc;
         }
         e = h.entry;
-        if (e->maint_due) {
+        pthread_mutex_lock(&locks_mu);
+        due = e->maint_due;
+        if (due) {
             e->maint_due = 0;
             atomic_fetch_sub(&maint_due, 1);
+        }
+        pthread_mutex_unlock(&locks_mu);
+        if (due) {
             rc = e->repo ? repack(e, err) : 0;
             if (rc < 0) {
                 dm_warn(DM_GIT_MOD, NULL, "mirror %s not repacked: %s", path, err->msg);

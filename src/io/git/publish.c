@@ -51,10 +51,12 @@ struct pub {
     int valid;                 /* passed the argument checks */
     struct dm_git_tip tips[2]; /* branch, alt_branch as advertised */
     git_oid commit, tree;
-    int push;        /* 1 = in the upload */
-    int k;           /* 0 = on branch, 1 = on alt_branch */
-    int force;       /* the branch is an earlier attempt of the same job */
-    const char *ref; /* the branch pushed, refs/heads/... */
+    int push;            /* 1 = to be pushed */
+    int in_upload;       /* 1 = in the upload under way */
+    int k;               /* 0 = on branch, 1 = on alt_branch */
+    int force;           /* the branch is an earlier attempt of the same job */
+    const char *ref;     /* the branch pushed, refs/heads/... */
+    const char *claimed; /* the branch this item took (pushed or found there), NULL = none */
     char refbuf[600];
     char spec[1300];
 };
@@ -117,17 +119,50 @@ static void fail_all(struct pub *ps, size_t n, int rc, const struct dm_error *er
     }
 }
 
-/* Decides one item against the advertised tips: 0 (push or nothing to do) or an error. */
-static int item_decide(struct pub *p, git_repository *r, const char *owner, const char *repo,
-                       const git_oid *base)
+/* The item of ps[0..i) that took branch, or NULL. */
+static const struct pub *claimant(const struct pub *ps, size_t i, const char *branch)
 {
+    for (size_t j = 0; j < i; j++) {
+        if (ps[j].claimed && strcmp(ps[j].claimed, branch) == 0) {
+            return &ps[j];
+        }
+    }
+    return NULL;
+}
+
+/* Decides item i against the advertised tips and the branches the items before it took (one
+ * push cannot put two commits on a branch: a later job finds it taken, as it would after the
+ * earlier job's push): 0 (push or nothing to do) or an error. */
+static int item_decide(struct pub *ps, size_t i, git_repository *r, const char *owner,
+                       const char *repo, const git_oid *base)
+{
+    struct pub *p = &ps[i];
     struct dm_git_publish_item *it = p->it;
     const char *names[2] = {it->branch, it->alt_branch};
     char first[sizeof(it->err.msg)] = "";
 
     for (int k = 0; k < 2 && names[k]; k++) {
         char tip[DM_GIT_OID_HEX];
+        const struct pub *taken = claimant(ps, i, names[k]);
         p->k = k;
+        if (taken && strcmp(taken->it->job_id, it->job_id) == 0) {
+            return dm_error_set(&it->err, DM_ERR_TRANSIENT,
+                                "another attempt of job %s publishes %s in the same push; not "
+                                "pushed",
+                                it->job_id, names[k]);
+        }
+        if (taken) {
+            if (k == 0) {
+                snprintf(first, sizeof(first),
+                         "branch '%s' is taken on %s/%s by job %s of the same push; left to it",
+                         names[k], owner, repo, taken->it->job_id);
+                continue;
+            }
+            return dm_error_set(&it->err, DM_ERR_EXISTS,
+                                "branches %s and %s both exist and were not made by this job "
+                                "(%s); nothing was pushed",
+                                it->branch, it->alt_branch, first);
+        }
         if (!p->tips[k].exists) {
             p->push = 1;
             p->force = 0;
@@ -137,6 +172,7 @@ static int item_decide(struct pub *p, git_repository *r, const char *owner, cons
             case TIP_SAME:
                 memcpy(it->result.commit, tip, sizeof(tip));
                 it->used_branch = names[k];
+                p->claimed = names[k];
                 return 0;
             case TIP_OURS_UPDATE:
                 p->push = 1;
@@ -157,6 +193,7 @@ static int item_decide(struct pub *p, git_repository *r, const char *owner, cons
             }
         }
         it->used_branch = names[k];
+        p->claimed = names[k];
         snprintf(p->refbuf, sizeof(p->refbuf), "refs/heads/%s", names[k]);
         p->ref = p->refbuf;
         return 0;
@@ -175,9 +212,10 @@ static void on_reject(void *arg, const char *ref, const char *status)
     }
 }
 
-/* Pushes every decided item in one upload over the connected remote. */
-static int push_all(git_remote *remote, git_repository *r, struct dm_git_session *s, struct pub *ps,
-                    size_t n, struct dm_error *err)
+/* Pushes the decided items (only: that one item; n: all of them) in one upload over the
+ * connected remote; *count = refs in it. A ref the remote rejects fails its item. */
+static int upload(git_remote *remote, git_repository *r, struct dm_git_session *s, struct pub *ps,
+                  size_t n, size_t only, size_t *count, struct dm_error *err)
 {
     git_push_options po;
     char **specs = calloc(n + 1, sizeof(*specs));
@@ -186,6 +224,7 @@ static int push_all(git_remote *remote, git_repository *r, struct dm_git_session
     char said[600];
     int rc = 0;
 
+    *count = 0;
     if (!specs || !ex) {
         free(specs);
         free(ex);
@@ -195,7 +234,8 @@ static int push_all(git_remote *remote, git_repository *r, struct dm_git_session
         struct pub *p = &ps[i];
         git_reference *ref = NULL;
         char local[700];
-        if (!p->push || p->it->rc) {
+        p->in_upload = 0;
+        if (!p->push || p->it->rc || (only < n && i != only)) {
             continue;
         }
         snprintf(local, sizeof(local), DM_GIT_OUT_PREFIX "%s", p->ref + 11);
@@ -211,8 +251,10 @@ static int push_all(git_remote *remote, git_repository *r, struct dm_git_session
         if (p->force) {
             git_oid_cpy(&ex[arr.count].oid, &p->tips[p->k].oid);
         }
+        p->in_upload = 1;
         arr.count++;
     }
+    *count = arr.count;
     if (arr.count == 0) {
         goto out;
     }
@@ -237,7 +279,7 @@ static int push_all(git_remote *remote, git_repository *r, struct dm_git_session
         dm_git_session_said(s, said, sizeof(said));
         for (size_t i = 0; i < n; i++) {
             struct dm_git_publish_item *it = ps[i].it;
-            if (ps[i].push && it->rc == DM_ERR_REMOTE) {
+            if (ps[i].in_upload && it->rc == DM_ERR_REMOTE) {
                 char why[300];
                 snprintf(why, sizeof(why), "%.255s", it->err.msg);
                 dm_git_scrub(why, s->o->token);
@@ -254,6 +296,39 @@ out:
     free(specs);
     free(ex);
     return rc;
+}
+
+/* Pushes every decided item in one upload over the connected remote. A remote that rejects
+ * every ref of a batch (a hook declining the push, as GitHub's push protection does for one
+ * commit's secret) is asked again for each job alone, so one job's content does not fail the
+ * others. */
+static int push_all(git_remote *remote, git_repository *r, struct dm_git_session *s, struct pub *ps,
+                    size_t n, struct dm_error *err)
+{
+    size_t count = 0, rejected = 0, one;
+    int rc = upload(remote, r, s, ps, n, n, &count, err);
+
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rejected += ps[i].in_upload && ps[i].it->rc == DM_ERR_REMOTE;
+    }
+    if (rc < 0 || count < 2 || rejected < count) {
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct dm_git_publish_item *it = ps[i].it;
+        if (!ps[i].in_upload || it->rc != DM_ERR_REMOTE) {
+            continue;
+        }
+        it->rc = 0;
+        memset(&it->err, 0, sizeof(it->err));
+        if ((rc = upload(remote, r, s, ps, n, i, &one, &it->err)) < 0) {
+            it->rc = rc;
+        }
+        for (size_t j = i + 1; j < n; j++) {
+            ps[j].in_upload = ps[j].push && ps[j].it->rc == DM_ERR_REMOTE; /* still to ask */
+        }
+    }
+    return 0;
 }
 
 int dm_git_publish_many(const struct dm_git_opts *opts, const char *owner, const char *repo,
@@ -403,6 +478,19 @@ int dm_git_publish_many(const struct dm_git_opts *opts, const char *owner, const
         if (rc == 0) {
             git_oid_cpy(&base_oid, &st.base);
             for (size_t i = 0; i < n; i++) {
+                for (int k = 0; ps[i].valid && k < 2; k++) {
+                    const struct dm_git_tip *was = &ps[i].tips[k], *now = &tips[2 * i + k];
+                    /* The push's lease is what its own advertisement said: a branch that moved
+                     * since would fail the whole upload, so only its job fails (a retry). */
+                    if (items[i].rc == 0 &&
+                        (was->exists != now->exists ||
+                         (now->exists && !git_oid_equal(&was->oid, &now->oid)))) {
+                        items[i].rc = dm_error_set(&items[i].err, DM_ERR_TRANSIENT,
+                                                   "the remote branch %s moved while publishing; "
+                                                   "not pushed",
+                                                   names[2 * i + k]);
+                    }
+                }
                 ps[i].tips[0] = tips[2 * i];
                 ps[i].tips[1] = tips[2 * i + 1];
             }
@@ -445,7 +533,7 @@ int dm_git_publish_many(const struct dm_git_opts *opts, const char *owner, const
         }
         if (it->rc == 0) {
             git_oid_tostr(it->result.base_commit, sizeof(it->result.base_commit), &base_oid);
-            it->rc = item_decide(&ps[i], m.repo, owner, repo, &base_oid);
+            it->rc = item_decide(ps, i, m.repo, owner, repo, &base_oid);
         }
     }
     if (dm_git_cancelled(opts)) {
