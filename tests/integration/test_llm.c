@@ -10,6 +10,7 @@
 #include "dream/io/llm.h"
 #include "dream/core/log.h"
 #include "dream/io/loop.h"
+#include "dream/io/models.h"
 #include "dream/domain/price.h"
 
 #include "dmtest.h"
@@ -906,5 +907,50 @@ Test(llm, error_chunks_with_502_and_400_in_openai_mode)
     cr_assert_eq(o.rc, DM_ERR_REMOTE, "%d %s", o.rc, o.err);
     cr_assert_eq(o.res.attempts, 1, "400 inside the stream is final");
     cr_assert_eq(dmt_fakeor_path_count(&fake, "x2.ts"), 1);
+    close_all();
+}
+
+static void on_models_closed(void *arg)
+{
+    *(int *)arg = 1;
+}
+
+/* A password in DREAM_LLM_URL's userinfo (a proxy's basic auth) goes to the server only: the
+ * price list's log lines name the URL without it, as the HTTP client's own messages do. */
+Test(llm, the_price_list_logs_its_url_without_the_password_in_it)
+{
+    struct dm_models_opts mo = {0};
+    struct dm_models *models = NULL;
+    struct dm_error err = {0};
+    char logpath[] = "/tmp/dm_models_log_XXXXXX";
+    int fd = mkstemp(logpath), closed = 0;
+    long long t0;
+    char *logs;
+
+    cr_assert(fd >= 0);
+    dm_log_set_level(DM_LOG_DEBUG);
+    dm_log_set_fd(fd);
+    /* Port 1 refuses the connection: the read fails and says so, naming the URL. */
+    mo.base_url = "http://dreamuser:PWSECRET-42@127.0.0.1:1/v1";
+    mo.refresh_s = 3600;
+    mo.timeout_ms = 5000;
+    cr_assert_eq(dm_models_new(&models, http, &loop, prices, &mo, &err), 0, "%s", err.msg);
+    t0 = dmt_now_ms();
+    while (!dm_models_settled(models) && dmt_now_ms() - t0 < 10000) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    cr_assert(dm_models_settled(models), "the read ended");
+    dm_models_close(models, on_models_closed, &closed);
+    while (!closed && uv_run(&loop, UV_RUN_ONCE)) {
+    }
+    cr_assert(closed);
+    dm_log_set_fd(2);
+    logs = dmt_read_file(logpath);
+    cr_assert(logs && strstr(logs, "http://127.0.0.1:1/v1/models"), "%s", logs ? logs : "");
+    cr_assert_null(strstr(logs, "PWSECRET"), "the URL's password appears in a log line: %s", logs);
+    cr_assert_null(strstr(logs, "dreamuser"), "%s", logs);
+    free(logs);
+    close(fd);
+    unlink(logpath);
     close_all();
 }
