@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CACHE_MAX ((size_t)16 << 20)
@@ -110,13 +111,22 @@ static void write_cache(uv_work_t *w)
         cw->errnum = ENOMEM;
         return;
     }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", cw->path, (long)getpid());
+    /* A fresh, unpredictable name created here (O_EXCL): never a file or link already there,
+     * nor one another replica sharing the data dir is writing. */
+    snprintf(tmp, plen + 32, "%s.tmp.XXXXXX", cw->path);
     if (dm_fs_mkdir_parent(cw->path) != 0) {
         cw->errnum = errno;
         free(tmp);
         return;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd >= 0 && fchmod(fd, 0644) != 0) {
+        cw->errnum = errno;
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return;
+    }
     if (fd < 0) {
         cw->errnum = errno;
         free(tmp);
