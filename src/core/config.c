@@ -73,7 +73,9 @@ static const struct setting settings[] = {
     {"openrouter-api-key", "OPENROUTER_API_KEY", K_STR, S(openrouter_api_key), NULL, 0, 0, 1, NULL,
      "OpenRouter API key; without it jobs fail clearly at generation"},
     {"llm-url", "DREAM_LLM_URL", K_STR, S(llm_url), "https://openrouter.ai/api/v1", 0, 0, 0,
-     check_http_url, "OpenRouter API base URL"},
+     check_http_url,
+     "base URL of the chat-completions server (OpenRouter, or any OpenAI-compatible one with "
+     "llm-api openai); prices are read from its /models"},
     {"model", "DREAM_MODEL", K_STR, S(model), "anthropic/claude-sonnet-4.5", 0, 0, 0,
      check_nonempty, "model that writes the files"},
     {"review-model", "DREAM_REVIEW_MODEL", K_STR, S(review_model), "anthropic/claude-haiku-4.5", 0,
