@@ -859,7 +859,10 @@ void dm_config_print(FILE *f, const struct dm_config *c)
             const char *v = *(char *const *)((const char *)c + s->off);
             if (s->secret) {
                 fprintf(f, "%s=%s\n", s->flag, v && *v ? "<set>" : "<unset>");
-            } else if (s->off == offsetof(struct dm_config, redis_url) && v) {
+            } else if ((s->off == offsetof(struct dm_config, redis_url) ||
+                        s->off == offsetof(struct dm_config, llm_url)) &&
+                       v) {
+                /* A URL's userinfo may hold a password (Redis, an LLM proxy's basic auth). */
                 char red[512];
                 fprintf(f, "%s=%s\n", s->flag, dm_redis_url_redacted(v, red, sizeof(red)));
             } else {
