@@ -107,7 +107,8 @@ static const struct setting settings[] = {
      "openrouter, or openai for any OpenAI-compatible server (OpenAI, vLLM, Ollama /v1, "
      "llama.cpp, LiteLLM): only OpenAI's request fields are sent"},
     {"llm-api-key", "DREAM_LLM_API_KEY", K_STR, S(llm_api_key), NULL, 0, 0, 1, NULL,
-     "API key of the LLM server (takes precedence over OPENROUTER_API_KEY)"},
+     "API key of the LLM server (takes precedence over OPENROUTER_API_KEY, which only llm-api "
+     "openrouter sends)"},
     {"llm-keyless-hosts", "DREAM_LLM_KEYLESS_HOSTS", K_STR, S(llm_keyless_hosts), NULL, 0, 0, 0,
      NULL,
      "openai mode: comma-separated hosts of DREAM_LLM_URL that need no API key (a loopback host "
