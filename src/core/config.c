@@ -73,7 +73,9 @@ static const struct setting settings[] = {
     {"openrouter-api-key", "OPENROUTER_API_KEY", K_STR, S(openrouter_api_key), NULL, 0, 0, 1, NULL,
      "OpenRouter API key; without it jobs fail clearly at generation"},
     {"llm-url", "DREAM_LLM_URL", K_STR, S(llm_url), "https://openrouter.ai/api/v1", 0, 0, 0,
-     check_http_url, "OpenRouter API base URL"},
+     check_http_url,
+     "base URL of the chat-completions server (OpenRouter, or any OpenAI-compatible one with "
+     "llm-api openai); prices are read from its /models"},
     {"model", "DREAM_MODEL", K_STR, S(model), "anthropic/claude-sonnet-4.5", 0, 0, 0,
      check_nonempty, "model that writes the files"},
     {"review-model", "DREAM_REVIEW_MODEL", K_STR, S(review_model), "anthropic/claude-haiku-4.5", 0,
@@ -105,7 +107,8 @@ static const struct setting settings[] = {
      "openrouter, or openai for any OpenAI-compatible server (OpenAI, vLLM, Ollama /v1, "
      "llama.cpp, LiteLLM): only OpenAI's request fields are sent"},
     {"llm-api-key", "DREAM_LLM_API_KEY", K_STR, S(llm_api_key), NULL, 0, 0, 1, NULL,
-     "API key of the LLM server (takes precedence over OPENROUTER_API_KEY)"},
+     "API key of the LLM server (takes precedence over OPENROUTER_API_KEY, which only llm-api "
+     "openrouter sends)"},
     {"llm-keyless-hosts", "DREAM_LLM_KEYLESS_HOSTS", K_STR, S(llm_keyless_hosts), NULL, 0, 0, 0,
      NULL,
      "openai mode: comma-separated hosts of DREAM_LLM_URL that need no API key (a loopback host "
@@ -857,7 +860,10 @@ void dm_config_print(FILE *f, const struct dm_config *c)
             const char *v = *(char *const *)((const char *)c + s->off);
             if (s->secret) {
                 fprintf(f, "%s=%s\n", s->flag, v && *v ? "<set>" : "<unset>");
-            } else if (s->off == offsetof(struct dm_config, redis_url) && v) {
+            } else if ((s->off == offsetof(struct dm_config, redis_url) ||
+                        s->off == offsetof(struct dm_config, llm_url)) &&
+                       v) {
+                /* A URL's userinfo may hold a password (Redis, an LLM proxy's basic auth). */
                 char red[512];
                 fprintf(f, "%s=%s\n", s->flag, dm_redis_url_redacted(v, red, sizeof(red)));
             } else {

@@ -37,7 +37,15 @@ static const struct {
 
 static int valid_price(const struct dm_price *p)
 {
-    return isfinite(p->prompt) && isfinite(p->completion) && p->prompt >= 0 && p->completion >= 0;
+    return isfinite(p->prompt) && isfinite(p->completion) && p->prompt >= 0 && p->completion >= 0 &&
+           p->prompt <= DM_PRICE_MAX && p->completion <= DM_PRICE_MAX;
+}
+
+/* A model id from a list: a non-empty string of at most DM_PRICE_MODEL_MAX bytes. */
+static int valid_id(const cJSON *id)
+{
+    return cJSON_IsString(id) && id->valuestring[0] &&
+           strlen(id->valuestring) <= DM_PRICE_MODEL_MAX;
 }
 
 static struct entry *find(const struct dm_price_table *t, const char *model, size_t len)
@@ -53,13 +61,16 @@ static struct entry *find(const struct dm_price_table *t, const char *model, siz
 int dm_price_table_set(struct dm_price_table *t, const char *model, const struct dm_price *p)
 {
     struct entry *e;
-    if (!model || !*model || !valid_price(p)) {
+    if (!model || !*model || strlen(model) > DM_PRICE_MODEL_MAX || !valid_price(p)) {
         return DM_ERR_INVALID;
     }
     e = find(t, model, strlen(model));
     if (e) {
         e->price = *p;
         return 0;
+    }
+    if (t->n >= DM_PRICE_TABLE_MAX) {
+        return DM_ERR_LIMIT;
     }
     if (t->n == t->cap) {
         size_t ncap = t->cap ? t->cap * 2 : 16;
@@ -188,8 +199,8 @@ int dm_price_table_load_json(struct dm_price_table *t, const char *json, size_t 
         if (!cJSON_IsObject(item) || read_pair(item, "prompt", "completion", &p, 1.0) != 0) {
             rc = dm_error_set(err, DM_ERR_INVALID,
                               "price file: entry \"%.100s\" needs numeric prompt and completion "
-                              "prices >= 0 (USD per million tokens)",
-                              item->string ? item->string : "?");
+                              "prices from 0 to %g (USD per million tokens)",
+                              item->string ? item->string : "?", DM_PRICE_MAX);
             goto out;
         }
     }
@@ -251,7 +262,7 @@ int dm_price_table_load_models(struct dm_price_table *t, const char *json, size_
 {
     cJSON *root = cJSON_ParseWithLength(json, len);
     const cJSON *data, *m;
-    size_t count = 0;
+    size_t count = 0, seen = 0;
     int rc = 0;
     data = cJSON_GetObjectItemCaseSensitive(root, "data");
     if (!cJSON_IsArray(data)) {
@@ -263,11 +274,18 @@ int dm_price_table_load_models(struct dm_price_table *t, const char *json, size_
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
         const cJSON *pricing = cJSON_GetObjectItemCaseSensitive(m, "pricing");
         struct dm_price p;
-        if (!cJSON_IsString(id) || !cJSON_IsObject(pricing) ||
+        if (seen++ >= DM_PRICE_LIST_MAX) {
+            break;
+        }
+        if (!valid_id(id) || !cJSON_IsObject(pricing) ||
             read_pair(pricing, "prompt", "completion", &p, 1e6) != 0) {
             continue;
         }
         rc = dm_price_table_set(t, id->valuestring, &p);
+        if (rc == DM_ERR_LIMIT) {
+            rc = 0; /* a full table: new models are skipped, known ones still update */
+            continue;
+        }
         if (rc != 0) {
             dm_error_set(err, rc, "out of memory");
             goto out;
@@ -305,11 +323,19 @@ int dm_price_models_compact(const char *json, size_t len, char **out, size_t *co
     {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
         const cJSON *pricing = cJSON_GetObjectItemCaseSensitive(m, "pricing");
-        struct dm_price p;
+        struct dm_price p, per_m;
         cJSON *e, *pr;
         char a[40], b[40];
-        if (!cJSON_IsString(id) || !id->valuestring[0] || !cJSON_IsObject(pricing) ||
+        if (n >= DM_PRICE_LIST_MAX) {
+            break;
+        }
+        if (!valid_id(id) || !cJSON_IsObject(pricing) ||
             read_pair(pricing, "prompt", "completion", &p, 1.0) != 0) {
+            continue;
+        }
+        per_m.prompt = p.prompt * 1e6;
+        per_m.completion = p.completion * 1e6;
+        if (!valid_price(&per_m)) {
             continue;
         }
         snprintf(a, sizeof(a), "%.17g", p.prompt);

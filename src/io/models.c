@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CACHE_MAX ((size_t)16 << 20)
@@ -32,6 +33,7 @@ struct dm_models {
     uv_loop_t *loop;
     struct dm_price_table *prices;
     char *url;
+    char *shown;       /* url for logs: no userinfo, query or fragment (they may hold a key) */
     char *auth_header; /* secret */
     char *cache_path;
     char *override_json;
@@ -58,10 +60,31 @@ static void maybe_closed(struct dm_models *m)
         m->done(m->done_arg);
     }
     free(m->url);
+    free(m->shown);
     dm_secret_free(m->auth_header);
     free(m->cache_path);
     free(m->override_json);
     free(m);
+}
+
+/* url for a log line: scheme://host[:port]/path, without the userinfo (user:password@), query
+ * and fragment, where proxies take keys (as the HTTP client's own messages do). */
+static char *shown_url(const char *url)
+{
+    const char *h = strstr(url, "://");
+    const char *auth = h ? h + 3 : url;
+    const char *end = auth + strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', (size_t)(end - auth));
+    const char *rest = end + strcspn(end, "?#");
+    char *out;
+    if (at) {
+        auth = at + 1;
+    }
+    if (asprintf(&out, "%.*s%.*s%.*s", (int)(h ? h + 3 - url : 0), url, (int)(end - auth), auth,
+                 (int)(rest - end), end) < 0) {
+        return NULL;
+    }
+    return out;
 }
 
 /* The price file over the list: it always wins. */
@@ -88,13 +111,22 @@ static void write_cache(uv_work_t *w)
         cw->errnum = ENOMEM;
         return;
     }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", cw->path, (long)getpid());
+    /* A fresh, unpredictable name created here (O_EXCL): never a file or link already there,
+     * nor one another replica sharing the data dir is writing. */
+    snprintf(tmp, plen + 32, "%s.tmp.XXXXXX", cw->path);
     if (dm_fs_mkdir_parent(cw->path) != 0) {
         cw->errnum = errno;
         free(tmp);
         return;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd >= 0 && fchmod(fd, 0644) != 0) {
+        cw->errnum = errno;
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return;
+    }
     if (fd < 0) {
         cw->errnum = errno;
         free(tmp);
@@ -219,29 +251,29 @@ static void on_read(void *arg, int rc, struct dm_http_response *resp, const stru
         return;
     }
     if (rc != 0) {
-        dm_warn("prices", NULL, "price list GET %s failed: %s", m->url, herr->msg);
+        dm_warn("prices", NULL, "price list GET %s failed: %s", m->shown, herr->msg);
     } else if (resp->status == 404) {
         ok = 1; /* a server without a model list: asking sooner would not help */
         dm_info("prices", NULL, "GET %s: no model list (HTTP 404); the price table and file apply",
-                m->url);
+                m->shown);
     } else if (resp->status != 200) {
-        dm_warn("prices", NULL, "price list GET %s failed: HTTP %ld", m->url, resp->status);
+        dm_warn("prices", NULL, "price list GET %s failed: HTTP %ld", m->shown, resp->status);
     } else if (dm_price_models_compact(resp->body.data ? resp->body.data : "", resp->body.len,
                                        &compact, &n, &err) != 0 ||
                dm_price_table_load_models(m->prices, compact, strlen(compact), &n, &err) != 0) {
-        dm_warn("prices", NULL, "price list GET %s not used: %s", m->url, err.msg);
+        dm_warn("prices", NULL, "price list GET %s not used: %s", m->shown, err.msg);
         free(compact);
         compact = NULL;
     } else if (n == 0) {
         /* A server whose list carries no prices (OpenAI, vLLM...): nothing to learn or cache. */
         ok = 1;
         free(compact);
-        dm_info("prices", NULL, "GET %s lists no prices; the price table and file apply", m->url);
+        dm_info("prices", NULL, "GET %s lists no prices; the price table and file apply", m->shown);
     } else {
         ok = 1;
         m->count = n;
         reapply_override(m);
-        dm_info("prices", NULL, "prices of %zu models read from GET %s", n, m->url);
+        dm_info("prices", NULL, "prices of %zu models read from GET %s", n, m->shown);
         save_cache(m, compact);
     }
     m->settled = 1;
@@ -272,7 +304,7 @@ static void on_timer(uv_timer_t *t)
     q.on_done = on_read;
     q.arg = m;
     if (dm_http_start(m->http, &q, &m->call, &err) != 0) {
-        dm_warn("prices", NULL, "price list GET %s not started: %s", m->url, err.msg);
+        dm_warn("prices", NULL, "price list GET %s not started: %s", m->shown, err.msg);
         m->call = NULL;
         m->settled = 1;
         schedule(m, m->refresh_ms < RETRY_MAX_MS ? m->refresh_ms : RETRY_MAX_MS);
@@ -306,6 +338,7 @@ int dm_models_new(struct dm_models **out, struct dm_http *http, uv_loop_t *loop,
     if (m->url) {
         memcpy(m->url, o->base_url, blen);
         memcpy(m->url + blen, "/models", sizeof("/models"));
+        m->shown = shown_url(m->url);
     }
     if (o->api_key && *o->api_key) {
         size_t n = strlen(o->api_key) + sizeof("Authorization: Bearer ");
@@ -323,10 +356,11 @@ int dm_models_new(struct dm_models **out, struct dm_http *http, uv_loop_t *loop,
             m->override_len = o->override_len;
         }
     }
-    if (!m->url || (o->api_key && *o->api_key && !m->auth_header) ||
+    if (!m->url || !m->shown || (o->api_key && *o->api_key && !m->auth_header) ||
         (o->cache_path && !m->cache_path) || (o->override_json && !m->override_json) ||
         uv_timer_init(loop, &m->timer) != 0) {
         free(m->url);
+        free(m->shown);
         dm_secret_free(m->auth_header);
         free(m->cache_path);
         free(m->override_json);

@@ -93,6 +93,10 @@ struct dm_validate_runner {
     struct req_list done;
     size_t n_pending;
     size_t n_running;
+    /* A SQL check is on the threadpool. One at a time: SQLite's heap limit is process-wide, so
+     * checks running together would share it, and one file built to fill it would fail the
+     * others (valid files reported "out of memory"); it also keeps the pool's threads free. */
+    int sql_running;
     int closing;
     dm_validate_closed_cb closed_cb;
     void *closed_arg;
@@ -445,6 +449,7 @@ static void on_sql_work(uv_work_t *w)
 static void on_sql_done(uv_work_t *w, int status)
 {
     struct dm_validate_req *q = w->data;
+    q->r->sql_running = 0;
     if (status != 0 && !q->sql_rc) {
         q->sql_rc = dm_error_set(&q->sql_err, DM_ERR_IO, "the SQL check did not run");
     }
@@ -473,7 +478,9 @@ static void start(struct dm_validate_req *q)
 
     if (q->sql) {
         q->work.data = q;
+        r->sql_running = 1;
         if (uv_queue_work(r->loop, &q->work, on_sql_work, on_sql_done) != 0) {
+            r->sql_running = 0;
             q->sql_rc = dm_error_set(&q->sql_err, DM_ERR_IO, "cannot queue the SQL check");
             q->finishing = 1;
             compute_result(q);
@@ -576,10 +583,14 @@ static void on_runner_closed(uv_handle_t *h)
 static void on_kick(uv_timer_t *t)
 {
     struct dm_validate_runner *r = t->data;
-    struct dm_validate_req *q;
+    struct dm_validate_req *q, *next_q;
 
-    while (!r->closing && r->queue.head && r->n_running < r->max_children) {
-        start(r->queue.head);
+    /* In order, except that a SQL check waits while another one runs (sql_running). */
+    for (q = r->queue.head; q && !r->closing && r->n_running < r->max_children; q = next_q) {
+        next_q = q->next;
+        if (!(q->sql && r->sql_running)) {
+            start(q);
+        }
     }
     /* Deliver only what is done now: callbacks may add more, which a new kick delivers. */
     q = r->done.head;

@@ -784,7 +784,6 @@ int dm_pipeline_new(struct dm_pipeline **out, uv_loop_t *loop, const struct dm_c
         goto fail;
     }
     lo.base_url = cfg->llm_url;
-    lo.api_key = cfg->llm_api_key && *cfg->llm_api_key ? cfg->llm_api_key : cfg->openrouter_api_key;
     lo.timeout_ms = (long)cfg->llm_timeout_ms;
     lo.prices = p->prices;
     lo.referer = cfg->llm_referer;
@@ -796,6 +795,11 @@ int dm_pipeline_new(struct dm_pipeline **out, uv_loop_t *loop, const struct dm_c
         rc = dm_error_set(err, DM_ERR_INVALID, "--llm-api: must be openrouter or openai");
         goto fail;
     }
+    /* OPENROUTER_API_KEY is OpenRouter's: never sent to another kind of server (a self-hosted
+     * one, OpenAI, a proxy), which gets DREAM_LLM_API_KEY or nothing. */
+    lo.api_key = cfg->llm_api_key && *cfg->llm_api_key ? cfg->llm_api_key
+                 : lo.api == DM_LLM_API_OPENROUTER     ? cfg->openrouter_api_key
+                                                       : NULL;
     if ((rc = dm_llm_new(&p->llm, p->http, loop, &lo, err))) {
         goto fail;
     }

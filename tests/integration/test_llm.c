@@ -10,6 +10,7 @@
 #include "dream/io/llm.h"
 #include "dream/core/log.h"
 #include "dream/io/loop.h"
+#include "dream/io/models.h"
 #include "dream/domain/price.h"
 
 #include "dmtest.h"
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define KEY "sk-or-v1-TESTKEY-0123456789abcdef"
@@ -906,5 +908,106 @@ Test(llm, error_chunks_with_502_and_400_in_openai_mode)
     cr_assert_eq(o.rc, DM_ERR_REMOTE, "%d %s", o.rc, o.err);
     cr_assert_eq(o.res.attempts, 1, "400 inside the stream is final");
     cr_assert_eq(dmt_fakeor_path_count(&fake, "x2.ts"), 1);
+    close_all();
+}
+
+static void on_models_closed(void *arg)
+{
+    *(int *)arg = 1;
+}
+
+/* A password in DREAM_LLM_URL's userinfo (a proxy's basic auth) goes to the server only: the
+ * price list's log lines name the URL without it, as the HTTP client's own messages do. */
+Test(llm, the_price_list_logs_its_url_without_the_password_in_it)
+{
+    struct dm_models_opts mo = {0};
+    struct dm_models *models = NULL;
+    struct dm_error err = {0};
+    char logpath[] = "/tmp/dm_models_log_XXXXXX";
+    int fd = mkstemp(logpath), closed = 0;
+    long long t0;
+    char *logs;
+
+    cr_assert(fd >= 0);
+    dm_log_set_level(DM_LOG_DEBUG);
+    dm_log_set_fd(fd);
+    /* Port 1 refuses the connection: the read fails and says so, naming the URL. */
+    mo.base_url = "http://dreamuser:PWSECRET-42@127.0.0.1:1/v1";
+    mo.refresh_s = 3600;
+    mo.timeout_ms = 5000;
+    cr_assert_eq(dm_models_new(&models, http, &loop, prices, &mo, &err), 0, "%s", err.msg);
+    t0 = dmt_now_ms();
+    while (!dm_models_settled(models) && dmt_now_ms() - t0 < 10000) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    cr_assert(dm_models_settled(models), "the read ended");
+    dm_models_close(models, on_models_closed, &closed);
+    while (!closed && uv_run(&loop, UV_RUN_ONCE)) {
+    }
+    cr_assert(closed);
+    dm_log_set_fd(2);
+    logs = dmt_read_file(logpath);
+    cr_assert(logs && strstr(logs, "http://127.0.0.1:1/v1/models"), "%s", logs ? logs : "");
+    cr_assert_null(strstr(logs, "PWSECRET"), "the URL's password appears in a log line: %s", logs);
+    cr_assert_null(strstr(logs, "dreamuser"), "%s", logs);
+    free(logs);
+    close(fd);
+    unlink(logpath);
+    close_all();
+}
+
+/* The price list cache is written through a fresh temporary file: a file or link already at a
+ * predictable temporary name (another replica's write in a shared data dir, a planted link) is
+ * neither written through nor renamed over the cache. */
+Test(llm, the_price_cache_is_written_through_a_fresh_temporary_file)
+{
+    struct dm_models_opts mo = {0};
+    struct dm_models *models = NULL;
+    struct dm_error err = {0};
+    char dir[] = "/tmp/dm_models_cache_XXXXXX", sub[64], cache[96], planted[96], link[160];
+    int closed = 0;
+    long long t0;
+    char *text;
+    FILE *f;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(sub, sizeof(sub), "%s/prices", dir);
+    snprintf(cache, sizeof(cache), "%s/models.json", sub);
+    snprintf(planted, sizeof(planted), "%s/planted", dir);
+    snprintf(link, sizeof(link), "%s.tmp.%ld", cache, (long)getpid());
+    cr_assert_eq(mkdir(sub, 0700), 0);
+    f = fopen(planted, "w");
+    cr_assert_not_null(f);
+    fputs("keep", f);
+    fclose(f);
+    cr_assert_eq(symlink(planted, link), 0);
+
+    mo.base_url = fake.base;
+    mo.api_key = KEY;
+    mo.cache_path = cache;
+    mo.refresh_s = 3600;
+    cr_assert_eq(dm_models_new(&models, http, &loop, prices, &mo, &err), 0, "%s", err.msg);
+    t0 = dmt_now_ms();
+    while (!dm_models_settled(models) && dmt_now_ms() - t0 < 10000) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    cr_assert_gt(dm_models_count(models), 0, "the list was read");
+    /* Closing waits for the cache write. */
+    dm_models_close(models, on_models_closed, &closed);
+    while (!closed && uv_run(&loop, UV_RUN_ONCE)) {
+    }
+    cr_assert(closed);
+    text = dmt_read_file(planted);
+    cr_assert_str_eq(text, "keep", "the cache was written through the planted link");
+    free(text);
+    text = dmt_read_file(cache);
+    cr_assert(text && strstr(text, "\"data\""), "the cache holds the list: %s", text ? text : "");
+    cr_assert_null(strstr(text, "TESTKEY"), "the cache holds no key");
+    free(text);
+    unlink(link);
+    unlink(cache);
+    unlink(planted);
+    rmdir(sub);
+    rmdir(dir);
     close_all();
 }

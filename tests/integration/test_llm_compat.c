@@ -207,6 +207,7 @@ Test(compat, openai_mode_job_completes_with_only_openai_fields_and_usage_from_in
     const char *const fake_args[] = {"--api", "openai", NULL};
     const char *const flags[] = {"--llm-api=openai", NULL};
     start_world(fake_args);
+    world.replica_env = "DREAM_LLM_API_KEY=" DMT_OR_KEY; /* the fake's openai mode wants a key */
     replica("oai", flags);
     submit("oai-1", 400000, 2.0);
     expect_status("oai-1", "complete", 120000);
@@ -273,4 +274,29 @@ Test(compat, llamacpp_mode_replies_without_done_complete)
     cr_assert_eq(dmt_count_in_file(rep.log, "before [DONE]"), 0, "log %s", rep.log);
     cr_assert_eq(dmt_fakeor_behaviour_count(&world.llm, "ok"), dmt_fakeor_stat(&world.llm, "chat"),
                  "every reply was a normal one (ended without [DONE])");
+}
+
+/* OPENROUTER_API_KEY is OpenRouter's key: a replica in openai mode (a self-hosted server, here
+ * llama.cpp on loopback) never sends it, to the chat requests or anywhere else. */
+Test(compat, openai_mode_never_sends_the_openrouter_key)
+{
+    const char *const fake_args[] = {"--api", "llamacpp", NULL};
+    const char *const flags[] = {"--llm-api=openai", NULL};
+    cJSON *reqs;
+    const cJSON *r;
+
+    start_world(fake_args);
+    replica("nokey", flags); /* the world gives it OPENROUTER_API_KEY only */
+    submit("nokey-1", 400000, 0);
+    expect_status("nokey-1", "complete", 120000);
+    reqs = chat_requests();
+    cr_assert_gt(cJSON_GetArraySize(reqs), 1);
+    cJSON_ArrayForEach(r, reqs)
+    {
+        char *h = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, "headers"));
+        cr_assert_null(strstr(h, DMT_OR_KEY), "a request carried the OpenRouter key: %s", h);
+        free(h);
+    }
+    cJSON_Delete(reqs);
+    cr_assert_eq(dmt_count_in_file(rep.log, DMT_OR_KEY), 0, "log %s", rep.log);
 }

@@ -586,3 +586,73 @@ Test(validate_run, a_sql_check_at_its_time_limit_runs_off_the_loop_and_fails_nam
     dm_metrics_free(m);
     dm_buf_free(&sql);
 }
+
+struct ordered {
+    struct result res;
+    int *seq;
+    int at; /* completion order, from 1 */
+};
+
+static void on_ordered(void *arg, int status, const char *message)
+{
+    struct ordered *o = arg;
+    on_done(&o->res, status, message);
+    o->at = ++*o->seq;
+}
+
+/* SQLite's heap limit is process-wide: SQL checks run one at a time, so a file built to fill
+ * that heap cannot fail another job's valid file with "out of memory" (and a single pool thread
+ * is taken by SQL checks). A second check waits for the first, in order. */
+Test(validate_run, sql_checks_run_one_at_a_time)
+{
+    uv_loop_t loop;
+    struct dm_validate_runner *r = runner(&loop, NULL, 4, 20000);
+    struct ordered slow, fast;
+    struct dm_buf sql;
+    const char *ok = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n";
+    int seq = 0;
+    long long t0;
+
+    memset(&slow, 0, sizeof(slow));
+    memset(&fast, 0, sizeof(fast));
+    slow.seq = fast.seq = &seq;
+    dm_buf_init(&sql, 0);
+    /* The slow migration of the test above: it runs to the 2 s time limit. */
+    for (int t = 0; t < 150; t++) {
+        dm_buf_printf(&sql, "CREATE TABLE t%d (", t);
+        for (int c = 0; c < 120; c++) {
+            dm_buf_printf(&sql, "%sc%d INT", c ? ", " : "", c);
+        }
+        dm_buf_printf(&sql, ");\n");
+    }
+    for (int k = 0; k < 2; k++) {
+        for (int t = 0; t < 150; t++) {
+            dm_buf_printf(&sql,
+                          k ? "ALTER TABLE u%d RENAME TO t%d;\n"
+                            : "ALTER TABLE t%d RENAME "
+                              "TO u%d;\n",
+                          t, t);
+        }
+    }
+    cr_assert_eq(
+        dm_validate_run(r, "migrations/0001_slow.sql", sql.data, sql.len, on_ordered, &slow, NULL),
+        0);
+    cr_assert_eq(
+        dm_validate_run(r, "migrations/0002_users.sql", ok, strlen(ok), on_ordered, &fast, NULL),
+        0);
+    t0 = dmt_now_ms();
+    while (dm_validate_runner_running(r) == 0 && dmt_now_ms() - t0 < 5000) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    cr_assert_eq(dm_validate_runner_running(r), 1, "one SQL check at a time, not %zu",
+                 dm_validate_runner_running(r));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(slow.res.fired, 1);
+    cr_assert_eq(fast.res.fired, 1);
+    cr_assert_eq(slow.res.status, DM_ERR_LIMIT, "%d: %s", slow.res.status, slow.res.msg);
+    cr_assert_eq(fast.res.status, 0, "%d: %s", fast.res.status, fast.res.msg);
+    cr_assert_eq(slow.at, 1, "the second check waited for the first");
+    cr_assert_eq(fast.at, 2);
+    close_all(&loop, r);
+    dm_buf_free(&sql);
+}

@@ -365,6 +365,19 @@ Test(config, secrets_are_redacted_in_the_printout)
     free(out);
 }
 
+/* An LLM proxy's password in DREAM_LLM_URL's userinfo is redacted like Redis's. */
+Test(config, the_llm_url_password_is_redacted_in_the_printout)
+{
+    const char *env[] = {"DREAM_LLM_URL=https://team:proxy-pw-42@llm.example/v1", NULL};
+    char *out;
+
+    cr_assert_eq(load(NULL, env, NULL), 0, "%s", err.msg);
+    out = printed();
+    cr_assert_null(strstr(out, "proxy-pw-42"), "%s", out);
+    cr_assert_not_null(strstr(out, "llm-url=https://team:***@llm.example/v1\n"), "%s", out);
+    free(out);
+}
+
 Test(config, an_empty_secret_prints_as_unset)
 {
     const char *env[] = {"GITHUB_TOKEN=", NULL};

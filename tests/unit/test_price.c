@@ -165,3 +165,64 @@ Test(price, the_models_list_is_cached_in_compact_form)
     cr_assert_null(out);
     dm_price_table_free(t);
 }
+
+/* A model list is data from a server: a hostile or broken one (a huge list, absurd prices, huge
+ * ids) cannot grow the table without bound, slow the loop with it, or store an absurd price. */
+Test(price, a_hostile_model_list_is_bounded)
+{
+    struct dm_price_table *t;
+    struct dm_price p;
+    struct dm_error err = {0};
+    size_t n = 0, cap = 128 * (size_t)(DM_PRICE_LIST_MAX + 100) + 4096, used = 0;
+    char *list = malloc(cap), *out = NULL, longid[DM_PRICE_MODEL_MAX + 2];
+
+    cr_assert_not_null(list);
+    memset(longid, 'x', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    used += (size_t)snprintf(list + used, cap - used,
+                             "{\"data\":[{\"id\":\"acme/dear\",\"pricing\":{\"prompt\":\"1e300\","
+                             "\"completion\":\"1\"}},{\"id\":\"%s\",\"pricing\":{\"prompt\":"
+                             "\"0.000001\",\"completion\":\"0.000001\"}}",
+                             longid);
+    for (int i = 0; i < DM_PRICE_LIST_MAX + 100; i++) {
+        used += (size_t)snprintf(list + used, cap - used,
+                                 ",{\"id\":\"m/%d\",\"pricing\":{\"prompt\":\"0.000001\","
+                                 "\"completion\":\"0.000002\"}}",
+                                 i);
+    }
+    used += (size_t)snprintf(list + used, cap - used, "]}");
+    cr_assert_lt(used, cap);
+
+    cr_assert_eq(dm_price_models_compact(list, used, &out, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, DM_PRICE_LIST_MAX, "at most %d entries kept, got %zu", DM_PRICE_LIST_MAX, n);
+    cr_assert_null(strstr(out, "acme/dear"), "a price past the maximum is dropped");
+    cr_assert_null(strstr(out, longid), "an id past its maximum length is dropped");
+    free(out);
+
+    cr_assert_eq(dm_price_table_new(&t), 0);
+    cr_assert_eq(dm_price_table_load_models(t, list, used, &n, &err), 0, "%s", err.msg);
+    cr_assert_leq(n, DM_PRICE_LIST_MAX);
+    cr_assert_neq(dm_price_lookup(t, "acme/dear", &p, NULL), 0, "1e300 per token is no price");
+    cr_assert_neq(dm_price_lookup(t, longid, &p, NULL), 0);
+    cr_assert_leq(dm_price_table_count(t), DM_PRICE_TABLE_MAX);
+    p.prompt = DM_PRICE_MAX * 2;
+    p.completion = 1;
+    cr_assert_eq(dm_price_table_set(t, "acme/dear", &p), DM_ERR_INVALID);
+
+    /* Filling the table: new models past its maximum are skipped, known ones still update. */
+    p.prompt = p.completion = 1;
+    for (int i = 0; dm_price_table_count(t) < DM_PRICE_TABLE_MAX; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "fill/%d", i);
+        cr_assert_eq(dm_price_table_set(t, id, &p), 0);
+    }
+    cr_assert_eq(dm_price_table_set(t, "one/more", &p), DM_ERR_LIMIT);
+    p.prompt = 7;
+    cr_assert_eq(dm_price_table_set(t, "fill/0", &p), 0);
+    cr_assert_eq(dm_price_lookup(t, "fill/0", &p, NULL), 0);
+    cr_assert_float_eq(p.prompt, 7.0, 1e-9);
+    cr_assert_eq(dm_price_table_load_models(t, list, used, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(dm_price_table_count(t), DM_PRICE_TABLE_MAX);
+    dm_price_table_free(t);
+    free(list);
+}

@@ -27,6 +27,16 @@ struct dm_price {
     double completion; /* USD per million completion tokens */
 };
 
+/* Bounds on what a price table accepts (a model list is data from a server, not trust): a price
+ * above DM_PRICE_MAX USD per million tokens is refused like a negative one; a model id longer
+ * than DM_PRICE_MODEL_MAX bytes is skipped; one model list gives at most DM_PRICE_LIST_MAX
+ * entries, and a table holds at most DM_PRICE_TABLE_MAX models (new ones past it are skipped;
+ * known ones still update). */
+#define DM_PRICE_MAX 1e5
+#define DM_PRICE_MODEL_MAX 256
+#define DM_PRICE_LIST_MAX 5000
+#define DM_PRICE_TABLE_MAX 10000
+
 /* Creates a table holding the built-in defaults:
  *   anthropic/claude-sonnet-4.5 3/15, anthropic/claude-opus-4.5 5/25,
  *   anthropic/claude-haiku-4.5 1/5, openai/gpt-4o 2.5/10, openai/gpt-4o-mini 0.15/0.6;
@@ -37,8 +47,9 @@ int dm_price_table_new(struct dm_price_table **out);
 /* Frees the table (NULL allowed). */
 void dm_price_table_free(struct dm_price_table *t);
 
-/* Sets (adds or replaces) one model's price. Prices must be finite and >= 0.
- * Returns 0, DM_ERR_INVALID or DM_ERR_NOMEM. */
+/* Sets (adds or replaces) one model's price. Prices must be finite, >= 0 and <= DM_PRICE_MAX;
+ * the id at most DM_PRICE_MODEL_MAX bytes. Returns 0, DM_ERR_INVALID, DM_ERR_LIMIT (a new model
+ * in a full table) or DM_ERR_NOMEM. */
 int dm_price_table_set(struct dm_price_table *t, const char *model, const struct dm_price *p);
 
 /* Sets the price used for models not in the table; NULL removes it. Returns 0 or
@@ -56,14 +67,17 @@ int dm_price_table_load_file(struct dm_price_table *t, const char *path, struct 
 
 /* Merges the prices of a `GET /api/v1/models` reply ({"data":[{"id", "pricing":{"prompt",
  * "completion"}}]}, USD per token as strings or numbers). Entries without usable prices (absent,
- * not numbers, negative such as the router's "-1") are skipped. *updated (may be NULL) receives
- * the number of models set. Returns 0, DM_ERR_INVALID (not that shape) or DM_ERR_NOMEM. */
+ * not numbers, negative such as the router's "-1", above DM_PRICE_MAX) or with an id past
+ * DM_PRICE_MODEL_MAX are skipped; at most DM_PRICE_LIST_MAX entries are read, and new models past
+ * DM_PRICE_TABLE_MAX are skipped. *updated (may be NULL) receives the number of models set. Returns
+ * 0, DM_ERR_INVALID (not that shape) or DM_ERR_NOMEM. */
 int dm_price_table_load_models(struct dm_price_table *t, const char *json, size_t len,
                                size_t *updated, struct dm_error *err);
 
 /* The priced entries of a `GET /api/v1/models` reply in the same shape, and nothing else
  * ({"data":[{"id","pricing":{"prompt","completion"}}]}: what dreamd caches on disk; the
- * descriptions, context lengths... of the full list are dropped). *out is malloc'd (free());
+ * descriptions, context lengths... of the full list are dropped; the bounds of
+ * dm_price_table_load_models apply, at most DM_PRICE_LIST_MAX entries). *out is malloc'd (free());
  * *count (may be NULL) gets the number of entries (0 for a list without prices, such as
  * OpenAI's). Returns 0, DM_ERR_INVALID (not that shape) or DM_ERR_NOMEM. */
 int dm_price_models_compact(const char *json, size_t len, char **out, size_t *count,

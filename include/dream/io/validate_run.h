@@ -72,7 +72,8 @@ const char *dm_validate_runner_esbuild(const struct dm_validate_runner *r);
 
 /* Checks that path's content (len bytes, copied) is valid for the loader chosen from path's
  * extension (dm_validate_esbuild_loader), or, for a .sql path, valid SQL (dm_validate_sql on the
- * threadpool; it counts against max_children; its failure is DM_ERR_INVALID or DM_ERR_LIMIT
+ * threadpool, one SQL check at a time (SQLite's heap limit is process-wide); it counts against
+ * max_children; its failure is DM_ERR_INVALID or DM_ERR_LIMIT
  * with "<path>: <dm_validate_sql's message>"; a cancelled one completes when the work is
  * over). On success returns 0, stores a borrowed handle in *out
  * (out may be NULL; valid until cb fires) and cb fires later exactly once. Returns

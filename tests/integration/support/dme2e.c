@@ -262,10 +262,12 @@ void dmt_world_replica_git(struct dmt_world *w, struct dmt_replica *rep, const c
     char bin[512], url[128], consumer[128], llm[160], gh[160], git[1200], data[1200], esb[1200];
     char tok[512];
     const char *argv[48];
-    char *env[] = {"OPENROUTER_API_KEY=" DMT_OR_KEY, tok, NULL};
+    char more[512];
+    char *env[] = {"OPENROUTER_API_KEY=" DMT_OR_KEY, tok, w->replica_env ? more : NULL, NULL};
     int n = 0;
 
     snprintf(tok, sizeof(tok), "GITHUB_TOKEN=%s", token ? token : DMT_GH_TOKEN);
+    snprintf(more, sizeof(more), "%s", w->replica_env ? w->replica_env : "");
     snprintf(bin, sizeof(bin), "%s/dreamd", dmt_binary_dir());
     snprintf(url, sizeof(url), "--redis-url=%s", dmt_redis_url(&w->redis));
     snprintf(consumer, sizeof(consumer), "--consumer=%s", name);

@@ -26,6 +26,7 @@ struct dmt_world {
     char *remotes; /* <dir>/remotes: bare repositories <owner>/<repo>.git */
     char *bare;    /* <remotes>/acme/app.git */
     redisContext *rc;
+    const char *replica_env; /* one more NAME=value for the replicas started next, or NULL */
 };
 
 /* Starts everything. llm_args: extra fake OpenRouter arguments (NULL-terminated, may be NULL). */
