@@ -340,6 +340,54 @@ const char dm_script_dead[] =
     "return n\n";
 
 /*
+ * ORPHAN
+ * KEYS: 1 dead stream, 2 jobs stream, 3 global events
+ * ARGV: 1 entry id, 2 group, 3 reason, 4 ts, 5 now ms, 6 global maxlen, 7 channel, 8 ttl s,
+ *       9 job events maxlen, 10 "1" when the replica runs in signed mode (else ""), 11 worker
+ * An entry the reclaim sweep found deleted from the stream while pending for a dead consumer
+ * (XAUTOCLAIM's third reply; an operator's XTRIM): nobody holds its job any more. The job whose
+ * hash names this entry (`entry`, or `retry_entry` of a queued retry), looked up among the
+ * unfinished status sets of the index (at most 1,000 members each), ends `dead_lettered`: epoch
+ * bumped (a zombie owner is fenced), an event, the TTL; the dead letter carries the job JSON from
+ * the hash, so `dreamctl dead requeue` runs it again. Without such a job the dead letter has an
+ * empty job. The entry is acknowledged. Returns the jobId or "".
+ */
+const char dm_script_orphan[] = LUA_EMIT LUA_INDEX
+    "local entry, P = ARGV[1], dm_prefix_of(KEYS[3])\n"
+    "local found, old = nil, nil\n"
+    "for _, st in ipairs({'running', 'retry_requested', 'requeued', 'approved'}) do\n"
+    "  for _, id in ipairs(redis.call('ZRANGE', P .. ':idx:status:' .. st, 0, 999)) do\n"
+    "    local f = redis.call('HMGET', P .. ':job:' .. id, 'entry', 'retry_entry', 'status')\n"
+    "    if (f[1] == entry or f[2] == entry) and f[3] and not TERMINAL[f[3]] then\n"
+    "      found, old = id, f[3]\n"
+    "      break\n"
+    "    end\n"
+    "  end\n"
+    "  if found then break end\n"
+    "end\n"
+    "local job = ''\n"
+    "if found then\n"
+    "  local h = P .. ':job:' .. found\n"
+    "  job = redis.call('HGET', h, 'job') or ''\n"
+    "  redis.call('HINCRBY', h, 'epoch', 1)\n"
+    "  redis.call('HSET', h, 'status', 'dead_lettered', 'error', ARGV[3], 'updated', ARGV[5])\n"
+    "  dm_index(P, h, found, old, 'dead_lettered', ARGV[5], ARGV[8])\n"
+    "  emit(h, h .. ':events', KEYS[3], ARGV[7], found, 'dead_lettered',\n"
+    "       'job moved to the dead-letter stream: ' .. ARGV[3], ',\"error\":' .. esc(ARGV[3]),\n"
+    "       ARGV[4], ARGV[11], ARGV[6], ARGV[9])\n"
+    "  redis.call('ZREM', P .. ':parked', found)\n"
+    "  for _, k in ipairs({h, h .. ':events', h .. ':files'}) do redis.call('EXPIRE', k, ARGV[8]) "
+    "end\n"
+    "end\n"
+    "local dl = {'entry', entry, 'job', job, 'reason', ARGV[3], 'attempts', '1', 'ts', ARGV[4]}\n"
+    "if found then table.insert(dl, 'jobId'); table.insert(dl, found) end\n"
+    "if ARGV[10] == '1' then table.insert(dl, 'signed'); table.insert(dl, '1') end\n"
+    "redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[6], '*', unpack(dl))\n"
+    "redis.call('XACK', KEYS[2], ARGV[2], entry)\n"
+    "redis.call('XDEL', KEYS[2], entry)\n"
+    "return found or ''\n";
+
+/*
  * HEARTBEAT
  * KEYS: 1 jobs stream
  * ARGV: 1 group, 2 consumer, 3.. entry ids this consumer believes it holds

@@ -406,10 +406,12 @@ int dm_engine_start(struct dm_engine **out, uv_loop_t *loop, const struct dm_con
     e->s_start = (struct dm_redis_script){"start", dm_script_start, ""};
     e->s_transition = (struct dm_redis_script){"transition", dm_script_transition, ""};
     e->s_dead = (struct dm_redis_script){"dead", dm_script_dead, ""};
+    e->s_orphan = (struct dm_redis_script){"orphan", dm_script_orphan, ""};
     e->s_heartbeat = (struct dm_redis_script){"heartbeat", dm_script_heartbeat, ""};
     dm_redis_script_init(&e->s_start);
     dm_redis_script_init(&e->s_transition);
     dm_redis_script_init(&e->s_dead);
+    dm_redis_script_init(&e->s_orphan);
     dm_redis_script_init(&e->s_heartbeat);
 
     uv_timer_init(loop, &e->hb_timer);
@@ -433,6 +435,7 @@ int dm_engine_start(struct dm_engine **out, uv_loop_t *loop, const struct dm_con
     dm_redis_add_script(e->cmd, &e->s_start);
     dm_redis_add_script(e->cmd, &e->s_transition);
     dm_redis_add_script(e->cmd, &e->s_dead);
+    dm_redis_add_script(e->cmd, &e->s_orphan);
     dm_redis_add_script(e->cmd, &e->s_heartbeat);
     o.name = "subscriber";
     channels[0] = e->keys.control;

@@ -71,7 +71,7 @@ struct dm_engine {
     struct dm_redis_conn *reader, *cmd, *sub;
     struct dm_metrics *metrics;
     struct dm_callbacks *callbacks;
-    struct dm_redis_script s_start, s_transition, s_dead, s_heartbeat;
+    struct dm_redis_script s_start, s_transition, s_dead, s_orphan, s_heartbeat;
 
     struct dm_keys keys;
     char k_worker[DM_KEYS_MAX];
@@ -148,6 +148,9 @@ void eng_start_on(struct ejob *ej, const char *mode, struct dm_intake *in);
 /* Moves an entry to the dead-letter stream (raw: the entry's job, kept up to 1 MiB). */
 void eng_dead_letter(struct dm_engine *e, const char *entry, const char *raw, size_t raw_len,
                      const char *reason);
+/* An entry the sweep found deleted from the stream while pending for a dead consumer: the job
+ * that named it ends dead_lettered and its dead letter carries the job (the ORPHAN script). */
+void eng_orphan(struct dm_engine *e, const char *entry);
 
 /* ---- reading.c ---- */
 

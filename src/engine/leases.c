@@ -121,11 +121,13 @@ static void on_sweep_reply(void *arg, redisReply *reply, const char *why)
         for (size_t i = 0; i < entries->elements; i++) {
             eng_handle_entry(e, entries->element[i], 1);
         }
-        /* Redis 7 lists entries deleted while pending: acknowledge them. */
+        /* Redis 7 lists entries deleted while pending for a dead consumer: their jobs end
+         * dead-lettered, requeueable from the job the hash kept. */
         if (reply->elements >= 3 && reply->element[2]->type == REDIS_REPLY_ARRAY) {
             for (size_t i = 0; i < reply->element[2]->elements; i++) {
-                eng_dead_letter(e, reply->element[2]->element[i]->str, NULL, 0,
-                                "entry was deleted from the stream while pending");
+                if (reply->element[2]->element[i]->type == REDIS_REPLY_STRING) {
+                    eng_orphan(e, reply->element[2]->element[i]->str);
+                }
             }
         }
     } else if (reply && reply->type == REDIS_REPLY_ERROR &&

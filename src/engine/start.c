@@ -159,6 +159,50 @@ void eng_dead_letter(struct dm_engine *e, const char *entry, const char *raw, si
     }
 }
 
+static void on_orphan_reply(void *arg, redisReply *reply, const char *why)
+{
+    struct dm_engine *e = arg;
+    e->cmds--;
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        dm_warn("engine", NULL, "dead letter not written (%s); the entry stays pending",
+                reply ? reply->str : why);
+    } else if (reply->type == REDIS_REPLY_STRING && reply->len > 0) {
+        dm_warn("engine", reply->str,
+                "its entry was deleted from the stream while its replica "
+                "was gone; the job ended dead-lettered");
+    }
+    eng_maybe_finish_stop(e);
+}
+
+void eng_orphan(struct dm_engine *e, const char *entry)
+{
+    static const char reason[] = "entry was deleted from the stream while pending (XTRIM?)";
+    char ts[32], now[24];
+    const char *args[14];
+
+    dm_warn("engine", NULL, "entry %s dead-lettered: %s", entry, reason);
+    dm_metrics_dead_lettered(e->metrics);
+    dm_time_rfc3339(-1, ts, sizeof(ts));
+    snprintf(now, sizeof(now), "%lld", dm_time_now_ms());
+    args[0] = e->keys.dead;
+    args[1] = e->keys.jobs;
+    args[2] = e->keys.events;
+    args[3] = entry;
+    args[4] = DM_KEYS_GROUP;
+    args[5] = reason;
+    args[6] = ts;
+    args[7] = now;
+    args[8] = e->gmax;
+    args[9] = e->keys.events; /* the channel */
+    args[10] = e->ttl;
+    args[11] = DM_KEYS_JOB_EVENTS_MAXLEN;
+    args[12] = e->n_secrets ? "1" : "";
+    args[13] = e->cfg->consumer;
+    if (dm_redis_eval(e->cmd, &e->s_orphan, on_orphan_reply, e, 3, 14, args, NULL) == 0) {
+        e->cmds++;
+    }
+}
+
 void eng_start_job(struct dm_engine *e, const char *entry, const char *mode, struct dm_intake *in)
 {
     struct ejob *ej = eng_job_new(e, entry, in->job_id);

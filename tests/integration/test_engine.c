@@ -524,6 +524,56 @@ Test(engine, an_entry_trimmed_under_a_running_job_ends_it_dead_lettered_and_requ
     assert_stopped_ok(&a);
 }
 
+/* The owner died, then its entry was trimmed: only the reclaim sweep of another replica sees
+ * it (XAUTOCLAIM lists it as deleted). The job must still end, not stay `running` forever. */
+Test(engine, an_entry_trimmed_after_its_replica_died_ends_its_job_dead_lettered_and_requeue_runs_it)
+{
+    struct dmt_replica a, b;
+    const char *slow[] = {"--stages=test", "--test-stage-ms=3000", "--lease-ms=1000", NULL};
+    const char *fast[] = {"--stages=test", "--test-stage-ms=20", "--lease-ms=1000", NULL};
+    char *json = dmt_job_json("orphan", NULL, NULL);
+    char cmd[2048];
+    redisReply *r;
+    char *dead_id;
+    int code;
+
+    free(dmt_submit(rc, json));
+    free(json);
+    dmt_replica_start(&a, &redis, dir, "gone", slow);
+    cr_assert(dmt_wait_event(rc, "orphan", "planning", 10000), "the job runs");
+    kill(a.pid, SIGKILL);
+    waitpid(a.pid, NULL, 0);
+    r = redisCommand(rc, "XTRIM dream:jobs MAXLEN 0");
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1, "the entry is gone");
+    freeReplyObject(r);
+    cr_assert_eq(pending_count(), 1, "still pending for the dead replica");
+
+    dmt_replica_start(&b, &redis, dir, "sweeper", fast);
+    cr_assert(dmt_wait_event(rc, "orphan", "dead_lettered", 15000), "the job ended");
+    r = redisCommand(rc, "HGET dream:job:orphan status");
+    cr_assert_str_eq(r->str, "dead_lettered", "the hash says so too");
+    freeReplyObject(r);
+    r = redisCommand(rc, "ZSCORE dream:idx:status:running orphan");
+    cr_assert_eq(r->type, REDIS_REPLY_NIL, "the index no longer lists it running");
+    freeReplyObject(r);
+    r = redisCommand(rc, "XRANGE dream:dead - +");
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1, "one dead letter");
+    dead_id = strdup(r->element[0]->element[0]->str);
+    cr_assert_not_null(strstr(r->element[0]->element[1]->element[3]->str, "\"jobId\":\"orphan\""),
+                       "the dead letter carries the job from the hash: %s",
+                       r->element[0]->element[1]->element[3]->str);
+    freeReplyObject(r);
+    cr_assert_eq(pending_count(), 0, "acknowledged");
+
+    snprintf(cmd, sizeof(cmd), "'%s/dreamctl' --redis-url='%s' dead requeue %s --by ops >/dev/null",
+             dmt_binary_dir(), dmt_redis_url(&redis), dead_id);
+    code = system(cmd);
+    cr_assert_eq(code, 0, "%s", cmd);
+    cr_assert(dmt_wait_event(rc, "orphan", "complete", 20000), "the requeued job completes");
+    free(dead_id);
+    assert_stopped_ok(&b);
+}
+
 /* The most jobs that ran at once, from the events the replica wrote: a job runs from its first
  * event to its terminal one (an end and a start at the same millisecond do not overlap). */
 static int peak_running(void)

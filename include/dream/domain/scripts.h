@@ -15,6 +15,9 @@ extern const char dm_script_start[];
 extern const char dm_script_transition[];
 /* Entry with no usable job: to the dead-letter stream and acknowledged. */
 extern const char dm_script_dead[];
+/* An entry deleted from the stream while pending for a dead consumer: the job that named it ends
+ * dead_lettered, its dead letter carrying the job from the hash. */
+extern const char dm_script_orphan[];
 /* Idle reset of this consumer's own pending entries; returns the ones it no longer owns. */
 extern const char dm_script_heartbeat[];
 /* Approver actions on a parked job (dreamctl): approve, reject; and cancel of any job. */
