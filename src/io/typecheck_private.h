@@ -59,6 +59,10 @@ struct dm_typecheck {
     char **untyped;
     size_t n_untyped;
     int any_jsx;
+    /* the work folder's directories made so far (prepare; repository-relative), each made once */
+    char **dirs;
+    size_t ndirs;
+    int dry; /* no tsc to run: the base is walked and counted, nothing is written */
     /* the child */
     uv_process_t proc;
     uv_pipe_t out, errp;
