@@ -63,6 +63,7 @@ struct dm_typecheck {
     char **dirs;
     size_t ndirs;
     int dry; /* no tsc to run: the base is walked and counted, nothing is written */
+    size_t base_len, work_len; /* strlen of base_dir and work_dir (prepare) */
     /* the child */
     uv_process_t proc;
     uv_pipe_t out, errp;

@@ -258,6 +258,7 @@ static int link_base(struct dm_typecheck *tc, const char *rel, int depth)
     while (!rc && (e = readdir(d)) != NULL) {
         char child[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
         struct stat st;
+        size_t n;
         int kind;
 
         if (e->d_name[0] == '.' &&
@@ -268,13 +269,14 @@ static int link_base(struct dm_typecheck *tc, const char *rel, int depth)
         if (strcmp(e->d_name, "node_modules") == 0 || typecheck_cancelled(tc)) {
             continue;
         }
-        if ((size_t)snprintf(child, sizeof(child), "%s%s%s", rel, *rel ? "/" : "", e->d_name) >=
-                sizeof(child) ||
-            (size_t)snprintf(from, sizeof(from), "%s/%s", tc->base_dir, child) >= sizeof(from) ||
-            (size_t)snprintf(to, sizeof(to), "%s/%s", tc->work_dir, child) >= sizeof(to)) {
+        n = (size_t)snprintf(child, sizeof(child), "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+        /* from and to (<base_dir>/<child>, <work_dir>/<child>) are made only when used. */
+        if (n >= sizeof(child) || tc->base_len + 1 + n >= sizeof(from) ||
+            tc->work_len + 1 + n >= sizeof(to)) {
             continue;
         }
-        if (lstat(from, &st) != 0) {
+        /* Relative to the open folder: one name looked up, not the whole path. */
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             continue;
         }
         if (S_ISDIR(st.st_mode)) {
@@ -293,6 +295,10 @@ static int link_base(struct dm_typecheck *tc, const char *rel, int depth)
         if (tc->dry) {
             tc->res.files += kind == 1;
             continue;
+        }
+        if ((size_t)snprintf(from, sizeof(from), "%s/%s", tc->base_dir, child) >= sizeof(from) ||
+            (size_t)snprintf(to, sizeof(to), "%s/%s", tc->work_dir, child) >= sizeof(to)) {
+            continue; /* not reached: the lengths were checked above */
         }
         if (link_or_copy(tc, child, from, to) != 0) {
             rc = dm_error_set(&tc->err, DM_ERR_IO, "cannot write %s: %s", to, strerror(errno));
@@ -471,6 +477,8 @@ static int prepare(struct dm_typecheck *tc)
     /* No tsc to run (the check ends "tsc could not run"): the base is still walked, so its
      * file limit answers as before, but no work folder is built. */
     tc->dry = tc->tsc == NULL;
+    tc->base_len = tc->base_dir ? strlen(tc->base_dir) : 0;
+    tc->work_len = strlen(tc->work_dir);
     if (tc->dry) {
         return tc->base_dir ? link_base(tc, "", 0) : 0;
     }
