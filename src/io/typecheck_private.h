@@ -59,7 +59,7 @@ struct dm_typecheck {
     char **untyped;
     size_t n_untyped;
     int any_jsx;
-    /* the work folder's directories made so far (prepare; repository-relative), each made once */
+    /* the folders made for the change's files (prepare; repository-relative), each made once */
     char **dirs;
     size_t ndirs;
     int dry; /* no tsc to run: the base is walked and counted, nothing is written */

@@ -156,8 +156,9 @@ static int have_dir(const struct dm_typecheck *tc, const char *rel, size_t n)
     return 0;
 }
 
-/* Makes the work folder's directories that hold rel (a repository-relative file path), each
- * once per check: the ones made are remembered, the work folder itself exists. */
+/* Makes the work folder's directories that hold rel (a repository-relative path of a file of
+ * the change), each once per check: the ones made are remembered, the work folder itself
+ * exists (one made by the base walk costs one mkdir that finds it). */
 static int work_mkdir_parent(struct dm_typecheck *tc, const char *rel)
 {
     const char *slash = strrchr(rel, '/');
@@ -205,13 +206,43 @@ static int work_write(struct dm_typecheck *tc, const char *rel, const char *to, 
     return work_mkdir_parent(tc, rel) != 0 ? -1 : write_all(to, content, len);
 }
 
-static int link_or_copy(struct dm_typecheck *tc, const char *rel, const char *from, const char *to)
+/* A folder of the base walk: made in the work folder (with the ones above it) when its first
+ * file is linked, once. */
+struct walk_dir {
+    struct walk_dir *up; /* NULL at the root, the work folder itself (made) */
+    const char *rel;
+    int made;
+};
+
+static int walk_dir_make(struct dm_typecheck *tc, struct walk_dir *w)
+{
+    char path[PATH_MAX];
+
+    if (w->made) {
+        return 0;
+    }
+    if (w->up && walk_dir_make(tc, w->up) != 0) {
+        return -1;
+    }
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", tc->work_dir, w->rel) >= sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        return -1;
+    }
+    w->made = 1;
+    return 0;
+}
+
+static int link_or_copy(struct dm_typecheck *tc, struct walk_dir *dir, const char *from,
+                        const char *to)
 {
     size_t len;
     char *content;
     int rc;
 
-    if (work_mkdir_parent(tc, rel) != 0) {
+    if (walk_dir_make(tc, dir) != 0) {
         return -1;
     }
     if (link(from, to) == 0) {
@@ -238,9 +269,10 @@ static int in_change(const struct dm_typecheck *tc, const char *rel)
 
 /* Links the base's TS/JS/JSON files under rel (a folder of base_dir, "" for the root) into the
  * work directory. */
-static int link_base(struct dm_typecheck *tc, const char *rel, int depth)
+static int link_base(struct dm_typecheck *tc, struct walk_dir *up, const char *rel, int depth)
 {
     char dir[PATH_MAX];
+    struct walk_dir here = {up, rel, up == NULL};
     DIR *d;
     struct dirent *e;
     int rc = 0;
@@ -280,7 +312,7 @@ static int link_base(struct dm_typecheck *tc, const char *rel, int depth)
             continue;
         }
         if (S_ISDIR(st.st_mode)) {
-            rc = link_base(tc, child, depth + 1);
+            rc = link_base(tc, &here, child, depth + 1);
             continue;
         }
         kind = S_ISREG(st.st_mode) ? kind_of(child) : 0;
@@ -300,7 +332,7 @@ static int link_base(struct dm_typecheck *tc, const char *rel, int depth)
             (size_t)snprintf(to, sizeof(to), "%s/%s", tc->work_dir, child) >= sizeof(to)) {
             continue; /* not reached: the lengths were checked above */
         }
-        if (link_or_copy(tc, child, from, to) != 0) {
+        if (link_or_copy(tc, &here, from, to) != 0) {
             rc = dm_error_set(&tc->err, DM_ERR_IO, "cannot write %s: %s", to, strerror(errno));
             break;
         }
@@ -480,13 +512,13 @@ static int prepare(struct dm_typecheck *tc)
     tc->base_len = tc->base_dir ? strlen(tc->base_dir) : 0;
     tc->work_len = strlen(tc->work_dir);
     if (tc->dry) {
-        return tc->base_dir ? link_base(tc, "", 0) : 0;
+        return tc->base_dir ? link_base(tc, NULL, "", 0) : 0;
     }
     if (mkdir(tc->work_dir, 0755) != 0 && dm_fs_mkdir_p(tc->work_dir) != 0) {
         return dm_error_set(&tc->err, DM_ERR_IO, "cannot create %s: %s", tc->work_dir,
                             strerror(errno));
     }
-    if (tc->base_dir && (rc = link_base(tc, "", 0)) != 0) {
+    if (tc->base_dir && (rc = link_base(tc, NULL, "", 0)) != 0) {
         return rc;
     }
     for (size_t i = 0; i < tc->nfiles; i++) {

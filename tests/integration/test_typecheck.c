@@ -451,14 +451,16 @@ Test(typecheck, a_path_out_of_the_repository_is_refused)
 }
 
 /* Files of the change in folders the base does not have (nested, several per folder) and at the
- * root: each folder is made once for the check and every file is in it. */
+ * root, and a base file under folders that hold only folders: each folder is made once for the
+ * check and every file is in it. */
 Test(typecheck, change_files_in_new_nested_folders_are_all_checked)
 {
     char *base = make_base();
     const char *a = "export const a: number = 1;\n";
     const char *b = "import { a } from './a';\nexport const b: number = a + 1;\n";
     const char *c = "import { b } from './deep/b';\nexport const c: number = b + 1;\n";
-    const char *root = "import { c } from './src/features/todos/c';\nexport const d = c;\n";
+    const char *root = "import { c } from './src/features/todos/c';\n"
+                       "import { u } from './packages/core/src/util';\nexport const d = c + u;\n";
     const char *bad = "import { b } from './deep/b';\nexport const e: string = b;\n";
     struct dm_typecheck_file files[] = {
         {"src/features/todos/deep/a.ts", a, strlen(a)},
@@ -467,8 +469,11 @@ Test(typecheck, change_files_in_new_nested_folders_are_all_checked)
         {"root.ts", root, strlen(root)},
         {"src/features/todos/e.ts", bad, strlen(bad)},
     };
-    struct outcome o = check(base, files, 4, NULL);
+    struct outcome o;
 
+    /* A base folder holding only folders: made with the one under it. */
+    put(base, "packages/core/src/util.ts", "export const u: number = 2;\n");
+    o = check(base, files, 4, NULL);
     cr_assert_eq(o.rc, 0, "%s", o.msg);
     cr_assert_eq(o.n, 0, "%s", o.all);
     o = check(base, files, 5, NULL);
