@@ -180,6 +180,10 @@ static void typecheck_free(struct dm_typecheck *tc)
         free(tc->untyped[i]);
     }
     free(tc->untyped);
+    for (size_t i = 0; i < tc->ndirs; i++) {
+        free(tc->dirs[i]);
+    }
+    free(tc->dirs);
     dm_buf_free(&tc->outb);
     dm_buf_free(&tc->errb);
     dm_tsc_diags_free(&tc->res.diags);

@@ -59,6 +59,11 @@ struct dm_typecheck {
     char **untyped;
     size_t n_untyped;
     int any_jsx;
+    /* the folders made for the change's files (prepare; repository-relative), each made once */
+    char **dirs;
+    size_t ndirs;
+    int dry; /* no tsc to run: the base is walked and counted, nothing is written */
+    size_t base_len, work_len; /* strlen of base_dir and work_dir (prepare) */
     /* the child */
     uv_process_t proc;
     uv_pipe_t out, errp;

@@ -116,16 +116,19 @@ static int scan_imports(struct dm_typecheck *tc, const char *path, const char *t
     return dm_tsc_bare_imports(text, len, on_bare_import, tc);
 }
 
+/* Writes path as a new file. A file already there (the base's, linked in under the name the
+ * check writes) is unlinked first: never written through, the base cache stays clean. The
+ * folder that holds path must exist. */
 static int write_all(const char *path, const char *content, size_t len)
 {
     int fd;
     size_t off = 0;
 
-    if (dm_fs_mkdir_parent(path) != 0) {
-        return -1;
-    }
-    unlink(path); /* never write through a link into the base cache */
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == EEXIST) {
+        unlink(path);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    }
     if (fd < 0) {
         return -1;
     }
@@ -143,19 +146,109 @@ static int write_all(const char *path, const char *content, size_t len)
     return close(fd);
 }
 
-static int link_or_copy(const char *from, const char *to, size_t max)
+static int have_dir(const struct dm_typecheck *tc, const char *rel, size_t n)
+{
+    for (size_t i = tc->ndirs; i-- > 0;) {
+        if (strncmp(tc->dirs[i], rel, n) == 0 && tc->dirs[i][n] == '\0') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Makes the work folder's directories that hold rel (a repository-relative path of a file of
+ * the change), each once per check: the ones made are remembered, the work folder itself
+ * exists (one made by the base walk costs one mkdir that finds it). */
+static int work_mkdir_parent(struct dm_typecheck *tc, const char *rel)
+{
+    const char *slash = strrchr(rel, '/');
+    char path[PATH_MAX];
+    int base;
+
+    if (!slash || have_dir(tc, rel, (size_t)(slash - rel))) {
+        return 0;
+    }
+    base = snprintf(path, sizeof(path), "%s/", tc->work_dir);
+    if (base < 0 || (size_t)base + (size_t)(slash - rel) >= sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (const char *p = strchr(rel, '/'); p && p <= slash; p = strchr(p + 1, '/')) {
+        size_t n = (size_t)(p - rel);
+        char **nd;
+        if (have_dir(tc, rel, n)) {
+            continue;
+        }
+        memcpy(path + base, rel, n);
+        path[(size_t)base + n] = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            return -1;
+        }
+        nd = realloc(tc->dirs, (tc->ndirs + 1) * sizeof(*nd));
+        if (!nd) {
+            errno = ENOMEM;
+            return -1;
+        }
+        tc->dirs = nd;
+        if (!(tc->dirs[tc->ndirs] = strndup(rel, n))) {
+            errno = ENOMEM;
+            return -1;
+        }
+        tc->ndirs++;
+    }
+    return 0;
+}
+
+/* Writes rel, a repository-relative file, into the work folder. */
+static int work_write(struct dm_typecheck *tc, const char *rel, const char *to, const char *content,
+                      size_t len)
+{
+    return work_mkdir_parent(tc, rel) != 0 ? -1 : write_all(to, content, len);
+}
+
+/* A folder of the base walk: made in the work folder (with the ones above it) when its first
+ * file is linked, once. */
+struct walk_dir {
+    struct walk_dir *up; /* NULL at the root, the work folder itself (made) */
+    const char *rel;
+    int made;
+};
+
+static int walk_dir_make(struct dm_typecheck *tc, struct walk_dir *w)
+{
+    char path[PATH_MAX];
+
+    if (w->made) {
+        return 0;
+    }
+    if (w->up && walk_dir_make(tc, w->up) != 0) {
+        return -1;
+    }
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", tc->work_dir, w->rel) >= sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        return -1;
+    }
+    w->made = 1;
+    return 0;
+}
+
+static int link_or_copy(struct dm_typecheck *tc, struct walk_dir *dir, const char *from,
+                        const char *to)
 {
     size_t len;
     char *content;
     int rc;
 
-    if (dm_fs_mkdir_parent(to) != 0) {
+    if (walk_dir_make(tc, dir) != 0) {
         return -1;
     }
     if (link(from, to) == 0) {
         return 0;
     }
-    content = dm_fs_read(from, max, &len);
+    content = dm_fs_read(from, tc->max_file_bytes, &len);
     if (!content) {
         return -1;
     }
@@ -176,9 +269,10 @@ static int in_change(const struct dm_typecheck *tc, const char *rel)
 
 /* Links the base's TS/JS/JSON files under rel (a folder of base_dir, "" for the root) into the
  * work directory. */
-static int link_base(struct dm_typecheck *tc, const char *rel, int depth)
+static int link_base(struct dm_typecheck *tc, struct walk_dir *up, const char *rel, int depth)
 {
     char dir[PATH_MAX];
+    struct walk_dir here = {up, rel, up == NULL};
     DIR *d;
     struct dirent *e;
     int rc = 0;
@@ -196,6 +290,7 @@ static int link_base(struct dm_typecheck *tc, const char *rel, int depth)
     while (!rc && (e = readdir(d)) != NULL) {
         char child[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
         struct stat st;
+        size_t n;
         int kind;
 
         if (e->d_name[0] == '.' &&
@@ -206,17 +301,18 @@ static int link_base(struct dm_typecheck *tc, const char *rel, int depth)
         if (strcmp(e->d_name, "node_modules") == 0 || typecheck_cancelled(tc)) {
             continue;
         }
-        if ((size_t)snprintf(child, sizeof(child), "%s%s%s", rel, *rel ? "/" : "", e->d_name) >=
-                sizeof(child) ||
-            (size_t)snprintf(from, sizeof(from), "%s/%s", tc->base_dir, child) >= sizeof(from) ||
-            (size_t)snprintf(to, sizeof(to), "%s/%s", tc->work_dir, child) >= sizeof(to)) {
+        n = (size_t)snprintf(child, sizeof(child), "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+        /* from and to (<base_dir>/<child>, <work_dir>/<child>) are made only when used. */
+        if (n >= sizeof(child) || tc->base_len + 1 + n >= sizeof(from) ||
+            tc->work_len + 1 + n >= sizeof(to)) {
             continue;
         }
-        if (lstat(from, &st) != 0) {
+        /* Relative to the open folder: one name looked up, not the whole path. */
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             continue;
         }
         if (S_ISDIR(st.st_mode)) {
-            rc = link_base(tc, child, depth + 1);
+            rc = link_base(tc, &here, child, depth + 1);
             continue;
         }
         kind = S_ISREG(st.st_mode) ? kind_of(child) : 0;
@@ -228,7 +324,15 @@ static int link_base(struct dm_typecheck *tc, const char *rel, int depth)
                               "the base has more than %zu files to type-check", tc->max_base_files);
             break;
         }
-        if (link_or_copy(from, to, tc->max_file_bytes) != 0) {
+        if (tc->dry) {
+            tc->res.files += kind == 1;
+            continue;
+        }
+        if ((size_t)snprintf(from, sizeof(from), "%s/%s", tc->base_dir, child) >= sizeof(from) ||
+            (size_t)snprintf(to, sizeof(to), "%s/%s", tc->work_dir, child) >= sizeof(to)) {
+            continue; /* not reached: the lengths were checked above */
+        }
+        if (link_or_copy(tc, &here, from, to) != 0) {
             rc = dm_error_set(&tc->err, DM_ERR_IO, "cannot write %s: %s", to, strerror(errno));
             break;
         }
@@ -402,11 +506,19 @@ static int prepare(struct dm_typecheck *tc)
         }
     }
     dm_fs_rm_rf(tc->work_dir);
-    if (dm_fs_mkdir_p(tc->work_dir) != 0) {
+    /* No tsc to run (the check ends "tsc could not run"): the base is still walked, so its
+     * file limit answers as before, but no work folder is built. */
+    tc->dry = tc->tsc == NULL;
+    tc->base_len = tc->base_dir ? strlen(tc->base_dir) : 0;
+    tc->work_len = strlen(tc->work_dir);
+    if (tc->dry) {
+        return tc->base_dir ? link_base(tc, NULL, "", 0) : 0;
+    }
+    if (mkdir(tc->work_dir, 0755) != 0 && dm_fs_mkdir_p(tc->work_dir) != 0) {
         return dm_error_set(&tc->err, DM_ERR_IO, "cannot create %s: %s", tc->work_dir,
                             strerror(errno));
     }
-    if (tc->base_dir && (rc = link_base(tc, "", 0)) != 0) {
+    if (tc->base_dir && (rc = link_base(tc, NULL, "", 0)) != 0) {
         return rc;
     }
     for (size_t i = 0; i < tc->nfiles; i++) {
@@ -416,7 +528,7 @@ static int prepare(struct dm_typecheck *tc)
             return dm_error_set(&tc->err, DM_ERR_CANCELLED, "type-check cancelled");
         }
         snprintf(to, sizeof(to), "%s/%s", tc->work_dir, f->path);
-        if (write_all(to, f->content, f->len) != 0) {
+        if (work_write(tc, f->path, to, f->content, f->len) != 0) {
             return dm_error_set(&tc->err, DM_ERR_IO, "cannot write %s: %s", to, strerror(errno));
         }
         if (kind_of(f->path) == 1) {
@@ -541,7 +653,7 @@ static void baseline_write(struct dm_typecheck *tc)
     for (size_t i = 0; i < tc->res.diags.n; i++) {
         baseline_line(&b, &tc->res.diags.items[i]);
     }
-    if (write_all(tmp, b.data ? b.data : "", b.len) == 0) {
+    if (dm_fs_mkdir_parent(tmp) == 0 && write_all(tmp, b.data ? b.data : "", b.len) == 0) {
         rename(tmp, tc->baseline);
     }
     unlink(tmp);

@@ -450,6 +450,84 @@ Test(typecheck, a_path_out_of_the_repository_is_refused)
     cr_assert_eq(o.rc, DM_ERR_INVALID, "%s", o.msg);
 }
 
+/* Files of the change in folders the base does not have (nested, several per folder) and at the
+ * root, and a base file under folders that hold only folders: each folder is made once for the
+ * check and every file is in it. */
+Test(typecheck, change_files_in_new_nested_folders_are_all_checked)
+{
+    char *base = make_base();
+    const char *a = "export const a: number = 1;\n";
+    const char *b = "import { a } from './a';\nexport const b: number = a + 1;\n";
+    const char *c = "import { b } from './deep/b';\nexport const c: number = b + 1;\n";
+    const char *root = "import { c } from './src/features/todos/c';\n"
+                       "import { u } from './packages/core/src/util';\nexport const d = c + u;\n";
+    const char *bad = "import { b } from './deep/b';\nexport const e: string = b;\n";
+    struct dm_typecheck_file files[] = {
+        {"src/features/todos/deep/a.ts", a, strlen(a)},
+        {"src/features/todos/deep/b.ts", b, strlen(b)},
+        {"src/features/todos/c.ts", c, strlen(c)},
+        {"root.ts", root, strlen(root)},
+        {"src/features/todos/e.ts", bad, strlen(bad)},
+    };
+    struct outcome o;
+
+    /* A base folder holding only folders: made with the one under it. */
+    put(base, "packages/core/src/util.ts", "export const u: number = 2;\n");
+    o = check(base, files, 4, NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.msg);
+    cr_assert_eq(o.n, 0, "%s", o.all);
+    o = check(base, files, 5, NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.msg);
+    cr_assert_eq(o.n, 1, "%s", o.all);
+    cr_assert_not_null(strstr(o.first, "src/features/todos/e.ts"), "%s", o.first);
+    assert_base_clean(base);
+    dmt_rmtree(base);
+    free(base);
+}
+
+/* No tsc to run: the check ends "tsc could not run" (UNAVAILABLE) without building a work
+ * folder (not even its parents), and the base's file limit still answers first. */
+Test(typecheck, without_tsc_no_work_folder_is_made_and_the_base_limit_still_holds)
+{
+    char *base = make_base();
+    char *tmp = dmt_tempdir("tc-notsc");
+    char work[4300], parent[4200];
+    struct dm_typecheck_file files[] = {{"src/routes/todos.ts", TODOS_OK, strlen(TODOS_OK)}};
+    struct dm_typecheck_opts opts = DM_TYPECHECK_OPTS_INIT;
+    struct stat st;
+
+    snprintf(parent, sizeof(parent), "%s/checks", tmp);
+    snprintf(work, sizeof(work), "%s/jobs/j1", parent);
+    opts.tsc = "/nonexistent/dreamd-test/tsc";
+    for (int pass = 0; pass < 2; pass++) {
+        uv_loop_t loop;
+        struct outcome o;
+        struct dm_error err;
+        struct dm_typecheck_req req = {base, work, NULL, files, 1, on_done, &o};
+
+        opts.max_base_files = pass == 0 ? 0 : 2;
+        memset(&o, 0, sizeof(o));
+        cr_assert_eq(uv_loop_init(&loop), 0);
+        cr_assert_eq(dm_typecheck_start(NULL, &loop, &opts, &req, &err), 0, "%s", err.msg);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        cr_assert_eq(o.fired, 1);
+        cr_assert_eq(dm_loop_drain_close(&loop), 0);
+        if (pass == 0) {
+            cr_assert_eq(o.rc, DM_ERR_UNAVAILABLE, "%d %s", o.rc, o.msg);
+            cr_assert_not_null(strstr(o.msg, "tsc could not run"), "%s", o.msg);
+        } else {
+            cr_assert_eq(o.rc, DM_ERR_LIMIT, "%d %s", o.rc, o.msg);
+            cr_assert_not_null(strstr(o.msg, "more than 2 files"), "%s", o.msg);
+        }
+        cr_assert_neq(stat(parent, &st), 0, "no folder is made for a tsc that cannot run");
+    }
+    assert_base_clean(base);
+    dmt_rmtree(tmp);
+    dmt_rmtree(base);
+    free(tmp);
+    free(base);
+}
+
 /* ---- the base written out (git/checkout) and the migration replay (basework) ---- */
 
 #include "dream/io/basework.h"

@@ -23,7 +23,10 @@
  * group with only PATH and GOMEMLIMIT in its environment, under `prlimit --as=<mem>` when prlimit
  * is on PATH; stdout and stderr are read through capped buffers; a deadline kills the process
  * group. (3) On the threadpool, the work directory is removed; the diagnostics are parsed
- * (tscdiag.h). Model output is never executed: tsc only reads it.
+ * (tscdiag.h). Model output is never executed: tsc only reads it. Each folder of the work
+ * directory is made once per check (the ones made are remembered); when no tsc is found, the
+ * base is only walked for its file limit and no work directory is made (the check ends
+ * DM_ERR_UNAVAILABLE, "tsc could not run").
  *
  * Finding tsc: opts->tsc if set (a bare name is searched on PATH), else typescript's native
  * binary under .tools/typescript/ (scripts/bootstrap.sh) next to the executable (`..`, `../..`)
