@@ -9,6 +9,8 @@
 
 #include "dmtest.h"
 #include "githttp.h"
+/* dm_git_ref_counts: what libgit2 was given to parse of the remotes' advertisements. */
+#include "../../src/io/git/git_private.h"
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -648,6 +650,69 @@ Test(git, list_base_tree)
     dm_git_tree_free(NULL);
     free(tip);
     free(bare);
+}
+
+/* Over smart HTTP the remote advertises all its 2,001 refs on every connection, but libgit2 is
+ * given only the first ref line (the capabilities) and the refs the operation names: a base
+ * look-up and a push still give the right results, and no seeded branch is touched. */
+Test(git, over_http_libgit2_parses_only_the_named_refs_of_a_large_advertisement)
+{
+    dmt_githttp_start(&g, "x-access-token", TOKEN);
+    char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
+    free(dmt_sh("cd '%s' && t=$(git rev-parse main) && for i in $(seq 1 2000); do "
+                "echo \"create refs/heads/seed/b$i $t\"; done | git update-ref --stdin && "
+                "git pack-refs --all",
+                bare));
+    commit_as_someone_else(bare, "main", "main", "src/lib/util.ts", "Add util");
+    char *tip = dmt_sh("git -C '%s' rev-parse main", bare);
+    struct dm_git_opts o = opts_for(g.url_template, TOKEN);
+    struct dm_git_tree *tree = NULL;
+    struct dm_git_result res;
+    struct dm_error err = {0};
+    unsigned long long adv0, parsed0, adv1, parsed1, adv2, parsed2;
+    int gets0 = dmt_githttp_requests(&g, "GET", "service=");
+
+    dm_git_ref_counts(&adv0, &parsed0);
+    cr_assert_eq(dm_git_list_tree(&tree, &o, "acme", "widgets", "main", 1, 0, &err), 0, "%s",
+                 err.msg);
+    cr_assert_str_eq(tree->base_commit, tip);
+    cr_assert_eq(tree->npaths, 2);
+    dm_git_tree_free(tree);
+    dm_git_ref_counts(&adv1, &parsed1);
+    int gets1 = dmt_githttp_requests(&g, "GET", "service=");
+    cr_assert_geq(gets1 - gets0, 1);
+    /* HEAD, main, and nothing else, per advertisement */
+    cr_assert_geq(adv1 - adv0, 2001ULL * (unsigned)(gets1 - gets0), "advertised %llu", adv1 - adv0);
+    cr_assert_leq(parsed1 - parsed0, 2ULL * (unsigned)(gets1 - gets0), "parsed %llu",
+                  parsed1 - parsed0);
+
+    cr_assert_eq(publish(&res, &o, "dream/todo-api", "job-1", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(res.pushed, 1);
+    dm_git_ref_counts(&adv2, &parsed2);
+    int gets2 = dmt_githttp_requests(&g, "GET", "service=");
+    cr_assert_geq(gets2 - gets1, 1);
+    cr_assert_geq(adv2 - adv1, 2001ULL * (unsigned)(gets2 - gets1), "advertised %llu", adv2 - adv1);
+    /* HEAD, main and the job's branch at most */
+    cr_assert_leq(parsed2 - parsed1, 3ULL * (unsigned)(gets2 - gets1), "parsed %llu",
+                  parsed2 - parsed1);
+    char *main_tip = dmt_sh("git -C '%s' rev-parse main", bare);
+    cr_assert_str_eq(main_tip, tip);
+    char *parent = dmt_sh("git -C '%s' rev-parse 'dream/todo-api^'", bare);
+    cr_assert_str_eq(parent, tip, "the commit sits on the base");
+    char *pushed = dmt_sh("git -C '%s' rev-parse dream/todo-api", bare);
+    cr_assert_str_eq(pushed, res.commit);
+    char *seeds = dmt_sh("git -C '%s' for-each-ref --format='%%(objectname)' refs/heads/seed | "
+                         "grep -cx \"$(git -C '%s' rev-parse main~1)\"",
+                         bare, bare);
+    cr_assert_str_eq(seeds, "2000", "every seeded branch untouched");
+    free(seeds);
+    free(pushed);
+    free(parent);
+    free(main_tip);
+    free(tip);
+    free(bare);
+    dmt_githttp_stop(&g);
 }
 
 /* A replica killed in the middle of a ref update leaves libgit2's *.lock files in the mirror;

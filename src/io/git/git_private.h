@@ -68,6 +68,7 @@ struct dm_git_session {
     const char *const *keep;
     size_t nkeep;
     size_t advertised;      /* refs the remote advertised on the last connection */
+    size_t parsed;          /* of them, the refs libgit2 parsed (http(s): only those kept) */
     char reject[256];       /* its status text */
     struct dm_buf sideband; /* remote's progress/messages, the last few KiB */
 };
@@ -84,6 +85,10 @@ int dm_git_session_check_cancel(struct dm_git_session *s);
 /* The remote's messages as one line, control characters dropped, lines joined with " | ", the
  * token scrubbed. */
 void dm_git_session_said(const struct dm_git_session *s, char *out, size_t outlen);
+
+/* Totals over the process of the refs remotes advertised and of those libgit2 parsed (the
+ * tests read them; over http(s) only the refs a session keeps are parsed). */
+void dm_git_ref_counts(unsigned long long *advertised, unsigned long long *parsed);
 
 /* Converts a libgit2 failure of `what` into err (s may be NULL for local work). Returns the
  * enum dm_err set. */

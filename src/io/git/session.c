@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define SIDEBAND_CAP 4096
 
@@ -260,6 +261,16 @@ static int on_push_update_reference(const char *refname, const char *status, voi
     return 0;
 }
 
+/* Totals over the process (see dm_git_ref_counts). */
+static atomic_ullong refs_advertised;
+static atomic_ullong refs_parsed;
+
+void dm_git_ref_counts(unsigned long long *advertised, unsigned long long *parsed)
+{
+    *advertised = atomic_load(&refs_advertised);
+    *parsed = atomic_load(&refs_parsed);
+}
+
 /* ---- a transport that shows only the refs asked for ----------------------------------------
  *
  * libgit2 1.5 speaks protocol v0: the remote advertises every ref it has, and the advertisement
@@ -276,6 +287,9 @@ struct filter_transport {
     struct dm_git_session *s;
     const git_remote_head **heads;
     size_t cap;
+    int below;   /* 1 = the advertisement is filtered before libgit2 parses it (http, https) */
+    int counted; /* the connection's refs are in the process totals */
+    git_smart_subtransport_definition def;
 };
 
 static struct filter_transport *ft_of(git_transport *t)
@@ -286,6 +300,7 @@ static struct filter_transport *ft_of(git_transport *t)
 static int ft_connect(git_transport *t, const char *url, int direction,
                       const git_remote_connect_options *o)
 {
+    ft_of(t)->counted = 0;
     return ft_of(t)->real->connect(ft_of(t)->real, url, direction, o);
 }
 
@@ -309,6 +324,289 @@ static int ft_wanted(const struct dm_git_session *s, const char *name)
     return 0;
 }
 
+/* ---- the advertisement filtered before libgit2 parses it (http and https) -------------------
+ *
+ * libgit2 1.5 parses every pkt-line of the advertisement, and clears the rest of its 64 KiB
+ * receive buffer after each one: at 10,000 refs that alone is most of a connection's cost. Over
+ * smart HTTP the advertisement is one GET response, so a subtransport around libgit2's own HTTP
+ * one reads it whole and hands the smart protocol only the `# service=` line and its flush, the
+ * first ref line (it carries the capabilities), the refs ft_wanted accepts (with their peeled
+ * `^{}` lines) and the final flush. Anything it does not understand goes through unchanged, for
+ * libgit2 to judge. The POSTs (negotiation, pack, push) carry no advertisement and pass through.
+ * Credentials and certificate checks stay with libgit2's HTTP subtransport, which reads them
+ * from the smart transport that owns it. */
+
+#define ADV_CAP ((size_t)64 << 20)
+#define ADV_CHUNK ((size_t)64 << 10)
+#define PKT_MAX 65520
+
+struct adv_subtransport {
+    git_smart_subtransport parent;
+    git_smart_subtransport *inner;
+    struct dm_git_session *s;
+};
+
+struct adv_stream {
+    git_smart_subtransport_stream parent;
+    git_smart_subtransport_stream *inner;
+    struct dm_git_session *s;
+    int filled;
+    char *data; /* the advertisement as served (filtered, or as received) */
+    size_t len, pos;
+};
+
+/* The length of the pkt-line at d[pos..len) into *plen (0 = flush); -1 when malformed. */
+static int pkt_len(const char *d, size_t len, size_t pos, size_t *plen)
+{
+    size_t v = 0;
+
+    if (len - pos < 4) {
+        return -1;
+    }
+    for (int i = 0; i < 4; i++) {
+        char c = d[pos + (size_t)i];
+        int x = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (x < 0) {
+            return -1;
+        }
+        v = v * 16 + (size_t)x;
+    }
+    if (v != 0 && (v < 4 || v > PKT_MAX || v > len - pos)) {
+        return -1;
+    }
+    *plen = v;
+    return 0;
+}
+
+/* A ref line's payload p[0..n): "<40 hex> SP name [NUL caps] [LF]". Copies the name into
+ * name[cap] and returns 0, or -1 when it is not one. */
+static int ref_line_name(const char *p, size_t n, char *name, size_t cap)
+{
+    size_t e = 41;
+
+    if (n < 42 || p[40] != ' ') {
+        return -1;
+    }
+    for (size_t i = 0; i < 40; i++) {
+        char c = p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return -1;
+        }
+    }
+    while (e < n && p[e] != '\0' && p[e] != '\n') {
+        e++;
+    }
+    if (e == 41 || e - 41 >= cap) {
+        return -1;
+    }
+    memcpy(name, p + 41, e - 41);
+    name[e - 41] = '\0';
+    return 0;
+}
+
+static int adv_wanted(const struct dm_git_session *s, char *name)
+{
+    size_t n = strlen(name);
+
+    if (n > 3 && strcmp(name + n - 3, "^{}") == 0) {
+        name[n - 3] = '\0';
+    }
+    return ft_wanted(s, name);
+}
+
+/* Rewrites a->data[0..a->len) as described above; leaves it as it is when it is malformed or
+ * nothing is to be filtered. Counts the refs advertised. Returns -1 only when out of memory. */
+static int adv_filter(struct adv_stream *a)
+{
+    const char *d = a->data;
+    size_t len = a->len, pos = 0, plen, out = 0, refs = 0;
+    char name[1024];
+    char *f;
+
+    /* "# service=..." and its flush */
+    if (pkt_len(d, len, pos, &plen) < 0 || plen < 4 + 10 ||
+        memcmp(d + pos + 4, "# service=", 10) != 0) {
+        return 0;
+    }
+    pos += plen;
+    if (pkt_len(d, len, pos, &plen) < 0 || plen != 0) {
+        return 0;
+    }
+    pos += 4;
+    if (!(f = malloc(len))) {
+        git_error_set_oom();
+        return -1;
+    }
+    memcpy(f, d, pos);
+    out = pos;
+    for (int first = 1;; first = 0) {
+        if (pkt_len(d, len, pos, &plen) < 0) {
+            goto verbatim;
+        }
+        if (plen == 0) {
+            memcpy(f + out, d + pos, 4);
+            out += 4;
+            pos += 4;
+            break;
+        }
+        if (ref_line_name(d + pos + 4, plen - 4, name, sizeof(name)) < 0) {
+            goto verbatim;
+        }
+        if (!(first && strcmp(name, "capabilities^{}") == 0)) {
+            refs++;
+        }
+        if (first || !a->s->keep || adv_wanted(a->s, name)) {
+            memcpy(f + out, d + pos, plen);
+            out += plen;
+        }
+        pos += plen;
+    }
+    if (pos != len) {
+        goto verbatim;
+    }
+    a->s->advertised = refs;
+    atomic_fetch_add(&refs_advertised, (unsigned long long)refs);
+    if (a->s->keep) {
+        free(a->data);
+        a->data = f;
+        a->len = out;
+    } else {
+        free(f);
+    }
+    return 0;
+verbatim:
+    free(f);
+    return 0;
+}
+
+/* Reads the inner stream to its end into a->data. */
+static int adv_fill(struct adv_stream *a)
+{
+    size_t cap = 0;
+
+    for (;;) {
+        size_t got = 0;
+        int rc;
+        if (cap - a->len < ADV_CHUNK) {
+            char *d;
+            if (cap >= ADV_CAP) {
+                git_error_set(GIT_ERROR_NET, "the remote's ref advertisement exceeds %zu MiB",
+                              ADV_CAP >> 20);
+                return -1;
+            }
+            cap = cap ? cap * 2 : 2 * ADV_CHUNK;
+            if (!(d = realloc(a->data, cap))) {
+                git_error_set_oom();
+                return -1;
+            }
+            a->data = d;
+        }
+        if ((rc = a->inner->read(a->inner, a->data + a->len, cap - a->len, &got)) < 0) {
+            return rc;
+        }
+        if (got == 0) {
+            return 0;
+        }
+        a->len += got;
+    }
+}
+
+static int adv_read(git_smart_subtransport_stream *stream, char *buf, size_t size, size_t *nread)
+{
+    struct adv_stream *a = (struct adv_stream *)stream;
+    size_t n;
+    int rc;
+
+    *nread = 0;
+    if (!a->filled) {
+        if ((rc = adv_fill(a)) < 0 || (rc = adv_filter(a)) < 0) {
+            return rc;
+        }
+        a->filled = 1;
+    }
+    n = a->len - a->pos < size ? a->len - a->pos : size;
+    memcpy(buf, a->data + a->pos, n);
+    a->pos += n;
+    *nread = n;
+    return 0;
+}
+
+static int adv_write(git_smart_subtransport_stream *stream, const char *buf, size_t len)
+{
+    struct adv_stream *a = (struct adv_stream *)stream;
+    return a->inner->write(a->inner, buf, len);
+}
+
+static void adv_stream_free(git_smart_subtransport_stream *stream)
+{
+    struct adv_stream *a = (struct adv_stream *)stream;
+    a->inner->free(a->inner);
+    free(a->data);
+    free(a);
+}
+
+static int adv_action(git_smart_subtransport_stream **out, git_smart_subtransport *t,
+                      const char *url, git_smart_service_t action)
+{
+    struct adv_subtransport *st = (struct adv_subtransport *)t;
+    git_smart_subtransport_stream *inner = NULL;
+    struct adv_stream *a;
+    int rc = st->inner->action(&inner, st->inner, url, action);
+
+    if (rc < 0 || (action != GIT_SERVICE_UPLOADPACK_LS && action != GIT_SERVICE_RECEIVEPACK_LS)) {
+        *out = inner;
+        return rc;
+    }
+    if (!(a = calloc(1, sizeof(*a)))) {
+        inner->free(inner);
+        git_error_set_oom();
+        return -1;
+    }
+    a->inner = inner;
+    a->s = st->s;
+    a->parent.subtransport = t;
+    a->parent.read = adv_read;
+    a->parent.write = inner->write ? adv_write : NULL;
+    a->parent.free = adv_stream_free;
+    *out = &a->parent;
+    return 0;
+}
+
+static int adv_close(git_smart_subtransport *t)
+{
+    struct adv_subtransport *st = (struct adv_subtransport *)t;
+    return st->inner->close(st->inner);
+}
+
+static void adv_free(git_smart_subtransport *t)
+{
+    struct adv_subtransport *st = (struct adv_subtransport *)t;
+    st->inner->free(st->inner);
+    free(st);
+}
+
+/* The subtransport factory the smart transport calls (param = the session). */
+static int adv_subtransport_new(git_smart_subtransport **out, git_transport *owner, void *param)
+{
+    struct adv_subtransport *st = calloc(1, sizeof(*st));
+    int rc;
+
+    if (!st) {
+        git_error_set_oom();
+        return -1;
+    }
+    if ((rc = git_smart_subtransport_http(&st->inner, owner, NULL)) < 0) {
+        free(st);
+        return rc;
+    }
+    st->s = param;
+    st->parent.action = adv_action;
+    st->parent.close = adv_close;
+    st->parent.free = adv_free;
+    *out = &st->parent;
+    return 0;
+}
+
 static int ft_ls(const git_remote_head ***out, size_t *size, git_transport *t)
 {
     struct filter_transport *f = ft_of(t);
@@ -316,6 +614,14 @@ static int ft_ls(const git_remote_head ***out, size_t *size, git_transport *t)
     size_t n = 0, kept = 0;
     int rc = f->real->ls(&all, &n, f->real);
 
+    if (rc >= 0 && !f->counted) {
+        f->counted = 1;
+        f->s->parsed = n;
+        atomic_fetch_add(&refs_parsed, (unsigned long long)n);
+        if (!f->below) {
+            atomic_fetch_add(&refs_advertised, (unsigned long long)n);
+        }
+    }
     if (rc < 0 || !f->s->keep) {
         *out = all;
         *size = n;
@@ -335,7 +641,9 @@ static int ft_ls(const git_remote_head ***out, size_t *size, git_transport *t)
             f->heads[kept++] = all[i];
         }
     }
-    f->s->advertised = n;
+    if (!f->below) {
+        f->s->advertised = n;
+    }
     *out = f->heads;
     *size = kept;
     return 0;
@@ -383,13 +691,24 @@ static void ft_free(git_transport *t)
 static int on_transport(git_transport **out, git_remote *owner, void *payload)
 {
     struct filter_transport *f = calloc(1, sizeof(*f));
+    const char *url;
     int rc;
 
     if (!f) {
         git_error_set_oom();
         return -1;
     }
-    if ((rc = git_transport_new(&f->real, owner, git_remote_url(owner))) < 0) {
+    url = git_remote_url(owner);
+    f->below = url && (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0);
+    if (f->below) {
+        f->def.callback = adv_subtransport_new;
+        f->def.rpc = 1;
+        f->def.param = payload;
+        rc = git_transport_smart(&f->real, owner, &f->def);
+    } else {
+        rc = git_transport_new(&f->real, owner, url);
+    }
+    if (rc < 0) {
         free(f);
         return rc;
     }
