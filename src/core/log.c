@@ -137,14 +137,21 @@ char *dm_time_rfc3339(long long ms, char *out, unsigned long outlen)
 {
     struct tm tm;
     time_t secs;
+    size_t n;
 
     if (ms < 0) {
         ms = dm_time_now_ms();
     }
     secs = (time_t)(ms / 1000);
-    gmtime_r(&secs, &tm);
-    snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    /* strftime bounds the date; the milliseconds are 0..999 (no truncation warning to silence) */
+    if (outlen == 0) {
+        return out;
+    }
+    if (!gmtime_r(&secs, &tm) || (n = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm)) == 0) {
+        out[0] = '\0';
+        return out;
+    }
+    snprintf(out + n, outlen - n, ".%03uZ", (unsigned)(ms % 1000));
     return out;
 }
 
