@@ -483,31 +483,28 @@ Test(engine, a_stage_past_its_deadline_is_stopped_retried_then_failed)
  * ends dead_lettered with a dead letter that carries its job, and `dreamctl dead requeue` runs
  * it again to completion. Before, the owner's heartbeat dropped the job and its hash said
  * `running` forever. */
-Test(engine, an_entry_trimmed_under_a_running_job_ends_it_dead_lettered_and_requeue_runs_it)
+/* A job whose entry was trimmed away ended dead_lettered: the hash says so, one dead letter
+ * carries the job and names the deletion, nothing stays pending, and `dreamctl dead requeue`
+ * runs the job to `complete`. */
+static void assert_dead_lettered_then_requeued(const char *id)
 {
-    struct dmt_replica a;
-    const char *extra[] = {"--stages=test", "--test-stage-ms=1500", "--lease-ms=1000", NULL};
-    char *json = dmt_job_json("trimmed", NULL, NULL);
-    char cmd[2048];
+    char cmd[2048], want[160];
     redisReply *r;
     char *dead_id;
     int code;
 
-    free(dmt_submit(rc, json));
-    free(json);
-    dmt_replica_start(&a, &redis, dir, "w", extra);
-    cr_assert(dmt_wait_event(rc, "trimmed", "planning", 10000), "the job runs");
-    r = redisCommand(rc, "XTRIM dream:jobs MAXLEN 0");
-    cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1, "the entry is gone");
-    freeReplyObject(r);
-    cr_assert(dmt_wait_event(rc, "trimmed", "dead_lettered", 10000), "the job ended");
-    r = redisCommand(rc, "HGET dream:job:trimmed status");
+    cr_assert(dmt_wait_event(rc, id, "dead_lettered", 15000), "the job ended");
+    r = redisCommand(rc, "HGET dream:job:%s status", id);
     cr_assert_str_eq(r->str, "dead_lettered", "the hash says so too");
+    freeReplyObject(r);
+    r = redisCommand(rc, "ZSCORE dream:idx:status:running %s", id);
+    cr_assert_eq(r->type, REDIS_REPLY_NIL, "the index no longer lists it running");
     freeReplyObject(r);
     r = redisCommand(rc, "XRANGE dream:dead - +");
     cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1, "one dead letter");
     dead_id = strdup(r->element[0]->element[0]->str);
-    cr_assert_not_null(strstr(r->element[0]->element[1]->element[3]->str, "\"jobId\":\"trimmed\""),
+    snprintf(want, sizeof(want), "\"jobId\":\"%s\"", id);
+    cr_assert_not_null(strstr(r->element[0]->element[1]->element[3]->str, want),
                        "the dead letter carries the job: %s",
                        r->element[0]->element[1]->element[3]->str);
     cr_assert_not_null(strstr(r->element[0]->element[1]->element[5]->str, "deleted"), "%s",
@@ -519,8 +516,29 @@ Test(engine, an_entry_trimmed_under_a_running_job_ends_it_dead_lettered_and_requ
              dmt_binary_dir(), dmt_redis_url(&redis), dead_id);
     code = system(cmd);
     cr_assert_eq(code, 0, "%s", cmd);
-    cr_assert(dmt_wait_event(rc, "trimmed", "complete", 20000), "the requeued job completes");
+    cr_assert(dmt_wait_event(rc, id, "complete", 20000), "the requeued job completes");
     free(dead_id);
+}
+
+static void trim_the_jobs_stream(void)
+{
+    redisReply *r = redisCommand(rc, "XTRIM dream:jobs MAXLEN 0");
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1, "the entry is gone");
+    freeReplyObject(r);
+}
+
+Test(engine, an_entry_trimmed_under_a_running_job_ends_it_dead_lettered_and_requeue_runs_it)
+{
+    struct dmt_replica a;
+    const char *extra[] = {"--stages=test", "--test-stage-ms=1500", "--lease-ms=1000", NULL};
+    char *json = dmt_job_json("trimmed", NULL, NULL);
+
+    free(dmt_submit(rc, json));
+    free(json);
+    dmt_replica_start(&a, &redis, dir, "w", extra);
+    cr_assert(dmt_wait_event(rc, "trimmed", "planning", 10000), "the job runs");
+    trim_the_jobs_stream();
+    assert_dead_lettered_then_requeued("trimmed");
     assert_stopped_ok(&a);
 }
 
@@ -532,10 +550,6 @@ Test(engine, an_entry_trimmed_after_its_replica_died_ends_its_job_dead_lettered_
     const char *slow[] = {"--stages=test", "--test-stage-ms=3000", "--lease-ms=1000", NULL};
     const char *fast[] = {"--stages=test", "--test-stage-ms=20", "--lease-ms=1000", NULL};
     char *json = dmt_job_json("orphan", NULL, NULL);
-    char cmd[2048];
-    redisReply *r;
-    char *dead_id;
-    int code;
 
     free(dmt_submit(rc, json));
     free(json);
@@ -543,34 +557,10 @@ Test(engine, an_entry_trimmed_after_its_replica_died_ends_its_job_dead_lettered_
     cr_assert(dmt_wait_event(rc, "orphan", "planning", 10000), "the job runs");
     kill(a.pid, SIGKILL);
     waitpid(a.pid, NULL, 0);
-    r = redisCommand(rc, "XTRIM dream:jobs MAXLEN 0");
-    cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1, "the entry is gone");
-    freeReplyObject(r);
+    trim_the_jobs_stream();
     cr_assert_eq(pending_count(), 1, "still pending for the dead replica");
-
     dmt_replica_start(&b, &redis, dir, "sweeper", fast);
-    cr_assert(dmt_wait_event(rc, "orphan", "dead_lettered", 15000), "the job ended");
-    r = redisCommand(rc, "HGET dream:job:orphan status");
-    cr_assert_str_eq(r->str, "dead_lettered", "the hash says so too");
-    freeReplyObject(r);
-    r = redisCommand(rc, "ZSCORE dream:idx:status:running orphan");
-    cr_assert_eq(r->type, REDIS_REPLY_NIL, "the index no longer lists it running");
-    freeReplyObject(r);
-    r = redisCommand(rc, "XRANGE dream:dead - +");
-    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1, "one dead letter");
-    dead_id = strdup(r->element[0]->element[0]->str);
-    cr_assert_not_null(strstr(r->element[0]->element[1]->element[3]->str, "\"jobId\":\"orphan\""),
-                       "the dead letter carries the job from the hash: %s",
-                       r->element[0]->element[1]->element[3]->str);
-    freeReplyObject(r);
-    cr_assert_eq(pending_count(), 0, "acknowledged");
-
-    snprintf(cmd, sizeof(cmd), "'%s/dreamctl' --redis-url='%s' dead requeue %s --by ops >/dev/null",
-             dmt_binary_dir(), dmt_redis_url(&redis), dead_id);
-    code = system(cmd);
-    cr_assert_eq(code, 0, "%s", cmd);
-    cr_assert(dmt_wait_event(rc, "orphan", "complete", 20000), "the requeued job completes");
-    free(dead_id);
+    assert_dead_lettered_then_requeued("orphan");
     assert_stopped_ok(&b);
 }
 
