@@ -354,7 +354,11 @@ Test(ghapp, installation_token_from_a_verified_jwt_is_refreshed_once_it_nears_ex
     const cJSON *p;
     long long deadline;
 
-    start_fake("2", NULL);
+    /* 4-second tokens: the fake truncates its clock to whole seconds and dreamd counts a token's
+     * life from when it arrived, so a token that crossed a second boundary on the way is worth
+     * one second less; with 4 s it stays fresh for at least a second after it arrives (with 2 s
+     * it could go stale before the pull request's POST), and stale within 3 s. */
+    start_fake("4", NULL);
     make_clients(key_path, NULL, NULL);
     cr_assert(dm_ghapp_is_app(gh));
     cr_assert_null(dm_ghapp_peek(gh, "acme", "widgets"), "nothing cached before the first use");
@@ -368,7 +372,7 @@ Test(ghapp, installation_token_from_a_verified_jwt_is_refreshed_once_it_nears_ex
     cr_assert_eq(app_count(fake_url, "tokens_issued"), 1);
     expect_iss(fake_url);
 
-    /* A 2-second token is stale after half its life: wait for that, on the condition. */
+    /* A 4-second token is stale after half its life: wait for that, on the condition. */
     deadline = dmt_now_ms() + 10000;
     while (dm_ghapp_peek(gh, "acme", "widgets") && dmt_now_ms() < deadline) {
         uv_run(&loop, UV_RUN_NOWAIT);
