@@ -715,30 +715,38 @@ Test(git, over_http_libgit2_parses_only_the_named_refs_of_a_large_advertisement)
     dmt_githttp_stop(&g);
 }
 
-/* A replica killed in the middle of a ref update leaves libgit2's *.lock files in the mirror;
- * the next holder of the mirror lock removes them, and the publication goes through. */
-Test(git, stale_lock_files_left_by_a_killed_replica_are_removed)
+/* Publishes job-1, runs the shell command `leave` in the mirror to leave what a killed replica
+ * would, then publishes job-2, which must go through. Writes the mirror's path. */
+static void publish_after_leftovers(const char *leave, char *mirror, size_t mlen)
 {
     char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
     struct dm_git_opts o = opts_for(file_tpl, NULL);
     struct dm_git_result res;
     struct dm_error err = {0};
-    char mirror[2048];
-    char *left;
 
     cr_assert_eq(publish(&res, &o, "dream/first", "job-1", T0, three_files, 3, &err), 0, "%s",
                  err.msg);
-    snprintf(mirror, sizeof(mirror), "%s/mirrors/acme/widgets.git", data_dir);
-    free(dmt_sh("mkdir -p '%s/refs/heads/dream' && touch '%s/refs/heads/dream/second.lock' "
-                "'%s/refs/heads/main.lock' '%s/packed-refs.lock' '%s/config.lock' && echo ok",
-                mirror, mirror, mirror, mirror, mirror));
+    snprintf(mirror, mlen, "%s/mirrors/acme/widgets.git", data_dir);
+    free(dmt_sh("cd '%s' && %s && echo ok", mirror, leave));
     cr_assert_eq(publish(&res, &o, "dream/second", "job-2", T0, three_files, 3, &err), 0,
-                 "with the stale locks gone: %s", err.msg);
+                 "with the leftovers of a killed replica: %s", err.msg);
     assert_branch_holds_files(bare, "dream/second", &res, three_files, 3);
+    free(bare);
+}
+
+/* A replica killed in the middle of a ref update leaves libgit2's *.lock files in the mirror;
+ * the next holder of the mirror lock removes them, and the publication goes through. */
+Test(git, stale_lock_files_left_by_a_killed_replica_are_removed)
+{
+    char mirror[2048];
+    char *left;
+
+    publish_after_leftovers("mkdir -p refs/heads/dream && touch refs/heads/dream/second.lock "
+                            "refs/heads/main.lock packed-refs.lock config.lock",
+                            mirror, sizeof(mirror));
     left = dmt_sh("find '%s' -name '*.lock' | wc -l", mirror);
     cr_assert_str_eq(left, "0", "no lock file is left in the mirror");
     free(left);
-    free(bare);
 }
 
 /* A replica killed while a download or a repack wrote a pack leaves libgit2's temporary pack and
@@ -746,29 +754,18 @@ Test(git, stale_lock_files_left_by_a_killed_replica_are_removed)
  * and keeps the real packs. */
 Test(git, partial_packs_left_by_a_killed_replica_are_removed)
 {
-    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
-    struct dm_git_opts o = opts_for(file_tpl, NULL);
-    struct dm_git_result res;
-    struct dm_error err = {0};
     char mirror[2048];
     char *left;
 
-    cr_assert_eq(publish(&res, &o, "dream/first", "job-1", T0, three_files, 3, &err), 0, "%s",
-                 err.msg);
-    snprintf(mirror, sizeof(mirror), "%s/mirrors/acme/widgets.git", data_dir);
-    free(dmt_sh("cd '%s/objects/pack' && head -c 100000 /dev/urandom > pack_git2_Ab12Cd && "
-                "touch pack-0123456789abcdef0123456789abcdef01234567.idx.lock && echo ok",
-                mirror));
-    cr_assert_eq(publish(&res, &o, "dream/second", "job-2", T0, three_files, 3, &err), 0, "%s",
-                 err.msg);
-    assert_branch_holds_files(bare, "dream/second", &res, three_files, 3);
+    publish_after_leftovers("cd objects/pack && head -c 100000 /dev/urandom > pack_git2_Ab12Cd && "
+                            "touch pack-0123456789abcdef0123456789abcdef01234567.idx.lock",
+                            mirror, sizeof(mirror));
     left = dmt_sh("ls '%s/objects/pack' | grep -c -e pack_git2_ -e '[.]lock$'; true", mirror);
     cr_assert_str_eq(left, "0", "the partial pack and its lock are gone");
     free(left);
     left = dmt_sh("ls '%s/objects/pack' | grep -c '[.]pack$'", mirror);
     cr_assert_str_eq(left, "1", "the mirror's pack is kept");
     free(left);
-    free(bare);
 }
 
 /* ---- issue 15: the cost of a job does not grow with the mirror's or the remote's past ---- */

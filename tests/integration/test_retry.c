@@ -373,20 +373,15 @@ static int bed_ctl(const char *const *args, const char *const *env, char **out, 
     return dmt_ctl_run(dmt_redis_url(&bed), args, env, NULL, 30000, out, err);
 }
 
-Test(retry, signed_job_retried_without_a_fresh_token_is_refused_with_the_reason,
-     .init = signed_setup, .fini = signed_teardown, .timeout = 120)
+/* Starts replica `name` on the bed and submits job `id` (a one-route spec) signed from
+ * DREAM_SIGN_SECRET, then waits until it started. */
+static void bed_start_signed_job(struct dmt_replica *r, const char *name,
+                                 const char *const *replica_args, const char *id)
 {
-    const char *slow[] = {"--stages=test", "--test-stage-ms=400", NULL};
     const char *env_secret[] = {"DREAM_SIGN_SECRET=" SECRET, NULL};
-    const char *sub[] = {"submit", "-", "--repo", "acme/app", "--job-id", "sig-1", NULL};
-    const char *cancel[] = {"cancel", "sig-1", NULL};
-    const char *retry[] = {"retry", "sig-1", NULL};
-    const char *bogus[] = {"retry", "sig-1", "--token", "not.a.token", NULL};
-    struct dmt_replica r1;
-    char spec[600], *out, *err, *s;
+    const char *sub[] = {"submit", NULL, "--repo", "acme/app", "--job-id", id, NULL};
+    char spec[600], *out, *err;
     FILE *f;
-    redisReply *x;
-    long long len;
 
     snprintf(spec, sizeof(spec), "%s/spec.md", bed_dir);
     f = fopen(spec, "w");
@@ -394,12 +389,28 @@ Test(retry, signed_job_retried_without_a_fresh_token_is_refused_with_the_reason,
     fputs("# Todo API\n\n## API\n- GET /todos lists todos\n", f);
     fclose(f);
     sub[1] = spec;
-    dmt_replica_start(&r1, &bed, bed_dir, "s1", slow);
-    dmt_replica_wait_ready(&r1, brc, 10000);
+    dmt_replica_start(r, &bed, bed_dir, name, replica_args);
+    dmt_replica_wait_ready(r, brc, 10000);
     cr_assert_eq(bed_ctl(sub, env_secret, &out, &err), 0, "%s", err);
     free(out);
     free(err);
-    cr_assert(dmt_wait_event(brc, "sig-1", "started", 20000));
+    cr_assert(dmt_wait_event(brc, id, "started", 20000));
+}
+
+Test(retry, signed_job_retried_without_a_fresh_token_is_refused_with_the_reason,
+     .init = signed_setup, .fini = signed_teardown, .timeout = 120)
+{
+    const char *slow[] = {"--stages=test", "--test-stage-ms=400", NULL};
+    const char *env_secret[] = {"DREAM_SIGN_SECRET=" SECRET, NULL};
+    const char *cancel[] = {"cancel", "sig-1", NULL};
+    const char *retry[] = {"retry", "sig-1", NULL};
+    const char *bogus[] = {"retry", "sig-1", "--token", "not.a.token", NULL};
+    struct dmt_replica r1;
+    char *out, *err, *s;
+    redisReply *x;
+    long long len;
+
+    bed_start_signed_job(&r1, "s1", slow, "sig-1");
     cr_assert_eq(bed_ctl(cancel, NULL, &out, &err), 0, "%s", err);
     free(out);
     free(err);
@@ -475,7 +486,6 @@ static void statuses_after_retry(const char *id, char *out, size_t n)
 Test(retry, from_stage_and_refusals, .init = signed_setup, .fini = signed_teardown, .timeout = 120)
 {
     const char *slow[] = {"--stages=test", "--test-stage-ms=300", NULL};
-    const char *sub[] = {"submit", "-", "--repo", "acme/app", "--job-id", "fs-1", NULL};
     const char *env_secret[] = {"DREAM_SIGN_SECRET=" SECRET, NULL};
     const char *cancel[] = {"cancel", "fs-1", NULL};
     const char *bad_stage[] = {"retry", "fs-1", "--from-stage", "deploy", NULL};
@@ -485,22 +495,10 @@ Test(retry, from_stage_and_refusals, .init = signed_setup, .fini = signed_teardo
     const char *again[] = {"retry", "fs-1", NULL};
     const char *from_review[] = {"retry", "fs-1", "--from-stage", "review", "--json", NULL};
     struct dmt_replica r1;
-    char spec[600], seen[400], *out, *err;
-    FILE *f;
+    char seen[400], *out, *err;
     cJSON *o;
 
-    snprintf(spec, sizeof(spec), "%s/spec.md", bed_dir);
-    f = fopen(spec, "w");
-    cr_assert_not_null(f);
-    fputs("# Todo API\n\n## API\n- GET /todos lists todos\n", f);
-    fclose(f);
-    sub[1] = spec;
-    dmt_replica_start(&r1, &bed, bed_dir, "fs", slow);
-    dmt_replica_wait_ready(&r1, brc, 10000);
-    cr_assert_eq(bed_ctl(sub, env_secret, &out, &err), 0, "%s", err);
-    free(out);
-    free(err);
-    cr_assert(dmt_wait_event(brc, "fs-1", "started", 20000));
+    bed_start_signed_job(&r1, "fs", slow, "fs-1");
 
     /* Refused while it runs, and for an unknown job; usage errors exit 2. */
     cr_assert_eq(bed_ctl(again, NULL, &out, &err), 1);
