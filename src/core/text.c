@@ -350,3 +350,30 @@ void dm_text_line_col(const char *text, size_t off, unsigned *line, unsigned *co
     *line = l;
     *col = (unsigned)(seen ? off - last_nl : off + 1);
 }
+
+size_t dm_text_split_list(char *buf, const char **out, size_t max)
+{
+    size_t n = 0;
+    char *p = buf;
+
+    while (p && n < max) {
+        char *comma = strchr(p, ',');
+        char *e;
+
+        if (comma) {
+            *comma = '\0';
+        }
+        while (*p == ' ' || *p == '\t') {
+            p++;
+        }
+        e = p + strlen(p);
+        while (e > p && (e[-1] == ' ' || e[-1] == '\t')) {
+            *--e = '\0';
+        }
+        if (*p) {
+            out[n++] = p;
+        }
+        p = comma ? comma + 1 : NULL;
+    }
+    return n;
+}

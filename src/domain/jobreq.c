@@ -842,47 +842,29 @@ int dm_jobreq_id_make(char *out, size_t outlen, long long now_s, const unsigned 
     return n < 0 || (size_t)n >= outlen ? DM_ERR_LIMIT : 0;
 }
 
-/* Adds name: the comma-separated csv as an array of its trimmed, non-empty items (NULL csv:
- * nothing added; "" an empty array). The worker's own rules judge the items. Returns 0 only when
+/* Adds name: the comma-separated csv as an array of its items (dm_text_split_list; NULL csv:
+ * nothing added, "" an empty array). The worker's own rules judge the items. Returns 0 only when
  * out of memory. */
 static int add_csv(cJSON *o, const char *name, const char *csv)
 {
-    cJSON *arr, *item;
-    const char *p, *end;
+    const char *items[DM_JOBREQ_LABELS_MAX + 1];
+    cJSON *arr;
+    char *buf;
+    size_t n;
 
     if (!csv) {
         return 1;
     }
-    if (!(arr = cJSON_AddArrayToObject(o, name))) {
+    if (!(buf = strdup(csv))) {
         return 0;
     }
-    for (p = csv; *p;) {
-        size_t n;
-        char *one;
-
-        end = strchr(p, ',');
-        n = end ? (size_t)(end - p) : strlen(p);
-        while (n && (*p == ' ' || *p == '\t')) {
-            p++, n--;
-        }
-        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
-            n--;
-        }
-        if (n) {
-            if (!(one = strndup(p, n))) {
-                return 0;
-            }
-            item = cJSON_CreateString(one);
-            free(one);
-            if (!item || !cJSON_AddItemToArray(arr, item)) {
-                cJSON_Delete(item);
-                return 0;
-            }
-        }
-        if (!end) {
-            break;
-        }
-        p = end + 1;
+    /* One item past the longest list, so the worker's rule names the excess. */
+    n = dm_text_split_list(buf, items, DM_JOBREQ_LABELS_MAX + 1);
+    arr = cJSON_CreateStringArray(items, (int)n);
+    free(buf);
+    if (!arr || !cJSON_AddItemToObject(o, name, arr)) {
+        cJSON_Delete(arr);
+        return 0;
     }
     return 1;
 }

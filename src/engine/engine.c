@@ -13,6 +13,7 @@
 
 #include "dream/core/error.h"
 #include "dream/core/log.h"
+#include "dream/core/text.h"
 #include "dream/domain/jobreq.h"
 #include "dream/domain/scripts.h"
 #include "dream/io/callback.h"
@@ -44,21 +45,6 @@ void eng_post_callback(struct dm_engine *e, const struct dm_job *job, const char
 void eng_update_readiness(struct dm_engine *e)
 {
     dm_metrics_set_ready(e->metrics, dm_engine_ready(e));
-}
-
-static int split_list(char *buf, const char **out, size_t max)
-{
-    size_t n = 0;
-    char *save = NULL;
-    for (char *t = strtok_r(buf, ",", &save); t && n < max; t = strtok_r(NULL, ",", &save)) {
-        while (*t == ' ') {
-            t++;
-        }
-        if (*t) {
-            out[n++] = t;
-        }
-    }
-    return (int)n;
 }
 
 uv_loop_t *dm_engine_loop(const struct dm_engine *e)
@@ -387,19 +373,19 @@ int dm_engine_start(struct dm_engine **out, uv_loop_t *loop, const struct dm_con
     if (cfg->signing_secrets && *cfg->signing_secrets) {
         e->secrets_buf = strdup(cfg->signing_secrets);
         if (e->secrets_buf) {
-            e->n_secrets = (size_t)split_list(e->secrets_buf, e->secrets, MAX_SECRETS);
+            e->n_secrets = dm_text_split_list(e->secrets_buf, e->secrets, MAX_SECRETS);
         }
     }
     if (cfg->callback_allow_http && *cfg->callback_allow_http) {
         e->hosts_buf = strdup(cfg->callback_allow_http);
         if (e->hosts_buf) {
-            e->n_hosts = (size_t)split_list(e->hosts_buf, e->hosts, MAX_HOSTS);
+            e->n_hosts = dm_text_split_list(e->hosts_buf, e->hosts, MAX_HOSTS);
         }
     }
     if (cfg->callback_hosts && *cfg->callback_hosts) {
         e->ihosts_buf = strdup(cfg->callback_hosts);
         if (e->ihosts_buf) {
-            e->n_ihosts = (size_t)split_list(e->ihosts_buf, e->ihosts, MAX_HOSTS);
+            e->n_ihosts = dm_text_split_list(e->ihosts_buf, e->ihosts, MAX_HOSTS);
         }
     }
 

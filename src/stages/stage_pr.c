@@ -12,6 +12,7 @@
  * Dry runs and jobs whose pull request is already recorded pass at once.
  * Owns struct pr_state (the GitHub call in flight, the pull request). Loop thread only.
  */
+#include "dream/core/text.h"
 #include "dream/domain/prbody.h"
 #include "dream/io/forge.h"
 
@@ -29,27 +30,11 @@ enum { STEP_LABELS = 0, STEP_REVIEWERS, STEP_STATUS, STEP_DONE };
 /* A comma-separated setting as a list (borrowed pieces of buf). */
 static size_t split(char *buf, size_t bufsize, const char *setting, const char **out)
 {
-    size_t n = 0;
-    char *save = NULL;
-
     if (!setting || !*setting) {
         return 0;
     }
     snprintf(buf, bufsize, "%s", setting);
-    for (char *t = strtok_r(buf, ",", &save); t && n < LIST_MAX; t = strtok_r(NULL, ",", &save)) {
-        char *e;
-        while (*t == ' ') {
-            t++;
-        }
-        e = t + strlen(t);
-        while (e > t && e[-1] == ' ') {
-            *--e = '\0';
-        }
-        if (*t) {
-            out[n++] = t;
-        }
-    }
-    return n;
+    return dm_text_split_list(buf, out, LIST_MAX);
 }
 
 /* The job's list when it carried one, else the setting's. */

@@ -188,3 +188,18 @@ Test(text, fences_nothing_inside_can_close)
     cr_expect_str_eq(b.data, "```sql\n\n```");
     dm_buf_free(&b);
 }
+
+Test(text, split_list_trims_skips_empties_and_caps)
+{
+    char buf[] = " a ,\tb-two\t,, ,c,d";
+    const char *out[3];
+
+    cr_assert_eq(dm_text_split_list(buf, out, 3), 3);
+    cr_assert_str_eq(out[0], "a");
+    cr_assert_str_eq(out[1], "b-two");
+    cr_assert_str_eq(out[2], "c");
+    char none[] = " , ,";
+    cr_assert_eq(dm_text_split_list(none, out, 3), 0);
+    char empty[] = "";
+    cr_assert_eq(dm_text_split_list(empty, out, 3), 0);
+}

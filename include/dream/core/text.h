@@ -70,6 +70,11 @@ char *dm_text_clean_line(const char *s, size_t max);
 void dm_text_line_col(const char *text, size_t off, unsigned *line, unsigned *col);
 
 /* 1 when s starts (ends) with prefix (suffix), byte for byte. */
+/* Splits a comma-separated list in place: each item trimmed of spaces and tabs, empty items
+ * skipped, at most max items; out[i] point into buf. Returns the count. The one rule for every
+ * list setting and list flag (secrets, hosts, labels, reviewers). */
+size_t dm_text_split_list(char *buf, const char **out, size_t max);
+
 int dm_text_starts_with(const char *s, const char *prefix);
 int dm_text_ends_with(const char *s, const char *suffix);
 
