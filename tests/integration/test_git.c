@@ -1293,3 +1293,172 @@ Test(git, a_hook_declining_one_job_of_a_batch_does_not_fail_the_others)
     free(bare);
     dmt_githttp_stop(&g);
 }
+
+/* Seeds a bare repository with 2,000 branches at main and 200 branches of their own history
+ * (each adds old/f<i>.txt holding "unique <i>"), refs packed, as a busy repository's past. */
+static void seed_history(const char *bare)
+{
+    free(dmt_sh("cd '%s' && t=$(git rev-parse main) && for i in $(seq 1 2000); do "
+                "echo \"create refs/heads/seed/b$i $t\"; done | git update-ref --stdin && "
+                "for i in $(seq 1 200); do printf 'commit refs/heads/old/b%%d\\ncommitter S "
+                "<s@x> 1767225600 +0000\\ndata 3\\nold\\nfrom %%s\\nM 100644 inline "
+                "old/f%%d.txt\\ndata 12\\nunique %%05d\\n\\n' $i $t $i $i; done | "
+                "git fast-import --quiet && git pack-refs --all && echo ok",
+                bare));
+}
+
+/* A file:// remote is reached in-process: each operation reads only the refs it names (libgit2's
+ * local transport lists every ref and looks up its object on each connection), the mirror gets
+ * only the base's history (that transport downloads every branch's), and what is pushed is a
+ * commit git itself reads back whole, with every seeded branch left as it was. */
+Test(git, over_file_only_the_named_refs_are_read_and_no_other_history_is_fetched)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_tree *tree = NULL;
+    struct dm_git_result res;
+    struct dm_error err = {0};
+    unsigned long long adv0, parsed0, adv1, parsed1, adv2, parsed2;
+    char mirror[1024];
+    char *tip, *blob, *seeds, *packs;
+
+    seed_history(bare);
+    tip = dmt_sh("git -C '%s' rev-parse main", bare);
+    blob = dmt_sh("git -C '%s' rev-parse old/b7:old/f7.txt", bare);
+    packs = dmt_sh("ls '%s/objects/pack' | grep -c '\\.pack$'", bare);
+    snprintf(mirror, sizeof(mirror), "%s/mirrors/acme/widgets.git", data_dir);
+
+    dm_git_ref_counts(&adv0, &parsed0);
+    cr_assert_eq(dm_git_list_tree(&tree, &o, "acme", "widgets", "main", 1, 0, &err), 0, "%s",
+                 err.msg);
+    cr_assert_str_eq(tree->base_commit, tip);
+    dm_git_tree_free(tree);
+    dm_git_ref_counts(&adv1, &parsed1);
+    cr_assert_leq(parsed1 - parsed0, 2ULL, "refs read for a look-up: %llu", parsed1 - parsed0);
+
+    cr_assert_eq(publish(&res, &o, "dream/todo-api", "job-1", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(res.pushed, 1);
+    dm_git_ref_counts(&adv2, &parsed2);
+    /* the base and the job's branch */
+    cr_assert_leq(parsed2 - parsed1, 2ULL, "refs read for a push: %llu", parsed2 - parsed1);
+    assert_branch_holds_files(bare, "dream/todo-api", &res, three_files, 3);
+    cr_assert_null(dmt_sh_try("git -C '%s' cat-file -e '%s'", mirror, blob),
+                   "the mirror holds another branch's history");
+    free(dmt_sh("git -C '%s' fsck --no-progress --no-dangling 2>&1 && echo ok", bare));
+    seeds = dmt_sh("git -C '%s' for-each-ref --format='%%(objectname)' refs/heads/seed | "
+                   "grep -cx '%s'",
+                   bare, tip);
+    cr_assert_str_eq(seeds, "2000", "every seeded branch untouched");
+    free(seeds);
+    seeds = dmt_sh("git -C '%s' for-each-ref refs/heads/old | wc -l", bare);
+    cr_assert_str_eq(seeds, "200");
+    free(seeds);
+    /* The push adds objects, not a pack per push (as git's receive-pack for a small push). */
+    char *after = dmt_sh("ls '%s/objects/pack' | grep -c '\\.pack$'", bare);
+    cr_assert_str_eq(after, packs);
+    free(after);
+    free(packs);
+    free(seeds = NULL);
+    free(blob);
+    free(tip);
+    free(bare);
+}
+
+/* The lease of a push to a file:// remote is a compare-and-swap on the branch's ref: a branch that
+ * appeared, or moved from what the push saw, is left as it is and only that push fails (worth a
+ * retry); a name that clashes with another ref is refused for good. */
+Test(git, over_file_a_branch_moves_only_when_it_still_holds_what_the_push_saw)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    char *a = job_commit_at(bare, "refs/keep/a", "job-a", "a.txt");
+    char *b = job_commit_at(bare, "refs/keep/b", "job-b", "b.txt");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_session s;
+    struct dm_error err = {0};
+    git_repository *r = NULL;
+    git_oid oa, ob;
+    char *now;
+
+    cr_assert_eq(dm_git_ensure_init(&err), 0);
+    cr_assert_eq(git_repository_open(&r, bare), 0);
+    cr_assert_eq(git_oid_fromstr(&oa, a), 0);
+    cr_assert_eq(git_oid_fromstr(&ob, b), 0);
+    dm_git_session_init(&s, &o, "file://", NULL);
+
+    /* absent, as expected: created */
+    cr_assert_eq(dm_git_local_update(r, "refs/heads/dream/x", &oa, NULL, &s, &err), 0, "%s",
+                 err.msg);
+    /* expected absent, but there: left at a */
+    cr_assert_eq(dm_git_local_update(r, "refs/heads/dream/x", &ob, NULL, &s, &err),
+                 DM_ERR_TRANSIENT);
+    cr_assert(strstr(err.msg, "dream/x") && strstr(err.msg, "changed meanwhile"), "%s", err.msg);
+    now = dmt_sh("git -C '%s' rev-parse refs/heads/dream/x", bare);
+    cr_assert_str_eq(now, a);
+    free(now);
+    /* expected at b, but at a: left at a */
+    cr_assert_eq(dm_git_local_update(r, "refs/heads/dream/x", &ob, &ob, &s, &err),
+                 DM_ERR_TRANSIENT);
+    now = dmt_sh("git -C '%s' rev-parse refs/heads/dream/x", bare);
+    cr_assert_str_eq(now, a);
+    free(now);
+    /* expected at a, and at a: moved to b */
+    cr_assert_eq(dm_git_local_update(r, "refs/heads/dream/x", &ob, &oa, &s, &err), 0, "%s",
+                 err.msg);
+    now = dmt_sh("git -C '%s' rev-parse refs/heads/dream/x", bare);
+    cr_assert_str_eq(now, b);
+    free(now);
+    /* a ref under dream/x/ cannot exist next to the branch dream/x */
+    cr_assert_eq(dm_git_local_update(r, "refs/heads/dream/x/y", &oa, NULL, &s, &err), DM_ERR_REMOTE,
+                 "%s", err.msg);
+    cr_assert(strstr(err.msg, "dream/x/y") != NULL, "%s", err.msg);
+    cr_assert_null(dmt_sh_try("git -C '%s' rev-parse -q --verify refs/heads/dream/x/y", bare));
+
+    dm_git_session_free(&s);
+    git_repository_free(r);
+    free(a);
+    free(b);
+    free(bare);
+}
+
+/* The remote's repository is kept open across operations: when its directory is replaced by
+ * another repository at the same path, the next push goes to the new one. */
+Test(git, over_file_a_remote_replaced_at_the_same_path_is_opened_afresh)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+
+    cr_assert_eq(publish(&res, &o, "dream/one", "job-1", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    free(dmt_sh("rm -rf '%s' && echo ok", bare));
+    free(bare);
+    bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    cr_assert_eq(publish(&res, &o, "dream/two", "job-2", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    assert_branch_holds_files(bare, "dream/two", &res, three_files, 3);
+    cr_assert_null(dmt_sh_try("git -C '%s' rev-parse -q --verify refs/heads/dream/one", bare));
+    free(dmt_sh("rm -rf '%s' && echo ok", bare));
+    cr_assert_eq(publish(&res, &o, "dream/three", "job-3", T0, three_files, 3, &err),
+                 DM_ERR_NOTFOUND, "%s", err.msg);
+    cr_assert(strstr(err.msg, "could not find repository") != NULL, "%s", err.msg);
+    free(bare);
+}
+
+/* Which URLs are repositories on this machine, reached in-process. */
+Test(git, file_urls_and_absolute_paths_are_reached_in_process)
+{
+    char path[64];
+
+    cr_assert_eq(dm_git_local_path(path, sizeof(path), "file:///srv/git/a%20b/x.git"), 1);
+    cr_assert_str_eq(path, "/srv/git/a b/x.git");
+    cr_assert_eq(dm_git_local_path(path, sizeof(path), "/srv/git/x.git"), 1);
+    cr_assert_str_eq(path, "/srv/git/x.git");
+    cr_assert_eq(dm_git_local_path(path, sizeof(path), "file://host/srv/x.git"), 0);
+    cr_assert_eq(dm_git_local_path(path, sizeof(path), "https://github.com/a/b.git"), 0);
+    cr_assert_eq(dm_git_local_path(path, sizeof(path), "ssh://git@host/a/b.git"), 0);
+    cr_assert_eq(dm_git_local_path(path, sizeof(path), "git@github.com:a/b.git"), 0);
+    cr_assert_eq(dm_git_local_path(path, sizeof(path), "file:///a%00b"), 0);
+    cr_assert_eq(dm_git_local_path(path, 8, "file:///a/long/path"), 0, "too long for path");
+}

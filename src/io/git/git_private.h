@@ -87,8 +87,11 @@ int dm_git_session_check_cancel(struct dm_git_session *s);
 void dm_git_session_said(const struct dm_git_session *s, char *out, size_t outlen);
 
 /* Totals over the process of the refs remotes advertised and of those libgit2 parsed (the
- * tests read them; over http(s) only the refs a session keeps are parsed). */
+ * tests read them; over http(s) only the refs a session keeps are parsed, on this machine only
+ * those are read). */
 void dm_git_ref_counts(unsigned long long *advertised, unsigned long long *parsed);
+/* Adds to them (a remote on this machine shows only the refs an operation reads). */
+void dm_git_ref_counts_add(size_t advertised, size_t parsed);
 
 /* Converts a libgit2 failure of `what` into err (s may be NULL for local work). Returns the
  * enum dm_err set. */
@@ -119,8 +122,10 @@ struct dm_git_mirror {
     int fetched;          /* 1 = a download brought objects during this hold */
     int coalesced;        /* 1 = a look-up was served by another operation's */
     int wrote;            /* 1 = objects were written (in memory): forgotten on release */
+    int local;            /* 1 = the remote is a repository on this machine (local.c) */
     char path[4096];
     char url[2048];
+    char origin[4096]; /* when local: the remote's path */
 };
 
 /* A branch as the remote advertised it. */
@@ -172,9 +177,54 @@ int dm_git_mirror_reload(struct dm_git_mirror *m, struct dm_error *err);
 /* Drops the objects written in memory since the mirror was acquired. */
 void dm_git_mirror_forget_objects(struct dm_git_mirror *m);
 
+/* The ids of the objects written (in memory) since the mirror was acquired. */
+void dm_git_mirror_written(const struct dm_git_mirror *m, const git_oid **ids, size_t *n);
+
+/* When m->local: the remote's repository, opened once and kept with the mirror (reopened when
+ * its directory was replaced). Returns 0, DM_ERR_NOTFOUND when there is none, or another error. */
+int dm_git_mirror_origin(struct dm_git_mirror *m, git_repository **out, struct dm_git_session *s,
+                         struct dm_error *err);
+/* Closes the kept remote (after a failure, so the next operation opens it afresh). */
+void dm_git_mirror_origin_close(struct dm_git_mirror *m);
+
 /* Reads the tip of base kept in the mirror (DM_GIT_TRACK_PREFIX<base>) into *oid. Returns 0,
  * GIT_ENOTFOUND, or another libgit2 error. */
 int dm_git_mirror_tracked(git_oid *oid, git_repository *r, const char *base);
+
+/* ---- local.c -------------------------------------------------------------------------------
+ *
+ * A remote on this machine (file:// URLs and absolute paths) is reached in-process, as libgit2's
+ * local transport would, without its cost: that transport lists (and looks up the object of)
+ * every ref of the remote on each connection and downloads every ref's history it lacks. Here
+ * only the refs an operation names are read, a fetch packs the history of the wanted tips that
+ * the mirror lacks, and a push writes the objects the hold wrote as loose objects (as git's
+ * receive-pack keeps a small push) and moves each branch with a compare-and-swap on its ref (the
+ * lease). Like libgit2's local transport, no
+ * hook runs. */
+
+/* 1 when url names a repository on this machine ("file:///path", percent-decoded, or an
+ * absolute path): its path into path. */
+int dm_git_local_path(char *path, size_t pathlen, const char *url);
+
+/* Reads the remote's tips of refs[0..n) (full names; NULL skipped) into tips[0..n). */
+int dm_git_local_tips(git_repository *origin, const char *const *refs, size_t n,
+                      struct dm_git_tip *tips, struct dm_git_session *s, struct dm_error *err);
+
+/* Copies into the mirror what it lacks of the history of wants[0..n): one pack, built from the
+ * origin, that leaves out the history of hide (when the origin has it; NULL = none). Reloads
+ * the mirror's packs. */
+int dm_git_local_fetch(struct dm_git_mirror *m, git_repository *origin, struct dm_git_session *s,
+                       const git_oid *wants, size_t n, const git_oid *hide, struct dm_error *err);
+
+/* Writes the objects the mirror's holder wrote (dm_git_mirror_written) into the origin's
+ * objects/ as loose objects. */
+int dm_git_local_send(struct dm_git_mirror *m, git_repository *origin, struct dm_git_session *s,
+                      struct dm_error *err);
+
+/* Points ref at to on the origin when it is still at expect (NULL = absent). Returns 0,
+ * DM_ERR_TRANSIENT when it is not (someone moved it meanwhile), or another error. */
+int dm_git_local_update(git_repository *origin, const char *ref, const git_oid *to,
+                        const git_oid *expect, struct dm_git_session *s, struct dm_error *err);
 
 /* ---- commit.c ------------------------------------------------------------------------------- */
 

@@ -54,6 +54,7 @@ struct dm_git_lock_entry {
     /* The open mirror, kept across operations; only the holder of the lock touches it. */
     git_repository *repo;
     git_odb_backend *mempack; /* the job's objects, in memory (owned by repo's odb) */
+    struct written *written;  /* the backend in front of it that notes what was written */
     dev_t dev;                /* the mirror directory it was opened from */
     ino_t ino;
     struct timespec objects_mtime, pack_mtime; /* when the odb's backends were listed */
@@ -61,6 +62,10 @@ struct dm_git_lock_entry {
     int loose;                                 /* 1 = the mirror has loose objects */
     int maint_due;                             /* 1 = repack it (dm_git_maintain) */
     struct looked looked[LOOKED_MAX];
+    /* The remote, when it is a repository on this machine, opened in-process and kept. */
+    git_repository *origin;
+    dev_t origin_dev;
+    ino_t origin_ino;
 };
 
 static pthread_mutex_t locks_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -74,11 +79,18 @@ static long long mono_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void entry_close_origin(struct dm_git_lock_entry *e)
+{
+    git_repository_free(e->origin);
+    e->origin = NULL;
+}
+
 static void entry_close_repo(struct dm_git_lock_entry *e)
 {
     git_repository_free(e->repo);
     e->repo = NULL;
     e->mempack = NULL;
+    e->written = NULL;
     memset(e->looked, 0, sizeof(e->looked));
 }
 
@@ -107,6 +119,7 @@ static void evict_idle(void)
             atomic_fetch_sub(&maint_due, 1);
         }
         entry_close_repo(oldest);
+        entry_close_origin(oldest);
         pthread_cond_destroy(&oldest->cond);
         free(oldest->path);
         free(oldest);
@@ -407,6 +420,107 @@ static int has_loose(const char *objects)
 }
 
 /*
+ * What a hold wrote: a backend in front of the mempack that notes the id of each object written
+ * to it, so a push to a remote on this machine sends exactly the job's new objects
+ * (git_mempack_dump would send every commit's whole tree). git_odb_write reaches it only for
+ * objects no other backend has.
+ */
+struct written {
+    git_odb_backend parent;
+    git_odb_backend *mem;
+    git_oid *ids;
+    size_t n, cap;
+};
+
+static struct written *written_of(git_odb_backend *b)
+{
+    return (struct written *)b;
+}
+
+static int wr_read(void **data, size_t *len, git_object_t *type, git_odb_backend *b,
+                   const git_oid *id)
+{
+    git_odb_backend *m = written_of(b)->mem;
+    return m->read(data, len, type, m, id);
+}
+
+static int wr_read_header(size_t *len, git_object_t *type, git_odb_backend *b, const git_oid *id)
+{
+    git_odb_backend *m = written_of(b)->mem;
+    return m->read_header(len, type, m, id);
+}
+
+static int wr_exists(git_odb_backend *b, const git_oid *id)
+{
+    git_odb_backend *m = written_of(b)->mem;
+    return m->exists(m, id);
+}
+
+static int wr_write(git_odb_backend *b, const git_oid *id, const void *data, size_t len,
+                    git_object_t type)
+{
+    struct written *w = written_of(b);
+    int rc;
+
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 64;
+        git_oid *ids = realloc(w->ids, cap * sizeof(*ids));
+        if (!ids) {
+            git_error_set_oom();
+            return -1;
+        }
+        w->ids = ids;
+        w->cap = cap;
+    }
+    if ((rc = w->mem->write(w->mem, id, data, len, type)) < 0) {
+        return rc;
+    }
+    git_oid_cpy(&w->ids[w->n++], id);
+    return 0;
+}
+
+static void wr_free(git_odb_backend *b)
+{
+    struct written *w = written_of(b);
+    w->mem->free(w->mem);
+    free(w->ids);
+    free(w);
+}
+
+/* A mempack with a note of what is written to it: *mem = the mempack (for reset). */
+static int written_new(git_odb_backend **out, git_odb_backend **mem)
+{
+    struct written *w = calloc(1, sizeof(*w));
+    int rc;
+
+    if (!w) {
+        git_error_set_oom();
+        return -1;
+    }
+    if ((rc = git_mempack_new(&w->mem)) < 0) {
+        free(w);
+        return rc;
+    }
+    git_odb_init_backend(&w->parent, GIT_ODB_BACKEND_VERSION);
+    w->parent.read = wr_read;
+    w->parent.read_header = wr_read_header;
+    w->parent.exists = wr_exists;
+    w->parent.write = wr_write;
+    w->parent.free = wr_free;
+    *mem = w->mem;
+    *out = &w->parent;
+    return 0;
+}
+
+void dm_git_mirror_written(const struct dm_git_mirror *m, const git_oid **ids, size_t *n)
+{
+    const struct written *w = m->lock.entry ? m->lock.entry->written : NULL;
+
+    *ids = w ? w->ids : NULL;
+    *n = w ? w->n : 0;
+}
+
+/*
  * Gives the open mirror an object database of its own: the job's objects in memory (mempack,
  * written first, never a loose file), each pack file as a backend of its own, and the loose
  * objects only when the mirror has any (an older mirror). None of these backends "refreshes",
@@ -430,13 +544,15 @@ static int mirror_load_odb(struct dm_git_lock_entry *e, struct dm_error *err)
     mtime_of(&e->pack_mtime, packdir);
     e->packs = 0;
     e->mempack = NULL;
+    e->written = NULL;
     if ((rc = git_odb_new(&odb)) < 0) {
         return dm_git_fail(err, NULL, rc, "opening the mirror's objects");
     }
-    if ((rc = git_mempack_new(&b)) < 0 || (rc = git_odb_add_backend(odb, b, 3)) < 0) {
+    if ((rc = written_new(&b, &e->mempack)) < 0 || (rc = git_odb_add_backend(odb, b, 3)) < 0) {
+        e->mempack = NULL;
         goto fail;
     }
-    e->mempack = b;
+    e->written = written_of(b);
     b = NULL;
     e->loose = has_loose(objects);
     if (e->loose) {
@@ -477,6 +593,7 @@ fail:
     }
     git_odb_free(odb);
     e->mempack = NULL;
+    e->written = NULL;
     return dm_git_fail(err, NULL, rc, "opening the mirror's objects");
 }
 
@@ -513,6 +630,9 @@ void dm_git_mirror_forget_objects(struct dm_git_mirror *m)
         return;
     }
     git_mempack_reset(e->mempack);
+    if (e->written) {
+        e->written->n = 0;
+    }
     /* The repository's object cache may still hold parsed objects from memory (a commit the
      * next push would take for present); a cleanup empties it, and the same object database
      * goes back in. */
@@ -807,6 +927,64 @@ static int looked_recently(struct dm_git_mirror *m, const struct dm_git_opts *o,
     return 0;
 }
 
+/* dm_git_mirror_fetch from a remote on this machine: keep[0] is the base's ref, keep[1..n] the
+ * branches' (NULL skipped). */
+static int fetch_local(struct dm_git_mirror *m, struct dm_git_session *s, const char *base,
+                       const char *const *keep, size_t nbranches, struct dm_git_remote_state *st,
+                       struct dm_git_tip *tips, int *downloaded, struct dm_error *err)
+{
+    git_repository *origin = NULL;
+    struct dm_git_tip *all = calloc(nbranches + 1, sizeof(*all));
+    git_oid *wants = calloc(nbranches + 1, sizeof(*wants));
+    git_odb *odb = NULL;
+    git_oid kept;
+    size_t nwants = 0;
+    int rc;
+
+    if (!all || !wants) {
+        rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = dm_git_mirror_origin(m, &origin, s, err)) < 0 ||
+        (rc = dm_git_local_tips(origin, keep, nbranches + 1, all, s, err)) < 0) {
+        goto out;
+    }
+    st->listed = 1;
+    if (!all[0].exists) {
+        rc = dm_error_set(err, DM_ERR_NOTFOUND, "base branch '%s' not found on the remote", base);
+        goto out;
+    }
+    git_oid_cpy(&st->base, &all[0].oid);
+    for (size_t j = 0; j < nbranches; j++) {
+        tips[j] = all[j + 1];
+    }
+    if ((rc = git_repository_odb(&odb, m->repo)) < 0) {
+        rc = dm_git_fail(err, s, rc, "reading the mirror");
+        goto out;
+    }
+    for (size_t j = 0; j <= nbranches; j++) {
+        if (all[j].exists && !git_odb_exists(odb, &all[j].oid)) {
+            git_oid_cpy(&wants[nwants++], &all[j].oid);
+        }
+    }
+    if (nwants > 0) {
+        int have = dm_git_mirror_tracked(&kept, m->repo, base) == 0;
+        git_error_clear();
+        rc = dm_git_local_fetch(m, origin, s, wants, nwants, have ? &kept : NULL, err);
+        if (rc < 0) {
+            dm_git_mirror_origin_close(m);
+            goto out;
+        }
+        *downloaded = 1;
+    }
+    rc = 0;
+out:
+    git_odb_free(odb);
+    free(all);
+    free(wants);
+    return rc;
+}
+
 int dm_git_mirror_fetch(struct dm_git_mirror *m, struct dm_git_session *s, const char *base,
                         const char *const *branches, size_t nbranches,
                         struct dm_git_remote_state *st, struct dm_git_tip *tips,
@@ -825,7 +1003,7 @@ int dm_git_mirror_fetch(struct dm_git_mirror *m, struct dm_git_session *s, const
     const char *const *saved_keep = NULL;
     size_t saved_nkeep = 0;
     git_strarray arr = {NULL, 0};
-    int has_base = 0;
+    int has_base = 0, downloaded = 0;
     long long asked;
     int rc;
 
@@ -860,6 +1038,15 @@ int dm_git_mirror_fetch(struct dm_git_mirror *m, struct dm_git_session *s, const
     saved_nkeep = s->nkeep;
     s->keep = (const char *const *)keep;
     s->nkeep = nbranches + 1;
+    if (m->local) {
+        asked = mono_ms();
+        rc = fetch_local(m, s, base, (const char *const *)keep, nbranches, st, tips, &downloaded,
+                         err);
+        if (rc < 0) {
+            goto out;
+        }
+        goto keep_refs;
+    }
     /* A second handle on the mirror with git's own object database: it can write the pack a
      * download brings. The open mirror reloads its backends afterwards. */
     rc = git_repository_open_bare(&fr, m->path);
@@ -947,7 +1134,9 @@ int dm_git_mirror_fetch(struct dm_git_mirror *m, struct dm_git_session *s, const
         if ((rc = dm_git_mirror_reload(m, err)) < 0) {
             goto out;
         }
+        downloaded = 1;
     }
+keep_refs:
     /* Our own refs keep the fetched objects reachable in the mirror. */
     rc = keep_ref(m->repo, s, DM_GIT_TRACK_PREFIX, base, &st->base, err);
     for (size_t j = 0; rc == 0 && j < nbranches; j++) {
@@ -958,7 +1147,7 @@ int dm_git_mirror_fetch(struct dm_git_mirror *m, struct dm_git_session *s, const
     if (rc < 0) {
         goto out;
     }
-    if (arr.count > 0) {
+    if (downloaded) {
         m->fetched = 1;
     }
     dm_git_mirror_seen(m, base, &st->base, asked);
@@ -1036,6 +1225,7 @@ int dm_git_mirror_acquire(struct dm_git_mirror *m, const struct dm_git_opts *o, 
     if (dm_git_cancelled(o)) {
         return dm_error_set(err, DM_ERR_CANCELLED, "cancelled");
     }
+    m->local = dm_git_local_path(m->origin, sizeof(m->origin), m->url);
     if ((rc = lock_mirror(&m->lock, o, m->path, err)) < 0) {
         return rc;
     }
@@ -1197,4 +1387,48 @@ void dm_git_tree_free(struct dm_git_tree *tree)
     }
     free(tree->paths);
     free(tree);
+}
+
+/* ---- the remote as a repository on this machine ------------------------------------------ */
+
+int dm_git_mirror_origin(struct dm_git_mirror *m, git_repository **out, struct dm_git_session *s,
+                         struct dm_error *err)
+{
+    struct dm_git_lock_entry *e = m->lock.entry;
+    struct stat st;
+    int rc;
+
+    *out = NULL;
+    if (stat(m->origin, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        entry_close_origin(e);
+        return dm_error_set(err, DM_ERR_NOTFOUND,
+                            "connecting to the remote: could not find repository at '%s'",
+                            m->origin);
+    }
+    if (e->origin && (st.st_ino != e->origin_ino || st.st_dev != e->origin_dev)) {
+        entry_close_origin(e); /* removed or replaced since: open the new one */
+    }
+    if (!e->origin) {
+        rc = git_repository_open_ext(&e->origin, m->origin, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+        if (rc < 0) {
+            e->origin = NULL;
+            if (rc == GIT_ENOTFOUND) {
+                return dm_error_set(err, DM_ERR_NOTFOUND,
+                                    "connecting to the remote: could not find repository at '%s'",
+                                    m->origin);
+            }
+            return dm_git_fail(err, s, rc, "opening the remote");
+        }
+        e->origin_dev = st.st_dev;
+        e->origin_ino = st.st_ino;
+    }
+    *out = e->origin;
+    return 0;
+}
+
+void dm_git_mirror_origin_close(struct dm_git_mirror *m)
+{
+    if (m->lock.entry) {
+        entry_close_origin(m->lock.entry);
+    }
 }

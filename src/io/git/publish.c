@@ -331,6 +331,73 @@ static int push_all(git_remote *remote, git_repository *r, struct dm_git_session
     return 0;
 }
 
+/* The tips of the base (keep[0]) and of every item's branches (keep[1 + 2i + k]) on a remote on
+ * this machine: what a push connection's advertisement gives over the wire. */
+static int tips_local(struct dm_git_mirror *m, struct dm_git_session *s, const char *const *keep,
+                      struct pub *ps, size_t n, git_oid *base_oid, struct dm_error *err)
+{
+    git_repository *origin = NULL;
+    struct dm_git_tip *tips = calloc(2 * n + 1, sizeof(*tips));
+    int rc;
+
+    if (!tips) {
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    if ((rc = dm_git_mirror_origin(m, &origin, s, err)) < 0 ||
+        (rc = dm_git_local_tips(origin, keep, 2 * n + 1, tips, s, err)) < 0) {
+        free(tips);
+        return rc;
+    }
+    if (!tips[0].exists) {
+        free(tips);
+        return dm_error_set(err, DM_ERR_NOTFOUND, "base branch '%s' not found on the remote",
+                            keep[0] + 11);
+    }
+    git_oid_cpy(base_oid, &tips[0].oid);
+    for (size_t i = 0; i < n; i++) {
+        ps[i].tips[0] = tips[1 + 2 * i];
+        ps[i].tips[1] = tips[2 + 2 * i];
+    }
+    free(tips);
+    return 0;
+}
+
+/* push_all for a remote on this machine: the batch's objects as one pack, then each branch
+ * moved alone with its lease (a branch someone moved meanwhile fails only its job). */
+static int push_local(struct dm_git_mirror *m, struct dm_git_session *s, struct pub *ps, size_t n,
+                      struct dm_error *err)
+{
+    git_repository *origin = NULL;
+    size_t count = 0;
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        count += ps[i].push && !ps[i].it->rc;
+    }
+    if (count == 0) {
+        return 0;
+    }
+    if ((rc = dm_git_mirror_origin(m, &origin, s, err)) < 0 ||
+        (rc = dm_git_local_send(m, origin, s, err)) < 0) {
+        dm_git_mirror_origin_close(m);
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct pub *p = &ps[i];
+        const struct dm_git_opts *io = p->it->opts ? p->it->opts : s->o;
+        if (!p->push || p->it->rc) {
+            continue;
+        }
+        if (dm_git_cancelled(io)) {
+            p->it->rc = dm_error_set(&p->it->err, DM_ERR_CANCELLED, "cancelled before pushing");
+            continue;
+        }
+        p->it->rc = dm_git_local_update(origin, p->ref, &p->commit,
+                                        p->force ? &p->tips[p->k].oid : NULL, s, &p->it->err);
+    }
+    return 0;
+}
+
 int dm_git_publish_many(const struct dm_git_opts *opts, const char *owner, const char *repo,
                         const char *base, struct dm_git_publish_item *items, size_t n)
 {
@@ -397,6 +464,15 @@ int dm_git_publish_many(const struct dm_git_opts *opts, const char *owner, const
     s.keep = (const char *const *)keep;
     s.nkeep = 2 * n + 1;
 
+    if (m.local) {
+        asked = dm_git_now_ms();
+        if ((rc = tips_local(&m, &s, (const char *const *)keep, ps, n, &base_oid, &err)) < 0) {
+            fail_all(ps, n, rc, &err);
+            goto done;
+        }
+        has_base = 1;
+        goto listed;
+    }
     /* One push connection: its advertisement has the base's and every branch's tip. */
     git_remote_init_callbacks(&cb, GIT_REMOTE_CALLBACKS_VERSION);
     git_proxy_options_init(&po, GIT_PROXY_OPTIONS_VERSION);
@@ -442,6 +518,7 @@ int dm_git_publish_many(const struct dm_git_opts *opts, const char *owner, const
         fail_all(ps, n, DM_ERR_NOTFOUND, &err);
         goto done;
     }
+listed:
     /* A fetch only for what the mirror lacks: a base that moved, a branch pushed before. */
     if ((rc = git_repository_odb(&odb, m.repo)) < 0) {
         fail_all(ps, n, dm_git_fail(&err, &s, rc, "reading the mirror"), &err);
@@ -541,7 +618,7 @@ int dm_git_publish_many(const struct dm_git_opts *opts, const char *owner, const
         fail_all(ps, n, DM_ERR_CANCELLED, &err);
         goto done;
     }
-    rc = push_all(remote, m.repo, &s, ps, n, &err);
+    rc = m.local ? push_local(&m, &s, ps, n, &err) : push_all(remote, m.repo, &s, ps, n, &err);
     for (size_t i = 0; i < n; i++) {
         struct dm_git_publish_item *it = &items[i];
         if (!ps[i].valid || !ps[i].push) {

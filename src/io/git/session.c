@@ -271,6 +271,12 @@ void dm_git_ref_counts(unsigned long long *advertised, unsigned long long *parse
     *parsed = atomic_load(&refs_parsed);
 }
 
+void dm_git_ref_counts_add(size_t advertised, size_t parsed)
+{
+    atomic_fetch_add(&refs_advertised, (unsigned long long)advertised);
+    atomic_fetch_add(&refs_parsed, (unsigned long long)parsed);
+}
+
 /* ---- a transport that shows only the refs asked for ----------------------------------------
  *
  * libgit2 1.5 speaks protocol v0: the remote advertises every ref it has, and the advertisement
