@@ -116,7 +116,6 @@ Test(engine, kill9_replica_jobs_finished_by_another)
     const char *slow[] = {"--stages=test", "--test-stage-ms=400", "--lease-ms=1500", NULL};
     const char *fast[] = {"--stages=test", "--test-stage-ms=20", "--lease-ms=1500", NULL};
     struct dmt_jobevents *v;
-    long long t0;
     int n, by_b = 0;
 
     dmt_replica_start(&a, &redis, dir, "victim", slow);
@@ -128,11 +127,10 @@ Test(engine, kill9_replica_jobs_finished_by_another)
     cr_assert_eq(dmt_wait_terminal(rc, 0, 0), 0, "none ended before the kill");
     kill(a.pid, SIGKILL);
     waitpid(a.pid, NULL, 0);
-    t0 = dmt_now_ms();
     dmt_replica_start(&b, &redis, dir, "rescuer", fast);
+    /* After the lease (1.5 s) the rescuer's sweep (every 0.75 s) takes them over. How fast that
+     * is belongs to the benchmarks; here only that it happens. */
     cr_assert_eq(dmt_wait_terminal(rc, 10, 20000), 10);
-    /* Lease 1.5 s + sweep every 0.75 s, plus the remaining stages. */
-    cr_assert_lt(dmt_now_ms() - t0, 1500 + 750 + 3000, "took %lld ms", dmt_now_ms() - t0);
     assert_stopped_ok(&b);
     assert_exactly_once(10, "complete");
     n = dmt_collect(rc, &v);

@@ -1462,3 +1462,59 @@ Test(git, file_urls_and_absolute_paths_are_reached_in_process)
     cr_assert_eq(dm_git_local_path(path, sizeof(path), "file:///a%00b"), 0);
     cr_assert_eq(dm_git_local_path(path, 8, "file:///a/long/path"), 0, "too long for path");
 }
+
+/* The advertisement filter (session.c) passes anything it does not understand to libgit2
+ * unchanged: a malformed advertisement (a bad length, a line that is not a ref, a truncated
+ * line, a missing flush) fails the look-up with libgit2's own error and breaks nothing; the same
+ * server serving a proper one again works. */
+Test(git, over_http_a_malformed_advertisement_fails_the_look_up_cleanly)
+{
+    static const char *const bodies[] = {
+        "zzzz0000",                 /* length not hex */
+        "0012not a ref line\n0000", /* a line that is not "<oid> <name>" */
+        "00ff"
+        "0123456789012345678901234567890123456789 refs/heads/main\n",     /* truncated */
+        "003f0123456789012345678901234567890123456789 refs/heads/main\n", /* no flush */
+        "0003",                                                           /* a length below 4 */
+    };
+    dmt_githttp_start(&g, "x-access-token", TOKEN);
+    char *bare = dmt_git_make_repo(g.root, "acme", "widgets", "main");
+    char *tip = dmt_sh("git -C '%s' rev-parse main", bare);
+    struct dm_git_opts o = opts_for(g.url_template, TOKEN);
+    struct dm_git_tree *tree = NULL;
+    struct dm_error err = {0};
+    char path[1024], adv[1024];
+
+    snprintf(path, sizeof(path), "%s/backend.sh", g.dir);
+    snprintf(adv, sizeof(adv), "%s/adv", g.dir);
+    /* While <dir>/adv exists, the upload-pack advertisement is the service line, its flush and
+     * that file's bytes. */
+    free(dmt_sh("sed -i '2i case \"$QUERY_STRING\" in *service=git-upload-pack*) [ -f %s ] && { "
+                "printf \"Content-Type: application/x-git-upload-pack-advertisement\\\\r\\\\n"
+                "\\\\r\\\\n001e# service=git-upload-pack\\\\n0000\"; cat %s; exit 0; };; esac' "
+                "'%s' && echo ok",
+                adv, adv, path));
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        FILE *f = fopen(adv, "wb");
+        cr_assert_not_null(f);
+        fputs(bodies[i], f);
+        fclose(f);
+        memset(&err, 0, sizeof(err));
+        /* a fresh look-up each time: no answer from an earlier one */
+        int rc = dm_git_list_tree(&tree, &o, "acme", "widgets", "main", 1, 0, &err);
+        cr_assert_neq(rc, 0, "body %zu accepted", i);
+        cr_assert_null(tree);
+        cr_assert(err.msg[0] != '\0', "body %zu: an error says why", i);
+        cr_assert_null(strstr(err.msg, TOKEN), "%s", err.msg);
+        cr_assert(strstr(err.msg, "advertisement is malformed") != NULL, "body %zu: %s", i,
+                  err.msg);
+    }
+    free(dmt_sh("rm -f '%s' && echo ok", adv));
+    cr_assert_eq(dm_git_list_tree(&tree, &o, "acme", "widgets", "main", 1, 0, &err), 0, "%s",
+                 err.msg);
+    cr_assert_str_eq(tree->base_commit, tip);
+    dm_git_tree_free(tree);
+    free(tip);
+    free(bare);
+    dmt_githttp_stop(&g);
+}

@@ -69,6 +69,7 @@ struct dm_git_session {
     size_t nkeep;
     size_t advertised;      /* refs the remote advertised on the last connection */
     size_t parsed;          /* of them, the refs libgit2 parsed (http(s): only those kept) */
+    int adv_malformed;      /* the last advertisement was not one the filter understood */
     char reject[256];       /* its status text */
     struct dm_buf sideband; /* remote's progress/messages, the last few KiB */
 };

@@ -138,6 +138,7 @@ void dm_git_session_reset(struct dm_git_session *s)
     s->auth_failed = 0;
     s->no_creds = 0;
     s->rejected = 0;
+    s->adv_malformed = 0;
     s->reject[0] = '\0';
     dm_buf_reset(&s->sideband);
 }
@@ -481,6 +482,7 @@ static int adv_filter(struct adv_stream *a)
     }
     return 0;
 verbatim:
+    a->s->adv_malformed = 1;
     free(f);
     return 0;
 }
@@ -839,6 +841,14 @@ int dm_git_fail(struct dm_error *err, struct dm_git_session *s, int gitrc, const
         }
     } else if (gitrc == GIT_ENOTFOUND && e && e->klass == GIT_ERROR_REPOSITORY) {
         code = DM_ERR_NOTFOUND;
+    }
+    if (s && s->adv_malformed) {
+        /* libgit2 judged what the filter passed on unchanged; its message alone may not say
+         * what was wrong (a stale one from an earlier call, at worst). A proxy that cut the
+         * answer short is worth a retry. */
+        return dm_error_set(err, code == DM_ERR_IO ? DM_ERR_TRANSIENT : code,
+                            "%s: the remote's ref advertisement is malformed (libgit2: %s)", what,
+                            msg);
     }
     return dm_error_set(err, code, "%s: %s", what, msg);
 }
