@@ -1518,3 +1518,37 @@ Test(git, over_http_a_malformed_advertisement_fails_the_look_up_cleanly)
     free(bare);
     dmt_githttp_stop(&g);
 }
+
+/* The mirror can hold an object the file:// remote has dropped: here a blob of a branch that an
+ * earlier attempt fetched, then deleted and pruned on the remote. A new commit whose file has
+ * that content still reaches the remote whole (the blob is sent although it was not written
+ * anew), and git reads every file of it back. */
+Test(git, over_file_an_object_only_the_mirror_still_holds_is_sent_with_the_commit)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+    char *earlier, *blob;
+    static const struct dm_git_file same[] = {{"docs/copy.txt", "x\n", 2, 0}};
+
+    /* An earlier attempt of job-1 left dream/t (x.txt = "x\n"): the mirror fetches it. */
+    earlier = job_commit_at(bare, "refs/heads/dream/t", "job-1", "x.txt");
+    cr_assert_eq(publish(&res, &o, "dream/t", "job-1", T0, three_files, 3, &err), 0, "%s", err.msg);
+    cr_assert_eq(res.forced, 1);
+    blob = dmt_sh("git -C '%s' rev-parse '%s:x.txt'", bare, earlier);
+    /* The remote drops the branch and prunes: the blob is gone there, not from the mirror. */
+    free(dmt_sh("git -C '%s' update-ref -d refs/heads/dream/t && git -C '%s' reflog expire "
+                "--expire=now --all && git -C '%s' gc -q --prune=now && echo ok",
+                bare, bare, bare));
+    cr_assert_null(dmt_sh_try("git -C '%s' cat-file -e '%s'", bare, blob));
+    free(
+        dmt_sh("git -C '%s/mirrors/acme/widgets.git' cat-file -e '%s' && echo ok", data_dir, blob));
+
+    cr_assert_eq(publish(&res, &o, "dream/u", "job-2", T0, same, 1, &err), 0, "%s", err.msg);
+    assert_branch_holds_files(bare, "dream/u", &res, same, 1);
+    free(dmt_sh("git -C '%s' fsck --no-progress --no-dangling 2>&1 && echo ok", bare));
+    free(blob);
+    free(earlier);
+    free(bare);
+}
