@@ -1,7 +1,8 @@
 /*
  * models: the model price list read and cached (see include/dream/io/models.h). Owns a timer
- * (the next read), at most one HTTP read and at most one cache write on the threadpool. Loop
- * thread only, except write_cache (pool), which only touches its own struct cache_write.
+ * (the next read), at most one HTTP read, at most one parse of a list read and at most one
+ * cache write on the threadpool. Loop thread only, except parse_list and write_cache (pool),
+ * which only touch their own struct list_parse and struct cache_write.
  */
 #include "dream/io/models.h"
 #include "dream/core/log.h"
@@ -46,7 +47,7 @@ struct dm_models {
     int settled;
     size_t count;
     int closing;
-    int pending; /* the timer's close, a cache write */
+    int pending; /* the timer's close, a list parse, a cache write */
     void (*done)(void *arg);
     void *done_arg;
 };
@@ -238,12 +239,76 @@ static void schedule(struct dm_models *m, long long ms)
     }
 }
 
+/* The list as read: parsed and compacted on the pool (a list may be megabytes of JSON). */
+struct list_parse {
+    uv_work_t work;
+    struct dm_models *m;
+    char *body;
+    size_t len;
+    char *compact; /* out */
+    size_t n;
+    int rc;
+    struct dm_error err;
+};
+
+static void parse_list(uv_work_t *w)
+{
+    struct list_parse *lp = w->data;
+    lp->rc =
+        dm_price_models_compact(lp->body ? lp->body : "", lp->len, &lp->compact, &lp->n, &lp->err);
+    free(lp->body);
+    lp->body = NULL;
+}
+
+/* Settles a read: ok = the list was used (or there is none to use); schedules the next. */
+static void read_settled(struct dm_models *m, int ok)
+{
+    m->settled = 1;
+    schedule(m, ok ? m->refresh_ms : (m->refresh_ms < RETRY_MAX_MS ? m->refresh_ms : RETRY_MAX_MS));
+}
+
+static void list_parsed(uv_work_t *w, int status)
+{
+    struct list_parse *lp = w->data;
+    struct dm_models *m = lp->m;
+    struct dm_error err = {0};
+    char *compact = lp->compact;
+    size_t n = 0;
+    int ok = 0;
+
+    m->pending--;
+    if (m->closing || status != 0) {
+        free(compact);
+    } else if (lp->rc != 0 ||
+               dm_price_table_load_models(m->prices, compact, strlen(compact), &n, &err) != 0) {
+        dm_warn("prices", NULL, "price list GET %s not used: %s", m->shown,
+                lp->rc != 0 ? lp->err.msg : err.msg);
+        free(compact);
+    } else if (n == 0) {
+        /* A server whose list carries no prices (OpenAI, vLLM...): nothing to learn or cache. */
+        ok = 1;
+        free(compact);
+        dm_info("prices", NULL, "GET %s lists no prices; the price table and file apply", m->shown);
+    } else {
+        ok = 1;
+        m->count = n;
+        reapply_override(m);
+        dm_info("prices", NULL, "prices of %zu models read from GET %s", n, m->shown);
+        save_cache(m, compact);
+    }
+    free(lp->body);
+    free(lp);
+    if (m->closing) {
+        maybe_closed(m);
+        return;
+    }
+    read_settled(m, ok);
+}
+
 static void on_read(void *arg, int rc, struct dm_http_response *resp, const struct dm_error *herr)
 {
     struct dm_models *m = arg;
-    struct dm_error err = {0};
-    char *compact = NULL;
-    size_t n = 0;
+    struct list_parse *lp;
     int ok = 0;
     m->call = NULL;
     if (m->closing) {
@@ -258,26 +323,23 @@ static void on_read(void *arg, int rc, struct dm_http_response *resp, const stru
                 m->shown);
     } else if (resp->status != 200) {
         dm_warn("prices", NULL, "price list GET %s failed: HTTP %ld", m->shown, resp->status);
-    } else if (dm_price_models_compact(resp->body.data ? resp->body.data : "", resp->body.len,
-                                       &compact, &n, &err) != 0 ||
-               dm_price_table_load_models(m->prices, compact, strlen(compact), &n, &err) != 0) {
-        dm_warn("prices", NULL, "price list GET %s not used: %s", m->shown, err.msg);
-        free(compact);
-        compact = NULL;
-    } else if (n == 0) {
-        /* A server whose list carries no prices (OpenAI, vLLM...): nothing to learn or cache. */
-        ok = 1;
-        free(compact);
-        dm_info("prices", NULL, "GET %s lists no prices; the price table and file apply", m->shown);
+    } else if ((lp = calloc(1, sizeof(*lp))) == NULL) {
+        dm_warn("prices", NULL, "price list GET %s not used: out of memory", m->shown);
     } else {
-        ok = 1;
-        m->count = n;
-        reapply_override(m);
-        dm_info("prices", NULL, "prices of %zu models read from GET %s", n, m->shown);
-        save_cache(m, compact);
+        lp->m = m;
+        lp->len = resp->body.len;
+        lp->body = dm_buf_detach(&resp->body);
+        lp->len = lp->body ? lp->len : 0;
+        lp->work.data = lp;
+        if (uv_queue_work(m->loop, &lp->work, parse_list, list_parsed) == 0) {
+            m->pending++;
+            return; /* settled by list_parsed */
+        }
+        dm_warn("prices", NULL, "price list GET %s not used: the threadpool refused it", m->shown);
+        free(lp->body);
+        free(lp);
     }
-    m->settled = 1;
-    schedule(m, ok ? m->refresh_ms : (m->refresh_ms < RETRY_MAX_MS ? m->refresh_ms : RETRY_MAX_MS));
+    read_settled(m, ok);
 }
 
 static void on_timer(uv_timer_t *t)
