@@ -1359,7 +1359,6 @@ Test(git, over_file_only_the_named_refs_are_read_and_no_other_history_is_fetched
     cr_assert_str_eq(after, packs);
     free(after);
     free(packs);
-    free(seeds = NULL);
     free(blob);
     free(tip);
     free(bare);
@@ -1408,6 +1407,22 @@ Test(git, over_file_a_branch_moves_only_when_it_still_holds_what_the_push_saw)
     now = dmt_sh("git -C '%s' rev-parse refs/heads/dream/x", bare);
     cr_assert_str_eq(now, b);
     free(now);
+    /* deleted since the push read it: left deleted */
+    free(dmt_sh("git -C '%s' update-ref -d refs/heads/dream/x && echo ok", bare));
+    cr_assert_eq(dm_git_local_update(r, "refs/heads/dream/x", &oa, &ob, &s, &err), DM_ERR_TRANSIENT,
+                 "%s", err.msg);
+    cr_assert_null(dmt_sh_try("git -C '%s' rev-parse -q --verify refs/heads/dream/x", bare));
+    /* locked by another writer: not moved, and the error says so */
+    free(dmt_sh("git -C '%s' update-ref refs/heads/dream/x %s && touch "
+                "'%s/refs/heads/dream/x.lock' && echo ok",
+                bare, a, bare));
+    cr_assert_eq(dm_git_local_update(r, "refs/heads/dream/x", &ob, &oa, &s, &err), DM_ERR_TRANSIENT,
+                 "%s", err.msg);
+    cr_assert(strstr(err.msg, "locked") != NULL, "%s", err.msg);
+    now = dmt_sh("git -C '%s' rev-parse refs/heads/dream/x", bare);
+    cr_assert_str_eq(now, a);
+    free(now);
+    free(dmt_sh("rm '%s/refs/heads/dream/x.lock' && echo ok", bare));
     /* a ref under dream/x/ cannot exist next to the branch dream/x */
     cr_assert_eq(dm_git_local_update(r, "refs/heads/dream/x/y", &oa, NULL, &s, &err), DM_ERR_REMOTE,
                  "%s", err.msg);
@@ -1453,8 +1468,8 @@ Test(git, file_urls_and_absolute_paths_are_reached_in_process)
 
     cr_assert_eq(dm_git_local_path(path, sizeof(path), "file:///srv/git/a%20b/x.git"), 1);
     cr_assert_str_eq(path, "/srv/git/a b/x.git");
-    cr_assert_eq(dm_git_local_path(path, sizeof(path), "/srv/git/x.git"), 1);
-    cr_assert_str_eq(path, "/srv/git/x.git");
+    cr_assert_eq(dm_git_local_path(path, sizeof(path), "/srv/git/x%41.git"), 1);
+    cr_assert_str_eq(path, "/srv/git/x%41.git", "a plain path is not a URL: not decoded");
     cr_assert_eq(dm_git_local_path(path, sizeof(path), "file://host/srv/x.git"), 0);
     cr_assert_eq(dm_git_local_path(path, sizeof(path), "https://github.com/a/b.git"), 0);
     cr_assert_eq(dm_git_local_path(path, sizeof(path), "ssh://git@host/a/b.git"), 0);
@@ -1551,4 +1566,62 @@ Test(git, over_file_an_object_only_the_mirror_still_holds_is_sent_with_the_commi
     free(blob);
     free(earlier);
     free(bare);
+}
+
+/* The same, when it is a tree: the same files as an earlier attempt's branch, which the mirror
+ * fetched and the remote has since dropped and pruned, make the same root tree; the push sends
+ * it (and what it names) although nothing was written anew but the commit. */
+Test(git, over_file_a_tree_only_the_mirror_still_holds_is_sent_with_the_commit)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+    char *tree;
+
+    cr_assert_eq(publish(&res, &o, "dream/one", "job-1", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    /* A fresh mirror: the republish of the same job fetches dream/one into it. */
+    free(dmt_sh("rm -rf '%s/mirrors' && echo ok", data_dir));
+    cr_assert_eq(publish(&res, &o, "dream/one", "job-1", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(res.pushed, 0, "already there");
+    tree = dmt_sh("git -C '%s' rev-parse 'dream/one^{tree}'", bare);
+    free(dmt_sh("git -C '%s' update-ref -d refs/heads/dream/one && git -C '%s' reflog expire "
+                "--expire=now --all && git -C '%s' gc -q --prune=now && echo ok",
+                bare, bare, bare));
+    cr_assert_null(dmt_sh_try("git -C '%s' cat-file -e '%s'", bare, tree));
+
+    cr_assert_eq(publish(&res, &o, "dream/two", "job-2", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    assert_branch_holds_files(bare, "dream/two", &res, three_files, 3);
+    free(dmt_sh("git -C '%s' fsck --no-progress --no-dangling 2>&1 && echo ok", bare));
+    free(tree);
+    free(bare);
+}
+
+/* A file:// remote that is not bare (a work tree with .git) is not pushed to: git would refuse to
+ * move its checked-out branch, and libgit2's local transport refused it too. Reading it works. */
+Test(git, over_file_a_remote_that_is_not_bare_is_refused_with_the_reason)
+{
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_tree *tree = NULL;
+    struct dm_git_result res;
+    struct dm_error err = {0};
+    char *work;
+
+    if (asprintf(&work, "%s/acme/widgets.git", root) < 0) {
+        cr_assert_fail("asprintf");
+    }
+    free(dmt_sh("git init -q -b main '%s' && cd '%s' && echo hi > README.md && git add -A && "
+                "git -c user.name=A -c user.email=a@x commit -q -m init && echo ok",
+                work, work));
+    cr_assert_eq(dm_git_list_tree(&tree, &o, "acme", "widgets", "main", 1, 0, &err), 0, "%s",
+                 err.msg);
+    dm_git_tree_free(tree);
+    cr_assert_eq(publish(&res, &o, "dream/todo-api", "job-1", T0, three_files, 3, &err),
+                 DM_ERR_REMOTE, "%s", err.msg);
+    cr_assert(strstr(err.msg, "not a bare repository") != NULL, "%s", err.msg);
+    cr_assert_null(dmt_sh_try("git -C '%s' rev-parse -q --verify refs/heads/dream/todo-api", work));
+    free(work);
 }

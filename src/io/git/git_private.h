@@ -182,7 +182,9 @@ void dm_git_mirror_forget_objects(struct dm_git_mirror *m);
 void dm_git_mirror_written(const struct dm_git_mirror *m, const git_oid **ids, size_t *n);
 
 /* When m->local: the remote's repository, opened once and kept with the mirror (reopened when
- * its directory was replaced). Returns 0, DM_ERR_NOTFOUND when there is none, or another error. */
+ * its directory was replaced or its packs rewritten). *out is valid until the next call of this
+ * or dm_git_mirror_origin_close. Returns 0, DM_ERR_NOTFOUND when there is none, or another
+ * error. */
 int dm_git_mirror_origin(struct dm_git_mirror *m, git_repository **out, struct dm_git_session *s,
                          struct dm_error *err);
 /* Closes the kept remote (after a failure, so the next operation opens it afresh). */

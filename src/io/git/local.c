@@ -29,9 +29,11 @@ int dm_git_local_path(char *path, size_t pathlen, const char *url)
 {
     const char *p;
     size_t n = 0;
+    int decode = 0;
 
     if (strncmp(url, "file://", 7) == 0) {
         p = url + 7;
+        decode = 1; /* a URL; a plain path is taken as it is, as libgit2 does */
         if (*p != '/') {
             return 0; /* file://host/...: not this machine's */
         }
@@ -42,7 +44,7 @@ int dm_git_local_path(char *path, size_t pathlen, const char *url)
     }
     for (; *p; p++) {
         char c = *p;
-        if (c == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+        if (decode && c == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
             c = (char)(hexval(p[1]) * 16 + hexval(p[2]));
             p += 2;
             if (c == '\0') {
@@ -169,10 +171,24 @@ static int oid_cmp(const void *a, const void *b)
     return git_oid_cmp(a, b);
 }
 
-/* The objects the written trees name that were neither written now nor are in the remote: the
- * mirror may hold an object the remote has since dropped (a branch deleted and pruned there),
- * and the write took it for present and noted nothing. They go as one pack, with everything
- * they reach. Costs a look-up per entry of each new tree. */
+/* Adds id and all it reaches to *pb (made on first use). */
+static int add_missing(git_packbuilder **pb, git_repository *r, const git_oid *id)
+{
+    int rc;
+
+    if (!*pb) {
+        if ((rc = git_packbuilder_new(pb, r)) < 0) {
+            return rc;
+        }
+        git_packbuilder_set_threads(*pb, 1);
+    }
+    return git_packbuilder_insert_recur(*pb, id, NULL);
+}
+
+/* The objects the written commits and trees name that were neither written now nor are in the
+ * remote: the mirror may hold an object the remote has since dropped (a branch fetched, then
+ * deleted and pruned there), and the write took it for present and noted nothing. They go as
+ * one pack, with everything they reach. Costs a look-up per entry of each new tree. */
 static int send_missing(struct dm_git_mirror *m, git_repository *origin, struct dm_git_session *s,
                         const git_oid *ids, size_t n, struct dm_error *err)
 {
@@ -195,8 +211,32 @@ static int send_missing(struct dm_git_mirror *m, git_repository *origin, struct 
         git_tree *t = NULL;
         git_object_t type;
         size_t len;
-        if (git_odb_read_header(&len, &type, ours, &ids[i]) < 0 || type != GIT_OBJECT_TREE) {
+        if (git_odb_read_header(&len, &type, ours, &ids[i]) < 0) {
             git_error_clear();
+            continue;
+        }
+        if (type == GIT_OBJECT_COMMIT) {
+            /* its tree may be one the mirror held already (the same files as before) */
+            git_commit *c = NULL;
+            const git_oid *tid;
+            if ((rc = git_commit_lookup(&c, m->repo, &ids[i])) < 0) {
+                rc = dm_git_fail(err, s, rc, "pushing");
+                goto out;
+            }
+            tid = git_commit_tree_id(c);
+            rc = 0;
+            if (!bsearch(tid, sorted, n, sizeof(*sorted), oid_cmp) &&
+                !git_odb_exists(theirs, tid)) {
+                rc = add_missing(&pb, m->repo, tid);
+            }
+            git_commit_free(c);
+            if (rc < 0) {
+                rc = dm_git_fail(err, s, rc, "pushing");
+                goto out;
+            }
+            continue;
+        }
+        if (type != GIT_OBJECT_TREE) {
             continue;
         }
         if ((rc = git_tree_lookup(&t, m->repo, &ids[i])) < 0) {
@@ -210,10 +250,7 @@ static int send_missing(struct dm_git_mirror *m, git_repository *origin, struct 
                 bsearch(id, sorted, n, sizeof(*sorted), oid_cmp) || git_odb_exists(theirs, id)) {
                 continue;
             }
-            if (!pb && (rc = git_packbuilder_new(&pb, m->repo)) == 0) {
-                git_packbuilder_set_threads(pb, 1);
-            }
-            if (rc < 0 || (rc = git_packbuilder_insert_recur(pb, id, NULL)) < 0) {
+            if ((rc = add_missing(&pb, m->repo, id)) < 0) {
                 git_tree_free(t);
                 rc = dm_git_fail(err, s, rc, "pushing");
                 goto out;
@@ -285,20 +322,29 @@ int dm_git_local_update(git_repository *origin, const char *ref, const git_oid *
 {
     git_reference *out = NULL;
     int rc = git_reference_create_matching(&out, origin, ref, to, expect != NULL, expect, NULL);
-
     const char *name = ref + (strncmp(ref, "refs/heads/", 11) == 0 ? 11 : 0);
     const git_error *e = git_error_last();
     char why[300];
     git_oid now;
 
     git_reference_free(out);
-    snprintf(why, sizeof(why), "%s", rc < 0 && e && e->message ? e->message : "");
     if (rc == 0) {
         return 0;
     }
+    snprintf(why, sizeof(why), "%s", e && e->message ? e->message : "");
     git_error_clear();
-    if (rc == GIT_EMODIFIED || rc == GIT_ELOCKED ||
+    if (rc == GIT_ELOCKED) {
+        /* Someone is writing it now (or a killed git left its lock: the retries then end in a
+         * failure that names it). */
+        return dm_error_set(err, DM_ERR_TRANSIENT,
+                            "pushing %s: the remote branch is locked by another writer (%s); "
+                            "not pushed",
+                            name, why[0] ? why : "a .lock file");
+    }
+    /* Moved (EMODIFIED), deleted (ENOTFOUND) or created (EEXISTS) since the push read it. */
+    if (rc == GIT_EMODIFIED || (rc == GIT_ENOTFOUND && expect) ||
         (rc == GIT_EEXISTS && (expect || git_reference_name_to_id(&now, origin, ref) == 0))) {
+        git_error_clear();
         return dm_error_set(err, DM_ERR_TRANSIENT,
                             "pushing %s: the remote branch changed meanwhile; not pushed", name);
     }

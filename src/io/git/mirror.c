@@ -66,6 +66,7 @@ struct dm_git_lock_entry {
     git_repository *origin;
     dev_t origin_dev;
     ino_t origin_ino;
+    struct timespec origin_packs; /* objects/pack's mtime when it was opened */
 };
 
 static pthread_mutex_t locks_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -1070,6 +1071,7 @@ int dm_git_mirror_fetch(struct dm_git_mirror *m, struct dm_git_session *s, const
         rc = dm_git_fail(err, s, rc, "listing the remote");
         goto out;
     }
+    s->adv_malformed = 0; /* libgit2 took it: later failures are not about it */
     st->listed = 1;
     /* The advertisement lists every ref of the remote (protocol v0: libgit2 1.5 has no way to
      * ask for fewer); only the base and the named branches are looked at or fetched. */
@@ -1395,6 +1397,8 @@ int dm_git_mirror_origin(struct dm_git_mirror *m, git_repository **out, struct d
                          struct dm_error *err)
 {
     struct dm_git_lock_entry *e = m->lock.entry;
+    struct timespec packs_mtime;
+    char packs[4200];
     struct stat st;
     int rc;
 
@@ -1405,8 +1409,14 @@ int dm_git_mirror_origin(struct dm_git_mirror *m, git_repository **out, struct d
                             "connecting to the remote: could not find repository at '%s'",
                             m->origin);
     }
-    if (e->origin && (st.st_ino != e->origin_ino || st.st_dev != e->origin_dev)) {
-        entry_close_origin(e); /* removed or replaced since: open the new one */
+    snprintf(packs, sizeof(packs), "%s/objects/pack", m->origin);
+    mtime_of(&packs_mtime, packs);
+    if (e->origin && (st.st_ino != e->origin_ino || st.st_dev != e->origin_dev ||
+                      !same_time(&packs_mtime, &e->origin_packs))) {
+        /* Replaced since, or its packs were rewritten (a gc there): open it afresh, so no
+         * removed pack stays open and a new repository is never read through an old handle.
+         * The pushes add loose objects, so this does not happen on every job. */
+        entry_close_origin(e);
     }
     if (!e->origin) {
         rc = git_repository_open_ext(&e->origin, m->origin, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
@@ -1421,6 +1431,7 @@ int dm_git_mirror_origin(struct dm_git_mirror *m, git_repository **out, struct d
         }
         e->origin_dev = st.st_dev;
         e->origin_ino = st.st_ino;
+        e->origin_packs = packs_mtime;
     }
     *out = e->origin;
     return 0;

@@ -377,8 +377,17 @@ static int push_local(struct dm_git_mirror *m, struct dm_git_session *s, struct 
     if (count == 0) {
         return 0;
     }
-    if ((rc = dm_git_mirror_origin(m, &origin, s, err)) < 0 ||
-        (rc = dm_git_local_send(m, origin, s, err)) < 0) {
+    if ((rc = dm_git_mirror_origin(m, &origin, s, err)) < 0) {
+        return rc;
+    }
+    if (!git_repository_is_bare(origin)) {
+        /* git refuses to move a checked-out branch under its work tree, and libgit2's local
+         * transport pushed to no non-bare repository at all. */
+        return dm_error_set(err, DM_ERR_REMOTE,
+                            "the remote %s is not a bare repository; push to a bare one",
+                            m->origin);
+    }
+    if ((rc = dm_git_local_send(m, origin, s, err)) < 0) {
         dm_git_mirror_origin_close(m);
         return rc;
     }
@@ -493,6 +502,7 @@ int dm_git_publish_many(const struct dm_git_opts *opts, const char *owner, const
         fail_all(ps, n, dm_git_fail(&err, &s, rc, "connecting to the remote"), &err);
         goto done;
     }
+    s.adv_malformed = 0; /* libgit2 took it: later failures are not about it */
     for (size_t h = 0; h < nheads; h++) {
         const char *name = heads[h]->name;
         if (strncmp(name, "refs/heads/", 11) != 0) {
