@@ -321,7 +321,7 @@ int dm_git_local_update(git_repository *origin, const char *ref, const git_oid *
                         const git_oid *expect, struct dm_git_session *s, struct dm_error *err)
 {
     git_reference *out = NULL;
-    int rc = git_reference_create_matching(&out, origin, ref, to, expect != NULL, expect, NULL);
+    int rc = git_reference_create_matching(&out, origin, ref, to, expect != NULL, expect, "push");
     const char *name = ref + (strncmp(ref, "refs/heads/", 11) == 0 ? 11 : 0);
     const git_error *e = git_error_last();
     char why[300];
