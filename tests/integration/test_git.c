@@ -1534,6 +1534,15 @@ Test(git, over_http_a_malformed_advertisement_fails_the_look_up_cleanly)
     dmt_githttp_stop(&g);
 }
 
+/* Deletes branch on the remote and prunes what only it reached (as a gc after a branch is
+ * deleted on GitHub). */
+static void drop_and_prune(const char *bare, const char *branch)
+{
+    free(dmt_sh("git -C '%s' update-ref -d 'refs/heads/%s' && git -C '%s' reflog expire "
+                "--expire=now --all && git -C '%s' gc -q --prune=now && echo ok",
+                bare, branch, bare, bare));
+}
+
 /* The mirror can hold an object the file:// remote has dropped: here a blob of a branch that an
  * earlier attempt fetched, then deleted and pruned on the remote. A new commit whose file has
  * that content still reaches the remote whole (the blob is sent although it was not written
@@ -1553,9 +1562,7 @@ Test(git, over_file_an_object_only_the_mirror_still_holds_is_sent_with_the_commi
     cr_assert_eq(res.forced, 1);
     blob = dmt_sh("git -C '%s' rev-parse '%s:x.txt'", bare, earlier);
     /* The remote drops the branch and prunes: the blob is gone there, not from the mirror. */
-    free(dmt_sh("git -C '%s' update-ref -d refs/heads/dream/t && git -C '%s' reflog expire "
-                "--expire=now --all && git -C '%s' gc -q --prune=now && echo ok",
-                bare, bare, bare));
+    drop_and_prune(bare, "dream/t");
     cr_assert_null(dmt_sh_try("git -C '%s' cat-file -e '%s'", bare, blob));
     free(
         dmt_sh("git -C '%s/mirrors/acme/widgets.git' cat-file -e '%s' && echo ok", data_dir, blob));
@@ -1587,9 +1594,7 @@ Test(git, over_file_a_tree_only_the_mirror_still_holds_is_sent_with_the_commit)
                  err.msg);
     cr_assert_eq(res.pushed, 0, "already there");
     tree = dmt_sh("git -C '%s' rev-parse 'dream/one^{tree}'", bare);
-    free(dmt_sh("git -C '%s' update-ref -d refs/heads/dream/one && git -C '%s' reflog expire "
-                "--expire=now --all && git -C '%s' gc -q --prune=now && echo ok",
-                bare, bare, bare));
+    drop_and_prune(bare, "dream/one");
     cr_assert_null(dmt_sh_try("git -C '%s' cat-file -e '%s'", bare, tree));
 
     cr_assert_eq(publish(&res, &o, "dream/two", "job-2", T0, three_files, 3, &err), 0, "%s",

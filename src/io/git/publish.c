@@ -362,7 +362,7 @@ static int tips_local(struct dm_git_mirror *m, struct dm_git_session *s, const c
     return 0;
 }
 
-/* push_all for a remote on this machine: the batch's objects as one pack, then each branch
+/* push_all for a remote on this machine: the batch's objects written into it, then each branch
  * moved alone with its lease (a branch someone moved meanwhile fails only its job). */
 static int push_local(struct dm_git_mirror *m, struct dm_git_session *s, struct pub *ps, size_t n,
                       struct dm_error *err)
@@ -479,7 +479,6 @@ int dm_git_publish_many(const struct dm_git_opts *opts, const char *owner, const
             fail_all(ps, n, rc, &err);
             goto done;
         }
-        has_base = 1;
         goto listed;
     }
     /* One push connection: its advertisement has the base's and every branch's tip. */
