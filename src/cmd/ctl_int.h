@@ -60,6 +60,7 @@ struct ctl {
     char gmax[24], ttl[24];
     char who[128];
     char statuses[256]; /* repeated --status options, joined with commas */
+    char *token;        /* --token-file's content (the --token option then points at it) */
 };
 
 /* The options every command takes (dreamctl.c). */
@@ -114,6 +115,9 @@ struct dm_jobreq;
  * else DREAM_SIGN_SECRET; never from argv. *out: the secret (free with ctl_secret_free) or NULL
  * when none is given. Returns 0 or an exit code (reported). */
 int ctl_sign_secret(struct ctl *ctl, char **out);
+/* --token-file PATH: reads the token (one trailing newline dropped, at most 16 KiB) and gives it
+ * as the value of --token; both at once is a usage error. Returns 0 or an exit code. */
+int ctl_token_file(struct ctl *ctl);
 /* Wipes and frees a secret or token; NULL is fine. */
 void ctl_secret_free(char *s);
 /* Signs an HS256 job token for req: iss (--issuer or the default), sub, jti = jobId,

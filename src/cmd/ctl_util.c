@@ -392,6 +392,52 @@ int ctl_sign_secret(struct ctl *ctl, char **out)
     return *out ? 0 : ctl_fail(ctl, DM_CTL_EXIT_FAILED, "out of memory");
 }
 
+int ctl_token_file(struct ctl *ctl)
+{
+    const char *path = ctl_opt(ctl, "token-file");
+    char buf[16385];
+    size_t n;
+    int i = 0;
+    FILE *f;
+
+    if (!path) {
+        return 0;
+    }
+    if (ctl_opt(ctl, "token")) {
+        return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "give --token or --token-file, not both");
+    }
+    if (!(f = fopen(path, "rb"))) {
+        return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--token-file %s: %s", path, strerror(errno));
+    }
+    n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    if (n == sizeof(buf)) {
+        explicit_bzero(buf, sizeof(buf));
+        return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--token-file %s: longer than 16384 bytes", path);
+    }
+    /* The file's line end is not the token's. */
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+        n--;
+    }
+    buf[n] = '\0';
+    if (n == 0 || memchr(buf, '\0', n)) {
+        explicit_bzero(buf, sizeof(buf));
+        return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--token-file %s: %s", path,
+                        n ? "holds a NUL byte" : "is empty");
+    }
+    ctl->token = strdup(buf);
+    explicit_bzero(buf, sizeof(buf));
+    if (!ctl->token) {
+        return ctl_fail(ctl, DM_CTL_EXIT_FAILED, "out of memory");
+    }
+    for (const struct optdef *d = ctl->cmd->opts; d && d->name; d++, i++) {
+        if (strcmp(d->name, "token") == 0) {
+            ctl->val[i] = ctl->token;
+        }
+    }
+    return 0;
+}
+
 void ctl_secret_free(char *s)
 {
     if (s) {

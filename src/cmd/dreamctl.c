@@ -54,6 +54,7 @@ static const struct optdef submit_opts[] = {
     {"token", "JWT",
      "a signed token for the entry (signed mode: its dreamTrustLevel is the trust level; it must "
      "carry dreamJobSha256)"},
+    {"token-file", "PATH", "the same token read from PATH (not shown in the process list)"},
     {"sign-secret-file", "PATH",
      "sign an HS256 token (iss, sub=userId, jti=jobId, dreamTrustLevel, dreamJobSha256, iat, "
      "exp=iat+1h, aud) with the secret in PATH (else env DREAM_SIGN_SECRET; never on argv)"},
@@ -104,6 +105,7 @@ static const struct optdef retry_opts[] = {
     {"regenerate", NULL, "drop the checkpointed files: every file is generated (and paid) again"},
     {"force", NULL, "also a rejected job, or one whose retry is already queued"},
     {"token", "JWT", "a fresh signed token for the job (signed mode; one job only)"},
+    {"token-file", "PATH", "the same token read from PATH (not shown in the process list)"},
     {"issuer", "ISS", "iss of a token signed from DREAM_SIGN_SECRET (default storia)"},
     {"audience", "AUD", "aud of a signed token (default $DREAM_SIGNING_AUDIENCE)"},
     {"by", "NAME", "who retries (default $USER)"},
@@ -146,6 +148,8 @@ static const struct optdef dead_opts[] = {
     {"limit", "N", "list: at most N dead letters, oldest first (default 100)"},
     {"by", "NAME", "requeue: who requeues (default $USER)"},
     {"token", "JWT", "requeue: a fresh signed token for the job (signed mode)"},
+    {"token-file", "PATH",
+     "requeue: the same token read from PATH (not shown in the process list)"},
     {"sign-secret-file", "PATH",
      "requeue: sign a fresh token for the job with the secret in PATH (else env "
      "DREAM_SIGN_SECRET)"},
@@ -189,7 +193,7 @@ static const struct command commands[] = {
      "page ends with a cursor (--json: every row has its \"cursor\") to pass as --cursor.\n",
      jobs_opts, 0, 0, ctl_run_jobs},
     {"retry",
-     "retry ID [--from-stage S] [--regenerate] [--force] [--token JWT]\n"
+     "retry ID [--from-stage S] [--regenerate] [--force] [--token JWT | --token-file PATH]\n"
      "       retry --status S[,S...] [--since WHEN] [--repo OWNER/NAME] [...] [--yes]",
      "run a job that ended failed, cancelled or dead_lettered again, from its checkpoint",
      "Queues `type retry id <jobId> [token <jwt>]` on <prefix>:jobs through the RETRY script:\n"
@@ -218,7 +222,7 @@ static const struct command commands[] = {
     {"cancel", "cancel ID [--by NAME]",
      "cancel a job: a parked one ends at once, a running one at its next stage boundary", NULL,
      cancel_opts, 1, 1, ctl_run_cancel},
-    {"dead", "dead [list | requeue DEAD-ID [--token JWT] | purge [DEAD-ID]]",
+    {"dead", "dead [list | requeue DEAD-ID [--token JWT | --token-file PATH] | purge [DEAD-ID]]",
      "list, requeue or purge dead letters (<prefix>:dead)",
      "requeue puts the dead letter's job back on the jobs stream and resets a finished job so it\n"
      "runs again from its checkpoint; purge deletes one dead letter, or all of them.\n"
@@ -460,6 +464,9 @@ int main(int argc, char **argv)
         usage_command(stdout, ctl.cmd);
         return 0;
     }
+    if ((rc = ctl_token_file(&ctl))) {
+        return rc;
+    }
     if (ctl.npos < ctl.cmd->min_pos) {
         return ctl_fail(&ctl, DM_CTL_EXIT_USAGE, "%s: missing argument (usage: dreamctl %s)",
                         ctl.cmd->name, ctl.cmd->synopsis);
@@ -495,6 +502,7 @@ int main(int argc, char **argv)
     if (ctl.c) {
         redisFree(ctl.c);
     }
+    ctl_secret_free(ctl.token);
     fflush(stdout);
     return rc;
 }

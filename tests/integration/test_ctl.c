@@ -635,6 +635,11 @@ Test(ctl, usage_errors_exit_2_with_a_message)
     const char *argv_secret[] = {"submit",         spec, "--repo", "acme/app", "--sign-secret",
                                  "s3cr3t-in-argv", NULL};
     const char *argv_secret_eq[] = {"dead", "requeue", "1-0", "--sign-secret=s3cr3t-in-argv", NULL};
+    char *empty = write_spec("empty.jwt", "\n");
+    const char *both_tokens[] = {"retry", "x", "--token", "a.b.c", "--token-file", empty, NULL};
+    const char *no_token_file[] = {"dead",         "requeue",        "1-0",
+                                   "--token-file", "/nonexistent/t", NULL};
+    const char *empty_token[] = {"submit", spec, "--repo", "acme/app", "--token-file", empty, NULL};
     struct {
         const char *const *args;
         const char *needle;
@@ -655,6 +660,9 @@ Test(ctl, usage_errors_exit_2_with_a_message)
                       "/proc/<pid>/cmdline): give --sign-secret-file PATH (a file holding it) or "
                       "set DREAM_SIGN_SECRET"},
         {argv_secret_eq, "give --sign-secret-file PATH"},
+        {both_tokens, "give --token or --token-file, not both"},
+        {no_token_file, "--token-file /nonexistent/t: No such file or directory"},
+        {empty_token, "is empty"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *out, *err;
@@ -692,6 +700,7 @@ Test(ctl, usage_errors_exit_2_with_a_message)
         free(err);
     }
     free(spec);
+    free(empty);
 }
 
 Test(ctl, unreachable_redis_exits_4)

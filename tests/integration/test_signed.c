@@ -535,7 +535,7 @@ Test(signed, a_reclaimed_replay_is_checked_by_the_clock_not_by_another_entrys_st
 /* A signed job whose entry was trimmed ends dead_lettered with a dead letter that keeps no
  * token (the trim deleted it). `dreamctl dead requeue` refuses it with the reason instead of
  * queueing an entry the worker would only dead-letter again, and requeues it with a fresh token:
- * given (--token) or signed by dreamctl (--sign-secret-file). */
+ * given (--token-file) or signed by dreamctl (--sign-secret-file). */
 Test(signed, a_trimmed_signed_job_is_requeued_only_with_a_fresh_token)
 {
     struct dmt_replica a;
@@ -546,7 +546,8 @@ Test(signed, a_trimmed_signed_job_is_requeued_only_with_a_fresh_token)
     char *e1, *e2, *s, *out = NULL, *fresh, key[600];
     char dead1[64], dead2[64];
     const char *bare[] = {"--json", "dead", "requeue", dead1, NULL};
-    const char *with_token[6] = {"dead", "requeue", dead1, "--token", NULL, NULL};
+    char tokfile[600];
+    const char *with_token[] = {"dead", "requeue", dead1, "--token-file", tokfile, NULL};
     const char *with_file[] = {"dead", "requeue", dead2, "--sign-secret-file", key, NULL};
     FILE *f;
 
@@ -576,9 +577,14 @@ Test(signed, a_trimmed_signed_job_is_requeued_only_with_a_fresh_token)
     cr_assert_eq(integer("XLEN %s", "dream:jobs"), 0, "nothing queued");
     cr_assert_eq(integer("XLEN %s", "dream:dead"), 2, "the dead letters are kept");
 
-    /* A fresh token given: the job runs again to completion. */
+    /* A fresh token given (from a file, its line end dropped; not on the command line): the
+     * job runs again to completion. */
     fresh = sign_now(job1, SECRET);
-    with_token[4] = fresh;
+    snprintf(tokfile, sizeof(tokfile), "%s/fresh.jwt", dir);
+    f = fopen(tokfile, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "%s\n", fresh);
+    fclose(f);
     cr_assert_eq(dreamctl(with_token, &out), 0, "%s", out);
     free(out);
     cr_assert(dmt_wait_event(rc, "trim-s1", "complete", 20000), "log %s", a.log);
