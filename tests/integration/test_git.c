@@ -1437,8 +1437,9 @@ Test(git, over_file_a_branch_moves_only_when_it_still_holds_what_the_push_saw)
 }
 
 /* The remote's repository is kept open across operations: when its directory is replaced by
- * another repository at the same path, the next push goes to the new one. */
-Test(git, over_file_a_remote_replaced_at_the_same_path_is_opened_afresh)
+ * another repository at the same path, the next push goes to the new one, and a removed one
+ * fails the push naming it. */
+Test(git, over_file_a_remote_replaced_at_the_same_path_gets_the_next_push)
 {
     char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
     struct dm_git_opts o = opts_for(file_tpl, NULL);
@@ -1629,4 +1630,39 @@ Test(git, over_file_a_remote_that_is_not_bare_is_refused_with_the_reason)
     cr_assert(strstr(err.msg, "not a bare repository") != NULL, "%s", err.msg);
     cr_assert_null(dmt_sh_try("git -C '%s' rev-parse -q --verify refs/heads/dream/todo-api", work));
     free(work);
+}
+
+/* Lines of this process's /proc/<pid>/maps that map a file under dir (only deleted ones, when
+ * deleted). */
+static int maps_under(const char *dir, int deleted)
+{
+    char *n = dmt_sh("grep -F -- '%s/' /proc/%d/maps | grep -c -F '%s' || true", dir, (int)getpid(),
+                     deleted ? "(deleted)" : "/");
+    int count = atoi(n);
+
+    free(n);
+    return count;
+}
+
+/* The kept remote is opened afresh once its packs are rewritten (a gc there): the next operation
+ * does not keep the removed packs mapped (their space would stay taken until the mirror is
+ * closed). */
+Test(git, over_file_the_kept_remote_lets_go_of_packs_a_gc_removed)
+{
+    char *bare = dmt_git_make_repo(root, "acme", "widgets", "main");
+    struct dm_git_opts o = opts_for(file_tpl, NULL);
+    struct dm_git_result res;
+    struct dm_error err = {0};
+
+    /* The remote's history in a pack, which the push reads (the base tree's entries). */
+    free(dmt_sh("git -C '%s' repack -q -a -d && echo ok", bare));
+    cr_assert_eq(publish(&res, &o, "dream/one", "job-1", T0, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    cr_assert_gt(maps_under(bare, 0), 0, "the kept remote maps its pack");
+    free(dmt_sh("git -C '%s' gc -q --prune=now && echo ok", bare));
+    cr_assert_eq(publish(&res, &o, "dream/two", "job-2", T0 + 1, three_files, 3, &err), 0, "%s",
+                 err.msg);
+    assert_branch_holds_files(bare, "dream/two", &res, three_files, 3);
+    cr_assert_eq(maps_under(bare, 1), 0, "a pack the remote's gc removed is still mapped");
+    free(bare);
 }
