@@ -348,33 +348,31 @@ void ctl_job_key(char out[DM_KEYS_MAX], const struct ctl *ctl, const char *id,
 
 /* ---- signing ---- */
 
-int ctl_sign_secret(struct ctl *ctl, char **out)
+/* Reads the secret file given to --flag (path): at most max bytes, one trailing line end
+ * dropped (the file's, not the secret's), not empty, no NUL byte. *out: the secret (free with
+ * ctl_secret_free). Returns 0 or an exit code; the content is never repeated. */
+static int read_secret_file(struct ctl *ctl, const char *flag, const char *path, size_t max,
+                            char **out)
 {
-    const char *path = ctl_opt(ctl, "sign-secret-file");
-    const char *env = getenv("DREAM_SIGN_SECRET");
-    char buf[4097];
+    char *buf = malloc(max + 1);
     size_t n;
     FILE *f;
+    int rc = 0;
 
     *out = NULL;
-    if (!path) {
-        if (env && *env && !(*out = strdup(env))) {
-            return ctl_fail(ctl, DM_CTL_EXIT_FAILED, "out of memory");
-        }
-        return 0;
+    if (!buf) {
+        return ctl_fail(ctl, DM_CTL_EXIT_FAILED, "out of memory");
     }
-    f = fopen(path, "rb");
-    if (!f) {
-        return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--sign-secret-file %s: %s", path, strerror(errno));
+    if (!(f = fopen(path, "rb"))) {
+        free(buf);
+        return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--%s %s: %s", flag, path, strerror(errno));
     }
-    n = fread(buf, 1, sizeof(buf), f);
+    n = fread(buf, 1, max + 1, f);
     fclose(f);
-    if (n == sizeof(buf)) {
-        explicit_bzero(buf, sizeof(buf));
-        return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--sign-secret-file %s: longer than 4096 bytes",
-                        path);
+    if (n > max) {
+        rc = ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--%s %s: longer than %zu bytes", flag, path, max);
+        goto out;
     }
-    /* One trailing newline (and CR) is the file's, not the secret's. */
     if (n && buf[n - 1] == '\n') {
         n--;
     }
@@ -383,22 +381,38 @@ int ctl_sign_secret(struct ctl *ctl, char **out)
     }
     buf[n] = '\0';
     if (n == 0 || memchr(buf, '\0', n)) {
-        explicit_bzero(buf, sizeof(buf));
-        return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--sign-secret-file %s: %s", path,
-                        n ? "holds a NUL byte" : "is empty");
+        rc = ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--%s %s: %s", flag, path,
+                      n ? "holds a NUL byte" : "is empty");
+        goto out;
     }
-    *out = strdup(buf);
-    explicit_bzero(buf, sizeof(buf));
-    return *out ? 0 : ctl_fail(ctl, DM_CTL_EXIT_FAILED, "out of memory");
+    if (!(*out = strdup(buf))) {
+        rc = ctl_fail(ctl, DM_CTL_EXIT_FAILED, "out of memory");
+    }
+out:
+    explicit_bzero(buf, max + 1);
+    free(buf);
+    return rc;
+}
+
+int ctl_sign_secret(struct ctl *ctl, char **out)
+{
+    const char *path = ctl_opt(ctl, "sign-secret-file");
+    const char *env = getenv("DREAM_SIGN_SECRET");
+
+    *out = NULL;
+    if (path) {
+        return read_secret_file(ctl, "sign-secret-file", path, 4096, out);
+    }
+    if (env && *env && !(*out = strdup(env))) {
+        return ctl_fail(ctl, DM_CTL_EXIT_FAILED, "out of memory");
+    }
+    return 0;
 }
 
 int ctl_token_file(struct ctl *ctl)
 {
     const char *path = ctl_opt(ctl, "token-file");
-    char buf[16385];
-    size_t n;
-    int i = 0;
-    FILE *f;
+    int i = 0, rc;
 
     if (!path) {
         return 0;
@@ -406,29 +420,8 @@ int ctl_token_file(struct ctl *ctl)
     if (ctl_opt(ctl, "token")) {
         return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "give --token or --token-file, not both");
     }
-    if (!(f = fopen(path, "rb"))) {
-        return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--token-file %s: %s", path, strerror(errno));
-    }
-    n = fread(buf, 1, sizeof(buf), f);
-    fclose(f);
-    if (n == sizeof(buf)) {
-        explicit_bzero(buf, sizeof(buf));
-        return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--token-file %s: longer than 16384 bytes", path);
-    }
-    /* The file's line end is not the token's. */
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
-        n--;
-    }
-    buf[n] = '\0';
-    if (n == 0 || memchr(buf, '\0', n)) {
-        explicit_bzero(buf, sizeof(buf));
-        return ctl_fail(ctl, DM_CTL_EXIT_USAGE, "--token-file %s: %s", path,
-                        n ? "holds a NUL byte" : "is empty");
-    }
-    ctl->token = strdup(buf);
-    explicit_bzero(buf, sizeof(buf));
-    if (!ctl->token) {
-        return ctl_fail(ctl, DM_CTL_EXIT_FAILED, "out of memory");
+    if ((rc = read_secret_file(ctl, "token-file", path, 16384, &ctl->token))) {
+        return rc;
     }
     for (const struct optdef *d = ctl->cmd->opts; d && d->name; d++, i++) {
         if (strcmp(d->name, "token") == 0) {

@@ -1071,7 +1071,6 @@ int dm_git_mirror_fetch(struct dm_git_mirror *m, struct dm_git_session *s, const
         rc = dm_git_fail(err, s, rc, "listing the remote");
         goto out;
     }
-    s->adv_malformed = 0; /* libgit2 took it: later failures are not about it */
     st->listed = 1;
     /* The advertisement lists every ref of the remote (protocol v0: libgit2 1.5 has no way to
      * ask for fewer); only the base and the named branches are looked at or fetched. */

@@ -501,7 +501,6 @@ int dm_git_publish_many(const struct dm_git_opts *opts, const char *owner, const
         fail_all(ps, n, dm_git_fail(&err, &s, rc, "connecting to the remote"), &err);
         goto done;
     }
-    s.adv_malformed = 0; /* libgit2 took it: later failures are not about it */
     for (size_t h = 0; h < nheads; h++) {
         const char *name = heads[h]->name;
         if (strncmp(name, "refs/heads/", 11) != 0) {

@@ -622,6 +622,9 @@ static int ft_ls(const git_remote_head ***out, size_t *size, git_transport *t)
     size_t n = 0, kept = 0;
     int rc = f->real->ls(&all, &n, f->real);
 
+    if (rc >= 0) {
+        f->s->adv_malformed = 0; /* libgit2 took it: later failures are not about it */
+    }
     if (rc >= 0 && !f->counted) {
         f->counted = 1;
         f->s->parsed = n;
